@@ -1,0 +1,12 @@
+"""pytest-dnnbench: deep-network benchmarks (Bianco et al. 2018) as pytest tests.
+
+Importing this package (and its pytest plugin) does not import torch.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .registry import REGISTRY, ModelSpec, Preprocess, Registry, register_model  # noqa: E402
+
+__all__ = ["REGISTRY", "ModelSpec", "Preprocess", "Registry", "register_model", "__version__"]

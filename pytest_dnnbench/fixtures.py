@@ -1,0 +1,154 @@
+"""Fixtures: ``dnn_device``, ``dnn_model``, ``dnn_batch_size``, ``dnn_bench``.
+
+``dnn_model`` and ``dnn_batch_size`` are parametrized by the plugin
+(``pytest_generate_tests``) from ``--dnn-models`` and ``--dnn-batch-sizes``;
+a model is built once per session, with random weights, and freed when the
+next model replaces it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Sequence
+
+import pytest
+
+from .state import DnnState, get_state
+
+
+@pytest.fixture(scope="session")
+def dnn_device(request: pytest.FixtureRequest) -> str:
+    """The resolved device of this session: ``"cpu"`` or ``"cuda:N"``."""
+    from .plugin import ensure_device
+
+    return ensure_device(request.config)
+
+
+@pytest.fixture(scope="session")
+def dnn_backend(request: pytest.FixtureRequest, dnn_device: str) -> Any:
+    """The measurement backend (timers, memory probes) for ``dnn_device``."""
+    return get_state(request.config).backend()
+
+
+@pytest.fixture(scope="session")
+def dnn_model(request: pytest.FixtureRequest, dnn_backend: Any) -> Any:
+    """The registry model named by the test's parameter, built with random weights and ready on the device."""
+    from .measure.bench import prepare_model
+    from .registry import ModelUnavailable, build_model
+
+    state = get_state(request.config)
+    name = getattr(request, "param", None)
+    if name is None:
+        raise pytest.UsageError("dnn_model is parametrized by pytest-dnnbench; do not request it indirectly")
+    spec = state.registry.get(name)
+    # The previous model's fixture has been finished by now: return its memory first.
+    dnn_backend.release()
+    import torch
+
+    torch.manual_seed(state.options.seed)
+    try:
+        model = build_model(spec)
+    except ModelUnavailable as exc:
+        pytest.skip(str(exc))
+    model = prepare_model(model, state.settings())
+    state.remember(model, spec)
+    yield model
+    del model
+    dnn_backend.release()
+
+
+@pytest.fixture
+def dnn_batch_size(request: pytest.FixtureRequest) -> int:
+    """The batch size under test (one of ``--dnn-batch-sizes``)."""
+    return int(getattr(request, "param", 1))
+
+
+class DnnBench:
+    """Callable returned by the ``dnn_bench`` fixture: benchmarks a module, returns its record."""
+
+    def __init__(self, request: pytest.FixtureRequest, state: DnnState):
+        self._request = request
+        self._state = state
+        self.records: list[dict] = []
+
+    def __call__(
+        self,
+        model: Any = None,
+        *,
+        input_size: Optional[Sequence[int]] = None,
+        batch_size: Optional[int] = None,
+        name: Optional[str] = None,
+        forward: Optional[Callable[[Any], object]] = None,
+    ) -> dict:
+        """Benchmark ``model`` (default: this test's ``dnn_model``) at the batch size under test.
+
+        ``input_size`` is (channels, height, width) of one image; registry models
+        know theirs. Returns the results record (also added to the results file,
+        the terminal table and pytest-benchmark's session).
+        """
+        from .measure.bench import make_input, measure, prepare_model
+        from .measure.flops import measure_complexity
+        from .results import make_record
+        from .plugin import attach_to_benchmark_session
+
+        request, state = self._request, self._state
+        if model is None:
+            if "dnn_model" not in request.fixturenames:
+                raise TypeError("dnn_bench() needs a model: pass an nn.Module or use the dnn_model fixture")
+            model = request.getfixturevalue("dnn_model")
+        backend = request.getfixturevalue("dnn_backend")
+        settings = state.settings()
+        spec = state.spec_for(model)
+        if input_size is None:
+            if spec is None:
+                raise TypeError(
+                    "dnn_bench(model) needs input_size=(channels, height, width) for a model that is not "
+                    "from the registry"
+                )
+            input_size = spec.input_size
+        size = tuple(int(v) for v in input_size)
+        if len(size) != 3 or min(size) < 1:
+            raise ValueError(f"input_size must be (channels, height, width), got {tuple(input_size)}")
+        if batch_size is None:
+            batch_size = request.getfixturevalue("dnn_batch_size") if "dnn_batch_size" in request.fixturenames else 1
+        if spec is None:
+            model = prepare_model(model, settings)
+        label = name or (spec.name if spec is not None else type(model).__name__)
+
+        def compute() -> Any:
+            return measure_complexity(model, make_input(1, size, settings))
+
+        key = (spec.name, size) if spec is not None else (model, size)
+        complexity = state.complexity(key, compute)
+        backend.release()
+        measurement = measure(model, int(batch_size), size, settings, backend, forward=forward)
+        record = make_record(
+            model=label,
+            paper_name=spec.paper_name if spec is not None else None,
+            source=spec.source if spec is not None else "custom",
+            settings=settings,
+            device_name=backend.device_name(),
+            threads=_threads(),
+            measurement=measurement,
+            complexity=complexity,
+            extra={"test": request.node.nodeid},
+        )
+        request.config.hook.pytest_dnnbench_record(record=record, item=request.node)
+        attach_to_benchmark_session(request.config, request.node, record)
+        self.records.append(record)
+        return record
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+@pytest.fixture
+def dnn_bench(request: pytest.FixtureRequest, dnn_backend: Any) -> DnnBench:
+    """Benchmark a model: ``record = dnn_bench(model, input_size=(3, 224, 224))``."""
+    from .plugin import RECORDS_KEY
+
+    bench = DnnBench(request, get_state(request.config))
+    request.node.stash[RECORDS_KEY] = bench.records
+    return bench

@@ -1,0 +1,117 @@
+"""Computational and model complexity: MACs (thop and torch's FlopCounterMode), parameters, file size.
+
+DESIGN §3: MACs for one image, counted by thop on a deep copy of the model (so
+the benchmarked model is never altered); FLOPs = 2 x MACs; cross-checked with
+``torch.utils.flop_counter.FlopCounterMode`` (which counts 2 FLOPs per
+multiply-add) and both stored; parameters are ``sum(p.numel())``; the
+parameter-file size is the byte length of the serialized ``state_dict``.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+from dataclasses import dataclass
+from typing import Any, Optional
+
+#: Counters further apart than this (relative) are flagged in the record.
+DISAGREEMENT = 0.05
+MIB = 2**20
+
+
+@dataclass(frozen=True)
+class Complexity:
+    macs: Optional[int]
+    macs_check: Optional[int]
+    params: int
+    param_file_bytes: int
+    error: Optional[str] = None
+
+    @property
+    def flops(self) -> Optional[int]:
+        return None if self.macs is None else 2 * self.macs
+
+    @property
+    def counters_disagree(self) -> bool:
+        return counters_disagree(self.macs, self.macs_check)
+
+    @property
+    def param_file_mb(self) -> float:
+        """Parameter-file size in MiB (the paper's "MB", like its memory figures)."""
+        return self.param_file_bytes / MIB
+
+    def as_record(self) -> dict:
+        return {
+            "macs": self.macs,
+            "flops": self.flops,
+            "macs_check": self.macs_check,
+            "counters_disagree": self.counters_disagree,
+            "params": self.params,
+            "param_file_mb": self.param_file_mb,
+            "param_file_bytes": self.param_file_bytes,
+        }
+
+
+def counters_disagree(macs: Optional[int], macs_check: Optional[int], tolerance: float = DISAGREEMENT) -> bool:
+    """True when both counts exist and differ by more than ``tolerance`` of the larger."""
+    if macs is None or macs_check is None:
+        return macs is not macs_check  # one counter failed: that is a disagreement worth a look
+    top = max(macs, macs_check)
+    return top > 0 and abs(macs - macs_check) / top > tolerance
+
+
+def count_params(model: Any) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def param_file_bytes(model: Any) -> int:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.getbuffer().nbytes
+
+
+def thop_macs(model: Any, example: Any) -> int:
+    """MACs of one forward pass of ``example`` counted by thop, on a deep copy of ``model``."""
+    import torch
+    import thop
+
+    clone = copy.deepcopy(model).eval()
+    try:
+        with torch.inference_mode():
+            macs, _ = thop.profile(clone, inputs=(example,), verbose=False)
+    finally:
+        del clone
+    return int(round(float(macs)))
+
+
+def flop_counter_macs(model: Any, example: Any) -> int:
+    """MACs of one forward pass counted by torch's FlopCounterMode (its FLOPs / 2)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model(example)
+    return int(counter.get_total_flops()) // 2
+
+
+def measure_complexity(model: Any, example: Any) -> Complexity:
+    """Count MACs for ``example`` (one image), parameters and file size of ``model``."""
+    errors = []
+    try:
+        macs: Optional[int] = thop_macs(model, example)
+    except Exception as exc:  # noqa: BLE001 - a counter failing must not fail the benchmark
+        macs, _ = None, errors.append(f"thop: {type(exc).__name__}: {exc}")
+    try:
+        check: Optional[int] = flop_counter_macs(model, example)
+    except Exception as exc:  # noqa: BLE001
+        check, _ = None, errors.append(f"FlopCounterMode: {type(exc).__name__}: {exc}")
+    return Complexity(
+        macs=macs,
+        macs_check=check,
+        params=count_params(model),
+        param_file_bytes=param_file_bytes(model),
+        error="; ".join(errors) or None,
+    )

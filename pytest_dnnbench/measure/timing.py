@@ -1,0 +1,186 @@
+"""Adaptive latency sampling (pure: no torch, no pytest).
+
+A *timer* is a zero-argument callable that runs the model once and returns
+the elapsed time of that call in milliseconds (CPU: ``perf_counter_ns`` around
+the call; CUDA: events, see :mod:`pytest_dnnbench.measure.backends`). The
+sampler warms up until call times are stable, then samples until the median's
+confidence interval is narrow enough or the time budget runs out. Every sample
+is kept. The budget clock is injectable so that tests can use a fake clock.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from .stats import LatencyStats, ci_half_width, summarize
+
+Timer = Callable[[], float]
+Clock = Callable[[], float]
+
+__all__ = ["SamplingPolicy", "TimingResult", "sample_latency", "perf_counter_timer"]
+
+
+@dataclass(frozen=True)
+class SamplingPolicy:
+    """How long to warm up and how many samples to take.
+
+    - warm-up: at least ``warmup_min`` calls (the first call of a new shape runs
+      cuDNN's autotuner when ``cudnn.benchmark`` is on), then on until the median
+      of the last ``stable_window`` calls is within ``warmup_tolerance`` of the
+      median of the window before, at most ``warmup_max`` calls or
+      ``warmup_fraction`` of the budget;
+    - sampling: at least ``min_samples`` (the paper's 10), then on until the
+      relative half-width of the median's ``confidence`` interval is at most
+      ``ci_target``, ``max_samples`` is reached, or the budget ``max_time_s``
+      (warm-up included) runs out. Stopping for any reason but the target marks
+      the result ``capped``.
+    """
+
+    min_samples: int = 10
+    max_samples: int = 5000
+    ci_target: float = 0.01
+    confidence: float = 0.95
+    max_time_s: float = 20.0
+    warmup_min: int = 3
+    warmup_max: int = 50
+    warmup_tolerance: float = 0.05
+    warmup_fraction: float = 0.3
+    stable_window: int = 3
+
+    def __post_init__(self) -> None:
+        if self.min_samples < 1:
+            raise ValueError(f"min_samples must be at least 1, got {self.min_samples}")
+        if self.max_samples < self.min_samples:
+            raise ValueError(f"max_samples ({self.max_samples}) is below min_samples ({self.min_samples})")
+        if not 0 < self.ci_target:
+            raise ValueError(f"ci_target must be positive, got {self.ci_target}")
+        if not self.max_time_s > 0:
+            raise ValueError(f"max_time_s must be positive, got {self.max_time_s}")
+        if self.warmup_min < 0 or self.warmup_max < self.warmup_min:
+            raise ValueError(f"warm-up bounds are inconsistent: min {self.warmup_min}, max {self.warmup_max}")
+
+
+@dataclass(frozen=True)
+class TimingResult:
+    samples_ms: tuple[float, ...]
+    warmup_ms: tuple[float, ...]
+    stats: LatencyStats
+    capped: bool
+    stop_reason: str  # "target" | "budget" | "max_samples"
+    elapsed_s: float
+    ci_target: float
+
+    @property
+    def warmup(self) -> int:
+        return len(self.warmup_ms)
+
+    def latency_dict(self) -> dict:
+        """The ``latency_ms`` block of a results record (DESIGN §6)."""
+        d = self.stats.as_dict()
+        d.update(
+            warmup=self.warmup,
+            capped=self.capped,
+            stop_reason=self.stop_reason,
+            ci_target=self.ci_target,
+            samples=list(self.samples_ms),
+        )
+        return d
+
+
+def perf_counter_timer(fn: Callable[[], object], clock: Callable[[], int] = time.perf_counter_ns) -> Timer:
+    """Time one call of ``fn`` on the host clock, in milliseconds."""
+
+    def once() -> float:
+        t0 = clock()
+        fn()
+        t1 = clock()
+        return (t1 - t0) / 1e6
+
+    return once
+
+
+def _stable(times: list[float], window: int, tolerance: float) -> bool:
+    if len(times) < 2 * window:
+        return False
+    last = statistics.median(times[-window:])
+    before = statistics.median(times[-2 * window:-window])
+    return before > 0 and abs(last - before) / before <= tolerance
+
+
+def warm_up(timer: Timer, policy: SamplingPolicy, clock: Clock, deadline: float) -> list[float]:
+    """Call ``timer`` until times are stable; returns the warm-up times."""
+    times: list[float] = []
+    warm_deadline = clock() + policy.warmup_fraction * policy.max_time_s
+    warm_deadline = min(warm_deadline, deadline)
+    while len(times) < policy.warmup_max:
+        if len(times) >= policy.warmup_min and (
+            _stable(times, policy.stable_window, policy.warmup_tolerance) or clock() >= warm_deadline
+        ):
+            break
+        if len(times) >= 1 and clock() >= deadline:
+            break
+        times.append(timer())
+    return times
+
+
+def _check_due(n: int, min_samples: int) -> bool:
+    """Recompute the interval every sample at first, then every ~5 % more samples."""
+    if n < min_samples:
+        return False
+    step = max(1, n // 20)
+    return (n - min_samples) % step == 0
+
+
+def sample_latency(
+    timer: Timer,
+    policy: SamplingPolicy = SamplingPolicy(),
+    clock: Clock = time.monotonic,
+    on_sample: Optional[Callable[[float], None]] = None,
+    start: Optional[float] = None,
+    before_sampling: Optional[Callable[[], None]] = None,
+) -> TimingResult:
+    """Warm up, then sample ``timer`` adaptively (see :class:`SamplingPolicy`).
+
+    ``start`` is when the budget began (default: now); passing an earlier
+    time lets the caller charge work done before, such as building the model.
+    ``before_sampling`` runs between warm-up and the first timed call (memory
+    probes reset their peaks there).
+    """
+    t0 = clock() if start is None else start
+    deadline = t0 + policy.max_time_s
+    warm = warm_up(timer, policy, clock, deadline)
+    if before_sampling is not None:
+        before_sampling()
+    samples: list[float] = []
+    reason = "max_samples"
+    while len(samples) < policy.max_samples:
+        now = clock()
+        last = samples[-1] if samples else (warm[-1] if warm else 0.0)
+        # Stop before a call that would run past the budget (a huge model must not stall a run),
+        # but always take at least one sample.
+        if samples and now + last / 1000.0 > deadline:
+            reason = "budget"
+            break
+        value = timer()
+        samples.append(value)
+        if on_sample is not None:
+            on_sample(value)
+        if _check_due(len(samples), policy.min_samples):
+            s = summarize(samples, policy.confidence)
+            if ci_half_width(s.median, s.ci_median) <= policy.ci_target:
+                reason = "target"
+                break
+    stats = summarize(samples, policy.confidence)
+    capped = reason != "target"
+    return TimingResult(
+        samples_ms=tuple(samples),
+        warmup_ms=tuple(warm),
+        stats=stats,
+        capped=capped,
+        stop_reason=reason,
+        elapsed_s=clock() - t0,
+        ci_target=policy.ci_target,
+    )

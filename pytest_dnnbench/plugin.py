@@ -1,0 +1,257 @@
+"""The pytest plugin: options, benchmark mode, parametrization, records, the end-of-run table.
+
+Importing this module imports no torch: pytest loads every installed plugin
+in every project, and a project that does not ask for benchmarks must not
+pay for them. torch is imported when a test that uses the fixtures runs, or
+when benchmark mode resolves the device.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Optional
+
+import pytest
+
+from . import hookspecs
+from .options import addoptions, parse_options
+from .registry import REGISTRY, SelectionError
+from .state import STATE_KEY, DnnState, get_state
+
+pytest_plugins = ["pytest_dnnbench.fixtures"]
+
+SUITE_PATH = Path(__file__).parent / "suite" / "bench_models.py"
+#: pytest-benchmark's stored name of suite tests: the same wherever the package or the rootdir is.
+SUITE_FULLNAME = "pytest_dnnbench/suite/bench_models.py"
+RECORDS_KEY = pytest.StashKey[list]()
+DNN_FIXTURES = ("dnn_model", "dnn_bench", "dnn_device", "dnn_backend")
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    addoptions(parser)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    options = parse_options(config)
+    registry = REGISTRY.copy()
+    config.hook.pytest_dnnbench_register_models(registry=registry, config=config)
+    state = DnnState(options=options, registry=registry)
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        state.worker_id = workerinput.get("workerid")
+    if options.models is not None:
+        try:
+            state.selected = registry.select(options.models)
+        except SelectionError as exc:
+            raise pytest.UsageError(f"--dnn-models={options.models}: {exc}") from None
+        _collect_suite_only(config)
+    config.stash[STATE_KEY] = state
+    if not state.is_worker:
+        state.open_results(options.json_path)
+    config.pluginmanager.register(_Collector(config, state), "dnnbench-collector")
+
+
+def _collect_suite_only(config: pytest.Config) -> None:
+    """In benchmark mode, run the shipped suite instead of the project's tests, unless paths were given."""
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args = [str(SUITE_PATH)]
+
+
+def pytest_cmdline_main(config: pytest.Config) -> Optional[int]:
+    if not config.getoption("dnn_list_models"):
+        return None
+    config._do_configure()
+    try:
+        tw = config.get_terminal_writer()
+        state = get_state(config)
+        rows = [("name", "paper name", "source", "input")]
+        for spec in state.registry:
+            rows.append((spec.name, spec.paper_name or "", spec.describe_source(), "x".join(map(str, spec.input_size))))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for k, row in enumerate(rows):
+            tw.line("  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip(), bold=(k == 0))
+        paper = len(state.registry.paper_names())
+        tw.line(f"\n{len(state.registry)} models, {paper} from the paper; default set: {', '.join(state.registry.default)}")
+    finally:
+        config._ensure_unconfigure()
+    return 0
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    state = metafunc.config.stash.get(STATE_KEY, None)
+    if state is None:
+        return
+    taken = {name for m in metafunc.definition.iter_markers("parametrize") for name in _argnames(m)}
+    if "dnn_model" in metafunc.fixturenames and "dnn_model" not in taken:
+        names = state.model_names()
+        metafunc.parametrize("dnn_model", names, indirect=True, ids=names, scope="session")
+    if "dnn_batch_size" in metafunc.fixturenames and "dnn_batch_size" not in taken:
+        sizes = list(state.options.batch_sizes)
+        metafunc.parametrize("dnn_batch_size", sizes, indirect=True, ids=[f"bs{n}" for n in sizes])
+
+
+def _argnames(marker: pytest.Mark) -> list[str]:
+    names = marker.args[0] if marker.args else marker.kwargs.get("argnames", ())
+    if isinstance(names, str):
+        return [n.strip() for n in names.split(",")]
+    return list(names)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Resolve and check the device where tests run, before any model is built."""
+    if any(set(DNN_FIXTURES) & set(getattr(item, "fixturenames", ())) for item in session.items):
+        ensure_device(session.config)
+
+
+def ensure_device(config: pytest.Config) -> str:
+    from .device import DeviceError, check_precision, resolve_device
+
+    state = get_state(config)
+    if state.device is None:
+        worker = _worker_index(state.worker_id)
+        try:
+            device = resolve_device(state.options.device, worker_index=worker)
+            check_precision(state.options.precision, device)
+        except DeviceError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        state.device = device
+    return state.device
+
+
+def _worker_index(worker_id: Optional[str]) -> Optional[int]:
+    if worker_id and worker_id.startswith("gw") and worker_id[2:].isdigit():
+        return int(worker_id[2:])
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    report = yield
+    if call.when != "call":
+        return report
+    records = item.stash.get(RECORDS_KEY, None)
+    if records:
+        reason = None
+        if report.outcome != "passed" and call.excinfo is not None:
+            reason = call.excinfo.exconly()[:2000]
+        for rec in records:
+            rec["outcome"] = report.outcome
+            rec["reason"] = reason
+        report.dnn_records = list(records)
+        state = get_state(item.config)
+        if not state.env_sent and state.environment is not None:
+            report.dnn_environment = state.environment
+            state.env_sent = True
+    return report
+
+
+class _Collector:
+    """Per-config hooks that need the config: records arrive with the reports."""
+
+    def __init__(self, config: pytest.Config, state: DnnState):
+        self.config = config
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        records = getattr(report, "dnn_records", None)
+        if records and not self.state.is_worker:  # a worker's reports reach the controller too
+            self.state.add_records(records, getattr(report, "dnn_environment", None))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        state = self.state
+        if not state.records:
+            return
+        from .report.terminal import format_table
+
+        state.finish_environment()
+        if state.results is not None:
+            state.results.set_environment(state.environment or {})
+            state.results.flush()
+        env = state.environment or {}
+        title = f"dnnbench: {env.get('device', '?')} ({env.get('device_name', '?')}), {env.get('precision', '?')}"
+        terminalreporter.write_sep("=", title)
+        for line in format_table(state.records):
+            terminalreporter.write_line(line)
+        terminalreporter.write_line("memory: " + _memory_note(env))
+        if state.results is not None:
+            terminalreporter.write_line(f"results written to {state.results.path}")
+
+
+def _memory_note(env: dict) -> str:
+    if str(env.get("device", "")).startswith("cuda"):
+        return "process GPU memory (NVML, CUDA context included) at steady state, MiB = 2^20 bytes"
+    return "peak RSS of the process during the timed calls (framework included), MiB = 2^20 bytes"
+
+
+# -- pytest-benchmark --------------------------------------------------------------------------
+
+def attach_to_benchmark_session(config: pytest.Config, node: pytest.Item, record: dict) -> None:
+    """Put one record's samples into pytest-benchmark's session (when it is active)."""
+    bs = getattr(config, "_benchmarksession", None)
+    if bs is None or getattr(bs, "disabled", True):
+        return
+    from pytest_benchmark.stats import Metadata
+
+    callspec = getattr(node, "callspec", None)
+    extra = {k: v for k, v in record.items() if k != "latency_ms"}
+    extra["latency_ms"] = {k: v for k, v in record["latency_ms"].items() if k != "samples"}
+    fixture = SimpleNamespace(
+        name=node.name,
+        fullname=benchmark_fullname(node),
+        group=f"{record['model']}",
+        param=callspec.id if callspec is not None else None,
+        params=dict(callspec.params) if callspec is not None else None,
+        extra_info=extra,
+        cprofile_stats=None,
+        has_error=False,
+    )
+    lat = record["latency_ms"]
+    meta = Metadata(
+        fixture,
+        iterations=1,
+        options={
+            "timer": "cuda events" if str(record["device"]).startswith("cuda") else "perf_counter_ns",
+            "min_rounds": get_state(config).options.policy.min_samples,
+            "max_time": get_state(config).options.policy.max_time_s,
+            "warmup": lat["warmup"],
+            "disable_gc": False,
+        },
+    )
+    for ms in lat["samples"]:
+        meta.stats.update(ms / 1000.0)
+    bs.benchmarks.append(meta)
+
+
+def benchmark_fullname(node: pytest.Item) -> str:
+    if Path(str(node.path)) == SUITE_PATH:
+        return f"{SUITE_FULLNAME}::{node.name}"
+    return node.nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    state = config.stash.get(STATE_KEY, None)
+    env = state.environment if state is not None else None
+    if not env:
+        return
+    keys = ("device", "device_name", "driver", "gpu_total_memory", "torch", "torchvision", "timm", "cuda",
+            "cudnn", "cpu", "threads", "precision", "mode", "cudnn_benchmark", "plugin_version")
+    machine_info["dnnbench"] = {k: env.get(k) for k in keys}
+
+
+def pytest_report_header(config: pytest.Config) -> Optional[str]:
+    state = config.stash.get(STATE_KEY, None)
+    if state is None or not state.benchmark_mode:
+        return None
+    o = state.options
+    return (
+        f"dnnbench: {len(state.selected or [])} models x {len(o.batch_sizes)} batch sizes, "
+        f"device {o.device}, {o.precision}, cudnn.benchmark {'on' if o.cudnn_benchmark else 'off'}, "
+        f"seed {o.seed}, budget {o.policy.max_time_s:g} s/test"
+    )
