@@ -22,8 +22,9 @@ from .state import STATE_KEY, DnnState, get_state
 pytest_plugins = ["pytest_dnnbench.fixtures"]
 
 SUITE_PATH = Path(__file__).parent / "suite" / "bench_models.py"
-#: pytest-benchmark's stored name of suite tests: the same wherever the package or the rootdir is.
-SUITE_FULLNAME = "pytest_dnnbench/suite/bench_models.py"
+#: Node id of the shipped suite: the same wherever the package or the rootdir is, so that
+#: pytest-benchmark's stored names compare test by test between machines.
+SUITE_NODEID = "pytest_dnnbench/suite/bench_models.py"
 RECORDS_KEY = pytest.StashKey[list]()
 DNN_FIXTURES = ("dnn_model", "dnn_bench", "dnn_device", "dnn_backend")
 
@@ -61,6 +62,13 @@ def _collect_suite_only(config: pytest.Config) -> None:
     """In benchmark mode, run the shipped suite instead of the project's tests, unless paths were given."""
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = [str(SUITE_PATH)]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> Optional[pytest.Module]:
+    if module_path == SUITE_PATH:
+        return pytest.Module.from_parent(parent, path=module_path, nodeid=SUITE_NODEID)
+    return None
 
 
 def pytest_cmdline_main(config: pytest.Config) -> Optional[int]:
@@ -183,6 +191,12 @@ class _Collector:
             terminalreporter.write_line(f"results written to {state.results.path}")
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE_KEY, None)
+    if state is not None:
+        state.close()
+
+
 def _memory_note(env: dict) -> str:
     if str(env.get("device", "")).startswith("cuda"):
         return "process GPU memory (NVML, CUDA context included) at steady state, MiB = 2^20 bytes"
@@ -203,7 +217,7 @@ def attach_to_benchmark_session(config: pytest.Config, node: pytest.Item, record
     extra["latency_ms"] = {k: v for k, v in record["latency_ms"].items() if k != "samples"}
     fixture = SimpleNamespace(
         name=node.name,
-        fullname=benchmark_fullname(node),
+        fullname=node.nodeid,
         group=f"{record['model']}",
         param=callspec.id if callspec is not None else None,
         params=dict(callspec.params) if callspec is not None else None,
@@ -228,21 +242,22 @@ def attach_to_benchmark_session(config: pytest.Config, node: pytest.Item, record
     bs.benchmarks.append(meta)
 
 
-def benchmark_fullname(node: pytest.Item) -> str:
-    if Path(str(node.path)) == SUITE_PATH:
-        return f"{SUITE_FULLNAME}::{node.name}"
-    return node.nodeid
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    """GPU names, driver, torch/CUDA/cuDNN versions: in benchmark mode only.
+
+    pytest-benchmark asks for this both when it loads a run to compare (at
+    configure time, before anything ran) and when it saves one, so the block is
+    built from facts that do not need a measurement, and is the same both times.
+    """
     state = config.stash.get(STATE_KEY, None)
-    env = state.environment if state is not None else None
-    if not env:
+    if state is None or not state.benchmark_mode:
         return
-    keys = ("device", "device_name", "driver", "gpu_total_memory", "torch", "torchvision", "timm", "cuda",
-            "cudnn", "cpu", "threads", "precision", "mode", "cudnn_benchmark", "plugin_version")
-    machine_info["dnnbench"] = {k: env.get(k) for k in keys}
+    if state.machine_info is None:
+        from .measure.environment import machine_info as collect_machine_info
+
+        state.machine_info = collect_machine_info(state.options)
+    machine_info["dnnbench"] = dict(state.machine_info)
 
 
 def pytest_report_header(config: pytest.Config) -> Optional[str]:

@@ -159,7 +159,7 @@ class Registry:
 
     def _unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(name, list(self._specs) + list(KEYWORDS), n=3, cutoff=0.6)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        hint = f"; did you mean {', '.join(close)}?" if close else "."
         return (
             f"unknown model {name!r}{hint} Use a registered short name, a glob such as 'resnet*', "
             "'paper', 'all' or 'default' (`pytest --dnn-list-models` lists the names)"

@@ -31,6 +31,8 @@ class DnnState:
     _foreign_complexity: Any = None
     _specs_by_model: Any = None
     env_sent: bool = False
+    machine_info: Optional[dict] = None
+    _restore: Any = None
 
     @property
     def benchmark_mode(self) -> bool:
@@ -65,7 +67,7 @@ class DnnState:
             if self.device is None:
                 raise pytest.UsageError("pytest-dnnbench: the device was not resolved before use")
             settings = self.settings()
-            apply_process_settings(settings)
+            self._restore = apply_process_settings(settings)
             self._backend = make_backend(self.device)
             self.environment = collect_environment(self._backend, settings, __version__)
         return self._backend
@@ -74,6 +76,13 @@ class DnnState:
         """Record the GPU state at the end of the run (clocks, throttling)."""
         if self._backend is not None and self.environment is not None and hasattr(self._backend, "snapshot"):
             self.environment["gpu_state_end"] = self._backend.snapshot()
+
+    def close(self) -> None:
+        """Undo the process-wide torch settings made for this session."""
+        if self._restore is not None:
+            self._restore()
+            self._restore = None
+        self._backend = None
 
     # -- which spec a module came from -------------------------------------------------------
     def remember(self, model: Any, spec: ModelSpec) -> None:

@@ -59,9 +59,20 @@ def dtype_of(precision: str) -> Any:
     return getattr(torch, PRECISIONS[precision])
 
 
-def apply_process_settings(settings: BenchSettings) -> None:
-    """Process-wide switches: threads, cuDNN autotuning, denormal flushing on CPU."""
+def apply_process_settings(settings: BenchSettings) -> Callable[[], None]:
+    """Process-wide switches: threads, cuDNN autotuning, denormal flushing on CPU.
+
+    Returns a function that restores the previous values (the plugin calls it
+    at the end of the session, so that an in-process run leaves no trace).
+    """
     import torch
+
+    threads, benchmark = torch.get_num_threads(), torch.backends.cudnn.benchmark
+
+    def restore() -> None:
+        torch.set_num_threads(threads)
+        torch.backends.cudnn.benchmark = benchmark
+        torch.set_flush_denormal(False)
 
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
@@ -69,6 +80,7 @@ def apply_process_settings(settings: BenchSettings) -> None:
     if settings.device == "cpu":
         # Random weights can produce denormals, which make CPU timings meaningless.
         torch.set_flush_denormal(True)
+    return restore
 
 
 def prepare_model(model: Any, settings: BenchSettings) -> Any:

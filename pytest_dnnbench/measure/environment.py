@@ -74,3 +74,41 @@ def _cpu_name() -> str:
     from .backends import cpu_model_name
 
     return cpu_model_name()
+
+
+def machine_info(options: Any) -> dict:
+    """What pytest-benchmark stores as our part of ``machine_info``: stable facts, no measurement."""
+    import torch
+
+    info: dict[str, Any] = {
+        "torch": torch.__version__,
+        "torchvision": _version("torchvision"),
+        "timm": _version("timm"),
+        "cuda": torch.version.cuda,
+        "cudnn": _cudnn_version(torch),
+        "cpu": _cpu_name(),
+        "requested_device": options.device,
+        "precision": options.precision,
+        "cudnn_benchmark": options.cudnn_benchmark,
+    }
+    info.update(_nvml_inventory())
+    return info
+
+
+def _nvml_inventory() -> dict:
+    """Names of the visible GPUs and the driver, through NVML (no CUDA context is created)."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # noqa: BLE001 - no driver or no library: no GPU facts
+        return {"gpus": [], "driver": None}
+    try:
+        names = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i))
+            names.append(name.decode() if isinstance(name, bytes) else str(name))
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        return {"gpus": names, "driver": driver.decode() if isinstance(driver, bytes) else str(driver)}
+    except Exception:  # noqa: BLE001
+        return {"gpus": [], "driver": None}

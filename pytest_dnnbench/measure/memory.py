@@ -23,7 +23,8 @@ def read_status(path: str = STATUS_PATH) -> dict[str, int]:
     """``VmRSS``/``VmHWM`` and friends of ``/proc/self/status``, in bytes."""
     out: dict[str, int] = {}
     try:
-        with open(path, encoding="ascii") as fh:
+        # errors="replace": the Name line carries the raw thread name, which may be any bytes.
+        with open(path, encoding="ascii", errors="replace") as fh:
             for line in fh:
                 key, _, rest = line.partition(":")
                 if key.startswith("Vm") and rest.strip().endswith("kB"):

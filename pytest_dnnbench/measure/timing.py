@@ -57,6 +57,10 @@ class SamplingPolicy:
             raise ValueError(f"max_samples ({self.max_samples}) is below min_samples ({self.min_samples})")
         if not 0 < self.ci_target:
             raise ValueError(f"ci_target must be positive, got {self.ci_target}")
+        if not 0.0 < self.confidence < 1.0:
+            raise ValueError(f"confidence must be within (0, 1), got {self.confidence}")
+        if self.stable_window < 1:
+            raise ValueError(f"stable_window must be at least 1, got {self.stable_window}")
         if not self.max_time_s > 0:
             raise ValueError(f"max_time_s must be positive, got {self.max_time_s}")
         if self.warmup_min < 0 or self.warmup_max < self.warmup_min:
@@ -153,7 +157,10 @@ def sample_latency(
     deadline = t0 + policy.max_time_s
     warm = warm_up(timer, policy, clock, deadline)
     if before_sampling is not None:
+        # Preparing the memory probe (gc, malloc_trim) is not the model's time: not charged.
+        t_prep = clock()
         before_sampling()
+        deadline += clock() - t_prep
     samples: list[float] = []
     reason = "max_samples"
     while len(samples) < policy.max_samples:

@@ -1,0 +1,33 @@
+"""Shared helpers for the plugin's own tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import TINY_CONFTEST, TINY_MODULE
+
+@pytest.fixture
+def tiny_project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A project whose conftest registers small custom models (fast to benchmark)."""
+    pytester.makepyfile(tinymodels=TINY_MODULE)
+    pytester.makeconftest(TINY_CONFTEST)
+    pytester.syspathinsert()
+    return pytester
+
+
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Import the model libraries once, before any pytester run.
+
+    In-process pytester runs restore ``sys.modules`` afterwards; a library first
+    imported inside one of them would be imported again by the next, and torch
+    refuses to register its operator libraries twice.
+    """
+    import importlib
+
+    for name in ("torch", "torchvision", "timm", "thop", "pretrainedmodels", "torch.utils.flop_counter"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass

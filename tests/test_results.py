@@ -1,0 +1,216 @@
+"""Tests of results records and the atomic results file (:mod:`pytest_dnnbench.results`)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+from pytest_dnnbench import results
+from pytest_dnnbench.measure.bench import BenchSettings, Measurement
+from pytest_dnnbench.measure.flops import Complexity
+from pytest_dnnbench.measure.stats import summarize
+from pytest_dnnbench.measure.timing import TimingResult
+from pytest_dnnbench.results import (
+    LATENCY_KEYS,
+    RECORD_KEYS,
+    SCHEMA,
+    ResultsFile,
+    atomic_write_text,
+    load_results,
+    make_record,
+)
+
+MiB = 2**20
+
+
+def timing(samples: list[float], capped: bool = False) -> TimingResult:
+    return TimingResult(
+        samples_ms=tuple(samples), warmup_ms=(30.0, 12.0, 10.0), stats=summarize(samples), capped=capped,
+        stop_reason="budget" if capped else "target", elapsed_s=1.0, ci_target=0.01,
+    )
+
+
+def measurement(samples: list[float] | None = None, batch: int = 8) -> Measurement:
+    return Measurement(
+        timing=timing(samples or [10.0, 11.0, 9.0, 10.5, 10.0, 9.5, 10.2, 10.1, 9.9, 10.0]),
+        memory={"total": 700 * MiB, "delta": 40 * MiB},
+        memory_method="peak RSS",
+        batch_size=batch,
+        input_size=(3, 224, 224),
+    )
+
+
+def record(model: str = "resnet18", **kw) -> dict:
+    args = dict(
+        model=model, paper_name="ResNet-18", source="torchvision",
+        settings=BenchSettings(device="cpu", threads=4, seed=3),
+        device_name="Some CPU", threads=4, measurement=measurement(),
+        complexity=Complexity(macs=1_814_000_000, macs_check=1_819_000_000, params=11_689_512,
+                              param_file_bytes=46_800_000),
+    )
+    args.update(kw)
+    return make_record(**args)
+
+
+# -- make_record -----------------------------------------------------------------------------
+
+def test_record_has_every_schema_key() -> None:
+    rec = record()
+    missing = [k for k in RECORD_KEYS if k not in rec]
+    assert not missing
+    assert set(LATENCY_KEYS) <= set(rec["latency_ms"])
+    json.dumps(rec, allow_nan=False)  # plain JSON data
+
+
+def test_record_values() -> None:
+    m = measurement(batch=8)
+    rec = record(measurement=m)
+    assert rec["model"] == "resnet18" and rec["device"] == "cpu" and rec["seed"] == 3
+    assert rec["precision"] == "fp32" and rec["mode"] == "eager" and rec["cudnn_benchmark"] is True
+    assert rec["batch_size"] == 8 and rec["input_size"] == [3, 224, 224]
+    assert rec["per_image_ms"] == m.timing.stats.median / 8
+    assert rec["fps"] == pytest.approx(1000 * 8 / m.timing.stats.median)
+    assert rec["memory_bytes"] == {"total": 700 * MiB, "delta": 40 * MiB}
+    assert rec["memory_bytes"] is not m.memory  # a copy: later edits do not alias
+    assert rec["flops"] == 2 * rec["macs"] == 3_628_000_000
+    assert rec["params"] == 11_689_512
+    assert rec["latency_ms"]["samples"] == list(m.timing.samples_ms)
+    assert rec["latency_ms"]["warmup"] == 3
+    assert rec["accuracy"]["status"] == "unavailable" and rec["accuracy"]["top1"] is None
+    assert rec["checks"] == [] and rec["outcome"] is None and rec["reason"] is None
+
+
+def test_record_extra_and_complexity_error() -> None:
+    rec = record(complexity=Complexity(macs=None, macs_check=None, params=10, param_file_bytes=40, error="boom"),
+                 extra={"note": "x"}, accuracy={"top1": 0.7, "top5": 0.9, "status": "reference",
+                                                "source": "paper", "n_images": None})
+    assert rec["macs"] is None and rec["flops"] is None
+    assert rec["complexity_error"] == "boom"
+    assert rec["note"] == "x"
+    assert rec["accuracy"]["status"] == "reference"
+
+
+def test_fps_is_none_not_inf_for_a_zero_median() -> None:
+    m = measurement(samples=[0.0, 0.0, 0.0])
+    assert m.fps is None
+    rec = record(measurement=m)
+    json.dumps(rec, allow_nan=False)  # would raise on inf
+
+
+# -- the results file ------------------------------------------------------------------------
+
+def test_results_file_is_valid_json_after_each_record(tmp_path: Path) -> None:
+    path = tmp_path / "out" / "results.json"
+    rf = ResultsFile(path, environment={"torch": "2.x"})
+    for k in range(1, 4):
+        rf.add(record(model=f"m{k}"))
+        data = load_results(path)
+        assert data["schema"] == SCHEMA
+        assert len(data["records"]) == k
+        assert [r["model"] for r in data["records"]] == [f"m{i}" for i in range(1, k + 1)]
+        assert data["environment"] == {"torch": "2.x"}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["results.json"]  # no temp files left
+
+
+def test_results_file_refuses_nan_and_inf(tmp_path: Path) -> None:
+    rf = ResultsFile(tmp_path / "r.json")
+    with pytest.raises(ValueError):
+        rf.add({"fps": math.inf})
+    assert not (tmp_path / "r.json").exists()
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_results_file_serialises_tuples_and_paths(tmp_path: Path) -> None:
+    rf = ResultsFile(tmp_path / "r.json")
+    rf.set_environment({"where": tmp_path, "sizes": (1, 2)})
+    rf.add({"model": "m"})
+    assert load_results(tmp_path / "r.json")["environment"] == {"where": str(tmp_path), "sizes": [1, 2]}
+
+
+# -- atomic writes ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("failing", ["replace", "fsync"])
+def test_atomic_write_never_leaves_a_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  failing: str) -> None:
+    path = tmp_path / "results.json"
+    atomic_write_text(path, '{"old": true}\n')
+
+    def boom(*args: object) -> None:
+        raise OSError(f"simulated {failing} failure")
+
+    monkeypatch.setattr(results.os, failing, boom)
+    with pytest.raises(OSError, match="simulated"):
+        atomic_write_text(path, '{"new": true, "padding": "' + "x" * 100_000 + '"}\n')
+    monkeypatch.undo()
+    assert path.read_text(encoding="utf-8") == '{"old": true}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_atomic_write_cleans_up_on_interrupt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "results.json"
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(results.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_text(path, "new")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_replaces_and_creates_parents(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "r.json"
+    atomic_write_text(path, "one")
+    atomic_write_text(path, "two")
+    assert path.read_text(encoding="utf-8") == "two"
+    assert [p.name for p in path.parent.iterdir()] == ["r.json"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_atomic_write_respects_the_umask(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(path, "x")
+    finally:
+        os.umask(old)
+    # A results file is shared like any other output (mkstemp's 0600 would hide it from others).
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+# -- load_results ----------------------------------------------------------------------------
+
+def test_load_results_rejects_non_json(tmp_path: Path) -> None:
+    p = tmp_path / "notes.txt"
+    p.write_text("this is not json {", encoding="utf-8")
+    with pytest.raises(ValueError, match="not valid JSON") as exc:
+        load_results(p)
+    assert str(p) in str(exc.value)
+
+
+def test_load_results_rejects_binary_garbage_clearly(tmp_path: Path) -> None:
+    p = tmp_path / "results.json"
+    p.write_bytes(b"\xff\xfe\x00garbage\x89PNG")
+    with pytest.raises(ValueError, match="not valid JSON") as exc:
+        load_results(p)
+    assert str(p) in str(exc.value)
+
+
+@pytest.mark.parametrize("content", ['{"schema": "pytest-dnnbench/0", "records": []}', '{"records": []}', "[]",
+                                     '"pytest-dnnbench/1"'])
+def test_load_results_rejects_a_wrong_schema(tmp_path: Path, content: str) -> None:
+    p = tmp_path / "r.json"
+    p.write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match="not a pytest-dnnbench results file") as exc:
+        load_results(p)
+    assert SCHEMA in str(exc.value)
+
+
+def test_load_results_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cannot read results file"):
+        load_results(tmp_path / "nope.json")

@@ -1,0 +1,126 @@
+"""Tests of the end-of-session table (:mod:`pytest_dnnbench.report.terminal`)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_dnnbench.report.terminal import COLUMNS, format_bytes, format_table, record_row
+
+MiB = 2**20
+GiB = 2**30
+CELL = re.compile(r"\S+(?: \S+)*")  # cells are separated by two spaces or more
+
+
+def full(**kw) -> dict:
+    rec = {
+        "model": "resnet18", "batch_size": 8, "per_image_ms": 2.34567, "fps": 426.3,
+        "memory_bytes": {"total": 812 * MiB, "delta": 40 * MiB}, "flops": 3_628_000_000, "params": 11_689_512,
+        "latency_ms": {"n": 57, "capped": False}, "counters_disagree": False, "outcome": "passed",
+    }
+    rec.update(kw)
+    return rec
+
+
+def cells(line: str) -> list[re.Match]:
+    return list(CELL.finditer(line))
+
+
+# -- format_bytes ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("n", "text"),
+    [(None, "-"), (0, "0 MiB"), (700 * MiB, "700 MiB"), (int(1.4 * GiB), "1434 MiB"),
+     (10 * GiB - MiB, "10239 MiB"), (10 * GiB, "10.0 GiB"), (int(79.6 * GiB), "79.6 GiB"), (3 * MiB // 2, "2 MiB")],
+)
+def test_format_bytes(n: int | None, text: str) -> None:
+    assert format_bytes(n) == text
+
+
+@given(st.integers(min_value=0, max_value=2**44))
+def test_format_bytes_always_has_a_unit(n: int) -> None:
+    text = format_bytes(n)
+    assert text.endswith(" MiB") or text.endswith(" GiB")
+    value, unit = text.split(" ")
+    assert float(value) * (MiB if unit == "MiB" else GiB) == pytest.approx(n, abs=0.05 * GiB + MiB)
+
+
+# -- rows ------------------------------------------------------------------------------------
+
+def test_row_of_a_full_record() -> None:
+    assert record_row(full()) == ("resnet18", "8", "2.346", "426.3", "812 MiB", "3.63", "11.69", "57", "")
+
+
+def test_missing_values_are_dashes_never_zero() -> None:
+    row = record_row({"model": "tiny", "batch_size": 1})
+    assert row[0] == "tiny" and row[1] == "1"
+    assert row[2:8] == ("-",) * 6
+    assert row[8] == ""
+    row = record_row(full(fps=None, per_image_ms=None, flops=None, memory_bytes={"total": None}))
+    assert (row[2], row[3], row[4], row[5]) == ("-", "-", "-", "-")
+    assert row[6] == "11.69"  # what is present is still shown
+
+
+def test_real_zeros_are_not_dashes() -> None:
+    row = record_row(full(flops=0, params=0))
+    assert row[5] == "0.00" and row[6] == "0.00"
+
+
+@pytest.mark.parametrize(
+    ("changes", "note"),
+    [({"latency_ms": {"n": 10, "capped": True}}, "capped"),
+     ({"counters_disagree": True}, "flops?"),
+     ({"outcome": "failed"}, "failed"),
+     ({"outcome": None}, ""),
+     ({"latency_ms": {"n": 10, "capped": True}, "counters_disagree": True, "outcome": "failed"},
+      "capped, flops?, failed")],
+)
+def test_notes(changes: dict, note: str) -> None:
+    assert record_row(full(**changes))[-1] == note
+
+
+# -- the table -------------------------------------------------------------------------------
+
+def test_table_header_and_rule() -> None:
+    lines = format_table([full()])
+    assert [c.group() for c in cells(lines[0])] == list(COLUMNS)
+    assert set(lines[1]) == {"-"} and len(lines[1]) == len(lines[0])
+    assert len(lines) == 3
+
+
+def test_empty_table_is_the_header() -> None:
+    lines = format_table([])
+    assert len(lines) == 2 and lines[0].startswith("model")
+
+
+def test_table_columns_are_aligned() -> None:
+    recs = [
+        full(),
+        full(model="nasnetalarge", batch_size=64, per_image_ms=123.456789, fps=8.1,
+             memory_bytes={"total": 12 * GiB}, flops=47_700_000_000, params=88_753_150,
+             latency_ms={"n": 5000, "capped": True}),
+        {"model": "m", "batch_size": 1},
+        full(model="vgg16", counters_disagree=True, outcome="failed"),
+    ]
+    lines = format_table(recs)
+    table = [lines[0]] + lines[2:]
+    rows = [cells(line) for line in table]
+    assert all(len(r) >= len(COLUMNS) - 1 for r in rows)
+    # The model column is left-aligned, the numbers right-aligned, the notes left-aligned.
+    assert all(r[0].start() == 0 for r in rows)
+    for i in range(1, len(COLUMNS) - 1):
+        ends = {r[i].end() for r in rows}
+        assert len(ends) == 1, (COLUMNS[i], [line for line in table])
+    note_starts = {r[len(COLUMNS) - 1].start() for r in rows if len(r) == len(COLUMNS)}
+    assert len(note_starts) == 1
+    text = "\n".join(lines)
+    assert "812 MiB" in text and "12.0 GiB" in text
+    assert "capped" in lines[3] and "flops?, failed" in lines[5]
+    assert lines[4].split()[2:8] == ["-"] * 6
+
+
+def test_no_trailing_spaces() -> None:
+    assert all(line == line.rstrip() for line in format_table([full(), {"model": "m", "batch_size": 1}]))
