@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Optional
 
+from .memory import pin_mmap_threshold
 from .timing import Clock, SamplingPolicy, TimingResult, sample_latency
 
 PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -80,6 +81,8 @@ def apply_process_settings(settings: BenchSettings) -> Callable[[], None]:
     if settings.device == "cpu":
         # Random weights can produce denormals, which make CPU timings meaningless.
         torch.set_flush_denormal(True)
+    # Where large tensors come from must not depend on earlier tests (see pin_mmap_threshold).
+    pin_mmap_threshold()
     return restore
 
 

@@ -7,6 +7,8 @@ import platform
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from .memory import PINNED_MMAP_THRESHOLD
+
 
 def _version(module: str) -> Optional[str]:
     try:
@@ -47,6 +49,7 @@ def collect_environment(backend: Any, settings: Any, plugin_version: str) -> dic
         "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
         "float32_matmul_precision": torch.get_float32_matmul_precision(),
         "flush_denormal": settings.device == "cpu",
+        "malloc_mmap_threshold": PINNED_MMAP_THRESHOLD,
         "seed": settings.seed,
         "sampling": {
             "min_samples": settings.policy.min_samples,
