@@ -38,7 +38,7 @@ _OPTIONS: list[tuple[str, str, str, Optional[str], str]] = [
     ("--dnn-max-samples", "dnn_max_samples", "string", "5000", "maximum timed calls per test."),
     ("--dnn-ci-target", "dnn_ci_target", "string", "1%",
      "stop sampling once the median's 95%% confidence interval is within this (e.g. 1%% or 0.01)."),
-    ("--dnn-max-time", "dnn_max_time", "string", "20s",
+    ("--dnn-max-time", "dnn_max_time", "string", "10s",
      "time budget per test for warm-up and sampling (e.g. 20, 20s, 2m); a test cut short is marked capped."),
     ("--dnn-warmup", "dnn_warmup", "string", "3", "minimum warm-up calls before timing."),
     ("--dnn-json", "dnn_json", "string", None, "write the results file (schema pytest-dnnbench/1) to this path."),

@@ -17,16 +17,20 @@ def tiny_project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 
-def pytest_configure(config: pytest.Config) -> None:
+@pytest.fixture(scope="session", autouse=True)
+def _preload_model_libraries() -> None:
     """Import the model libraries once, before any pytester run.
 
     In-process pytester runs restore ``sys.modules`` afterwards; a library first
     imported inside one of them would be imported again by the next, and torch
-    refuses to register its operator libraries twice.
+    refuses to register its operator libraries twice. (A session fixture, not a
+    configure hook: a benchmark run started from this repository must not pay
+    for these imports in its memory figures.)
     """
     import importlib
 
-    for name in ("torch", "torchvision", "timm", "thop", "pretrainedmodels", "torch.utils.flop_counter"):
+    for name in ("torch", "torchvision", "timm", "thop", "pretrainedmodels", "torch.utils.flop_counter",
+                 "pygal", "pytest_benchmark.histogram"):
         try:
             importlib.import_module(name)
         except ImportError:

@@ -520,7 +520,7 @@ def test_measure_on_cpu_returns_a_consistent_measurement() -> None:
 
 
 class RecordingBackend(CpuBackend):
-    """A CpuBackend whose memory probe logs when it starts and stops."""
+    """A CpuBackend whose memory probe (inside the real CpuMemoryPass) logs when it starts and stops."""
 
     def __init__(self, log: list):
         self.log = log
@@ -536,6 +536,9 @@ class RecordingBackend(CpuBackend):
             def stop(self) -> tuple[dict, str]:
                 log.append("probe.stop")
                 return {"total": 1, "delta": 0}, "fake"
+
+            def trim(self) -> bool:
+                return True
 
         return Probe()
 
@@ -562,15 +565,15 @@ def test_measure_runs_under_inference_mode_with_one_untimed_input(monkeypatch: p
     assert not torch.is_inference_mode_enabled()  # restored afterwards
     # One input, drawn before anything is timed; every call sees the very same tensor.
     assert log.count("make_input") == 1 and log[0] == "make_input"
-    assert len(seen) == m.timing.warmup + m.timing.stats.n
+    # warm-up, timed calls, then one dedicated memory call (CpuMemoryPass)
+    assert len(seen) == m.timing.warmup + m.timing.stats.n + 1
     assert all(x is seen[0] for x in seen)
     assert seen[0].shape == (3, 3, 12, 12)
-    # Memory is read over the timed calls only: the probe starts after the warm-up calls.
+    # Memory is read at steady state, after the timed calls: the probe brackets one extra call.
     k = log.index("probe.start")
-    assert log[1:k].count("forward") == m.timing.warmup
-    assert log[k + 1:].count("forward") == m.timing.stats.n
-    assert log[-1] == "probe.stop"
-    assert m.memory == {"total": 1, "delta": 0} and m.memory_method == "fake"
+    assert log[1:k].count("forward") == m.timing.warmup + m.timing.stats.n
+    assert log[k + 1:] == ["forward", "probe.stop"]
+    assert m.memory == {"total": 1, "delta": 0} and m.memory_method.startswith("fake; over 1 dedicated call")
 
 
 def test_measure_uses_forward_when_given() -> None:
@@ -582,7 +585,7 @@ def test_measure_uses_forward_when_given() -> None:
         return model(x)
 
     m = measure(model, 1, (3, 8, 8), BenchSettings(policy=TIGHT), CpuBackend(), forward=forward)
-    assert len(calls) == m.timing.warmup + m.timing.stats.n
+    assert len(calls) == m.timing.warmup + m.timing.stats.n + 1  # + the memory call
     assert calls[0].shape == (1, 3, 8, 8)
     assert all(x is calls[0] for x in calls)  # the input is made once, outside the timed calls
 

@@ -193,3 +193,82 @@ def test_real_probe_sees_an_allocation_between_start_and_stop() -> None:
     assert isinstance(mem["total"], int) and isinstance(mem["delta"], int)
     assert mem["delta"] >= 48 * MiB
     assert mem["total"] >= mem["delta"]
+
+
+# -- CpuMemoryPass: the dedicated memory call ------------------------------------------------
+
+def test_memory_pass_sets_exact_thresholds_runs_the_call_and_restores() -> None:
+    from pytest_dnnbench.measure.memory import (
+        EXACT_MMAP_THRESHOLD, EXACT_TRIM_THRESHOLD, PINNED_MMAP_THRESHOLD, PINNED_TRIM_THRESHOLD, CpuMemoryPass,
+    )
+
+    log: list = []
+
+    class Hooks:
+        def remove(self) -> None:
+            log.append("hooks.remove")
+
+    probe = CpuMemoryProbe(
+        status=lambda: {"VmRSS": 100, "VmHWM": 160},
+        reset=lambda: log.append("reset") or True,
+        trim=lambda: log.append("trim") or True,
+        collect=lambda: log.append("collect"),
+    )
+    mem_pass = CpuMemoryPass(
+        call=lambda: log.append("call"),
+        probe=probe,
+        set_thresholds=lambda mmap, trim: log.append(("thresholds", mmap, trim)) or True,
+        passes=2,
+        trim_after_modules=lambda: log.append("hooks") or Hooks(),
+    )
+    mem_pass.start()
+    assert log == []  # nothing happens before the timed calls
+    memory, method = mem_pass.stop()
+    assert memory == {"total": 160, "delta": 60}
+    assert log[0] == ("thresholds", EXACT_MMAP_THRESHOLD, EXACT_TRIM_THRESHOLD)
+    assert log.count("call") == 2
+    assert log.index("reset") < log.index("call")
+    assert ("thresholds", PINNED_MMAP_THRESHOLD, PINNED_TRIM_THRESHOLD) in log[log.index("call"):]
+    assert "hooks.remove" in log
+    assert "over 2 dedicated call(s)" in method and "128 KiB" in method
+
+
+def test_memory_pass_restores_thresholds_when_the_call_fails() -> None:
+    from pytest_dnnbench.measure.memory import PINNED_MMAP_THRESHOLD, PINNED_TRIM_THRESHOLD, CpuMemoryPass
+
+    seen: list = []
+
+    class Hooks:
+        def remove(self) -> None:
+            seen.append("removed")
+
+    def boom() -> None:
+        raise RuntimeError("model failed")
+
+    mem_pass = CpuMemoryPass(
+        call=boom,
+        probe=CpuMemoryProbe(status=lambda: {"VmRSS": 1, "VmHWM": 1}, reset=lambda: True, trim=lambda: True,
+                             collect=lambda: None),
+        set_thresholds=lambda mmap, trim: seen.append((mmap, trim)) or True,
+        trim_after_modules=lambda: Hooks(),
+    )
+    with pytest.raises(RuntimeError, match="model failed"):
+        mem_pass.stop()
+    assert (PINNED_MMAP_THRESHOLD, PINNED_TRIM_THRESHOLD) in seen
+    assert "removed" in seen
+
+
+def test_trim_hook_does_not_change_module_outputs() -> None:
+    """A forward hook that returned malloc_trim()'s value would replace every module's output."""
+    torch = pytest.importorskip("torch")
+    from pytest_dnnbench.measure.memory import _trim_after_every_module
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    x = torch.ones(1, 4)
+    expected = net(x)
+    handle = _trim_after_every_module()
+    try:
+        out = net(x)
+    finally:
+        handle.remove()
+    assert torch.equal(out, expected)

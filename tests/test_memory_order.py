@@ -13,7 +13,7 @@ def _resnet18_bs8(pytester: pytest.Pytester, models: str) -> dict:
     out = pytester.path / f"{models.replace(',', '_')}.json"
     result = pytester.runpytest_subprocess(
         "--dnn-device=cpu", f"--dnn-models={models}", "--dnn-batch-sizes=8", "--dnn-max-time=3",
-        "--dnn-min-samples=3", "--dnn-warmup=2", "--dnn-threads=2", f"--dnn-json={out}",
+        "--dnn-min-samples=3", "--dnn-warmup=2", f"--dnn-json={out}",
         "-p", "no:cacheprovider",
     )
     result.assert_outcomes(passed=len(models.split(",")))
@@ -28,5 +28,6 @@ def test_resnet18_after_vgg16_gets_the_figure_it_gets_alone(pytester: pytest.Pyt
     after = _resnet18_bs8(pytester, "vgg16,resnet18")
     assert after["delta"] == pytest.approx(alone["delta"], rel=0.10), (alone, after)
     assert after["total"] == pytest.approx(alone["total"], rel=0.10), (alone, after)
-    # The delta is the model's working memory, not nothing: batch-8 activations of resnet18.
-    assert 10 * 2**20 < alone["delta"] < 500 * 2**20
+    # The delta is the model's working memory: resnet18's live activations at batch 8 peak at
+    # about 51 MB (two 8x64x112x112 fp32 maps of 25.7 MB each, after the first convolution).
+    assert 40e6 < alone["delta"] < 80e6, alone

@@ -12,7 +12,7 @@ import gc
 import os
 from typing import Any, Callable, Optional
 
-from .memory import CpuMemoryProbe, malloc_trim
+from .memory import CpuMemoryPass, CpuMemoryProbe, malloc_trim
 from .timing import Timer, perf_counter_timer
 
 
@@ -168,8 +168,11 @@ class CpuBackend:
     def synchronize(self) -> None:
         pass
 
-    def memory_probe(self) -> CpuMemoryProbe:
-        return self._probe_factory()
+    def memory_probe(self, call: Optional[Callable[[], object]] = None) -> Any:
+        """The bracket probe, or with ``call`` the dedicated memory pass (see :class:`CpuMemoryPass`)."""
+        if call is None:
+            return self._probe_factory()
+        return CpuMemoryPass(call, probe=self._probe_factory())
 
     def release(self) -> None:
         gc.collect()
@@ -238,7 +241,7 @@ class CudaBackend:
     def synchronize(self) -> None:
         self.api.synchronize()
 
-    def memory_probe(self) -> CudaMemoryProbe:
+    def memory_probe(self, call: Optional[Callable[[], object]] = None) -> CudaMemoryProbe:
         return CudaMemoryProbe(self.api, self.nvml, self.context, self.pid)
 
     def release(self) -> None:

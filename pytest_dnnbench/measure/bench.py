@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Optional
 
-from .memory import pin_mmap_threshold
+from .memory import pin_malloc_thresholds
 from .timing import Clock, SamplingPolicy, TimingResult, sample_latency
 
 PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -81,8 +81,8 @@ def apply_process_settings(settings: BenchSettings) -> Callable[[], None]:
     if settings.device == "cpu":
         # Random weights can produce denormals, which make CPU timings meaningless.
         torch.set_flush_denormal(True)
-    # Where large tensors come from must not depend on earlier tests (see pin_mmap_threshold).
-    pin_mmap_threshold()
+    # Where large tensors come from must not depend on earlier tests (see pin_malloc_thresholds).
+    pin_malloc_thresholds()
     return restore
 
 
@@ -129,11 +129,12 @@ def measure(
     x = make_input(batch_size, input_size, settings)
     call = (lambda: forward(x)) if forward is not None else (lambda: model(x))
     timer = backend.timer(call)
-    probe = backend.memory_probe()
+    probe = backend.memory_probe(call)
     with torch.inference_mode():
         backend.synchronize()
-        # The memory probe starts once warm-up is over, so that workspaces the cuDNN
-        # autotuner tried do not count as the model's footprint (steady state).
+        # Memory is read at steady state: on CUDA the allocator's peaks are reset once
+        # warm-up is over (workspaces the cuDNN autotuner tried are not the model's
+        # footprint); on the CPU one dedicated call follows the timed ones.
         timing = sample_latency(timer, settings.policy, clock, start=start, before_sampling=probe.start)
         memory, method = probe.stop()
     del x

@@ -7,7 +7,7 @@ import platform
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from .memory import PINNED_MMAP_THRESHOLD
+from .memory import PINNED_MMAP_THRESHOLD, PINNED_TRIM_THRESHOLD
 
 
 def _version(module: str) -> Optional[str]:
@@ -50,6 +50,7 @@ def collect_environment(backend: Any, settings: Any, plugin_version: str) -> dic
         "float32_matmul_precision": torch.get_float32_matmul_precision(),
         "flush_denormal": settings.device == "cpu",
         "malloc_mmap_threshold": PINNED_MMAP_THRESHOLD,
+        "malloc_trim_threshold": PINNED_TRIM_THRESHOLD,
         "seed": settings.seed,
         "sampling": {
             "min_samples": settings.policy.min_samples,

@@ -12,8 +12,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
-from dataclasses import dataclass
-from typing import Callable, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
 
 STATUS_PATH = "/proc/self/status"
 CLEAR_REFS_PATH = "/proc/self/clear_refs"
@@ -58,30 +58,31 @@ def malloc_trim() -> bool:
         return False
 
 
+M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-#: glibc's default mmap threshold (128 KiB), pinned: see :func:`pin_mmap_threshold`.
-PINNED_MMAP_THRESHOLD = 128 * 2**10
+#: Where glibc's dynamic thresholds converge on 64-bit systems (DEFAULT_MMAP_THRESHOLD_MAX, twice that).
+PINNED_MMAP_THRESHOLD = 32 * 2**20
+PINNED_TRIM_THRESHOLD = 64 * 2**20
 
 
-def pin_mmap_threshold(value: int = PINNED_MMAP_THRESHOLD) -> bool:
-    """Fix glibc's mmap threshold (``mallopt(M_MMAP_THRESHOLD, value)``).
+def pin_malloc_thresholds(mmap: int = PINNED_MMAP_THRESHOLD, trim: int = PINNED_TRIM_THRESHOLD) -> bool:
+    """Fix glibc's mmap and trim thresholds at the values its dynamic adjustment converges to.
 
-    By default glibc raises the threshold each time it frees a mapped chunk (up
-    to 32 MiB), so whether a tensor is mapped fresh or carved from the heap, and
-    with it the memory figures and the CPU timings of a model, depends on the
-    models that ran before. Measured here for resnet18 at batch 8 (working
-    memory, ``delta``): 58 MB alone and 117 MB after VGG-16 with glibc's dynamic
-    threshold; 83 and 96 MB with it pinned at 32 MiB; 51.4 and 51.6 MB with it
-    pinned at the default 128 KiB, which is also what the live activations add
-    up to. Pinned at 128 KiB, every large tensor is mapped when allocated and
-    returned when freed, so ``delta`` is the model's working memory whatever ran
-    before. False where unavailable (not glibc).
+    glibc raises both thresholds each time it frees a mapped chunk, so how large
+    tensors are allocated, and with it the memory figures and the CPU timings of
+    a model, would depend on the models that ran before it. Pinned at the
+    converged values, every test starts from the same allocator behaviour, the
+    one a long-running process reaches anyway: resnet18's CPU latency is the same
+    as with the dynamic thresholds (14.1 vs 14.3 ms at batch 1 here), while
+    pinning the mmap threshold at its 128 KiB default made it 2.7x slower (every
+    activation mapped and faulted in on every call). False where unavailable
+    (not glibc).
     """
     global _libc
     try:
         if _libc is None:
             _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(_libc.mallopt(M_MMAP_THRESHOLD, int(value)))
+        return bool(_libc.mallopt(M_MMAP_THRESHOLD, int(mmap))) and bool(_libc.mallopt(M_TRIM_THRESHOLD, int(trim)))
     except (OSError, AttributeError):
         return False
 
@@ -133,3 +134,57 @@ class CpuMemoryProbe:
             return {"total": None, "delta": None}, "unavailable (no /proc/self/status)"
         delta = None if before is None else max(0, peak - before)
         return {"total": peak, "delta": delta}, method
+
+
+#: glibc's default thresholds: every block of 128 KiB or more is mapped when allocated, unmapped when freed.
+EXACT_MMAP_THRESHOLD = 128 * 2**10
+EXACT_TRIM_THRESHOLD = 128 * 2**10
+
+
+@dataclass
+class CpuMemoryPass:
+    """CPU memory of a model: one dedicated call after the timed ones.
+
+    During the timed calls the allocator keeps glibc's converged thresholds
+    (fast, and the same whatever ran before). Freed heap it keeps around would
+    make a peak-RSS reading depend on the process's history, though (resnet18 at
+    batch 8: 126 MB alone, 148 to 166 MB after VGG-16). So the memory figure
+    comes from one more call, made with every block of 128 KiB or more mapped
+    when allocated and returned when freed, after a ``malloc_trim``: its peak
+    RSS above the level before it is the live working memory of the forward
+    pass (51 MB for resnet18 at batch 8, alone or after VGG-16).
+    """
+
+    call: Callable[[], object]
+    probe: CpuMemoryProbe = field(default_factory=CpuMemoryProbe)
+    set_thresholds: Callable[[int, int], bool] = pin_malloc_thresholds
+    passes: int = 1
+    trim_after_modules: Callable[[], Any] = field(default=None)  # type: ignore[assignment]
+
+    def start(self) -> None:
+        """Nothing to do before the timed calls."""
+
+    def stop(self) -> tuple[dict[str, Optional[int]], str]:
+        exact = self.set_thresholds(EXACT_MMAP_THRESHOLD, EXACT_TRIM_THRESHOLD)
+        hooks = (self.trim_after_modules or _trim_after_every_module)()
+        try:
+            self.probe.start()
+            for _ in range(self.passes):
+                self.call()
+            memory, method = self.probe.stop()
+        finally:
+            hooks.remove()
+            self.set_thresholds(PINNED_MMAP_THRESHOLD, PINNED_TRIM_THRESHOLD)
+            self.probe.trim()
+        how = "every block >= 128 KiB mapped" if exact else "allocator thresholds could not be set"
+        return memory, f"{method}; over {self.passes} dedicated call(s) after the timed ones, {how}"
+
+
+def _trim_after_every_module() -> Any:
+    """Return freed heap to the OS after every module's forward, for the memory pass only."""
+    from torch.nn.modules.module import register_module_forward_hook
+
+    def hook(module: Any, args: Any, output: Any) -> None:
+        malloc_trim()  # returns None: a forward hook's return value would replace the output
+
+    return register_module_forward_hook(hook)

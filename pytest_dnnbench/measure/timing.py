@@ -43,7 +43,7 @@ class SamplingPolicy:
     max_samples: int = 5000
     ci_target: float = 0.01
     confidence: float = 0.95
-    max_time_s: float = 20.0
+    max_time_s: float = 10.0
     warmup_min: int = 3
     warmup_max: int = 50
     warmup_tolerance: float = 0.05
