@@ -132,9 +132,11 @@ class DnnBench:
             complexity=complexity,
             extra={"test": request.node.nodeid},
         )
-        request.config.hook.pytest_dnnbench_record(record=record, item=request.node)
-        attach_to_benchmark_session(request.config, request.node, record)
+        # The record is kept before the hooks run: a check that fails the test (baselines,
+        # constraints) must not lose the measurement.
         self.records.append(record)
+        attach_to_benchmark_session(request.config, request.node, record)  # shares record["checks"]
+        request.config.hook.pytest_dnnbench_record(record=record, item=request.node)
         return record
 
 

@@ -24,5 +24,8 @@ def pytest_dnnbench_register_models(registry, config):
 def pytest_dnnbench_record(record, item):
     """Called on the process that ran ``item`` with each record it produced, before the report.
 
-    Implementations may add keys to ``record`` (it must stay plain JSON data).
+    Implementations may add to ``record`` (it must stay plain JSON data): accuracy fills
+    ``record["accuracy"]`` (``tryfirst``), baseline and constraint checks append to
+    ``record["checks"]`` and may fail the test (``trylast``). The record is already kept when
+    this runs, so a failing check does not lose it.
     """

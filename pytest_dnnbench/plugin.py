@@ -19,7 +19,13 @@ from .options import addoptions, parse_options
 from .registry import REGISTRY, SelectionError
 from .state import STATE_KEY, DnnState, get_state
 
-pytest_plugins = ["pytest_dnnbench.fixtures"]
+# Feature plugins: each adds its own options and hooks; none imports torch at import time.
+pytest_plugins = [
+    "pytest_dnnbench.fixtures",
+    "pytest_dnnbench.accuracy.plugin",
+    "pytest_dnnbench.gating",
+    "pytest_dnnbench.report.plugin",
+]
 
 SUITE_PATH = Path(__file__).parent / "suite" / "bench_models.py"
 #: Node id of the shipped suite: the same wherever the package or the rootdir is, so that
