@@ -17,6 +17,7 @@ import pytest
 from . import hookspecs
 from .options import addoptions, parse_options
 from .registry import REGISTRY, SelectionError
+from .results import plain
 from .state import STATE_KEY, DnnState, get_state
 
 # Feature plugins: each adds its own options and hooks; none imports torch at import time.
@@ -157,10 +158,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         for rec in records:
             rec["outcome"] = report.outcome
             rec["reason"] = reason
-        report.dnn_records = list(records)
+        report.dnn_records = [plain(rec) for rec in records]
         state = get_state(item.config)
         if not state.env_sent and state.environment is not None:
-            report.dnn_environment = state.environment
+            report.dnn_environment = plain(state.environment)
             state.env_sent = True
     return report
 

@@ -134,6 +134,15 @@ def _jsonable(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def plain(obj: Any) -> Any:
+    """``obj`` as plain JSON data (str subclasses such as torch's version become str, tuples lists).
+
+    Records and the environment travel with test reports, through pytest-xdist's
+    serializer, which accepts builtin types only.
+    """
+    return json.loads(json.dumps(obj, allow_nan=False, default=_jsonable))
+
+
 def load_results(path: Path) -> dict:
     """Read a results file, checking its schema; raises ValueError with what was wrong."""
     try:

@@ -29,7 +29,7 @@ def collect_environment(backend: Any, settings: Any, plugin_version: str) -> dic
         "python": platform.python_version(),
         "platform": platform.platform(),
         "hostname": platform.node(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "torchvision": _version("torchvision"),
         "timm": _version("timm"),
         "thop": _version("ultralytics-thop"),
@@ -85,7 +85,7 @@ def machine_info(options: Any) -> dict:
     import torch
 
     info: dict[str, Any] = {
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "torchvision": _version("torchvision"),
         "timm": _version("timm"),
         "cuda": torch.version.cuda,
