@@ -12,15 +12,13 @@ from typing import Any, Callable, Optional, Sequence
 
 import pytest
 
-from .state import DnnState, get_state
+from .state import RECORDS_KEY, DnnState, get_state
 
 
 @pytest.fixture(scope="session")
 def dnn_device(request: pytest.FixtureRequest) -> str:
     """The resolved device of this session: ``"cpu"`` or ``"cuda:N"``."""
-    from .plugin import ensure_device
-
-    return ensure_device(request.config)
+    return get_state(request.config).ensure_device()
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +86,7 @@ class DnnBench:
         from .measure.bench import make_input, measure, prepare_model
         from .measure.flops import measure_complexity
         from .results import make_record
-        from .plugin import attach_to_benchmark_session
+        from .pbench import attach_to_benchmark_session
 
         request, state = self._request, self._state
         if model is None:
@@ -149,8 +147,6 @@ def _threads() -> int:
 @pytest.fixture
 def dnn_bench(request: pytest.FixtureRequest, dnn_backend: Any) -> DnnBench:
     """Benchmark a model: ``record = dnn_bench(model, input_size=(3, 224, 224))``."""
-    from .plugin import RECORDS_KEY
-
     bench = DnnBench(request, get_state(request.config))
     request.node.stash[RECORDS_KEY] = bench.records
     return bench

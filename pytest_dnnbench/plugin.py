@@ -9,7 +9,6 @@ when benchmark mode resolves the device.
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Optional
 
 import pytest
@@ -18,7 +17,7 @@ from . import hookspecs
 from .options import addoptions, parse_options
 from .registry import REGISTRY, SelectionError
 from .results import plain
-from .state import STATE_KEY, DnnState, get_state
+from .state import RECORDS_KEY, STATE_KEY, DnnState, get_state
 
 # Feature plugins: each adds its own options and hooks; none imports torch at import time.
 pytest_plugins = [
@@ -32,7 +31,6 @@ SUITE_PATH = Path(__file__).parent / "suite" / "bench_models.py"
 #: Node id of the shipped suite: the same wherever the package or the rootdir is, so that
 #: pytest-benchmark's stored names compare test by test between machines.
 SUITE_NODEID = "pytest_dnnbench/suite/bench_models.py"
-RECORDS_KEY = pytest.StashKey[list]()
 DNN_FIXTURES = ("dnn_model", "dnn_bench", "dnn_device", "dnn_backend")
 
 
@@ -121,28 +119,7 @@ def _argnames(marker: pytest.Mark) -> list[str]:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Resolve and check the device where tests run, before any model is built."""
     if any(set(DNN_FIXTURES) & set(getattr(item, "fixturenames", ())) for item in session.items):
-        ensure_device(session.config)
-
-
-def ensure_device(config: pytest.Config) -> str:
-    from .device import DeviceError, check_precision, resolve_device
-
-    state = get_state(config)
-    if state.device is None:
-        worker = _worker_index(state.worker_id)
-        try:
-            device = resolve_device(state.options.device, worker_index=worker)
-            check_precision(state.options.precision, device)
-        except DeviceError as exc:
-            raise pytest.UsageError(str(exc)) from None
-        state.device = device
-    return state.device
-
-
-def _worker_index(worker_id: Optional[str]) -> Optional[int]:
-    if worker_id and worker_id.startswith("gw") and worker_id[2:].isdigit():
-        return int(worker_id[2:])
-    return None
+        get_state(session.config).ensure_device()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -211,43 +188,6 @@ def _memory_note(env: dict) -> str:
 
 
 # -- pytest-benchmark --------------------------------------------------------------------------
-
-def attach_to_benchmark_session(config: pytest.Config, node: pytest.Item, record: dict) -> None:
-    """Put one record's samples into pytest-benchmark's session (when it is active)."""
-    bs = getattr(config, "_benchmarksession", None)
-    if bs is None or getattr(bs, "disabled", True):
-        return
-    from pytest_benchmark.stats import Metadata
-
-    callspec = getattr(node, "callspec", None)
-    extra = {k: v for k, v in record.items() if k != "latency_ms"}
-    extra["latency_ms"] = {k: v for k, v in record["latency_ms"].items() if k != "samples"}
-    fixture = SimpleNamespace(
-        name=node.name,
-        fullname=node.nodeid,
-        group=f"{record['model']}",
-        param=callspec.id if callspec is not None else None,
-        params=dict(callspec.params) if callspec is not None else None,
-        extra_info=extra,
-        cprofile_stats=None,
-        has_error=False,
-    )
-    lat = record["latency_ms"]
-    meta = Metadata(
-        fixture,
-        iterations=1,
-        options={
-            "timer": "cuda events" if str(record["device"]).startswith("cuda") else "perf_counter_ns",
-            "min_rounds": get_state(config).options.policy.min_samples,
-            "max_time": get_state(config).options.policy.max_time_s,
-            "warmup": lat["warmup"],
-            "disable_gc": False,
-        },
-    )
-    for ms in lat["samples"]:
-        meta.stats.update(ms / 1000.0)
-    bs.benchmarks.append(meta)
-
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:

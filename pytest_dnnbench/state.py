@@ -45,6 +45,19 @@ class DnnState:
     def model_names(self) -> list[str]:
         return list(self.selected) if self.selected is not None else list(self.registry.default)
 
+    def ensure_device(self) -> str:
+        """Resolve and check the device where the tests run, before any model is built."""
+        from .device import DeviceError, check_precision, resolve_device
+
+        if self.device is None:
+            try:
+                device = resolve_device(self.options.device, worker_index=_worker_index(self.worker_id))
+                check_precision(self.options.precision, device)
+            except DeviceError as exc:
+                raise pytest.UsageError(str(exc)) from None
+            self.device = device
+        return self.device
+
     # -- lazily created measurement objects (these import torch) ----------------------------
     def settings(self) -> Any:
         if self._settings is None:
@@ -132,7 +145,16 @@ class DnnState:
             self.results.flush()
 
 
+def _worker_index(worker_id: Optional[str]) -> Optional[int]:
+    """pytest-xdist's ``gwN`` -> N (GPUs are pinned round robin over the workers)."""
+    if worker_id and worker_id.startswith("gw") and worker_id[2:].isdigit():
+        return int(worker_id[2:])
+    return None
+
+
 STATE_KEY = pytest.StashKey[DnnState]()
+#: The records a test's ``dnn_bench`` produced (attached to its report by the plugin).
+RECORDS_KEY = pytest.StashKey[list]()
 
 
 def get_state(config: pytest.Config) -> DnnState:

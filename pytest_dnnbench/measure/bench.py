@@ -137,7 +137,6 @@ def measure(
         # footprint); on the CPU one dedicated call follows the timed ones.
         timing = sample_latency(timer, settings.policy, clock, start=start, before_sampling=probe.start)
         memory, method = probe.stop()
-    del x
     return Measurement(
         timing=timing, memory=memory, memory_method=method, batch_size=batch_size,
         input_size=(int(input_size[0]), int(input_size[1]), int(input_size[2])),
