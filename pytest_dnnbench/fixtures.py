@@ -47,6 +47,9 @@ def dnn_model(request: pytest.FixtureRequest, dnn_backend: Any) -> Any:
         model = build_model(spec)
     except ModelUnavailable as exc:
         pytest.skip(str(exc))
+    from .accuracy.plugin import load_requested_weights
+
+    load_requested_weights(request.config, model, spec)  # --dnn-weights; local files only
     model = prepare_model(model, state.settings())
     state.remember(model, spec)
     yield model
@@ -117,7 +120,7 @@ class DnnBench:
 
         key = (spec.name, size) if spec is not None else (model, size)
         complexity = state.complexity(key, compute)
-        backend.release()
+        backend.before_measure()
         measurement = measure(model, int(batch_size), size, settings, backend, forward=forward)
         record = make_record(
             model=label,

@@ -172,6 +172,23 @@ def test_cuda_release_empties_the_cache() -> None:
     assert api.log == ["synchronize", "empty_cache"]
 
 
+def test_cuda_empties_the_cache_before_each_measurement() -> None:
+    """A batch must not inherit what a larger batch before it left reserved."""
+    backend, api = make_cuda(FakeNvml())
+    api.log.clear()
+    backend.before_measure()
+    assert api.log == ["synchronize", "empty_cache"]
+
+
+def test_cpu_before_measure_leaves_collection_to_the_memory_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc as gc_module
+
+    calls: list = []
+    monkeypatch.setattr(gc_module, "collect", lambda *a: calls.append("gc") or 0)
+    CpuBackend().before_measure()
+    assert calls == []
+
+
 def test_cuda_timer_uses_events_and_synchronize_delegates() -> None:
     backend, api = make_cuda(None)
 

@@ -90,6 +90,7 @@ class TimingResult:
             stop_reason=self.stop_reason,
             ci_target=self.ci_target,
             samples=list(self.samples_ms),
+            warmup_samples=list(self.warmup_ms),
         )
         return d
 
