@@ -201,12 +201,20 @@ def _family(builder: str) -> str:
     return builder
 
 
+# Weights whose transforms normalise with 0.5/0.5 rather than the ImageNet mean/std.
+_TV_HALF_NORM = ("efficientnet_v2_l",)
+
+
 def _extra(builder: str, crop: int, resize: int, interp: str, weights: str) -> ModelSpec:
     # The paper's ResNeXt-101 (64x4d) is timm's port; torchvision's own is kept under a prefixed name.
     name = "tv_" + builder if builder == "resnext101_64x4d" else builder
+    pre = _tv_pre(crop, resize, interp)
+    if builder in _TV_HALF_NORM:
+        pre = Preprocess(resize=resize, crop=crop, interpolation=interp, mean=INCEPTION_MEAN, std=INCEPTION_STD,
+                         source=pre.source)
     return ModelSpec(
         name=name, paper_name=None, source="torchvision", builder=builder, input_size=(3, crop, crop),
-        family=_family(builder), preprocess=_tv_pre(crop, resize, interp), weights=weights,
+        family=_family(builder), preprocess=pre, weights=weights,
     )
 
 

@@ -1,0 +1,83 @@
+"""Without data or weights: the published figure, marked as reference, never as measured."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from helpers import FAST, load_json
+from pytest_dnnbench.accuracy.plugin import not_measured
+from pytest_dnnbench.accuracy.reference import CADENE_TABLE, reference_for
+from pytest_dnnbench.registry import REGISTRY
+from pytest_dnnbench.report.terminal import REFERENCE_MARK, accuracy_cell, format_table
+
+PAPER = [REGISTRY.get(n) for n in REGISTRY.paper_names()]
+#: Paper models with no published figure for the paper's weights.
+NO_FIGURE = {"mobilenet_v1", "shufflenet"}
+
+
+@pytest.mark.parametrize("spec", PAPER, ids=[s.name for s in PAPER])
+def test_every_paper_model_with_a_figure_carries_it_as_reference(spec) -> None:
+    acc = not_measured(spec, "no validation data (pass --dnn-imagenet=DIR)")
+    assert acc["paper_top1"] == spec.paper_top1
+    assert acc["reason"] == "no validation data (pass --dnn-imagenet=DIR)" and acc["n_images"] is None
+    if spec.name in NO_FIGURE:
+        assert acc["status"] == "unavailable" and acc["top1"] is None and acc["reference"] is None
+        assert acc["source"] == acc["reason"]
+        return
+    ref = acc["reference"]
+    assert acc["status"] == "reference"
+    assert (acc["top1"], acc["top5"]) == (ref["top1"], ref["top5"])
+    assert 50 < acc["top1"] < acc["top5"] < 100
+    assert acc["source"] == ref["source"] and ("torchvision weights meta" in ref["source"] or "Cadene" in ref["source"])
+    if spec.paper_top1 is not None:  # the paper's own figure is close to the published one
+        assert abs(spec.paper_top1 - acc["top1"]) < 3.5
+
+
+def test_the_paper_weights_not_todays_defaults() -> None:
+    import torchvision.models
+
+    ref = reference_for(REGISTRY.get("resnet50"))
+    assert ref["top1"] == 76.13 and ref["top5"] == 92.862
+    assert ref["source"] == "torchvision weights meta: ResNet50_Weights.IMAGENET1K_V1"
+    assert torchvision.models.ResNet50_Weights.DEFAULT.meta["_metrics"]["ImageNet-1K"]["acc@1"] != 76.13
+
+
+def test_cadene_figures_cover_exactly_the_cadene_weights() -> None:
+    ported = {s.name for s in PAPER if s.source in ("timm", "pretrainedmodels")}
+    assert set(CADENE_TABLE) == ported - NO_FIGURE
+    assert CADENE_TABLE["bninception"][:2] == (73.522, 91.560)
+    assert CADENE_TABLE["cafferesnet101"][:2] == (76.200, 92.766)
+
+
+def test_table_cells() -> None:
+    assert accuracy_cell({"accuracy": {"top1": 76.13, "status": "measured"}}) == "76.13"
+    assert accuracy_cell({"accuracy": {"top1": 76.13, "status": "reference"}}) == f"76.13 {REFERENCE_MARK}"
+    assert accuracy_cell({"accuracy": {"top1": None, "status": "unavailable"}}) == "-"
+    lines = format_table([{"model": "a", "batch_size": 1, "accuracy": {"top1": 70.0, "status": "measured"}},
+                          {"model": "b", "batch_size": 1, "accuracy": {"top1": 71.0, "status": "reference"}}])
+    assert "Top-1(%)" in lines[0]
+    assert lines[2].split()[7] == "70.00" and lines[3].split()[7:9] == ["71.00", "(ref)"]
+    assert lines[-2] == "" and "published reference figure" in lines[-1]
+
+
+def test_run_without_data_or_weights(tiny_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A paper model's records carry the reference figure; the table marks it; a custom model shows '-'."""
+    monkeypatch.setenv("TORCH_HOME", str(tiny_project.path / "empty_torch_home"))
+    out = tiny_project.path / "r.json"
+    result = tiny_project.runpytest(*FAST, "--dnn-models=squeezenet1_1,tiny", "--dnn-batch-sizes=1",
+                                    "--dnn-weights=pretrained", f"--dnn-json={out}")
+    result.assert_outcomes(passed=2)
+    squeeze, tiny = load_json(out)["records"]
+    acc = squeeze["accuracy"]
+    assert acc["status"] == "reference" and acc["top1"] == 58.178 and acc["top5"] == 80.624
+    assert acc["source"] == "torchvision weights meta: SqueezeNet1_1_Weights.IMAGENET1K_V1"
+    assert acc["paper_top1"] == 58.18
+    assert "no validation data" in acc["reason"]
+    assert re.search(r"no cached checkpoint at .*empty_torch_home.*squeezenet1_1-b8a52dc0\.pth", acc["reason"])
+    assert tiny["accuracy"]["status"] == "unavailable" and tiny["accuracy"]["top1"] is None
+    text = result.stdout.str()
+    assert re.search(r"^squeezenet1_1\s+1\s.*\s58\.18 \(ref\)\s", text, re.M), text
+    assert re.search(r"^tiny\s+1\s.*\s-\s+\d+\s*$", text, re.M)
+    assert "(ref) = published reference figure, not measured here" in text
