@@ -48,12 +48,38 @@ def record_row(rec: dict) -> tuple[str, ...]:
     )
 
 
+#: The accuracy column, shown after params(M) when the records carry accuracy (real runs always do).
+TOP1_COLUMN = "Top-1(%)"
+REFERENCE_MARK = "(ref)"
+REFERENCE_LEGEND = (f"{TOP1_COLUMN}: plain = measured in this run; {REFERENCE_MARK} = published reference figure, "
+                    "not measured here (accuracy.reason says why); - = unavailable")
+
+
+def accuracy_cell(rec: dict) -> str:
+    """Top-1 as measured (``76.13``), a reference figure marked as such (``76.13 (ref)``), or ``-``."""
+    acc = rec.get("accuracy") or {}
+    top1 = acc.get("top1")
+    if top1 is None or acc.get("status") not in ("measured", "reference"):
+        return "-"
+    text = format(float(top1), ".2f")
+    return text if acc.get("status") == "measured" else f"{text} {REFERENCE_MARK}"
+
+
 def format_table(records: Iterable[dict]) -> list[str]:
     """Aligned rows; notes: ``capped`` (budget ran out before the CI target), ``flops?`` (the two
-    FLOP counters disagree by more than 5 %), and any outcome but passed."""
-    rows = [COLUMNS] + [record_row(r) for r in records]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    FLOP counters disagree by more than 5 %), and any outcome but passed. Records with accuracy add
+    a Top-1 column, where reference figures are marked ``(ref)``, explained below the table."""
+    records = list(records)
+    with_accuracy = any("accuracy" in r for r in records)
+    columns: tuple[str, ...] = COLUMNS
+    rows = [record_row(r) for r in records]
     right = {1, 2, 3, 4, 5, 6, 7}
+    if with_accuracy:
+        columns = COLUMNS[:7] + (TOP1_COLUMN,) + COLUMNS[7:]
+        rows = [row[:7] + (accuracy_cell(r),) + row[7:] for row, r in zip(rows, records)]
+        right = {1, 2, 3, 4, 5, 6, 7, 8}
+    rows = [columns] + rows
+    widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
     lines = []
     for k, row in enumerate(rows):
         cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(row)]
@@ -61,4 +87,88 @@ def format_table(records: Iterable[dict]) -> list[str]:
         lines.append(line)
         if k == 0:
             lines.append("-" * len(line))
+    if with_accuracy and any(REFERENCE_MARK in row[7] for row in rows[1:]):
+        lines += ["", REFERENCE_LEGEND]
     return lines
+
+
+# -- the paper's tables, condensed to the terminal's width ------------------------------------------
+
+def _cell_text(cell) -> str:
+    marks = "".join(f"[{n}]" for n in cell.notes)
+    return cell.text + marks
+
+
+def render_grid(table, width: int = 80, name_width: int = 22) -> list[str]:
+    """A :class:`~pytest_dnnbench.report.tables.Table` of single-line cells, as aligned text no
+    wider than ``width``: long names are shortened, and columns that do not fit are left out
+    (the last line says how many)."""
+    header = [_ascii(h) for h in table.header]
+    rows = [[_ascii(_cell_text(c)) for c in row] for row in table.rows]
+    head_cols = sum(1 for c in (table.rows[0] if table.rows else []) if c.header) or 1
+    for row in rows:
+        for i in range(head_cols):
+            if len(row[i]) > name_width:
+                row[i] = row[i][: name_width - 1] + "~"
+    ncols = len(header)
+    widths = [max([len(header[i])] + [len(r[i]) for r in rows]) for i in range(ncols)]
+    shown = ncols
+    while shown > head_cols + 1 and sum(widths[:shown]) + 2 * (shown - 1) > width:
+        shown -= 1
+    lines = [_wrap(_ascii(table.title), width)]
+    for k, row in enumerate([header] + rows):
+        cells = [c.ljust(widths[i]) if i < head_cols else c.rjust(widths[i]) for i, c in enumerate(row[:shown])]
+        lines.append("  ".join(cells).rstrip())
+        if k == 0:
+            lines.append("-" * min(width, len(lines[-1])))
+    if shown < ncols:
+        lines.append(f"({ncols - shown} of {ncols - head_cols} columns not shown at this terminal width: "
+                     f"{', '.join(header[shown:])}; the full table is in --dnn-report)")
+    lines.extend(_wrap(f"[{i}] {_ascii(t)}", width) for i, t in enumerate(table.notes, 1))
+    return lines
+
+
+def render_table3(table, width: int = 80) -> list[str]:
+    """Table 3 as one wrapped line per (memory, FPS) pair."""
+    lines = [_wrap(_ascii(table.title), width)]
+    for row in table.rows:
+        mem = _ascii(row[0].text)
+        for head, cell in zip(table.header[1:], row[1:]):
+            picks = cell.lines or []
+            if picks:
+                text = ", ".join(_ascii(_cell_text(c)).replace("  ", " ") for c in picks)
+            else:
+                text = _ascii(_cell_text(cell))
+            lines.append(_wrap(f"{mem}, {_ascii(head)}: {text}", width, indent="    "))
+    lines.extend(_wrap(f"[{i}] {_ascii(t)}", width) for i, t in enumerate(table.notes, 1))
+    return lines
+
+
+def format_paper_tables(records, missing=(), width: int = 80, memory_note: str = "") -> list[str]:
+    """Tables 1, 2 and 3 of the paper for these records, condensed to ``width`` columns."""
+    from .tables import table1, table2, table3
+
+    records = list(records)
+    lines: list[str] = []
+    lines += render_grid(table1(records, missing), width)
+    lines.append("")
+    lines += render_grid(table2(records, missing, memory_note), width)
+    lines.append("")
+    lines += render_table3(table3(records), width)
+    return lines
+
+
+_ASCII = {"≤": "<=", "≥": ">=", "–": "-", "÷": "/", "×": "x", "…": "...", "·": "*"}
+
+
+def _ascii(text: str) -> str:
+    for k, v in _ASCII.items():
+        text = text.replace(k, v)
+    return text
+
+
+def _wrap(text: str, width: int, indent: str = "    ") -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width=max(20, width), subsequent_indent=indent,
+                                   break_on_hyphens=False)) or text

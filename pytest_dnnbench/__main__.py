@@ -1,0 +1,56 @@
+"""``python -m pytest_dnnbench report RESULTS.json [RESULTS.json ...] --out DIR``
+
+Rebuild the report (tables, figures, Markdown, HTML, CSV) from saved results files
+(``--dnn-json`` or ``--dnn-report``'s ``results.json``) and baseline files. With several inputs
+the platforms are put side by side, the first being the reference of the ratio columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pytest_dnnbench", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    rep = sub.add_parser("report", help="rebuild the report from results (and baseline) files",
+                         description="Rebuild the report from saved results files and baseline files; "
+                                     "several inputs are put side by side (ratios against the first).")
+    rep.add_argument("inputs", nargs="+", metavar="RESULTS.json",
+                     help="results files (schema pytest-dnnbench/1) or baseline files")
+    rep.add_argument("--out", required=True, metavar="DIR", help="directory to write the report into")
+    rep.add_argument("--title", default=None, help="title of the report")
+    rep.add_argument("--label", action="append", default=[], metavar="LABEL",
+                     help="name of a platform, once per input in order (default: device name and precision)")
+    args = parser.parse_args(argv)
+
+    from .report.build import write_report
+    from .report.inputs import InputError, load_platform
+    from .report.tables import unique_labels
+
+    if args.label and len(args.label) != len(args.inputs):
+        parser.error(f"--label given {len(args.label)} times for {len(args.inputs)} inputs: give one per input")
+    try:
+        platforms = [load_platform(Path(p)) for p in args.inputs]
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    labels = args.label or unique_labels([p.label for p in platforms])
+    for p, label in zip(platforms, labels):
+        p.label = label
+    try:
+        written = write_report(platforms, Path(args.out), title=args.title,
+                               command="python -m pytest_dnnbench report " + " ".join(args.inputs))
+    except ImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,356 @@
+"""The paper's Figures 1-4 as PNG files (matplotlib, Agg canvas; imported only when a report is made).
+
+No pyplot: each figure is a :class:`matplotlib.figure.Figure` on its own Agg canvas, so nothing
+touches matplotlib's global backend or state, and nothing warns.
+
+- Fig. 1: Top-1 vs GFLOPs (one image), ball area proportional to the parameters.
+- Fig. 2: (a) accuracy density (Top-1 per million parameters), (b) Top-1 vs density.
+- Fig. 3: Top-1 vs images per second at batch 1 (log x), with the linear upper bound
+  ``Top-1 = a + b * FPS`` of each platform (:func:`~pytest_dnnbench.report.fits.upper_bound`).
+- Fig. 4: total memory vs parameter-file size at batch 1 (MiB, the paper's MB), with the
+  least-squares line and, where the points fall into two groups, the two-line fit.
+
+Where a figure has nothing to plot, or too few points for a fit, the PNG says so in words.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from . import fits
+from .tables import MIB, Platform, Top1, _num, paper_top1, top1_by_model, total_memory
+
+DPI = 90
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+STATUS_LABEL = {"measured": "Top-1 measured", "reference": "Top-1 reference (not measured)",
+                "paper": "Top-1 from the paper (not measured)"}
+
+
+@dataclass
+class FigureFile:
+    key: str
+    filename: str
+    title: str
+    caption: str
+    notes: list[str] = field(default_factory=list)
+    png: bytes = b""
+
+
+def require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - exercised where matplotlib is absent
+        raise ImportError(
+            "the report's figures need matplotlib: pip install matplotlib"
+        ) from exc
+
+
+def _figure(width: float = 7.0, height: float = 4.6, ncols: int = 1) -> tuple[Any, Any]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, ncols)
+    return fig, axes
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _say(ax: Any, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=10, wrap=True,
+            color="#444444", bbox={"boxstyle": "round", "fc": "#f4f4f4", "ec": "#cccccc"})
+
+
+# -- per-model facts, merged over platforms (complexity and accuracy do not depend on the device) --
+
+@dataclass
+class ModelFacts:
+    model: str
+    name: str
+    top1: Top1
+    gflops: Optional[float]
+    params_m: Optional[float]
+    param_file_mb: Optional[float]
+
+
+def model_facts(platforms: Sequence[Platform], fallback: Any = paper_top1) -> list[ModelFacts]:
+    all_records = [r for p in platforms for r in p.records]
+    accs = top1_by_model(all_records, fallback)
+    out: dict[str, ModelFacts] = {}
+    for r in all_records:
+        m = str(r.get("model"))
+        f = out.setdefault(m, ModelFacts(m, str(r.get("paper_name") or m), accs[m], None, None, None))
+        if r.get("paper_name"):
+            f.name = str(r["paper_name"])
+        flops = _num(r.get("flops"))
+        if f.gflops is None and flops is not None and flops > 0:
+            f.gflops = flops / 1e9
+        params = _num(r.get("params"))
+        if f.params_m is None and params is not None and params > 0:
+            f.params_m = params / 1e6
+        pf = _num(r.get("param_file_mb"))
+        if f.param_file_mb is None and pf is not None and pf > 0:
+            f.param_file_mb = pf
+    return list(out.values())
+
+
+def _status_style(status: Optional[str]) -> dict:
+    if status == "measured":
+        return {"alpha": 0.75}
+    return {"alpha": 0.35, "hatch": "///"}
+
+
+def _log_x(ax: Any, values: Sequence[float]) -> None:
+    """A log x axis labelled with plain numbers (minor ticks labelled only over a short range)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.set_xscale("log")
+    plain = FuncFormatter(lambda v, _pos: f"{v:g}")
+    ax.xaxis.set_major_formatter(plain)
+    if values and max(values) / max(min(values), 1e-12) < 30:
+        ax.xaxis.set_minor_formatter(plain)
+        ax.tick_params(axis="x", which="minor", labelsize=7)
+    elif max(values) / max(min(values), 1e-12) < 1000:
+        ax.xaxis.set_minor_formatter(FuncFormatter(_two_five))
+        ax.tick_params(axis="x", which="minor", labelsize=7)
+    else:
+        ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _two_five(v: float, _pos: Any) -> str:
+    import math
+
+    if v <= 0:
+        return ""
+    lead = round(v / 10 ** math.floor(math.log10(v)))
+    return f"{v:g}" if lead in (2, 5) else ""
+
+
+def _annotate(ax: Any, x: float, y: float, text: str) -> None:
+    ax.annotate(text, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6.5, color="#333333")
+
+
+# -- Fig. 1 -------------------------------------------------------------------------------------
+
+def fig1(platforms: Sequence[Platform], facts: Optional[list[ModelFacts]] = None) -> FigureFile:
+    facts = facts if facts is not None else model_facts(platforms)
+    pts = [f for f in facts if f.top1.value is not None and f.gflops is not None]
+    ff = FigureFile("fig1", "fig1_top1_vs_gflops.png", "Fig. 1: Top-1 accuracy vs GFLOPs",
+                    "Top-1 (%) against GFLOPs of one forward pass of one image (a multiply-add = 2 FLOPs); "
+                    "ball area proportional to the parameters.")
+    fig, ax = _figure()
+    ax.set_xlabel("GFLOPs (one image)")
+    ax.set_ylabel("Top-1 accuracy (%)")
+    ax.set_title(ff.title)
+    lacking = [f.name for f in facts if f.top1.value is None or f.gflops is None]
+    if not pts:
+        _say(ax, "no model has both a Top-1 accuracy and a FLOP count")
+        ff.notes.append("nothing to plot: no model has both a Top-1 accuracy and a FLOP count")
+    else:
+        biggest = max((f.params_m or 1.0) for f in pts)
+        for status in ("measured", "reference", "paper"):
+            sel = [f for f in pts if f.top1.status == status]
+            if not sel:
+                continue
+            sizes = [30 + 1200 * (f.params_m or 0.5) / biggest for f in sel]
+            ax.scatter([f.gflops for f in sel], [f.top1.value for f in sel], s=sizes, label=STATUS_LABEL[status],
+                       color=COLORS[0] if status == "measured" else COLORS[4], edgecolors="#333333",
+                       linewidths=0.5, **_status_style(status))
+            for f in sel:
+                _annotate(ax, f.gflops, f.top1.value, f.name)  # type: ignore[arg-type]
+        ax.legend(fontsize=7, loc="lower right", markerscale=0.4)
+        ax.margins(0.12)
+    if lacking:
+        ff.notes.append("not plotted (no Top-1 or no FLOP count): " + ", ".join(lacking))
+    ff.png = _png(fig)
+    return ff
+
+
+# -- Fig. 2 -------------------------------------------------------------------------------------
+
+def fig2(platforms: Sequence[Platform], facts: Optional[list[ModelFacts]] = None) -> FigureFile:
+    facts = facts if facts is not None else model_facts(platforms)
+    pts = [f for f in facts if f.top1.value is not None and f.params_m]
+    ff = FigureFile("fig2", "fig2_accuracy_density.png", "Fig. 2: accuracy density",
+                    "(a) accuracy density = Top-1 (%) per million parameters; (b) Top-1 against accuracy density.")
+    fig, (ax_a, ax_b) = _figure(9.0, 4.6, ncols=2)
+    ax_a.set_title("(a) Top-1 per million parameters", fontsize=10)
+    ax_b.set_title("(b) Top-1 vs accuracy density", fontsize=10)
+    ax_b.set_xlabel("accuracy density (Top-1 % per M parameters)")
+    ax_b.set_ylabel("Top-1 accuracy (%)")
+    if not pts:
+        _say(ax_a, "no model has both a Top-1 accuracy and a parameter count")
+        _say(ax_b, "nothing to plot")
+        ff.notes.append("nothing to plot: no model has both a Top-1 accuracy and a parameter count")
+    else:
+        pts = sorted(pts, key=lambda f: f.top1.value / f.params_m)  # type: ignore[operator]
+        dens = [f.top1.value / f.params_m for f in pts]  # type: ignore[operator]
+        colors = [COLORS[0] if f.top1.status == "measured" else COLORS[4] for f in pts]
+        ax_a.barh(range(len(pts)), dens, color=colors, alpha=0.8)
+        ax_a.set_yticks(range(len(pts)), [f.name for f in pts], fontsize=7 if len(pts) < 25 else 5)
+        ax_a.set_xlabel("Top-1 % per M parameters")
+        for status in ("measured", "reference", "paper"):
+            sel = [(d, f) for d, f in zip(dens, pts) if f.top1.status == status]
+            if sel:
+                ax_b.scatter([d for d, _ in sel], [f.top1.value for _, f in sel], label=STATUS_LABEL[status],
+                             color=COLORS[0] if status == "measured" else COLORS[4], s=25)
+                for d, f in sel:
+                    _annotate(ax_b, d, f.top1.value, f.name)  # type: ignore[arg-type]
+        ax_b.legend(fontsize=7, loc="lower right")
+        ax_b.margins(0.12)
+    lacking = [f.name for f in facts if f.top1.value is None or not f.params_m]
+    if lacking:
+        ff.notes.append("not plotted (no Top-1 or no parameter count): " + ", ".join(lacking))
+    ff.png = _png(fig)
+    return ff
+
+
+# -- Fig. 3 -------------------------------------------------------------------------------------
+
+def _batch1(p: Platform) -> dict[str, dict]:
+    return {str(r.get("model")): r for r in p.records
+            if int(r.get("batch_size") or 0) == 1 and r.get("outcome") != "skipped"}
+
+
+def fig3(platforms: Sequence[Platform], facts: Optional[list[ModelFacts]] = None) -> tuple[FigureFile, dict[str, fits.Fit]]:
+    facts = facts if facts is not None else model_facts(platforms)
+    acc = {f.model: f for f in facts}
+    ff = FigureFile("fig3", "fig3_top1_vs_fps.png", "Fig. 3: Top-1 accuracy vs images per second (batch 1)",
+                    "Top-1 (%) against images per second at batch 1 (log scale), with the linear upper bound "
+                    "Top-1 = a + b·FPS: the line on or above every point with the least total vertical distance "
+                    "to them (it looks curved on the log axis). The paper: a = 83.3, b = -0.0244 (Titan Xp); "
+                    "a = 83.0, b = -0.2025 (Jetson TX1).")
+    fig, ax = _figure()
+    ax.set_xscale("log")
+    all_fps: list[float] = []
+    ax.set_xlabel("images per second, batch 1 (log scale)")
+    ax.set_ylabel("Top-1 accuracy (%)")
+    ax.set_title(ff.title, fontsize=10)
+    bounds: dict[str, fits.Fit] = {}
+    plotted = 0
+    for k, p in enumerate(platforms):
+        color = COLORS[k % len(COLORS)]
+        # Each platform's own Top-1 first (the paper's figures for the paper's platform), else any.
+        own = top1_by_model(p.records)
+        top1 = {m: (own[m] if own.get(m) is not None and own[m].value is not None else acc[m].top1)
+                for m in own if m in acc}
+        pts = [(float(r["fps"]), top1[m].value, acc[m].name) for m, r in _batch1(p).items()
+               if _num(r.get("fps")) and m in top1 and top1[m].value is not None]
+        label = p.label if len(platforms) > 1 else "models"
+        if not pts:
+            ff.notes.append(f"{p.label}: no batch-1 model with both FPS and a Top-1 accuracy")
+            continue
+        plotted += len(pts)
+        all_fps += [x for x, _, _ in pts]
+        ax.scatter([x for x, _, _ in pts], [y for _, y, _ in pts], color=color, s=22, label=label, zorder=3)
+        for x, y, name in pts:
+            _annotate(ax, x, y, name)
+        bound = fits.upper_bound([x for x, _, _ in pts], [y for _, y, _ in pts])
+        bounds[p.label] = bound
+        if bound.ok:
+            lo, hi = min(x for x, _, _ in pts), max(x for x, _, _ in pts)
+            xs = [lo * (hi / lo) ** (i / 199) for i in range(200)] if hi > lo else [lo]
+            ax.plot(xs, [bound(x) for x in xs], color=color, lw=1.2, ls="--",
+                    label=f"bound: a = {bound.intercept:.4g}, b = {bound.slope:.4g}")
+            ff.notes.append(f"{p.label}: upper bound Top-1 = {bound.intercept:.4g} + ({bound.slope:.4g})·FPS "
+                            f"(n = {bound.n})" + (f"; {bound.note}" if bound.note else ""))
+        else:
+            ff.notes.append(f"{p.label}: {bound.note}; no bound drawn")
+    if plotted == 0:
+        _say(ax, "no batch-1 model with both FPS and a Top-1 accuracy")
+    else:
+        _log_x(ax, all_fps)
+        ax.legend(fontsize=7, loc="best")
+        ax.margins(0.1)
+    ff.png = _png(fig)
+    return ff, bounds
+
+
+# -- Fig. 4 -------------------------------------------------------------------------------------
+
+def fig4(platforms: Sequence[Platform], facts: Optional[list[ModelFacts]] = None) -> tuple[FigureFile, dict[str, Any]]:
+    facts = facts if facts is not None else model_facts(platforms)
+    size = {f.model: f for f in facts}
+    ff = FigureFile("fig4", "fig4_memory_vs_model_size.png",
+                    "Fig. 4: total memory vs parameter-file size (batch 1)",
+                    "total memory at batch 1 (MiB) against the size of the serialized parameters (MiB), with the "
+                    "least-squares line and, where the points fall into two groups, a two-line fit. The paper "
+                    "(Titan Xp): slopes 1.10 and 1.15, intercepts 910 and 639 MB.")
+    fig, ax = _figure()
+    ax.set_xlabel("parameter-file size (MiB)")
+    ax.set_ylabel("total memory, batch 1 (MiB)")
+    ax.set_title(ff.title, fontsize=10)
+    out: dict[str, Any] = {}
+    plotted = 0
+    for k, p in enumerate(platforms):
+        color = COLORS[k % len(COLORS)]
+        pts = [(size[m].param_file_mb, total_memory(r) / MIB, size[m].name) for m, r in _batch1(p).items()
+               if m in size and size[m].param_file_mb and total_memory(r)]
+        if not pts:
+            ff.notes.append(f"{p.label}: no batch-1 model with both a memory figure and a parameter-file size")
+            continue
+        plotted += len(pts)
+        xs, ys = [x for x, _, _ in pts], [y for _, y, _ in pts]
+        ax.scatter(xs, ys, color=color, s=22, zorder=3, label=p.label if len(platforms) > 1 else "models")
+        for x, y, name in pts:
+            _annotate(ax, x, y, name)
+        one = fits.least_squares(xs, ys, min_points=3)
+        two = fits.two_lines(xs, ys)
+        out[p.label] = {"least_squares": one, "two_lines": two}
+        lo, hi = min(xs), max(xs)
+        if one.ok:
+            ax.plot([lo, hi], [one(lo), one(hi)], color=color, lw=1.0,
+                    label=f"least squares: {one.slope:.3g}·x + {one.intercept:.4g}")
+            sign = "-" if one.slope < 0 else "+"
+            ff.notes.append(f"{p.label}: least squares memory = {one.intercept:.4g} MiB {sign} {abs(one.slope):.3g} × "
+                            f"file size (n = {one.n})")
+        else:
+            ff.notes.append(f"{p.label}: {one.note}; no line drawn")
+        if two.ok and two.distinct:
+            for g, (line, idx) in enumerate(zip(two.lines, two.groups)):
+                gx = [xs[i] for i in idx]
+                ax.plot([min(gx), max(gx)], [line(min(gx)), line(max(gx))], color=color, lw=1.2,
+                        ls="--" if g == 0 else ":",
+                        label=f"line {g + 1}: {line.slope:.3g}·x + {line.intercept:.4g} ({len(idx)} models)")
+            ff.notes.append(f"{p.label}: two lines: " + "; ".join(
+                f"slope {f.slope:.3g}, intercept {f.intercept:.4g} MiB ({len(g)} models)"
+                for f, g in zip(two.lines, two.groups)))
+        else:
+            ff.notes.append(f"{p.label}: no two-line fit ({two.note})")
+    if plotted == 0:
+        _say(ax, "no batch-1 model with both a memory figure and a parameter-file size")
+    else:
+        ax.legend(fontsize=7, loc="best")
+        ax.margins(0.1)
+    ff.png = _png(fig)
+    return ff, out
+
+
+def all_figures(platforms: Sequence[Platform]) -> list[FigureFile]:
+    require_matplotlib()
+    facts = model_facts(platforms)
+    f3, _ = fig3(platforms, facts)
+    f4, _ = fig4(platforms, facts)
+    return [fig1(platforms, facts), fig2(platforms, facts), f3, f4]
+
+
+def write_figures(figures: Sequence[FigureFile], out: Path) -> list[Path]:
+    import os
+
+    paths = []
+    for f in figures:
+        path = Path(out) / f.filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(f.png)
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths

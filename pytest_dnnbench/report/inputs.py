@@ -1,0 +1,109 @@
+"""Report inputs: results files (schema ``pytest-dnnbench/1``) and baseline files.
+
+A file is told apart by its ``schema`` field. Baseline files are read through
+``pytest_dnnbench.baselines.load_baseline`` (imported lazily, so that this module works before
+and without it); :func:`records_from_baseline` is the one place that knows a baseline's shape.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+from ..results import SCHEMA, load_results
+from .tables import Platform, platform_label
+
+
+class InputError(ValueError):
+    """A report input cannot be read; the message says which file and why."""
+
+
+def load_platform(path: Path) -> Platform:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not valid JSON ({exc})") from None
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if schema == SCHEMA:
+        try:
+            doc = load_results(path)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        env = doc.get("environment") or {}
+        records = [r for r in doc.get("records") or [] if isinstance(r, dict)]
+        return Platform(platform_label(env, records, path.stem), records, env,
+                        list(doc.get("missing") or []), str(path), "results")
+    if isinstance(schema, str) and "baseline" in schema:
+        return load_baseline_platform(path)
+    raise InputError(
+        f"{path}: schema {schema!r} is neither a results file ({SCHEMA!r}) nor a baseline file; "
+        "give files written by --dnn-json/--dnn-report or pytest-dnnbench baseline files"
+    )
+
+
+def load_baseline_platform(path: Path) -> Platform:
+    try:
+        from ..baselines import load_baseline  # type: ignore[attr-defined]
+    except ImportError:
+        raise InputError(f"{path} is a baseline file, but this version of pytest-dnnbench cannot read "
+                         "baseline files (pytest_dnnbench.baselines is missing)") from None
+    try:
+        baseline = load_baseline(path)
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{path}: {exc}") from None
+    return records_from_baseline(baseline, source=str(path))
+
+
+def records_from_baseline(baseline: Any, source: str = "") -> Platform:
+    """Turn a ``Baseline`` (``.platform`` dict, ``.entries``: (model, batch) -> figures) into a
+    platform of records with the results file's keys, so that every table and figure takes it."""
+    from ..registry import REGISTRY
+
+    platform = dict(getattr(baseline, "platform", {}) or {})
+    entries = getattr(baseline, "entries", {}) or {}
+    device_name = platform.get("device_name") or platform.get("key") or "baseline"
+    precision = platform.get("precision")
+    device = platform.get("device")
+    records = []
+    for key, entry in entries.items():
+        model, batch = key
+        entry = dict(entry or {})
+        try:
+            paper_name = REGISTRY.get(model).paper_name
+        except Exception:
+            paper_name = None
+        mem = entry.get("memory_bytes") or {}
+        acc = entry.get("accuracy") or {}
+        records.append({
+            "model": model, "paper_name": entry.get("paper_name") or paper_name, "device": device,
+            "device_name": device_name, "precision": precision, "mode": platform.get("mode"),
+            "batch_size": int(batch), "per_image_ms": entry.get("per_image_ms"), "fps": _fps(entry),
+            "memory_bytes": {"total": mem.get("total")} if isinstance(mem, dict) else {"total": None},
+            "macs": entry.get("macs"), "flops": entry.get("flops"), "params": entry.get("params"),
+            "param_file_mb": entry.get("param_file_mb"),
+            "accuracy": {"top1": acc.get("top1"), "top5": acc.get("top5"),
+                         "status": acc.get("status") or ("reference" if acc.get("top1") is not None else "unavailable"),
+                         "source": acc.get("source") or source},
+            "outcome": "passed", "reason": None, "baseline": True,
+            "missing": dict(entry.get("missing") or {}) if isinstance(entry.get("missing"), dict) else {},
+        })
+    records.sort(key=lambda r: (r["model"], r["batch_size"]))
+    env = {"device": device, "device_name": device_name, "precision": precision, "baseline_platform": platform}
+    if platform.get("source") == "paper":
+        label = f"{device_name} (paper" + (f", {precision})" if precision else ")")
+    else:
+        label = str(platform.get("key") or device_name)
+        if precision and str(precision) not in label:
+            label += f" ({precision})"
+    return Platform(label, records, env, [], source, "baseline")
+
+
+def _fps(entry: dict) -> Optional[float]:
+    if entry.get("fps") is not None:
+        return entry["fps"]
+    ms = entry.get("per_image_ms")
+    return 1000.0 / ms if ms else None

@@ -1,0 +1,562 @@
+"""The paper's tables, built from records (pure: no torch, no matplotlib, no pytest).
+
+- Table 1: per-image inference time (ms), models x batch sizes, each cell in one of the paper's
+  FPS bands (its colour key: >1000, >250, >125, >62.5, >30, >15, >5, <=5 FPS).
+- Table 2: total memory, models x batch sizes, in the paper's GB bands (<1 ... <7, >=7; the
+  paper's "GB" is nvidia-smi's GiB, and so is ours).
+- Table 3: the best five models by Top-1 under memory <= 0.7 / 1.0 / 1.4 GiB and FPS >= 15 / 30 /
+  60, at batch 1.
+- Side by side: the same figures of several platforms, with ratio columns.
+
+Every table is a :class:`Table` of :class:`Cell` s that the terminal, Markdown and HTML renderers
+share. A cell that has no figure (a test skipped or failed before measuring, a batch size not
+run, no accuracy known) is shown as missing with a numbered note giving the reason, never as 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+GIB = 2**30
+MIB = 2**20
+MISSING = "–"
+
+#: The paper's FPS colour key (Table 1): lower bounds of the bands, fastest first.
+FPS_BANDS = (1000.0, 250.0, 125.0, 62.5, 30.0, 15.0, 5.0)
+FPS_BAND_LABELS = (">1000", ">250", ">125", ">62.5", ">30", ">15", ">5", "<=5")
+MS_BAND_LABELS = ("<1", "<4", "<8", "<16", "<33", "<66", "<200", ">=200")
+#: Table 2's key: upper bounds in GiB.
+MEM_BANDS_GIB = (1, 2, 3, 4, 5, 6, 7)
+MEM_BAND_LABELS = ("<1", "<2", "<3", "<4", "<5", "<6", "<7", ">=7")
+#: Table 3's constraints (DESIGN §1): memory in GiB (the paper's GB), throughput in FPS at batch 1.
+MEMORY_LIMITS_GIB = (0.7, 1.0, 1.4)
+FPS_LIMITS = (15.0, 30.0, 60.0)
+TOP_N = 5
+
+STATUS_MARK = {"measured": "", "reference": "r", "paper": "p"}
+STATUS_TEXT = {
+    "measured": "measured in this run",
+    "reference": "published reference accuracy of these weights (not measured here)",
+    "paper": "the paper's Top-1 for this model (not measured here)",
+}
+
+
+# -- cells and tables ---------------------------------------------------------------------------
+
+@dataclass
+class Cell:
+    text: str
+    value: Optional[float] = None
+    cls: Optional[str] = None
+    notes: list[int] = field(default_factory=list)
+    #: Several lines in one cell (Table 3's lists); ``text`` is then their summary.
+    lines: Optional[list["Cell"]] = None
+    header: bool = False
+
+    @property
+    def missing(self) -> bool:
+        return self.value is None and self.lines is None and not self.header
+
+
+@dataclass
+class Table:
+    key: str
+    title: str
+    header: list[str]
+    rows: list[list[Cell]]
+    notes: list[str] = field(default_factory=list)
+    caption: str = ""
+    #: (css class, label) pairs of a colour key.
+    legend: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Notes:
+    """Numbered notes; the same text gets the same number."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def add(self, text: str) -> int:
+        if text not in self.texts:
+            self.texts.append(text)
+        return self.texts.index(text) + 1
+
+
+# -- records ------------------------------------------------------------------------------------
+
+def display_name(rec: dict) -> str:
+    return str(rec.get("paper_name") or rec.get("model"))
+
+
+def model_order(records: Iterable[dict], missing: Iterable[dict] = ()) -> list[str]:
+    seen: dict[str, None] = {}
+    for r in list(records) + list(missing):
+        seen.setdefault(str(r.get("model")), None)
+    return list(seen)
+
+
+def batch_order(records: Iterable[dict], missing: Iterable[dict] = ()) -> list[int]:
+    return sorted({int(r["batch_size"]) for r in list(records) + list(missing) if r.get("batch_size") is not None})
+
+
+def names_of(records: Iterable[dict], missing: Iterable[dict] = ()) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for r in list(records) + list(missing):
+        m = str(r.get("model"))
+        if m not in out or r.get("paper_name"):
+            out[m] = display_name(r)
+    return out
+
+
+def index(records: Iterable[dict]) -> dict[tuple[str, int], dict]:
+    """(model, batch) -> record; where a test produced several, the last wins."""
+    return {(str(r.get("model")), int(r.get("batch_size") or 0)): r for r in records}
+
+
+def _num(v: Any) -> Optional[float]:
+    if isinstance(v, bool) or v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if f == f and f not in (float("inf"), float("-inf")) else None
+
+
+def total_memory(rec: dict) -> Optional[float]:
+    return _num((rec.get("memory_bytes") or {}).get("total"))
+
+
+def short_reason(reason: Any, limit: int = 320) -> str:
+    text = " ".join(str(reason or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _missing_reason(model: str, bs: int, missing: dict[tuple[str, int], dict], rec: Optional[dict],
+                    field_name: str = "") -> str:
+    if rec is not None:
+        why = (rec.get("missing") or {}).get(field_name) if isinstance(rec.get("missing"), dict) else None
+        if why:
+            return f"not reported: {short_reason(why)}"
+        out = rec.get("outcome") or "no figure"
+        return f"{out}: {short_reason(rec.get('reason')) or 'the record has no figure'}"
+    m = missing.get((model, bs))
+    if m is not None:
+        return f"{m.get('outcome', 'missing')}: {short_reason(m.get('reason')) or 'no reason given'}"
+    return "not measured (batch size not run for this model, or the run was interrupted)"
+
+
+# -- accuracy -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Top1:
+    value: Optional[float]
+    status: Optional[str]  # measured | reference | paper | None
+    source: str = ""
+
+    @property
+    def mark(self) -> str:
+        return STATUS_MARK.get(self.status or "", "")
+
+    def text(self) -> str:
+        if self.value is None:
+            return MISSING
+        return f"{self.value:.2f}{self.mark}"
+
+
+def paper_top1(model: str) -> Optional[float]:
+    from ..registry import REGISTRY
+
+    try:
+        return REGISTRY.get(model).paper_top1
+    except Exception:
+        return None
+
+
+def best_top1(model: str, records: Iterable[dict], fallback: Callable[[str], Optional[float]] = paper_top1) -> Top1:
+    """Measured Top-1, else a reference figure, else the paper's own (registry), else none."""
+    ref = None
+    for r in records:
+        acc = r.get("accuracy") or {}
+        top1 = _num(acc.get("top1"))
+        if top1 is None:
+            continue
+        if acc.get("status") == "measured":
+            return Top1(top1, "measured", str(acc.get("source") or ""))
+        if ref is None:
+            ref = Top1(top1, "reference", str(acc.get("source") or ""))
+    if ref is not None:
+        return ref
+    value = fallback(model) if fallback is not None else None
+    if value is not None:
+        return Top1(float(value), "paper", "Bianco et al. 2018")
+    return Top1(None, None, "")
+
+
+def top1_by_model(records: Sequence[dict], fallback: Callable[[str], Optional[float]] = paper_top1) -> dict[str, Top1]:
+    by: dict[str, list[dict]] = {}
+    for r in records:
+        by.setdefault(str(r.get("model")), []).append(r)
+    return {m: best_top1(m, rs, fallback) for m, rs in by.items()}
+
+
+def accuracy_legend(used: Iterable[Optional[str]]) -> list[str]:
+    out = []
+    for status in ("measured", "reference", "paper"):
+        if status in used:
+            mark = STATUS_MARK[status]
+            out.append(f"Top-1{(' ' + repr(mark)) if mark else ' without a mark'}: {STATUS_TEXT[status]}")
+    return out
+
+
+# -- bands --------------------------------------------------------------------------------------
+
+def fps_band(fps: Optional[float]) -> Optional[int]:
+    if fps is None:
+        return None
+    for i, bound in enumerate(FPS_BANDS):
+        if fps > bound:
+            return i
+    return len(FPS_BANDS)
+
+
+def mem_band(total_bytes: Optional[float]) -> Optional[int]:
+    if total_bytes is None:
+        return None
+    gib = total_bytes / GIB
+    for i, bound in enumerate(MEM_BANDS_GIB):
+        if gib < bound:
+            return i
+    return len(MEM_BANDS_GIB)
+
+
+def fps_legend() -> list[tuple[str, str]]:
+    return [(f"fps{i}", f"{FPS_BAND_LABELS[i]} FPS ({MS_BAND_LABELS[i]} ms)") for i in range(len(FPS_BAND_LABELS))]
+
+
+def mem_legend() -> list[tuple[str, str]]:
+    return [(f"mem{i}", f"{MEM_BAND_LABELS[i]} GiB") for i in range(len(MEM_BAND_LABELS))]
+
+
+def format_ms(ms: float) -> str:
+    if ms >= 100:
+        return f"{ms:.0f}"
+    if ms >= 10:
+        return f"{ms:.1f}"
+    return f"{ms:.2f}"
+
+
+def format_ratio(r: float) -> str:
+    return (f"{r:.2f}" if 0.1 <= r < 100 else f"{r:.3g}") + "×"
+
+
+def format_mib(total_bytes: float) -> str:
+    return f"{total_bytes / MIB:.0f}"
+
+
+# -- Tables 1 and 2 -----------------------------------------------------------------------------
+
+def _grid(
+    key: str,
+    title: str,
+    caption: str,
+    records: Sequence[dict],
+    missing: Sequence[dict],
+    value: Callable[[dict], Optional[float]],
+    text: Callable[[float], str],
+    band: Callable[[dict, float], Optional[int]],
+    band_prefix: str,
+    legend: list[tuple[str, str]],
+    field_name: str = "",
+) -> Table:
+    models = model_order(records, missing)
+    sizes = batch_order(records, missing)
+    names = names_of(records, missing)
+    recs = index(records)
+    miss = {(str(m.get("model")), int(m.get("batch_size") or 0)): m for m in missing}
+    notes = Notes()
+    rows = []
+    for model in models:
+        row = [Cell(names[model], header=True)]
+        for bs in sizes:
+            rec = recs.get((model, bs))
+            v = value(rec) if rec is not None else None
+            if v is None:
+                row.append(Cell(MISSING, cls="missing", notes=[notes.add(_missing_reason(model, bs, miss, rec, field_name))]))
+                continue
+            cell = Cell(text(v), value=v)
+            b = band(rec, v)
+            if b is not None:
+                cell.cls = f"{band_prefix}{b}"
+            if rec.get("outcome") not in (None, "passed"):
+                cell.notes.append(notes.add(f"{rec.get('outcome')}: {short_reason(rec.get('reason'))}"))
+            row.append(cell)
+        rows.append(row)
+    return Table(key, title, ["model"] + [str(bs) for bs in sizes], rows, notes.texts, caption, legend)
+
+
+def _per_image(rec: dict) -> Optional[float]:
+    return _num(rec.get("per_image_ms"))
+
+
+def table1(records: Sequence[dict], missing: Sequence[dict] = ()) -> Table:
+    return _grid(
+        "table1", "Table 1: inference time per image (ms) by batch size",
+        "median time of one batch divided by the batch size; colours: the paper's FPS key",
+        records, missing, _per_image, format_ms,
+        lambda rec, v: fps_band(_num(rec.get("fps")) or (1000.0 / v if v > 0 else None)), "fps", fps_legend(),
+        "per_image_ms",
+    )
+
+
+def table2(records: Sequence[dict], missing: Sequence[dict] = (), memory_note: str = "") -> Table:
+    return _grid(
+        "table2", "Table 2: total memory (MiB) by batch size",
+        memory_note or "memory_bytes.total; MiB = 2^20 bytes; colours: the paper's GB (GiB) key",
+        records, missing, total_memory, format_mib, lambda rec, v: mem_band(v), "mem", mem_legend(),
+        "memory_bytes.total",
+    )
+
+
+# -- Table 3 ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Choice:
+    model: str
+    name: str
+    top1: Top1
+    fps: float
+    memory_bytes: float
+
+
+@dataclass
+class Table3:
+    """``cells[(memory GiB, FPS)]``: up to five choices, best Top-1 first; ``unranked``: models
+    that meet the constraints but have no Top-1 at all (listed after the ranked ones)."""
+
+    cells: dict[tuple[float, float], list[Choice]]
+    unranked: dict[tuple[float, float], list[Choice]]
+    memory_limits: tuple[float, ...]
+    fps_limits: tuple[float, ...]
+    note: Optional[str] = None
+    statuses: set = field(default_factory=set)
+    #: Models left out for want of a batch-1 FPS or memory figure.
+    excluded: list = field(default_factory=list)
+
+
+def select_table3(
+    records: Sequence[dict],
+    *,
+    memory_limits_gib: Sequence[float] = MEMORY_LIMITS_GIB,
+    fps_limits: Sequence[float] = FPS_LIMITS,
+    top_n: int = TOP_N,
+    fallback: Callable[[str], Optional[float]] = paper_top1,
+) -> Table3:
+    """The best ``top_n`` models by Top-1 with batch-1 memory <= limit and batch-1 FPS >= limit."""
+    accs = top1_by_model(records, fallback)
+    names = names_of(records)
+    b1 = [r for r in records if int(r.get("batch_size") or 0) == 1 and r.get("outcome") != "skipped"
+          and _num(r.get("fps")) is not None and total_memory(r) is not None]
+    by_model = {str(r.get("model")): r for r in b1}
+    excluded = [names[m] for m in model_order(records) if m not in by_model]
+    note = None
+    if not by_model:
+        note = "no batch-1 measurement with FPS and memory in this run (Table 3 is at batch 1)"
+    cells: dict[tuple[float, float], list[Choice]] = {}
+    unranked: dict[tuple[float, float], list[Choice]] = {}
+    statuses = set()
+    for mem in memory_limits_gib:
+        for fps in fps_limits:
+            fit = [Choice(m, names[m], accs.get(m, Top1(None, None)), float(r["fps"]), total_memory(r) or 0.0)
+                   for m, r in by_model.items() if total_memory(r) <= mem * GIB and float(r["fps"]) >= fps]
+            ranked = sorted((c for c in fit if c.top1.value is not None),
+                            key=lambda c: (-c.top1.value, -c.fps, c.model))  # type: ignore[operator]
+            cells[(mem, fps)] = ranked[:top_n]
+            statuses.update(c.top1.status for c in ranked[:top_n])
+            unranked[(mem, fps)] = sorted((c for c in fit if c.top1.value is None), key=lambda c: (-c.fps, c.model))
+    return Table3(cells, unranked, tuple(memory_limits_gib), tuple(fps_limits), note, statuses, excluded)
+
+
+def table3(records: Sequence[dict], **kwargs: Any) -> Table:
+    sel = select_table3(records, **kwargs)
+    return table3_table(sel)
+
+
+def table3_table(sel: Table3, title: str = "Table 3: best models by Top-1 under memory and FPS constraints (batch 1)") -> Table:
+    notes = Notes()
+    rows = []
+    for mem in sel.memory_limits:
+        row = [Cell(f"memory ≤ {mem:g} GiB", header=True)]
+        for fps in sel.fps_limits:
+            lines = [Cell(f"{c.name}  {c.top1.text()}", value=c.top1.value,
+                          cls="ref" if c.top1.status in ("reference", "paper") else None)
+                     for c in sel.cells[(mem, fps)]]
+            extra = sel.unranked[(mem, fps)]
+            if extra and len(lines) < TOP_N:
+                n = notes.add("no Top-1 known for this model (no measurement, no reference): not ranked")
+                for c in extra[: TOP_N - len(lines)]:
+                    lines.append(Cell(f"{c.name}  {MISSING}", cls="missing", notes=[n]))
+            if not lines:
+                lines = []
+                row.append(Cell("none fits", cls="missing", lines=[],
+                                notes=[notes.add(sel.note or "no model measured here meets both constraints")]))
+                continue
+            row.append(Cell(f"{len(lines)} models", lines=lines))
+        rows.append(row)
+    if sel.excluded and sel.note is None:
+        notes.add("not considered (no batch-1 FPS or memory figure): " + ", ".join(sel.excluded))
+    for text in accuracy_legend(sel.statuses):
+        notes.add(text)
+    caption = ("models with batch-1 total memory ≤ the limit (GiB, the paper's GB) and batch-1 FPS ≥ the limit, "
+               "best Top-1 first")
+    return Table("table3", title, ["memory \\ FPS"] + [f"≥ {f:g} FPS" for f in sel.fps_limits], rows, notes.texts, caption)
+
+
+# -- several platforms --------------------------------------------------------------------------
+
+@dataclass
+class Platform:
+    """One column group of a side-by-side report: a results file, a baseline, or this run."""
+
+    label: str
+    records: list[dict]
+    environment: dict = field(default_factory=dict)
+    missing: list[dict] = field(default_factory=list)
+    source: str = ""
+    kind: str = "results"
+
+
+def platform_label(environment: dict, records: Sequence[dict], fallback: str = "") -> str:
+    env = environment or {}
+    dev = env.get("device_name") or next((r.get("device_name") for r in records if r.get("device_name")), None)
+    kind = env.get("device") or next((r.get("device") for r in records if r.get("device")), None)
+    prec = env.get("precision") or next((r.get("precision") for r in records if r.get("precision")), None)
+    parts = [p for p in (kind, dev) if p]
+    label = " ".join(str(p) for p in parts) or fallback or "run"
+    if prec:
+        label += f" ({prec})"
+    return label
+
+
+def unique_labels(labels: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for lab in labels:
+        new, k = lab, 2
+        while new in out:
+            new, k = f"{lab} #{k}", k + 1
+        out.append(new)
+    return out
+
+
+def compare_table(
+    platforms: Sequence[Platform],
+    metric: str,
+    *,
+    batch_sizes: Optional[Sequence[int]] = None,
+) -> Table:
+    """Rows (model, batch); a column per platform and a ratio column per platform after the
+    first: ``ratio = platform / first`` (time and memory: above 1 = slower / larger than the
+    first platform; FPS: above 1 = faster)."""
+    if metric == "per_image_ms":
+        value, text, title, unit = _per_image, format_ms, "inference time per image (ms)", "ms"
+    elif metric == "memory":
+        value, text, title, unit = total_memory, format_mib, "total memory (MiB)", "MiB"
+    elif metric == "fps":
+        value, text, title, unit = (lambda r: _num(r.get("fps"))), (lambda v: f"{v:.1f}"), "images per second", "FPS"
+    else:
+        raise ValueError(f"unknown metric {metric!r}")
+    recs = [index(p.records) for p in platforms]
+    misses = [{(str(m.get("model")), int(m.get("batch_size") or 0)): m for m in p.missing} for p in platforms]
+    models: dict[str, None] = {}
+    names: dict[str, str] = {}
+    sizes: set[int] = set()
+    for p in platforms:
+        for m in model_order(p.records, p.missing):
+            models.setdefault(m, None)
+        for k, v in names_of(p.records, p.missing).items():
+            if k not in names or names[k] == k:
+                names[k] = v
+        sizes.update(batch_order(p.records, p.missing))
+    if batch_sizes is not None:
+        sizes &= set(batch_sizes)
+    notes = Notes()
+    header = ["model", "batch"] + [p.label for p in platforms] + [f"{p.label} ÷ {platforms[0].label}" for p in platforms[1:]]
+    rows = []
+    dropped = 0
+    for model in models:
+        for bs in sorted(sizes):
+            vals: list[Optional[float]] = []
+            row = [Cell(names.get(model, model), header=True), Cell(str(bs), header=True)]
+            for rec_i, miss_i in zip(recs, misses):
+                rec = rec_i.get((model, bs))
+                v = value(rec) if rec is not None else None
+                vals.append(v)
+                if v is None:
+                    if rec is None and (model, bs) not in miss_i:
+                        row.append(Cell(MISSING, cls="missing", notes=[notes.add("not in this platform's results")]))
+                    else:
+                        field_name = "memory_bytes.total" if metric == "memory" else "per_image_ms"
+                        row.append(Cell(MISSING, cls="missing",
+                                        notes=[notes.add(_missing_reason(model, bs, miss_i, rec, field_name))]))
+                else:
+                    cls = None
+                    if metric in ("per_image_ms", "fps"):
+                        b = fps_band(_num(rec.get("fps")) if rec is not None else None)
+                        cls = None if b is None else f"fps{b}"
+                    elif metric == "memory":
+                        b = mem_band(v)
+                        cls = None if b is None else f"mem{b}"
+                    row.append(Cell(text(v), value=v, cls=cls))
+            if all(v is None for v in vals):
+                continue
+            first_has = (model, bs) in recs[0] or (model, bs) in misses[0]
+            if not first_has and sum(v is not None for v in vals) < 2:
+                dropped += 1
+                continue
+            for v in vals[1:]:
+                if v is None or vals[0] is None or vals[0] == 0:
+                    row.append(Cell(MISSING, cls="missing"))
+                else:
+                    row.append(Cell(format_ratio(v / vals[0]), value=v / vals[0], cls="ratio"))
+            rows.append(row)
+    caption = f"{title}; ratio = that platform's {unit} ÷ {platforms[0].label}'s"
+    if dropped:
+        caption += (f"; {dropped} (model, batch) pairs that only one platform other than {platforms[0].label} "
+                    "has are left out")
+    legend = fps_legend() if metric != "memory" else mem_legend()
+    return Table(f"compare_{metric}", f"Side by side: {title}", header, rows, notes.texts, caption, legend)
+
+
+def environment_table(environment: dict, label: str = "") -> Table:
+    rows = []
+    for key, val in flatten(environment or {}, skip=("samples",)).items():
+        text = _short(val)
+        rows.append([Cell(key, header=True), Cell(text, value=0.0, cls="text")])
+    title = "Environment" + (f": {label}" if label else "")
+    return Table("environment", title, ["key", "value"], rows)
+
+
+def _short(v: Any, limit: int = 200) -> str:
+    text = "" if v is None else (str(v) if not isinstance(v, (list, dict)) else _json(v))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _json(v: Any) -> str:
+    import json
+
+    return json.dumps(v, sort_keys=False, default=str)
+
+
+def flatten(obj: dict, prefix: str = "", skip: Sequence[str] = ()) -> dict[str, Any]:
+    """Nested dicts to ``a.b.c`` keys; lists stay values."""
+    out: dict[str, Any] = {}
+    for k, v in obj.items():
+        if k in skip:
+            continue
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + ".", skip))
+        else:
+            out[key] = v
+    return out
