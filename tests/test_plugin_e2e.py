@@ -355,3 +355,14 @@ def test_suite_runs_from_any_directory(tiny_project: pytest.Pytester) -> None:
         )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["pytest_dnnbench/suite/bench_models.py::test_dnn[[]tiny-bs1[]] PASSED*"])
+
+
+def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
+    """argparse formats help texts with %: a stray '%' in one crashes `pytest --help`."""
+    result = pytester.runpytest("--help")
+    assert result.ret == 0, result.stderr.str()
+    out = result.stdout.str()
+    for option in ("--dnn-models", "--dnn-device", "--dnn-batch-sizes", "--dnn-ci-target", "--dnn-max-time",
+                   "--dnn-json", "--dnn-list-models", "--dnn-imagenet", "--dnn-weights", "--dnn-report",
+                   "--dnn-baseline", "--dnn-save-baseline", "--dnn-max-memory", "--dnn-min-fps"):
+        assert option in out, option

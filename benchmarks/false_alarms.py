@@ -1,0 +1,210 @@
+"""How often the latency gate raises a false alarm, and how often it catches a real slowdown.
+
+Two modes (not part of the test run: they take a while):
+
+``simulate``: seconds. Rounds drawn with a seeded RNG, with the between-process drift that
+DESIGN §3 reports (CPU: run medians spread over +45 %, uniformly on a log scale; GPU at batch 1:
+a run is either fast or 1.43x slower, as cuDNN picks kernels per process), plus within-run noise
+(+-10 %) on every call. A baseline of K rounds, then many new runs under no change, and with a
+real slowdown of 10/20/50/100 %; prints the fraction flagged, for alpha 0.001 (the default) and 0.01.
+
+    python benchmarks/false_alarms.py simulate [--trials 1000] [--seed 0]
+
+``real``: about 10 minutes on a 2-core CPU (531 s here). Saves a five-round baseline for resnet18 at batch
+1 and 8 (five pytest processes with ``--dnn-save-baseline``), re-runs against it ``--runs``
+times and prints how many runs raised a (false) alarm at the default tolerance, then injects
+known slowdowns (10 %, 25 %, 50 %, 100 % extra work: each forward call is followed by a busy
+wait of that fraction of its own duration) and prints in how many runs each was caught.
+
+    python benchmarks/false_alarms.py real [--runs 20] [--slow-runs 10] [--max-time 2] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pytest_dnnbench.baselines import Tolerances, compare_latency  # noqa: E402
+
+# -- simulate ----------------------------------------------------------------------------------------
+
+def cpu_drift(rng: random.Random) -> float:
+    """CPU: six processes of resnet18 gave batch-1 medians from 16.0 to 23.2 ms (+45 %)."""
+    return math.exp(rng.uniform(0.0, math.log(1.45)))
+
+
+def gpu_drift(rng: random.Random) -> float:
+    """GPU at batch 1: ResNet-50 3.26 vs 4.66 ms (1.43x) between two processes: two modes."""
+    return 1.43 if rng.random() < 0.5 else 1.0
+
+
+def quiet_drift(rng: random.Random) -> float:
+    """A quiet machine (GPU at batch 64: runs agreed within 0.5 %)."""
+    return math.exp(rng.gauss(0.0, 0.005))
+
+
+def one_run(rng: random.Random, drift, slowdown: float = 1.0, n: int = 50, base: float = 10.0) -> list[float]:
+    level = base * drift(rng) * slowdown
+    return [level * math.exp(rng.gauss(0.0, 0.05)) * (1 + 0.2 * rng.random() ** 8) for _ in range(n)]
+
+
+def simulate(trials: int, seed: int, tolerance: float, alphas: tuple) -> None:
+    print(f"latency gate, simulated: tolerance {100 * tolerance:g} %, {trials} trials per cell, seed {seed}; "
+          "runs of 50 calls; percent of runs flagged as a regression")
+    for alpha in alphas:
+        rng = random.Random(seed)
+        print(f"alpha {alpha}")
+        print(f"  {'drift':<8} {'rounds':>6} " + " ".join(f"{s:>9}" for s in ["no change", "+10 %", "+20 %", "+50 %",
+                                                                            "+100 %"]))
+        for name, drift in (("cpu", cpu_drift), ("gpu bs1", gpu_drift), ("quiet", quiet_drift)):
+            for k in (3, 5, 10):
+                cells = []
+                for slow in (1.0, 1.1, 1.2, 1.5, 2.0):
+                    flagged = 0
+                    for _ in range(trials):
+                        rounds = [statistics.median(one_run(rng, drift)) for _ in range(k)]
+                        flagged += compare_latency(rounds, one_run(rng, drift, slow), tolerance, alpha).regressed
+                    cells.append(f"{100 * flagged / trials:8.1f}%")
+                print(f"  {name:<8} {k:>6} " + " ".join(cells), flush=True)
+
+
+# -- real ----------------------------------------------------------------------------------------------
+
+CONFTEST = '''
+import os
+import time
+
+import torch.nn as nn
+
+
+class Slowed(nn.Module):
+    """resnet18, each call followed by a busy wait of DNN_EXTRA_WORK x its own duration."""
+
+    def __init__(self):
+        super().__init__()
+        import torchvision
+
+        self.net = torchvision.models.resnet18(weights=None)
+        self.extra = float(os.environ.get("DNN_EXTRA_WORK", "0"))
+
+    def forward(self, x):
+        t0 = time.perf_counter()
+        y = self.net(x)
+        if self.extra > 0:
+            end = time.perf_counter() + self.extra * (time.perf_counter() - t0)
+            while time.perf_counter() < end:
+                pass
+        return y
+
+
+def pytest_dnnbench_register_models(registry, config):
+    registry.register("resnet18", Slowed, input_size=(3, 224, 224), replace=True)
+'''
+
+
+THREADS = 1
+
+
+def run_pytest(project: Path, args: list[str], extra: float, out: Path) -> list[dict]:
+    env = dict(os.environ, DNN_EXTRA_WORK=str(extra), PYTHONPATH=str(project))
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--benchmark-disable", "-q",
+           "--dnn-device=cpu", f"--dnn-threads={THREADS}", "--dnn-models=resnet18", "--dnn-batch-sizes=1,8", f"--dnn-json={out}", *args]
+    subprocess.run(cmd, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return json.loads(out.read_text())["records"]
+
+
+ALPHAS = (0.001, 0.01)
+
+
+def verdicts(rec: dict, medians: dict, tol: float) -> dict:
+    """The gate's decision for each alpha (the plugin's own, at the default, is in rec["checks"])."""
+    lat = rec["latency_ms"]
+    return {a: compare_latency(medians[rec["batch_size"]], lat["samples"], tol, a, ci_median=lat["ci_median"],
+                               measured_median=lat["median"]) for a in ALPHAS}
+
+
+def real(runs: int, slow_runs: int, max_time: str, rounds: int) -> None:
+    tol = Tolerances()
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp)
+        (project / "conftest.py").write_text(CONFTEST)
+        base, out = project / "base.json", project / "out.json"
+        t0 = time.time()
+        for i in range(rounds):
+            recs = run_pytest(project, [f"--dnn-max-time={max_time}", "--dnn-baseline-force",
+                                        f"--dnn-save-baseline={base}"], 0.0, out)
+            print(f"baseline round {i + 1}: " + ", ".join(f"bs{r['batch_size']} {r['latency_ms']['median']:.2f} ms"
+                                                          for r in recs), flush=True)
+        doc = json.loads(base.read_text())
+        medians = {e["batch_size"]: e["latency_ms"]["round_medians"] for e in doc["entries"]}
+        for bs, meds in sorted(medians.items()):
+            print(f"  resnet18 bs{bs}: round medians {', '.join(f'{m:.2f}' for m in meds)} ms "
+                  f"(slowest/fastest {max(meds) / min(meds):.2f})", flush=True)
+        print(f"tolerance {100 * tol.latency:g} %; runs flagged at alpha " + " / ".join(map(str, ALPHAS))
+              + f" (default {tol.alpha}; the plugin's own verdict at the default is cross-checked)", flush=True)
+        for extra, n in [(0.0, runs), (0.10, slow_runs), (0.25, slow_runs), (0.50, slow_runs), (1.00, slow_runs)]:
+            runs_flagged = {a: 0 for a in ALPHAS}
+            tests_flagged = {a: 0 for a in ALPHAS}
+            ratios = []
+            for _ in range(n):
+                recs = run_pytest(project, [f"--dnn-max-time={max_time}", f"--dnn-baseline={base}"], extra, out)
+                per_alpha = {a: 0 for a in ALPHAS}
+                for r in recs:
+                    v = verdicts(r, medians, tol.latency)
+                    plugin = next(c for c in r["checks"] if c["metric"] == "latency")
+                    assert plugin["passed"] == (not v[tol.alpha].regressed), (plugin, v[tol.alpha])
+                    ratios.append(v[tol.alpha].ratio)
+                    for a in ALPHAS:
+                        per_alpha[a] += v[a].regressed
+                for a in ALPHAS:
+                    tests_flagged[a] += per_alpha[a]
+                    runs_flagged[a] += bool(per_alpha[a])
+            label = "no change" if extra == 0 else f"+{100 * extra:.0f} % work"
+            what = "false alarms" if extra == 0 else "caught"
+            counts = " / ".join(f"{runs_flagged[a]} of {n} runs ({tests_flagged[a]} of {2 * n} tests)" for a in ALPHAS)
+            print(f"{label:>12}: {what} {counts}; measured/baseline median {statistics.median(ratios):.2f} "
+                  f"(range {min(ratios):.2f}-{max(ratios):.2f})", flush=True)
+        print(f"total {time.time() - t0:.0f} s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="mode", required=True)
+    s = sub.add_parser("simulate")
+    s.add_argument("--trials", type=int, default=1000)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--tolerance", type=float, default=Tolerances().latency)
+    s.add_argument("--alpha", type=float, nargs="+", default=[0.001, 0.01])
+    r = sub.add_parser("real")
+    r.add_argument("--runs", type=int, default=20)
+    r.add_argument("--slow-runs", type=int, default=10)
+    r.add_argument("--rounds", type=int, default=5)
+    r.add_argument("--max-time", default="2")
+    r.add_argument("--threads", type=int, default=1,
+                   help="torch threads (1: on a shared 2-core machine, two threads that wait on each other "
+                        "turn every scheduling hiccup into a stall)")
+    a = ap.parse_args()
+    if a.mode == "simulate":
+        simulate(a.trials, a.seed, a.tolerance, tuple(a.alpha))
+    else:
+        global THREADS
+        THREADS = a.threads
+        print(f"resnet18, batch 1 and 8, CPU, {THREADS} thread(s), --dnn-max-time={a.max_time}; "
+              f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+        real(a.runs, a.slow_runs, a.max_time, a.rounds)
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

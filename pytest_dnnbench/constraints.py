@@ -1,0 +1,164 @@
+"""Deployment constraints: size and FPS parsing, and records x thresholds -> verdicts.
+
+Pure (no torch, no pytest). Sizes follow DESIGN §3: decimal units are decimal
+(``GB`` = 10^9 bytes) and binary units binary (``GiB`` = 2^30 bytes), exactly as
+written; a plain number is bytes. The paper's Table 3 thresholds (0.7 / 1.0 /
+1.4 GB) come from nvidia-smi, which counts MiB: to apply the paper's own
+thresholds write ``0.7GiB`` etc.; ``0.7GB`` means 700,000,000 bytes.
+
+The memory constraint applies to the process's total memory (``memory_bytes.total``:
+CUDA context included on a GPU, peak RSS on the CPU), the FPS constraint to the
+throughput at the batch size under test (``record["fps"]``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Optional
+
+__all__ = ["Constraints", "check_constraints", "format_bytes", "parse_fps", "parse_size"]
+
+_UNITS = {
+    "": 1, "b": 1,
+    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+}
+_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?\s*([A-Za-z]*)\s*$")
+
+
+def parse_size(value: Any) -> int:
+    """``"0.7GB"`` -> 700000000, ``"1.4GiB"`` -> 1503238554, ``"700MB"``, ``"123456"`` (bytes).
+
+    Units: B, kB/KB, MB, GB, TB (powers of 10) and KiB, MiB, GiB, TiB (powers of 2),
+    case-insensitive. The result is rounded to whole bytes and must be positive.
+    Raises ``ValueError`` saying what is wrong.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a size")
+    if isinstance(value, int):
+        number, unit = float(value), ""
+        if value <= 0:
+            raise ValueError(f"size {value} is not positive")
+        return int(value)
+    if isinstance(value, float):
+        number, unit = value, ""
+    else:
+        m = _SIZE_RE.match(str(value))
+        if not m:
+            raise ValueError(f"{value!r} is not a size (expected a number and a unit such as 0.7GB, 700MB, 1.4GiB)")
+        mantissa, exponent, unit = m.groups()
+        number = float(mantissa) * (10.0 ** int(exponent) if exponent else 1.0)
+        unit = unit.lower()
+    if unit not in _UNITS:
+        raise ValueError(f"unknown unit {unit!r} in {value!r} (use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB)")
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"size {value!r} is not positive")
+    # Exact for the usual inputs: multiply the decimal mantissa in integers where possible.
+    scaled = _exact_scale(str(value), number, _UNITS[unit]) if not isinstance(value, float) else number * _UNITS[unit]
+    result = int(math.floor(scaled + 0.5))
+    if result <= 0:
+        raise ValueError(f"size {value!r} is less than one byte")
+    return result
+
+
+def _exact_scale(text: str, number: float, factor: int) -> float:
+    """``number * factor`` without binary rounding surprises for decimal input (0.7 * 10^9 = 700000000)."""
+    from decimal import Decimal, InvalidOperation
+
+    m = _SIZE_RE.match(text)
+    if not m:
+        return number * factor
+    mantissa, exponent, _ = m.groups()
+    try:
+        d = Decimal(mantissa) * (Decimal(10) ** int(exponent) if exponent else 1) * factor
+    except InvalidOperation:
+        return number * factor
+    return float(d.to_integral_value(rounding="ROUND_HALF_UP"))
+
+
+_FPS_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?\s*(fps)?\s*$", re.IGNORECASE)
+
+
+def parse_fps(value: Any) -> float:
+    """``"30"``, ``"29.97"``, ``"60fps"`` -> frames (images) per second, positive and finite."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a frame rate")
+    if isinstance(value, (int, float)):
+        fps = float(value)
+    else:
+        m = _FPS_RE.match(str(value))
+        if not m:
+            raise ValueError(f"{value!r} is not a frame rate (expected a number such as 15, 30 or 60)")
+        fps = float(m.group(1)) * (10.0 ** int(m.group(2)) if m.group(2) else 1.0)
+    if not math.isfinite(fps) or fps <= 0:
+        raise ValueError(f"frame rate {value!r} is not positive")
+    return fps
+
+
+def format_bytes(n: Optional[float]) -> str:
+    """Both the decimal and the binary reading, so that no one has to guess: ``1.20 GB (1.12 GiB)``."""
+    if n is None:
+        return "unknown"
+    n = float(n)
+    if n >= 10**9:
+        return f"{n / 1e9:.3g} GB ({n / 2**30:.3g} GiB)"
+    return f"{n / 1e6:.4g} MB ({n / 2**20:.4g} MiB)"
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Deployment limits for one test; ``source`` says where each came from (option or marker)."""
+
+    max_memory: Optional[int] = None
+    min_fps: Optional[float] = None
+    max_memory_source: str = ""
+    min_fps_source: str = ""
+
+    def __bool__(self) -> bool:
+        return self.max_memory is not None or self.min_fps is not None
+
+
+def check_constraints(record: dict, constraints: Constraints) -> list[dict]:
+    """One check dict per constraint that applies (DESIGN §6 ``checks``, ``kind="constraint"``)."""
+    checks: list[dict] = []
+    where = f"{record.get('model')} at batch {record.get('batch_size')}"
+    if constraints.max_memory is not None:
+        total = (record.get("memory_bytes") or {}).get("total")
+        limit = int(constraints.max_memory)
+        if total is None:
+            checks.append({
+                "kind": "constraint", "metric": "memory", "limit": limit, "measured": None, "passed": False,
+                "source": constraints.max_memory_source,
+                "message": f"memory of {where}: no total memory figure was measured, so the limit "
+                           f"{format_bytes(limit)} ({constraints.max_memory_source}) cannot be verified",
+            })
+        else:
+            ok = total <= limit
+            checks.append({
+                "kind": "constraint", "metric": "memory", "limit": limit, "measured": int(total), "passed": ok,
+                "source": constraints.max_memory_source,
+                "message": f"memory of {where}: total {format_bytes(total)} = {int(total):,} bytes "
+                           f"{'<=' if ok else '>'} limit {format_bytes(limit)} = {limit:,} bytes "
+                           f"({constraints.max_memory_source})",
+            })
+    if constraints.min_fps is not None:
+        fps = record.get("fps")
+        limit_f = float(constraints.min_fps)
+        if fps is None:
+            checks.append({
+                "kind": "constraint", "metric": "fps", "limit": limit_f, "measured": None, "passed": False,
+                "source": constraints.min_fps_source,
+                "message": f"FPS of {where}: no throughput was measured ({constraints.min_fps_source})",
+            })
+        else:
+            ok = fps >= limit_f
+            checks.append({
+                "kind": "constraint", "metric": "fps", "limit": limit_f, "measured": float(fps), "passed": ok,
+                "source": constraints.min_fps_source,
+                "message": f"FPS of {where}: {fps:.4g} images/s (median {record.get('latency_ms', {}).get('median', float('nan')):.4g} ms "
+                           f"per batch of {record.get('batch_size')}) {'>=' if ok else '<'} minimum {limit_f:g} FPS "
+                           f"({constraints.min_fps_source})",
+            })
+    return checks
