@@ -8,6 +8,7 @@ next model replaces it.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Optional, Sequence
 
 import pytest
@@ -38,19 +39,40 @@ def dnn_model(request: pytest.FixtureRequest, dnn_backend: Any) -> Any:
     if name is None:
         raise pytest.UsageError("dnn_model is parametrized by pytest-dnnbench; do not request it indirectly")
     spec = state.registry.get(name)
+    if state.options.isolate == "process":
+        # Each test builds the model in its own process: this one never does.
+        from .isolated import IsolatedModel
+
+        yield IsolatedModel(spec)
+        return
     # The previous model's fixture has been finished by now: return its memory first.
     dnn_backend.release()
     import torch
 
+    from .oom import describe, host_memory_guard, is_out_of_memory, skip_message
+
     torch.manual_seed(state.options.seed)
+    # --dnn-max-time bounds the build too: the first test of this model is charged for it.
+    t_build = time.monotonic()
+    oom = None
     try:
-        model = build_model(spec)
+        with host_memory_guard(state.options.max_host_memory):
+            model = build_model(spec)
+            from .accuracy.plugin import load_requested_weights
+
+            load_requested_weights(request.config, model, spec)  # --dnn-weights; local files only
+            model = prepare_model(model, state.settings())
     except ModelUnavailable as exc:
         pytest.skip(str(exc))
-    from .accuracy.plugin import load_requested_weights
-
-    load_requested_weights(request.config, model, spec)  # --dnn-weights; local files only
-    model = prepare_model(model, state.settings())
+    except BaseException as exc:  # noqa: BLE001 - re-raised unless it is out of memory
+        if not is_out_of_memory(exc):
+            raise
+        oom = describe(exc)
+    if oom is not None:
+        # Outside the except block: the error and its frames (and their tensors) are gone now.
+        dnn_backend.release()
+        pytest.skip(skip_message(None, state.settings().device, oom, model=spec.name))
+    state.build_seconds[spec.name] = time.monotonic() - t_build
     state.remember(model, spec)
     yield model
     del model
@@ -88,6 +110,7 @@ class DnnBench:
         """
         from .measure.bench import make_input, measure, prepare_model
         from .measure.flops import measure_complexity
+        from .oom import describe, host_memory_guard, is_out_of_memory, skip_message
         from .results import make_record
         from .pbench import attach_to_benchmark_session
 
@@ -98,6 +121,10 @@ class DnnBench:
             model = request.getfixturevalue("dnn_model")
         backend = request.getfixturevalue("dnn_backend")
         settings = state.settings()
+        from .isolated import IsolatedModel
+
+        if isinstance(model, IsolatedModel):  # --dnn-isolate=process: measured in a fresh process
+            return _isolated_bench(self, model, batch_size, name)
         spec = state.spec_for(model)
         if input_size is None:
             if spec is None:
@@ -119,9 +146,26 @@ class DnnBench:
             return measure_complexity(model, make_input(1, size, settings))
 
         key = (spec.name, size) if spec is not None else (model, size)
-        complexity = state.complexity(key, compute)
-        backend.before_measure()
-        measurement = measure(model, int(batch_size), size, settings, backend, forward=forward)
+        # The first test of a registry model is charged for building it (a huge model cannot stall
+        # a run): its budget starts as long before the timed calls as the build took. (Counting
+        # FLOPs, once per model, is not charged: it is the plugin's work, not the model's.)
+        build_s = state.build_seconds.pop(spec.name, None) if spec is not None else None
+        oom = None
+        try:
+            with host_memory_guard(state.options.max_host_memory):
+                complexity = state.complexity(key, compute)
+                backend.before_measure()
+                start = time.monotonic() - build_s if build_s is not None else None
+                measurement = measure(model, int(batch_size), size, settings, backend, forward=forward, start=start)
+        except BaseException as exc:  # noqa: BLE001 - re-raised unless it is out of memory
+            if not is_out_of_memory(exc):
+                raise
+            oom = describe(exc)
+        if oom is not None:
+            # Outside the except block, so that the error's frames (holding the input and the
+            # activations) are gone before the memory is released: later tests are unaffected.
+            backend.release()
+            pytest.skip(skip_message(int(batch_size), settings.device, oom))
         record = make_record(
             model=label,
             paper_name=spec.paper_name if spec is not None else None,
@@ -131,7 +175,7 @@ class DnnBench:
             threads=_threads(),
             measurement=measurement,
             complexity=complexity,
-            extra={"test": request.node.nodeid},
+            extra={"test": _nodeid(request.node), **({"build_s": build_s} if build_s is not None else {})},
         )
         # The record is kept before the hooks run: a check that fails the test (baselines,
         # constraints) must not lose the measurement.
@@ -139,6 +183,48 @@ class DnnBench:
         attach_to_benchmark_session(request.config, request.node, record)  # shares record["checks"]
         request.config.hook.pytest_dnnbench_record(record=record, item=request.node)
         return record
+
+
+def _isolated_bench(bench: "DnnBench", model: Any, batch_size: Optional[int], name: Optional[str]) -> dict:
+    """``--dnn-isolate=process``: the measurement runs in a fresh subprocess (see :mod:`.isolated`)."""
+    from .isolated import IsolatedOutOfMemory, IsolationError, make_request, run_isolated, timeout_for
+    from .oom import skip_message
+    from .pbench import attach_to_benchmark_session
+
+    request, state = bench._request, bench._state
+    settings = state.settings()
+    if batch_size is None:
+        batch_size = request.getfixturevalue("dnn_batch_size") if "dnn_batch_size" in request.fixturenames else 1
+    oom = failure = None
+    try:
+        req = make_request(model.spec, settings, int(batch_size), _nodeid(request.node),
+                           max_host_memory=state.options.max_host_memory)
+        record = run_isolated(req, timeout_for(settings))
+    except IsolatedOutOfMemory as exc:
+        oom = str(exc)
+    except IsolationError as exc:
+        failure = str(exc)
+    if oom is not None:
+        pytest.skip(skip_message(int(batch_size), settings.device, oom))
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)
+    if name:
+        record["model"] = name
+    bench.records.append(record)
+    attach_to_benchmark_session(request.config, request.node, record)
+    request.config.hook.pytest_dnnbench_record(record=record, item=request.node)
+    return record
+
+
+def _nodeid(item: pytest.Item) -> str:
+    """The test's node id, without the ``@group`` suffix pytest-xdist's loadgroup adds to it."""
+    nodeid = item.nodeid
+    groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                     for m in item.iter_markers("xdist_group")})
+    suffix = "@" + "_".join(groups)
+    if groups and nodeid.endswith(suffix):
+        return nodeid[: -len(suffix)]
+    return nodeid
 
 
 def _threads() -> int:

@@ -42,6 +42,12 @@ _OPTIONS: list[tuple[str, str, str, Optional[str], str]] = [
      "time budget per test for warm-up and sampling (e.g. 20, 20s, 2m); a test cut short is marked capped."),
     ("--dnn-warmup", "dnn_warmup", "string", "3", "minimum warm-up calls before timing."),
     ("--dnn-json", "dnn_json", "string", None, "write the results file (schema pytest-dnnbench/1) to this path."),
+    ("--dnn-isolate", "dnn_isolate", "string", "none",
+     "none (default: every test in this process) or process (each model and batch size measured in a "
+     "fresh subprocess; models must be registered by importable name)."),
+    ("--dnn-max-host-memory", "dnn_max_host_memory", "string", None,
+     "host memory a test may add to the process while it builds and measures its model (e.g. 8GB, "
+     "16GiB; Linux resource limit); beyond it the test is skipped as out of memory."),
 ]
 
 
@@ -55,6 +61,9 @@ def addoptions(parser: pytest.Parser) -> None:
     group.addoption("--dnn-channels-last", dest="dnn_channels_last", action="store_true", default=None,
                     help="run models and inputs in channels-last memory format.")
     parser.addini("dnn_channels_last", help="default for --dnn-channels-last", type="bool", default=False)
+    group.addoption("--dnn-allow-parallel-cpu", dest="dnn_allow_parallel_cpu", action="store_true", default=False,
+                    help="allow benchmark tests on the CPU under pytest-xdist (-n): parallel workers disturb "
+                         "each other's timings, so this is refused unless asked for.")
     group.addoption("--dnn-list-models", dest="dnn_list_models", action="store_true", default=False,
                     help="list the registered models (names, paper names, sources, input sizes) and exit.")
 
@@ -167,6 +176,10 @@ class DnnOptions:
     seed: int
     policy: SamplingPolicy
     json_path: Optional[str]
+    #: --dnn-max-host-memory in bytes (None: no guard).
+    max_host_memory: Optional[int] = None
+    #: --dnn-isolate: "none" or "process".
+    isolate: str = "none"
 
 
 def _get(config: pytest.Config, name: str, parse: Callable[..., Any], option: str) -> Any:
@@ -206,4 +219,27 @@ def parse_options(config: pytest.Config) -> DnnOptions:
         seed=_get(config, "dnn_seed", lambda v, o: parse_int(v, o, 0), "--dnn-seed"),
         policy=policy,
         json_path=raw(config, "dnn_json"),
+        max_host_memory=_get(config, "dnn_max_host_memory", parse_host_memory, "--dnn-max-host-memory"),
+        isolate=_get(config, "dnn_isolate", parse_isolate, "--dnn-isolate"),
     )
+
+
+def parse_isolate(value: Any, option: str = "--dnn-isolate") -> str:
+    v = str(value).strip().lower()
+    if v not in ("none", "process"):
+        raise _fail(option, value, "unknown isolation", "Use none or process")
+    return v
+
+
+def parse_host_memory(value: Any, option: str = "--dnn-max-host-memory") -> int:
+    from .constraints import parse_size
+    from .oom import GUARD_SUPPORTED
+
+    try:
+        size = parse_size(value)
+    except ValueError as exc:
+        raise _fail(option, value, str(exc), "Give a size such as 8GB, 8000MB or 16GiB") from None
+    if not GUARD_SUPPORTED:
+        raise _fail(option, value, "the host-memory guard needs Linux (RLIMIT_DATA and /proc)",
+                    "Leave the option out on this platform")
+    return size

@@ -51,16 +51,105 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         state.worker_id = workerinput.get("workerid")
+        if workerinput.get("dnn_loadgroup"):
+            config.option.loadgroup = True  # what xdist's worker reads to suffix node ids with the group
     if options.models is not None:
         try:
             state.selected = registry.select(options.models)
         except SelectionError as exc:
             raise pytest.UsageError(f"--dnn-models={options.models}: {exc}") from None
         _collect_suite_only(config)
+        if not state.is_worker:
+            _configure_xdist(config, state)
     config.stash[STATE_KEY] = state
     if not state.is_worker:
         state.open_results(options.json_path)
     config.pluginmanager.register(_Collector(config, state), "dnnbench-collector")
+
+
+def _xdist_distributes(config: pytest.Config) -> bool:
+    """Whether pytest-xdist will run the tests in workers (``-n N`` with N > 0, or ``--tx``)."""
+    dist = getattr(config.option, "dist", "no")
+    return bool(dist and dist != "no" and getattr(config.option, "tx", None))
+
+
+def _user_chose_dist(config: pytest.Config) -> bool:
+    """Whether ``--dist``/``-d`` was given (command line, PYTEST_ADDOPTS or the ini's addopts).
+
+    pytest-xdist turns ``-n N`` into ``--dist load`` when no mode was given, so the value alone
+    cannot tell a choice from the default.
+    """
+    import os
+    import shlex
+
+    args = [str(a) for a in config.invocation_params.args]
+    try:
+        args += shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))
+    except ValueError:
+        pass
+    try:
+        args += [str(a) for a in config.getini("addopts")]
+    except (ValueError, KeyError):
+        pass
+    return any(a in ("--dist", "-d") or a.startswith("--dist=") for a in args)
+
+
+def _configure_xdist(config: pytest.Config, state: DnnState) -> None:
+    """Benchmark mode under pytest-xdist: one worker per model, and no parallel CPU timings unasked.
+
+    Runs at the controller in ``pytest_configure``, after pytest-xdist's ``pytest_cmdline_main``
+    has set ``dist`` and before its ``pytest_sessionstart`` starts the workers, which receive the
+    controller's options (so they see ``loadgroup`` too).
+    """
+    if not _xdist_distributes(config):
+        return
+    tx = [str(t) for t in (config.getoption("tx", None) or [])]
+    local_only = all(t.startswith("popen") or t.split("*", 1)[-1].startswith("popen") for t in tx)
+    device = state.options.device
+    on_cpu = device == "cpu"
+    if device == "auto" and local_only:
+        on_cpu = state.ensure_device() == "cpu"  # workers on this machine see the same devices
+    if on_cpu and not config.getoption("dnn_allow_parallel_cpu", False):
+        raise pytest.UsageError(
+            f"pytest-dnnbench: {len(tx)} pytest-xdist workers would benchmark on the CPU at the same time "
+            "(--dnn-device=" + device + "), and parallel workers disturb each other's timings and memory "
+            "figures. Run without -n/--tx, use GPUs (--dnn-device=cuda pins one GPU per worker), or pass "
+            "--dnn-allow-parallel-cpu to accept the interference (and consider --dnn-threads to share the cores)"
+        )
+    if config.option.dist == "load" and not _user_chose_dist(config):
+        # All tests of a model on one worker: it is built, profiled and evaluated once.
+        config.option.dist = "loadgroup"
+        state.group_by_model = True
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """At the controller: schedule the benchmark tests by model (see :mod:`.xdist_sched`)."""
+    state = config.stash.get(STATE_KEY, None)
+    if state is None or not state.group_by_model:
+        return None
+    from .xdist_sched import ModelGroupScheduling
+
+    return ModelGroupScheduling(config, log, names=state.model_names())
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Tell each pytest-xdist worker to group by model: workers re-parse the command line, which
+    does not carry the ``loadgroup`` the controller chose."""
+    if getattr(node.config.option, "dist", None) == "loadgroup":
+        node.workerinput["dnn_loadgroup"] = True
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group benchmark tests by model for pytest-xdist's ``loadgroup`` (before xdist reads the marks)."""
+    if config.stash.get(STATE_KEY, None) is None or not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {}) or {}
+        if "dnn_model" in params and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(str(params["dnn_model"])))
 
 
 def _collect_suite_only(config: pytest.Config) -> None:
@@ -119,7 +208,30 @@ def _argnames(marker: pytest.Mark) -> list[str]:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Resolve and check the device where tests run, before any model is built."""
     if any(set(DNN_FIXTURES) & set(getattr(item, "fixturenames", ())) for item in session.items):
-        get_state(session.config).ensure_device()
+        state = get_state(session.config)
+        state.ensure_device()
+        _catch_sigterm(state)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
+
+
+def _catch_sigterm(state: DnnState) -> None:
+    """While benchmarks run, SIGTERM ends the run as Ctrl-C does: the results so far are kept.
+
+    pytest handles KeyboardInterrupt (summary, session finish, our last flush of the results
+    file); the default SIGTERM action would kill the process without any of that. A handler the
+    project installed itself is left alone; ours is removed at unconfigure.
+    """
+    import signal
+    import threading
+
+    if state.sigterm_previous is not None or threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+        return
+    state.sigterm_previous = signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -178,6 +290,11 @@ class _Collector:
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE_KEY, None)
     if state is not None:
+        if state.sigterm_previous is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, state.sigterm_previous)
+            state.sigterm_previous = None
         state.close()
 
 

@@ -33,6 +33,12 @@ class DnnState:
     env_sent: bool = False
     machine_info: Optional[dict] = None
     _restore: Any = None
+    #: How long each registry model took to build (s), until its first test is charged for it.
+    build_seconds: dict = field(default_factory=dict)
+    #: The SIGTERM handler replaced while benchmarks run (restored at unconfigure).
+    sigterm_previous: Any = None
+    #: Under pytest-xdist, schedule benchmark tests by model (set at the controller).
+    group_by_model: bool = False
 
     @property
     def benchmark_mode(self) -> bool:

@@ -413,7 +413,8 @@ def test_markers_are_registered(project: pytest.Pytester) -> None:
 def test_under_xdist_the_controller_saves_every_record(project: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
     fake(project, ms=2.0)
-    result = project.runpytest_subprocess(*RUN, "-n", "2", "--dnn-models=tiny,tiny_wide", "--dnn-batch-sizes=1,2",
+    result = project.runpytest_subprocess(*RUN, "-n", "2", "--dnn-allow-parallel-cpu",
+                                          "--dnn-models=tiny,tiny_wide", "--dnn-batch-sizes=1,2",
                                           "--dnn-save-baseline")
     result.assert_outcomes(passed=4)
     assert sorted(load_baseline(only_file(project)).entries) == [

@@ -364,5 +364,6 @@ def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
     out = result.stdout.str()
     for option in ("--dnn-models", "--dnn-device", "--dnn-batch-sizes", "--dnn-ci-target", "--dnn-max-time",
                    "--dnn-json", "--dnn-list-models", "--dnn-imagenet", "--dnn-weights", "--dnn-report",
-                   "--dnn-baseline", "--dnn-save-baseline", "--dnn-max-memory", "--dnn-min-fps"):
+                   "--dnn-baseline", "--dnn-save-baseline", "--dnn-max-memory", "--dnn-min-fps",
+                   "--dnn-max-host-memory", "--dnn-isolate", "--dnn-allow-parallel-cpu"):
         assert option in out, option

@@ -1,6 +1,8 @@
-"""Records reach the pytest-xdist controller with the reports: one results file, nothing lost."""
+"""pytest-xdist: records reach the controller with the reports; one worker per model; no parallel CPU unasked."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -8,12 +10,14 @@ from helpers import FAST, load_json
 
 pytest.importorskip("xdist")
 
+PARALLEL_CPU = "--dnn-allow-parallel-cpu"
+
 
 def test_workers_records_are_merged_at_the_controller(tiny_project: pytest.Pytester) -> None:
     out = tiny_project.path / "r.json"
     result = tiny_project.runpytest(
-        *FAST, "-n", "2", "--dnn-models=tiny,tiny_wide", "--dnn-batch-sizes=1,2,3", f"--dnn-json={out}",
-        "-p", "no:cacheprovider",
+        *FAST, "-n", "2", PARALLEL_CPU, "--dnn-models=tiny,tiny_wide", "--dnn-batch-sizes=1,2,3",
+        f"--dnn-json={out}", "-p", "no:cacheprovider",
     )
     result.assert_outcomes(passed=6)
     data = load_json(out)
@@ -21,5 +25,85 @@ def test_workers_records_are_merged_at_the_controller(tiny_project: pytest.Pytes
     assert got == [(m, b) for m in ("tiny", "tiny_wide") for b in (1, 2, 3)]  # each exactly once
     assert data["environment"]["torch"] and data["environment"]["device"] == "cpu"
     assert all(r["outcome"] == "passed" for r in data["records"])
+    # The records name the test as pytest does without xdist (no loadgroup "@model" suffix).
+    assert {r["test"] for r in data["records"]} == {
+        f"pytest_dnnbench/suite/bench_models.py::test_dnn[{m}-bs{b}]" for m in ("tiny", "tiny_wide") for b in (1, 2, 3)}
     # The controller prints the table, built from the workers' records.
     result.stdout.fnmatch_lines(["*dnnbench: cpu*", "tiny_wide*3*"])
+
+
+def test_all_tests_of_a_model_go_to_one_worker(tiny_project: pytest.Pytester) -> None:
+    result = tiny_project.runpytest(
+        *FAST, "-n", "2", PARALLEL_CPU, "--dnn-models=tiny,tiny_wide", "--dnn-batch-sizes=1,2,3,4", "-v",
+        "-p", "no:cacheprovider",
+    )
+    result.assert_outcomes(passed=8)
+    stdout = result.stdout.str()
+    assert "scheduling tests via ModelGroupScheduling" in stdout
+    workers: dict[str, set[str]] = {}
+    for worker, model in re.findall(r"\[(gw\d+)\][^\n]*PASSED[^\n]*test_dnn\[(\w+)-bs\d+\]", stdout):
+        workers.setdefault(model, set()).add(worker)
+    assert set(workers) == {"tiny", "tiny_wide"}
+    assert all(len(w) == 1 for w in workers.values()), workers
+
+
+def test_a_dist_mode_the_user_chose_is_kept(tiny_project: pytest.Pytester) -> None:
+    result = tiny_project.runpytest(
+        *FAST, "-n", "2", "--dist", "load", PARALLEL_CPU, "--dnn-models=tiny", "--dnn-batch-sizes=1,2", "-v",
+        "-p", "no:cacheprovider",
+    )
+    result.assert_outcomes(passed=2)
+    assert "scheduling tests via LoadScheduling" in result.stdout.str()
+
+
+def test_parallel_cpu_without_opt_in_fails_fast(tiny_project: pytest.Pytester, monkeypatch) -> None:
+    marker = tiny_project.path / "built"
+    monkeypatch.setenv("DNN_BUILD_MARKER", str(marker))
+    result = tiny_project.runpytest(*FAST, "-n", "2", "--dnn-models=tiny", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "*2 pytest-xdist workers would benchmark on the CPU at the same time*--dnn-allow-parallel-cpu*"])
+    assert not marker.exists()  # nothing was built
+
+
+def test_ordinary_parallel_run_is_left_alone(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_plain="def test_a():\n    pass\n\ndef test_b():\n    pass\n")
+    result = pytester.runpytest("-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    ours = [line for line in result.stdout.lines if "dnn" in line.lower() and not line.startswith("plugins:")]
+    assert not ours
+
+
+def test_scopes_group_by_model() -> None:
+    from pytest_dnnbench.xdist_sched import model_of, split_scope
+
+    names = ["tiny", "tiny_wide", "resnet18", "resnet"]
+    suite = "pytest_dnnbench/suite/bench_models.py::test_dnn"
+    assert split_scope(f"{suite}[tiny-bs1]", names) == split_scope(f"{suite}[tiny-bs64]", names) == "dnn-model:tiny"
+    assert split_scope(f"{suite}[tiny_wide-bs1]", names) == "dnn-model:tiny_wide"
+    assert model_of("tests/test_x.py::test_mine[cpu-resnet18-bs8]", names) == "resnet18"
+    assert model_of("tests/test_x.py::test_mine[resnet-bs8]", names) == "resnet"
+    assert split_scope("tests/test_x.py::test_plain", names) == "tests/test_x.py::test_plain"
+    assert split_scope("tests/test_x.py::test_y[a]@grp", names) == "grp"  # xdist's own groups still work
+
+
+def test_each_worker_is_pinned_to_its_gpu_with_a_faked_device_list(monkeypatch) -> None:
+    """No machine here has several GPUs: four workers on a faked two-GPU machine, round robin."""
+    from pytest_dnnbench import device as device_mod
+    from pytest_dnnbench.options import DnnOptions
+    from pytest_dnnbench.measure.timing import SamplingPolicy
+    from pytest_dnnbench.registry import REGISTRY
+    from pytest_dnnbench.state import DnnState
+
+    fake = device_mod.TorchProbe(cuda_available=lambda: True, device_count=lambda: 2,
+                                 torch_version=lambda: "fake", cpu_supports=lambda p: True)
+    monkeypatch.setattr(device_mod.TorchProbe, "default", classmethod(lambda cls: fake))
+    options = DnnOptions(models="tiny", device="cuda", batch_sizes=(1,), precision="fp32", channels_last=False,
+                         threads=None, cudnn_benchmark=True, seed=0, policy=SamplingPolicy(), json_path=None)
+    pinned = []
+    for worker in ("gw0", "gw1", "gw2", "gw3"):
+        state = DnnState(options=options, registry=REGISTRY.copy(), worker_id=worker)
+        pinned.append(state.ensure_device())
+    assert pinned == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    controller = DnnState(options=options, registry=REGISTRY.copy())
+    assert controller.ensure_device() == "cuda:0"

@@ -1,0 +1,179 @@
+"""``--dnn-isolate=process``: measure one (model, batch size) in a fresh process.
+
+The parent (the pytest process, or an xdist worker) starts ``python -m pytest_dnnbench.isolated``
+for each test, writes one JSON request on its stdin, and reads one JSON answer from the last line
+of its stdout that starts with :data:`ANSWER_PREFIX`. The child builds the model from its registry
+spec (so only models registered by importable name, ``"package.module:callable"``, or from the
+built-in catalogue can be isolated), prepares it, counts FLOPs and parameters, and measures it
+with the same :func:`~pytest_dnnbench.measure.bench.measure` as an in-process run, then prints the
+record (the same schema). Nothing but the child ever holds the model, so the memory figures are
+those of a process that has only ever seen this model at this batch size.
+
+The parent side (:func:`run_isolated`) turns every failure into a clear message: a non-zero exit
+status or a crash (with the status and the tail of stderr), a timeout (the child is killed), out
+of memory in the child (the usual skip), and a model that cannot be rebuilt elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from typing import Any, Optional
+
+ANSWER_PREFIX = "@@dnnbench-isolated@@ "
+#: Seconds allowed on top of the time budget: starting Python, importing torch, building the model.
+STARTUP_MARGIN_S = 120.0
+
+
+class IsolationError(Exception):
+    """The isolated measurement failed; the message says how (the test fails with it)."""
+
+
+class IsolatedOutOfMemory(Exception):
+    """The child ran out of memory: ``str()`` is the summary for the skip message."""
+
+
+class IsolatedModel:
+    """What ``dnn_model`` returns under ``--dnn-isolate=process``: the spec, never a built model."""
+
+    def __init__(self, spec: Any):
+        self.spec = spec
+
+    def __repr__(self) -> str:
+        return f"IsolatedModel({self.spec.name!r})"
+
+
+def check_importable(spec: Any) -> None:
+    if spec.factory is not None:
+        raise IsolationError(
+            f"--dnn-isolate=process: model {spec.name!r} was registered with a Python callable "
+            f"({spec.builder}), which a fresh process cannot import. Register it by importable name, "
+            f"registry.register({spec.name!r}, 'package.module:callable', ...), or run without --dnn-isolate"
+        )
+
+
+def make_request(spec: Any, settings: Any, batch_size: int, test: str, max_host_memory: Optional[int] = None) -> dict:
+    check_importable(spec)
+    s = asdict(settings)
+    return {
+        "spec": {"name": spec.name, "source": spec.source, "builder": spec.builder,
+                 "input_size": list(spec.input_size), "paper_name": spec.paper_name, "family": spec.family,
+                 "builder_kwargs": [list(kv) for kv in spec.builder_kwargs]},
+        "settings": s,
+        "batch_size": int(batch_size),
+        "test": test,
+        "max_host_memory": max_host_memory,
+    }
+
+
+def timeout_for(settings: Any) -> float:
+    return 2.0 * float(settings.policy.max_time_s) + STARTUP_MARGIN_S
+
+
+def run_isolated(request: dict, timeout_s: float, python: Optional[str] = None) -> dict:
+    """Run the child; return its record, or raise :class:`IsolationError`/:class:`IsolatedOutOfMemory`."""
+    env = dict(os.environ)
+    # The child imports what the parent could: the project's models, conftest directories.
+    paths = [p for p in sys.path if p] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    name, batch = request["spec"]["name"], request["batch_size"]
+    try:
+        proc = subprocess.run(
+            [python or sys.executable, "-m", "pytest_dnnbench.isolated"],
+            input=json.dumps(request), capture_output=True, text=True, timeout=timeout_s, env=env,
+        )
+    except subprocess.TimeoutExpired as exc:
+        tail = _tail(exc.stderr)
+        raise IsolationError(
+            f"isolated measurement of {name} at batch {batch} timed out after {timeout_s:g} s "
+            f"(--dnn-max-time x 2 + {STARTUP_MARGIN_S:g} s to start); the process was killed{tail}"
+        ) from None
+    answer = None
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(ANSWER_PREFIX):
+            answer = json.loads(line[len(ANSWER_PREFIX):])
+            break
+    if proc.returncode != 0 or answer is None:
+        status = proc.returncode
+        how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
+        raise IsolationError(
+            f"isolated measurement of {name} at batch {batch}: the process {how}"
+            f"{'' if answer is not None or status != 0 else ' without an answer'}{_tail(proc.stderr)}"
+        )
+    if "oom" in answer:
+        raise IsolatedOutOfMemory(answer["oom"])
+    if "error" in answer:
+        raise IsolationError(f"isolated measurement of {name} at batch {batch} failed: {answer['error']}"
+                             f"{_tail(proc.stderr)}")
+    return answer["record"]
+
+
+def _tail(text: Any, lines: int = 15) -> str:
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    if not text:
+        return ""
+    return "; stderr (last lines):\n" + "\n".join(str(text).rstrip().splitlines()[-lines:])
+
+
+# -- the child ---------------------------------------------------------------------------------------
+
+def _child(request: dict) -> dict:
+    import torch
+
+    from .measure.backends import make_backend
+    from .measure.bench import BenchSettings, apply_process_settings, make_input, measure, prepare_model
+    from .measure.flops import measure_complexity
+    from .measure.timing import SamplingPolicy
+    from .models.spec import ModelSpec
+    from .oom import describe, host_memory_guard, is_out_of_memory
+    from .registry import build_model
+    from .results import make_record, plain
+
+    s = dict(request["settings"])
+    s["policy"] = SamplingPolicy(**s["policy"])
+    settings = BenchSettings(**s)
+    sp = request["spec"]
+    spec = ModelSpec(name=sp["name"], source=sp["source"], builder=sp["builder"],
+                     input_size=tuple(sp["input_size"]), paper_name=sp.get("paper_name"),
+                     family=sp.get("family") or "", builder_kwargs=tuple(tuple(kv) for kv in sp["builder_kwargs"]))
+    batch = int(request["batch_size"])
+    apply_process_settings(settings)
+    backend = make_backend(settings.device)
+    try:
+        with host_memory_guard(request.get("max_host_memory")):
+            torch.manual_seed(settings.seed)
+            t_build = time.monotonic()
+            model = prepare_model(build_model(spec), settings)
+            build_s = time.monotonic() - t_build
+            complexity = measure_complexity(model, make_input(1, spec.input_size, settings))
+            backend.before_measure()
+            # The budget covers the build, as for the first test of a model in process.
+            measurement = measure(model, batch, spec.input_size, settings, backend,
+                                  start=time.monotonic() - build_s)
+    except BaseException as exc:  # noqa: BLE001
+        if is_out_of_memory(exc):
+            return {"oom": describe(exc)}
+        raise
+    record = make_record(
+        model=spec.name, paper_name=spec.paper_name, source=spec.source, settings=settings,
+        device_name=backend.device_name(), threads=torch.get_num_threads(), measurement=measurement,
+        complexity=complexity, extra={"test": request.get("test"), "isolation": "process", "build_s": build_s},
+    )
+    return {"record": plain(record)}
+
+
+def main() -> int:
+    request = json.loads(sys.stdin.read())
+    answer = _child(request)
+    sys.stdout.write("\n" + ANSWER_PREFIX + json.dumps(answer, allow_nan=False) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Out of memory: recognising it, the host-memory guard, the skip message (no torch at import).
+
+A measurement that runs out of memory (CUDA's ``torch.OutOfMemoryError``, the CPU allocator's
+``RuntimeError: ... DefaultCPUAllocator: can't allocate memory``, Python's ``MemoryError``) is the
+paper's missing cell, not a broken model: the test is skipped with
+``out of memory at batch N on DEVICE (...)`` after the memory is given back, so that the next
+test starts from the same state as if the failed one had not run.
+
+The host guard (``--dnn-max-host-memory``) is a resource limit, ``RLIMIT_DATA``, set while a
+test builds and measures its model: the kernel then refuses any private allocation (``brk`` or an
+anonymous ``mmap``, which is where tensors, activations and Python objects live) that would grow
+the process's private data by more than the limit over what it held when the test began, and
+the allocator raises the errors above instead of the machine swapping or the OOM killer ending
+the whole run. The kernel counts address space, not resident pages, so the limit bounds the
+resident growth from above: a test may be refused slightly before its resident memory would
+reach the limit, never after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Iterator, Optional
+
+__all__ = ["is_out_of_memory", "describe", "host_memory_guard", "skip_message", "GUARD_SUPPORTED"]
+
+_HOST_PATTERNS = (
+    "can't allocate memory",
+    "defaultcpuallocator",
+    "cannot allocate memory",
+    "out of memory",
+)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` means the device or the host ran out of memory."""
+    if isinstance(exc, MemoryError):
+        return True
+    torch = sys.modules.get("torch")
+    oom_type = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    if oom_type is not None and isinstance(exc, oom_type):
+        return True
+    if isinstance(exc, RuntimeError):
+        text = str(exc).lower()
+        return any(p in text for p in _HOST_PATTERNS)
+    return False
+
+
+def describe(exc: BaseException, limit: int = 300) -> str:
+    """A one-line summary of the error: its type and the first line of its message."""
+    text = str(exc).strip()
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if first.startswith("[enforce fail at"):
+        # c10's allocator prefixes the source location; what the user needs comes after it.
+        _, _, rest = first.partition("] ")
+        first = rest or first
+    summary = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return summary if len(summary) <= limit else summary[: limit - 3] + "..."
+
+
+def skip_message(batch_size: Optional[int], device: str, exc_summary: str, model: Optional[str] = None) -> str:
+    if batch_size is None:
+        return f"out of memory building {model} on {device} ({exc_summary})"
+    return f"out of memory at batch {batch_size} on {device} ({exc_summary})"
+
+
+def _resource():  # pragma: no cover - trivial
+    try:
+        import resource
+    except ImportError:
+        return None
+    return resource if hasattr(resource, "RLIMIT_DATA") else None
+
+
+#: The guard needs RLIMIT_DATA counting anonymous mappings (Linux 4.7 and later) and /proc.
+GUARD_SUPPORTED = sys.platform.startswith("linux") and _resource() is not None
+
+
+def private_data_bytes() -> Optional[int]:
+    """The process's private data (``VmData`` of /proc/self/status), what RLIMIT_DATA counts."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+@contextlib.contextmanager
+def host_memory_guard(limit_bytes: Optional[int]) -> Iterator[None]:
+    """Let the process's private data grow by at most ``limit_bytes`` inside the block.
+
+    No-op when ``limit_bytes`` is None or the platform has no usable RLIMIT_DATA. The previous
+    soft limit is restored afterwards, whatever happens inside (the hard limit is never touched).
+    """
+    resource = _resource() if limit_bytes is not None and GUARD_SUPPORTED else None
+    now = private_data_bytes() if resource is not None else None
+    if resource is None or now is None:
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    new = now + int(limit_bytes)
+    if hard != resource.RLIM_INFINITY:
+        new = min(new, hard)
+    if soft != resource.RLIM_INFINITY:
+        new = min(new, soft)
+    resource.setrlimit(resource.RLIMIT_DATA, (new, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
