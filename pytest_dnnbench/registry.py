@@ -77,9 +77,10 @@ class Registry:
 
     # -- adding --------------------------------------------------------------------------------
     def add(self, spec: ModelSpec, replace: bool = False) -> ModelSpec:
-        if not spec.name or "," in spec.name or set(spec.name) & _GLOB_CHARS or spec.name in KEYWORDS:
+        name = spec.name
+        if not name or "," in name or set(name) & _GLOB_CHARS or name in KEYWORDS or name != "".join(name.split()):
             raise ValueError(
-                f"invalid model name {spec.name!r}: use a non-empty name without commas or glob "
+                f"invalid model name {name!r}: use a non-empty name without commas, whitespace or glob "
                 f"characters (*?[), other than {', '.join(KEYWORDS)}"
             )
         if spec.source not in SOURCES:

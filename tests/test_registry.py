@@ -334,7 +334,7 @@ def test_register_replace() -> None:
     assert REGISTRY.get("resnet18").source == "torchvision"
 
 
-@pytest.mark.parametrize("name", ["a,b", "res*", "res?et", "res[n]et", "", *KEYWORDS])
+@pytest.mark.parametrize("name", ["a,b", "res*", "res?et", "res[n]et", "", " spaced", "two words", "tab\tname", *KEYWORDS])
 def test_register_rejects_invalid_names(name: str) -> None:
     reg = REGISTRY.copy()
     before = reg.names()
