@@ -166,6 +166,7 @@ def test_upper_hull_is_above_all_points(pts) -> None:
         # Between two hull vertices the hull is above the point.
         for (x0, y0), (x1, y1) in zip(hull, hull[1:]):
             if x0 <= x <= x1:
-                assert y0 + (y1 - y0) * (x - x0) / (x1 - x0) >= y - 1e-6 * (1 + abs(y))
+                # The fraction first: (y1 - y0) * (x - x0) can underflow where the ratio cannot.
+                assert y0 + (y1 - y0) * ((x - x0) / (x1 - x0)) >= y - 1e-6 * (1 + abs(y))
                 break
     assert not math.isnan(sum(y for _, y in hull))
