@@ -7,6 +7,8 @@ import os
 import pytest
 from hypothesis import settings
 
+from helpers import TINY_CONFTEST, TINY_MODULE
+
 # CI runs the same examples every time and gives no deadline on a loaded 2-core machine: a red
 # build then means a real failure, reproducible by running the suite again. Locally, Hypothesis
 # explores new examples on every run.
@@ -14,7 +16,6 @@ settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-from helpers import TINY_CONFTEST, TINY_MODULE
 
 @pytest.fixture
 def tiny_project(pytester: pytest.Pytester) -> pytest.Pytester:
