@@ -49,29 +49,26 @@ def dnn_model(request: pytest.FixtureRequest, dnn_backend: Any) -> Any:
     dnn_backend.release()
     import torch
 
-    from .oom import describe, host_memory_guard, is_out_of_memory, skip_message
+    from .oom import skip_message
 
     torch.manual_seed(state.options.seed)
     # --dnn-max-time bounds the build too: the first test of this model is charged for it.
     t_build = time.monotonic()
-    oom = None
-    try:
-        with host_memory_guard(state.options.max_host_memory):
-            model = build_model(spec)
-            from .accuracy.plugin import load_requested_weights
 
-            load_requested_weights(request.config, model, spec)  # --dnn-weights; local files only
-            model = prepare_model(model, state.settings())
+    def build() -> Any:
+        from .accuracy.plugin import load_requested_weights
+
+        built = build_model(spec)
+        load_requested_weights(request.config, built, spec)  # --dnn-weights; local files only
+        return prepare_model(built, state.settings())
+
+    try:
+        model = _skip_on_out_of_memory(
+            build, state.options.max_host_memory, dnn_backend,
+            lambda oom: skip_message(None, state.settings().device, oom, model=spec.name),
+        )
     except ModelUnavailable as exc:
         pytest.skip(str(exc))
-    except BaseException as exc:  # noqa: BLE001 - re-raised unless it is out of memory
-        if not is_out_of_memory(exc):
-            raise
-        oom = describe(exc)
-    if oom is not None:
-        # Outside the except block: the error and its frames (and their tensors) are gone now.
-        dnn_backend.release()
-        pytest.skip(skip_message(None, state.settings().device, oom, model=spec.name))
     state.build_seconds[spec.name] = time.monotonic() - t_build
     state.remember(model, spec)
     yield model
@@ -83,6 +80,28 @@ def dnn_model(request: pytest.FixtureRequest, dnn_backend: Any) -> Any:
 def dnn_batch_size(request: pytest.FixtureRequest) -> int:
     """The batch size under test (one of ``--dnn-batch-sizes``)."""
     return int(getattr(request, "param", 1))
+
+
+def _skip_on_out_of_memory(work: Callable[[], Any], max_host_memory: Any, backend: Any,
+                           message: Callable[[str], str]) -> Any:
+    """Run ``work`` under the host-memory guard; out of memory skips the test, anything else propagates.
+
+    The skip happens outside the ``except`` block, so that the error and its frames (holding the
+    input, the activations, a half-built model) are gone before the memory is released: later
+    tests are unaffected.
+    """
+    from .oom import describe, host_memory_guard, is_out_of_memory
+
+    oom = None
+    try:
+        with host_memory_guard(max_host_memory):
+            return work()
+    except BaseException as exc:  # noqa: BLE001 - re-raised unless it is out of memory
+        if not is_out_of_memory(exc):
+            raise
+        oom = describe(exc)
+    backend.release()
+    pytest.skip(message(oom))
 
 
 class DnnBench:
@@ -110,7 +129,7 @@ class DnnBench:
         """
         from .measure.bench import make_input, measure, prepare_model
         from .measure.flops import measure_complexity
-        from .oom import describe, host_memory_guard, is_out_of_memory, skip_message
+        from .oom import skip_message
         from .results import make_record
         from .pbench import attach_to_benchmark_session
 
@@ -150,22 +169,17 @@ class DnnBench:
         # a run): its budget starts as long before the timed calls as the build took. (Counting
         # FLOPs, once per model, is not charged: it is the plugin's work, not the model's.)
         build_s = state.build_seconds.pop(spec.name, None) if spec is not None else None
-        oom = None
-        try:
-            with host_memory_guard(state.options.max_host_memory):
-                complexity = state.complexity(key, compute)
-                backend.before_measure()
-                start = time.monotonic() - build_s if build_s is not None else None
-                measurement = measure(model, int(batch_size), size, settings, backend, forward=forward, start=start)
-        except BaseException as exc:  # noqa: BLE001 - re-raised unless it is out of memory
-            if not is_out_of_memory(exc):
-                raise
-            oom = describe(exc)
-        if oom is not None:
-            # Outside the except block, so that the error's frames (holding the input and the
-            # activations) are gone before the memory is released: later tests are unaffected.
-            backend.release()
-            pytest.skip(skip_message(int(batch_size), settings.device, oom))
+
+        def run() -> tuple[Any, Any]:
+            complexity = state.complexity(key, compute)
+            backend.before_measure()
+            start = time.monotonic() - build_s if build_s is not None else None
+            return complexity, measure(model, int(batch_size), size, settings, backend, forward=forward, start=start)
+
+        complexity, measurement = _skip_on_out_of_memory(
+            run, state.options.max_host_memory, backend,
+            lambda oom: skip_message(int(batch_size), settings.device, oom),
+        )
         record = make_record(
             model=label,
             paper_name=spec.paper_name if spec is not None else None,
