@@ -89,7 +89,11 @@ def test_scopes_group_by_model() -> None:
 
 def test_each_worker_is_pinned_to_its_gpu_with_a_faked_device_list(monkeypatch) -> None:
     """No machine here has several GPUs: four workers on a faked two-GPU machine, round robin."""
-    from pytest_dnnbench import device as device_mod
+    import importlib
+
+    # The module object the state's lazy import will find (in-process pytester runs elsewhere can
+    # leave a stale `pytest_dnnbench.device` attribute on the package).
+    device_mod = importlib.import_module("pytest_dnnbench.device")
     from pytest_dnnbench.options import DnnOptions
     from pytest_dnnbench.measure.timing import SamplingPolicy
     from pytest_dnnbench.registry import REGISTRY
