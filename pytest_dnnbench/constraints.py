@@ -16,7 +16,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
+
+from .record import Check
+from .units import format_bytes
 
 __all__ = ["Constraints", "check_constraints", "format_bytes", "parse_fps", "parse_size"]
 
@@ -97,16 +100,6 @@ def parse_fps(value: Any) -> float:
     return fps
 
 
-def format_bytes(n: Optional[float]) -> str:
-    """Both the decimal and the binary reading, so that no one has to guess: ``1.20 GB (1.12 GiB)``."""
-    if n is None:
-        return "unknown"
-    n = float(n)
-    if n >= 10**9:
-        return f"{n / 1e9:.3g} GB ({n / 2**30:.3g} GiB)"
-    return f"{n / 1e6:.4g} MB ({n / 2**20:.4g} MiB)"
-
-
 @dataclass(frozen=True)
 class Constraints:
     """Deployment limits for one test; ``source`` says where each came from (option or marker)."""
@@ -120,45 +113,45 @@ class Constraints:
         return self.max_memory is not None or self.min_fps is not None
 
 
-def check_constraints(record: dict, constraints: Constraints) -> list[dict]:
-    """One check dict per constraint that applies (DESIGN §6 ``checks``, ``kind="constraint"``)."""
-    checks: list[dict] = []
+def check_constraints(record: Mapping[str, Any], constraints: Constraints) -> list[Check]:
+    """One check per constraint that applies (``kind="constraint"``), for a record in JSON form."""
+    checks: list[Check] = []
     where = f"{record.get('model')} at batch {record.get('batch_size')}"
     if constraints.max_memory is not None:
         total = (record.get("memory_bytes") or {}).get("total")
         limit = int(constraints.max_memory)
         if total is None:
-            checks.append({
+            checks.append(Check.make(**{
                 "kind": "constraint", "metric": "memory", "limit": limit, "measured": None, "passed": False,
                 "source": constraints.max_memory_source,
                 "message": f"memory of {where}: no total memory figure was measured, so the limit "
                            f"{format_bytes(limit)} ({constraints.max_memory_source}) cannot be verified",
-            })
+            }))
         else:
             ok = total <= limit
-            checks.append({
+            checks.append(Check.make(**{
                 "kind": "constraint", "metric": "memory", "limit": limit, "measured": int(total), "passed": ok,
                 "source": constraints.max_memory_source,
                 "message": f"memory of {where}: total {format_bytes(total)} = {int(total):,} bytes "
                            f"{'<=' if ok else '>'} limit {format_bytes(limit)} = {limit:,} bytes "
                            f"({constraints.max_memory_source})",
-            })
+            }))
     if constraints.min_fps is not None:
         fps = record.get("fps")
         limit_f = float(constraints.min_fps)
         if fps is None:
-            checks.append({
+            checks.append(Check.make(**{
                 "kind": "constraint", "metric": "fps", "limit": limit_f, "measured": None, "passed": False,
                 "source": constraints.min_fps_source,
                 "message": f"FPS of {where}: no throughput was measured ({constraints.min_fps_source})",
-            })
+            }))
         else:
             ok = fps >= limit_f
-            checks.append({
+            checks.append(Check.make(**{
                 "kind": "constraint", "metric": "fps", "limit": limit_f, "measured": float(fps), "passed": ok,
                 "source": constraints.min_fps_source,
                 "message": f"FPS of {where}: {fps:.4g} images/s (median {record.get('latency_ms', {}).get('median', float('nan')):.4g} ms "
                            f"per batch of {record.get('batch_size')}) {'>=' if ok else '<'} minimum {limit_f:g} FPS "
                            f"({constraints.min_fps_source})",
-            })
+            }))
     return checks

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import pytest
+
+if TYPE_CHECKING:
+    from .registry import Registry
 
 hookspec = pytest.hookspec
 
 
 @hookspec
-def pytest_dnnbench_register_models(registry, config):
+def pytest_dnnbench_register_models(registry: Registry, config: pytest.Config) -> None:
     """Add models to this session's registry.
 
     Called once at configure time with the session's
@@ -21,11 +26,14 @@ def pytest_dnnbench_register_models(registry, config):
 
 
 @hookspec
-def pytest_dnnbench_record(record, item):
-    """Called on the process that ran ``item`` with each record it produced, before the report.
+def pytest_dnnbench_record(record: dict[str, Any], item: pytest.Item) -> None:
+    """Called once for each finished record, on the process that ran ``item``, before the verdict.
 
-    Implementations may add to ``record`` (it must stay plain JSON data): accuracy fills
-    ``record["accuracy"]`` (``tryfirst``), baseline and constraint checks append to
-    ``record["checks"]`` and may fail the test (``trylast``). The record is already kept when
-    this runs, so a failing check does not lose it.
+    ``record`` is a copy of the finished record as plain JSON data: measurements, accuracy, and
+    the constraint and baseline checks. An implementation may fail the test by raising (for
+    example ``pytest.fail(...)``), and may add data of its own under ``record["extra"]`` (a dict of
+    plain JSON data, created by the first implementation that needs it): that is kept in the
+    record (results file, terminal table, reports); any other change to
+    ``record`` is ignored. The record is already kept when this runs, so a failing hook does not
+    lose it.
     """

@@ -22,7 +22,11 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from .measure.bench import BenchSettings
+    from .models.spec import ModelSpec
 
 ANSWER_PREFIX = "@@dnnbench-isolated@@ "
 #: Seconds allowed on top of the time budget: starting Python, importing torch, building the model.
@@ -40,7 +44,7 @@ class IsolatedOutOfMemory(Exception):
 class IsolatedModel:
     """What ``dnn_model`` returns under ``--dnn-isolate=process``: the spec, never a built model."""
 
-    def __init__(self, spec: Any):
+    def __init__(self, spec: ModelSpec):
         self.spec = spec
 
     def __repr__(self) -> str:
@@ -132,7 +136,8 @@ def _child(request: dict) -> dict:
     from .models.spec import ModelSpec
     from .oom import describe, host_memory_guard, is_out_of_memory
     from .registry import build_model
-    from .results import make_record, plain
+    from .record import make_record
+    from .results import plain
 
     s = dict(request["settings"])
     s["policy"] = SamplingPolicy(**s["policy"])
@@ -162,9 +167,9 @@ def _child(request: dict) -> dict:
     record = make_record(
         model=spec.name, paper_name=spec.paper_name, source=spec.source, settings=settings,
         device_name=backend.device_name(), threads=torch.get_num_threads(), measurement=measurement,
-        complexity=complexity, extra={"test": request.get("test"), "isolation": "process", "build_s": build_s},
+        complexity=complexity, test=request.get("test"), isolation="process", build_s=build_s,
     )
-    return {"record": plain(record)}
+    return {"record": plain(record.to_json())}
 
 
 def main() -> int:

@@ -30,6 +30,12 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
+from .baseline_store import (
+    PAPER_DIR, PAPER_PLATFORMS, SCHEMA, Baseline, baseline_from_document, document_text, load_baseline,
+    paper_baseline_files, paper_benchmark_files, platform_key,
+)
+from .results import atomic_write_text
+
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 SOURCE = ("S. Bianco, R. Cadene, L. Celona, P. Napoletano, Benchmark Analysis of Representative Deep Neural "
           "Network Architectures, IEEE Access 6 (2018), arXiv:1810.00736v2; figures from the project's "
@@ -216,8 +222,6 @@ def _memory(platform: str, paper: str, bs: int) -> tuple[Optional[int], Optional
 
 
 def platform_block(platform: str) -> dict:
-    from .baselines import platform_key
-
     p = PLATFORMS[platform]
     return {
         "key": "paper-" + platform_key("cuda", p["device_name"], None, "fp32", "eager"),
@@ -233,9 +237,7 @@ def platform_block(platform: str) -> dict:
 
 
 def baseline_document(platform: str) -> dict:
-    """The paper's figures for one platform, in the baseline format (``baselines.SCHEMA``)."""
-    from .baselines import SCHEMA
-
+    """The paper's figures for one platform, in the baseline format (``baseline_store.SCHEMA``)."""
     entries = []
     for paper, row in table(platform).items():
         name = PAPER_TO_NAME[paper]
@@ -309,9 +311,6 @@ def benchmark_document(platform: str) -> dict:
 
 def write_files(directory: Any) -> list[Path]:
     """Write the paper's baselines and pytest-benchmark runs into ``directory`` (atomically)."""
-    from .baselines import paper_baseline_files, paper_benchmark_files, document_text
-    from .results import atomic_write_text
-
     d = Path(directory)
     written = []
     for platform in PLATFORMS:
@@ -324,10 +323,18 @@ def write_files(directory: Any) -> list[Path]:
     return written
 
 
+def paper_baseline(platform: str) -> Baseline:
+    """The paper's figures for ``titan_xp`` or ``jetson_tx1`` (from the shipped file, else built in memory)."""
+    if platform not in PAPER_PLATFORMS:
+        raise ValueError(f"unknown paper platform {platform!r}; use one of {', '.join(PAPER_PLATFORMS)}")
+    path = paper_baseline_files()[platform]
+    if path.is_file():
+        return load_baseline(path)
+    return baseline_from_document(baseline_document(platform), None)
+
+
 if __name__ == "__main__":  # python -m pytest_dnnbench.paperdata [DIR]
     import sys
-
-    from .baselines import PAPER_DIR
 
     for p in write_files(sys.argv[1] if len(sys.argv) > 1 else PAPER_DIR):
         print(p)

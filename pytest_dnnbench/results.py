@@ -1,7 +1,7 @@
-"""Results records (schema ``pytest-dnnbench/1``, DESIGN §6) and the atomic results file.
+"""The results file (schema ``pytest-dnnbench/1``): atomic writes, reading, and JSON helpers.
 
-Records are plain JSON data, so that they travel with pytest reports (and so
-through pytest-xdist) unchanged. No torch, no pytest here.
+The record itself is :class:`~.record.Record`; this module writes records as the JSON documents
+described in docs/usage.md. No torch, no pytest here.
 """
 
 from __future__ import annotations
@@ -10,70 +10,14 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional
+
+from .record import LATENCY_KEYS, RECORD_KEYS
+
+__all__ = ["SCHEMA", "LATENCY_KEYS", "RECORD_KEYS", "ResultsFile", "atomic_write_text", "document", "jsonable",
+           "load_results", "plain"]
 
 SCHEMA = "pytest-dnnbench/1"
-
-#: Keys every record has (DESIGN §6); tests hold records against this list.
-RECORD_KEYS = (
-    "model", "paper_name", "source", "device", "device_name", "precision", "mode", "channels_last",
-    "threads", "cudnn_benchmark", "seed", "batch_size", "input_size", "latency_ms", "per_image_ms", "fps",
-    "memory_bytes", "macs", "flops", "macs_check", "counters_disagree", "params", "param_file_mb",
-    "accuracy", "checks", "outcome", "reason",
-)
-LATENCY_KEYS = ("median", "mean", "stdev", "min", "max", "p90", "p99", "n", "ci_median", "warmup", "capped",
-                "samples")
-
-
-def unavailable_accuracy(reason: str) -> dict:
-    return {"top1": None, "top5": None, "status": "unavailable", "source": reason, "n_images": None}
-
-
-def make_record(
-    *,
-    model: str,
-    paper_name: Optional[str],
-    source: str,
-    settings: Any,
-    device_name: str,
-    threads: int,
-    measurement: Any,
-    complexity: Any,
-    accuracy: Optional[dict] = None,
-    extra: Optional[dict] = None,
-) -> dict:
-    """Assemble one record from a :class:`Measurement` and a :class:`Complexity`."""
-    rec: dict[str, Any] = {
-        "model": model,
-        "paper_name": paper_name,
-        "source": source,
-        "device": settings.device,
-        "device_name": device_name,
-        "precision": settings.precision,
-        "mode": settings.mode,
-        "channels_last": settings.channels_last,
-        "threads": threads,
-        "cudnn_benchmark": settings.cudnn_benchmark,
-        "seed": settings.seed,
-        "batch_size": measurement.batch_size,
-        "input_size": list(measurement.input_size),
-        "latency_ms": measurement.timing.latency_dict(),
-        "per_image_ms": measurement.per_image_ms,
-        "fps": measurement.fps,
-        "memory_bytes": dict(measurement.memory),
-        "memory_method": measurement.memory_method,
-    }
-    rec.update(complexity.as_record())
-    if complexity.error:
-        rec["complexity_error"] = complexity.error
-    rec["accuracy"] = accuracy or unavailable_accuracy("accuracy was not evaluated in this run")
-    rec["checks"] = []
-    rec["outcome"] = None
-    rec["reason"] = None
-    if extra:
-        rec.update(extra)
-    return rec
-
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old or the new file, never half of one."""
@@ -114,19 +58,21 @@ class ResultsFile:
         self.environment: dict = dict(environment or {})
         self.records: list[dict] = []
 
-    def add(self, record: dict) -> None:
-        self.records.append(record)
+    def add(self, record: Mapping[str, Any]) -> None:
+        """Add one record (JSON form, as :meth:`.record.Record.to_json` gives it) and rewrite the file."""
+        self.records.append(dict(record))
         self.flush()
 
     def set_environment(self, environment: dict) -> None:
         self.environment = dict(environment)
 
     def flush(self) -> None:
-        text = json.dumps(document(self.environment, self.records), indent=1, allow_nan=False, default=_jsonable)
+        text = json.dumps(document(self.environment, self.records), indent=1, allow_nan=False, default=jsonable)
         atomic_write_text(self.path, text + "\n")
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """``default=`` of ``json.dumps``: sets and tuples as lists, paths as strings."""
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
     if isinstance(obj, Path):
@@ -140,7 +86,7 @@ def plain(obj: Any) -> Any:
     Records and the environment travel with test reports, through pytest-xdist's
     serializer, which accepts builtin types only.
     """
-    return json.loads(json.dumps(obj, allow_nan=False, default=_jsonable))
+    return json.loads(json.dumps(obj, allow_nan=False, default=jsonable))
 
 
 def load_results(path: Path) -> dict:

@@ -235,7 +235,7 @@ def test_bad_accuracy_options_stop_before_any_model_is_built(
 
 def test_long_evaluations_report_progress(digits) -> None:
     from pytest_dnnbench.accuracy.data import open_dataset
-    from pytest_dnnbench.accuracy.plugin import evaluate
+    from pytest_dnnbench.accuracy.evaluate import evaluate
     from pytest_dnnbench.registry import Preprocess, Registry
 
     root, _, net = digits

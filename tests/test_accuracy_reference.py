@@ -7,7 +7,7 @@ import re
 import pytest
 
 from helpers import FAST, load_json
-from pytest_dnnbench.accuracy.plugin import not_measured
+from pytest_dnnbench.accuracy.evaluate import not_measured
 from pytest_dnnbench.accuracy.reference import CADENE_TABLE, reference_for
 from pytest_dnnbench.registry import REGISTRY
 from pytest_dnnbench.report.terminal import REFERENCE_MARK, accuracy_cell, format_table

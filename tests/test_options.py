@@ -1,4 +1,4 @@
-"""Tests of the option parsers (:mod:`pytest_dnnbench.options`): good values, bad values, messages."""
+"""Tests of the option parsers (:mod:`pytest_dnnbench.settings`): good values, bad values, messages."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_dnnbench.options import (
+from pytest_dnnbench.settings import (
     parse_batch_sizes,
     parse_device,
     parse_duration,

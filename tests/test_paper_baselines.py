@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from pytest_dnnbench import paperdata
-from pytest_dnnbench.baselines import (
-    baseline_from_document, document_text, load_baseline, paper_baseline, paper_baseline_files,
-    paper_benchmark_files,
+from pytest_dnnbench.baseline_store import (
+    baseline_from_document, document_text, load_baseline, paper_baseline_files, paper_benchmark_files,
 )
+from pytest_dnnbench.paperdata import paper_baseline
 from pytest_dnnbench.models.catalog import PAPER_MODELS
 
 TRANSCRIPT = Path(__file__).resolve().parents[1] / ".." / "shared" / "paper" / "bianco2018-transcript.txt"

@@ -21,8 +21,8 @@ from pytest_dnnbench.results import (
     ResultsFile,
     atomic_write_text,
     load_results,
-    make_record,
 )
+from pytest_dnnbench.record import Accuracy, make_record
 
 MiB = 2**20
 
@@ -53,7 +53,7 @@ def record(model: str = "resnet18", **kw) -> dict:
                               param_file_bytes=46_800_000),
     )
     args.update(kw)
-    return make_record(**args)
+    return make_record(**args).to_json()
 
 
 # -- make_record -----------------------------------------------------------------------------
@@ -84,14 +84,19 @@ def test_record_values() -> None:
     assert rec["checks"] == [] and rec["outcome"] is None and rec["reason"] is None
 
 
-def test_record_extra_and_complexity_error() -> None:
-    rec = record(complexity=Complexity(macs=None, macs_check=None, params=10, param_file_bytes=40, error="boom"),
-                 extra={"note": "x"}, accuracy={"top1": 0.7, "top5": 0.9, "status": "reference",
-                                                "source": "paper", "n_images": None})
+def test_record_complexity_error_and_a_replaced_accuracy() -> None:
+    import dataclasses
+
+    built = make_record(model="m", paper_name=None, source="custom", settings=BenchSettings(), device_name="cpu",
+                        threads=1, measurement=measurement(),
+                        complexity=Complexity(macs=None, macs_check=None, params=10, param_file_bytes=40, error="boom"))
+    rec = dataclasses.replace(built, accuracy=Accuracy(top1=0.7, top5=0.9, status="reference", source="paper"),
+                              extra={"note": "x"}).to_json()
     assert rec["macs"] is None and rec["flops"] is None
     assert rec["complexity_error"] == "boom"
-    assert rec["note"] == "x"
+    assert rec["extra"] == {"note": "x"}
     assert rec["accuracy"]["status"] == "reference"
+    assert "complexity_error" not in record()  # only where there was an error
 
 
 def test_fps_is_none_not_inf_for_a_zero_median() -> None:

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_dnnbench.report.terminal import COLUMNS, format_bytes, format_table, record_row
+from pytest_dnnbench.report.terminal import COLUMNS, format_table, record_row
+from pytest_dnnbench.units import format_mib as format_bytes
 
 MiB = 2**20
 GiB = 2**30

@@ -75,7 +75,8 @@ def test_ordinary_parallel_run_is_left_alone(pytester: pytest.Pytester) -> None:
 
 
 def test_scopes_group_by_model() -> None:
-    from pytest_dnnbench.xdist_sched import model_of, split_scope
+    from pytest_dnnbench.nodeids import model_of
+    from pytest_dnnbench.nodeids import scope_of as split_scope
 
     names = ["tiny", "tiny_wide", "resnet18", "resnet"]
     suite = "pytest_dnnbench/suite/bench_models.py::test_dnn"
@@ -94,20 +95,24 @@ def test_each_worker_is_pinned_to_its_gpu_with_a_faked_device_list(monkeypatch) 
     # The module object the state's lazy import will find (in-process pytester runs elsewhere can
     # leave a stale `pytest_dnnbench.device` attribute on the package).
     device_mod = importlib.import_module("pytest_dnnbench.device")
-    from pytest_dnnbench.options import DnnOptions
-    from pytest_dnnbench.measure.timing import SamplingPolicy
+    from types import SimpleNamespace
+
     from pytest_dnnbench.registry import REGISTRY
-    from pytest_dnnbench.state import DnnState
+    from pytest_dnnbench.session import DnnSession
+    from pytest_dnnbench.settings import Settings
 
     fake = device_mod.TorchProbe(cuda_available=lambda: True, device_count=lambda: 2,
                                  torch_version=lambda: "fake", cpu_supports=lambda p: True)
     monkeypatch.setattr(device_mod.TorchProbe, "default", classmethod(lambda cls: fake))
-    options = DnnOptions(models="tiny", device="cuda", batch_sizes=(1,), precision="fp32", channels_last=False,
-                         threads=None, cudnn_benchmark=True, seed=0, policy=SamplingPolicy(), json_path=None)
+    settings = Settings(models="tiny", device="cuda", batch_sizes=(1,))
+
+    def config(worker: str | None) -> object:
+        return SimpleNamespace(workerinput={"workerid": worker}) if worker else SimpleNamespace()
+
     pinned = []
     for worker in ("gw0", "gw1", "gw2", "gw3"):
-        state = DnnState(options=options, registry=REGISTRY.copy(), worker_id=worker)
-        pinned.append(state.ensure_device())
+        session = DnnSession(config(worker), settings, REGISTRY.copy())  # type: ignore[arg-type]
+        pinned.append(session.ensure_device())
     assert pinned == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
-    controller = DnnState(options=options, registry=REGISTRY.copy())
+    controller = DnnSession(config(None), settings, REGISTRY.copy())  # type: ignore[arg-type]
     assert controller.ensure_device() == "cuda:0"

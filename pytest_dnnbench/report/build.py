@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from . import tables as T
+from ..results import jsonable
 from .csvfile import to_csv
 
 FILES = ("results.json", "results.csv", "report.md", "report.html")
@@ -141,10 +142,4 @@ def _json(schema: str, p: T.Platform) -> str:
     doc: dict = {"schema": schema, "environment": p.environment, "records": p.records}
     if p.missing:
         doc["missing"] = p.missing
-    return json.dumps(doc, indent=1, allow_nan=False, default=_jsonable) + "\n"
-
-
-def _jsonable(obj: object) -> object:
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    return str(obj)
+    return json.dumps(doc, indent=1, allow_nan=False, default=jsonable) + "\n"

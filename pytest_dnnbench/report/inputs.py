@@ -1,7 +1,7 @@
 """Report inputs: results files (schema ``pytest-dnnbench/1``) and baseline files.
 
 A file is told apart by its ``schema`` field. Baseline files are read through
-``pytest_dnnbench.baselines.load_baseline`` (imported lazily, so that this module works before
+``pytest_dnnbench.baseline_store.load_baseline`` (imported lazily, so that this module works before
 and without it); :func:`records_from_baseline` is the one place that knows a baseline's shape.
 """
 
@@ -46,11 +46,8 @@ def load_platform(path: Path) -> Platform:
 
 
 def load_baseline_platform(path: Path) -> Platform:
-    try:
-        from ..baselines import load_baseline  # type: ignore[attr-defined]
-    except ImportError:
-        raise InputError(f"{path} is a baseline file, but this version of pytest-dnnbench cannot read "
-                         "baseline files (pytest_dnnbench.baselines is missing)") from None
+    from ..baseline_store import load_baseline
+
     try:
         baseline = load_baseline(path)
     except (ValueError, OSError) as exc:

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
-MIB = 2**20
+from ..units import MIB, format_mib
 
 
 def _fmt(value: Optional[float], spec: str, missing: str = "-") -> str:
     return missing if value is None else format(value, spec)
-
-
-def format_bytes(n: Optional[int]) -> str:
-    """Bytes as MiB (or GiB from 10 GiB up), always with the unit."""
-    if n is None:
-        return "-"
-    if n >= 10 * 2**30:
-        return f"{n / 2**30:.1f} GiB"
-    return f"{n / MIB:.0f} MiB"
 
 
 COLUMNS = ("model", "batch", "ms/image", "FPS", "memory", "GFLOPs", "params(M)", "n", "note")
@@ -40,7 +31,7 @@ def record_row(rec: dict) -> tuple[str, ...]:
         str(rec.get("batch_size")),
         _fmt(rec.get("per_image_ms"), ".3f"),
         _fmt(rec.get("fps"), ".1f"),
-        format_bytes(mem.get("total")),
+        format_mib(mem.get("total")),
         _fmt(None if flops is None else flops / 1e9, ".2f"),
         _fmt(None if params is None else params / 1e6, ".2f"),
         str(lat.get("n", "-")),

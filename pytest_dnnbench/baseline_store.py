@@ -1,6 +1,7 @@
-"""Baselines: the file format, platform keys, loading, merging, atomic saving, and the comparisons.
+"""Baseline files: the format, platform keys, loading and validation, merging rounds, atomic saving.
 
-Pure (no torch, no pytest): the pytest glue is ``gating.py``. The format is
+Pure (no torch, no pytest). The comparisons that turn a record and a baseline entry into checks
+live in :mod:`.gate`; the paper's figures as baselines in :mod:`.paperdata`. The format is
 documented in ``docs/baselines.md``; in short, one JSON file per platform::
 
     {"schema": "pytest-dnnbench-baseline/1",
@@ -13,10 +14,9 @@ documented in ``docs/baselines.md``; in short, one JSON file per platform::
                   "per_image_ms": ..., "fps": ..., "memory_bytes": {"total": ..., "delta": ...},
                   "macs": ..., "flops": ..., "params": ..., "accuracy": {...}}, ...]}
 
-Each ``--dnn-save-baseline`` run appends one *round* per (model, batch size) and
-keeps the last ``max_rounds``; the latency gate uses the spread between rounds
-(:func:`compare_latency`), because between processes the median moves far more
-than within one (DESIGN §3).
+Each ``--dnn-save-baseline`` run appends one *round* per (model, batch size) and keeps the last
+``max_rounds``; the latency gate uses the spread between rounds, because between processes the
+median moves far more than within one (docs/measurements.md).
 """
 
 from __future__ import annotations
@@ -30,13 +30,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from .measure.stats import median_ci, percentile
+from .measure.stats import percentile
 from .results import atomic_write_text
 
 __all__ = [
-    "SCHEMA", "DEFAULT_MAX_ROUNDS", "Baseline", "BaselineError", "LatencyVerdict", "Tolerances",
-    "compare_entry", "compare_latency", "load_baseline", "merge_records", "new_document", "platform_key",
-    "platform_from_record", "round_from_record", "save_document", "paper_baseline", "paper_baseline_files",
+    "SCHEMA", "DEFAULT_MAX_ROUNDS", "Baseline", "BaselineError", "load_baseline", "merge_records", "new_document",
+    "platform_key", "platform_from_record", "round_from_record", "save_document", "paper_baseline_files",
     "paper_benchmark_files", "PAPER_DIR",
 ]
 
@@ -378,260 +377,6 @@ def save_document(path: Any, document: dict) -> None:
     atomic_write_text(Path(path), document_text(document))
 
 
-# -- the decisions -------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Tolerances:
-    """Relative tolerances for latency and memory, points of Top-1 for accuracy; ``alpha`` of the latency test."""
-
-    latency: float = 0.10
-    memory: float = 0.10
-    top1: float = 0.5
-    alpha: float = 0.001
-
-    def replace(self, **kwargs: Any) -> "Tolerances":
-        from dataclasses import replace
-
-        return replace(self, **kwargs)
-
-
-#: Prior for the between-round spread of log medians: 5 % with the weight of 2 rounds'
-#: degrees of freedom. It keeps one or two lucky, close rounds from making the test
-#: hair-trigger, and is outweighed as rounds accumulate.
-PRIOR_SIGMA = 0.05
-PRIOR_DOF = 2.0
-_Z95 = 1.959963984540054
-
-
-@dataclass(frozen=True)
-class LatencyVerdict:
-    regressed: bool
-    stale: bool
-    significant: bool
-    ratio: float
-    baseline_ms: float
-    measured_ms: float
-    limit_ms: float
-    stale_limit_ms: float
-    statistic: float
-    threshold: float
-    rounds: int
-    spread: float
-    dof: float
-
-    def describe(self) -> str:
-        sig = "significant" if self.significant else "not significant"
-        return (f"t = {self.statistic:+.2f} vs critical {self.threshold:.2f} ({sig}; {self.rounds} round(s), "
-                f"between-round spread {100 * self.spread:.1f} %)")
-
-
-def _run_log_se(samples: Sequence[float], ci: Optional[Sequence[float]] = None) -> float:
-    """Standard error of log(median) of one run, from the distribution-free 95 % interval of its median.
-
-    With one or two calls there is no interval: half the log range, at least ``2 * PRIOR_SIGMA``.
-    """
-    vals = sorted(float(s) for s in samples if s is not None and s > 0)
-    if 0 < len(vals) < 3:
-        return max(2 * PRIOR_SIGMA, math.log(vals[-1] / vals[0]) / 2.0)
-    if ci is None:
-        if not vals:
-            return 2 * PRIOR_SIGMA
-        ci = median_ci(vals)
-    lo, hi = float(ci[0]), float(ci[1])
-    if lo <= 0 or hi <= 0 or hi < lo:
-        return 2 * PRIOR_SIGMA
-    return math.log(hi / lo) / (2 * _Z95)
-
-
-def compare_latency(round_medians: Sequence[float], samples: Sequence[float], tolerance: float,
-                    alpha: float = 0.001, ci_median: Optional[Sequence[float]] = None,
-                    measured_median: Optional[float] = None) -> LatencyVerdict:
-    """Is this run slower than the baseline beyond ``tolerance``, and significantly so?
-
-    Model: the log of a run's median is a draw from ``N(mu, sigma^2)``, where sigma is the
-    *between-run* spread (process start, kernel selection, machine load), estimated from the
-    baseline's K round medians and pooled with a weak prior (``PRIOR_SIGMA`` with ``PRIOR_DOF``
-    degrees of freedom). Under "no change" this run's log median is one more such draw, so
-
-        t = (log m - mean(log rounds)) / sqrt(s^2 (1 + 1/K) + se^2)
-
-    follows Student's t with ``K - 1 + PRIOR_DOF`` degrees of freedom (a prediction
-    interval for a new observation), where ``se`` is this run's own standard error of its
-    log median (from its median's distribution-free confidence interval: large with tiny
-    samples, so that a run of three calls cannot raise an alarm on its own; counting it on
-    top of the rounds' spread, which already contains the rounds' own sampling error, errs
-    on the side of fewer alarms).
-
-    Regression: ``m > B (1 + tolerance)`` *and* ``t > t_{1-alpha}``; stale baseline: ``m <
-    B / (1 + tolerance)`` and ``t < -t_{1-alpha}``; B = median of the round medians.
-    """
-    meds = [float(m) for m in round_medians if m is not None and m > 0]
-    if not meds:
-        raise ValueError("no baseline round medians to compare with")
-    vals = [float(s) for s in samples if s is not None and s > 0]
-    if measured_median is None:
-        if not vals:
-            raise ValueError("no samples in this run")
-        measured_median = float(statistics.median(vals))
-    m = float(measured_median)
-    k = len(meds)
-    base = float(statistics.median(meds))
-    logs = [math.log(v) for v in meds]
-    mu = statistics.fmean(logs)
-    s_rounds = statistics.stdev(logs) if k >= 2 else 0.0
-    dof = (k - 1) + PRIOR_DOF
-    s2 = ((k - 1) * s_rounds ** 2 + PRIOR_DOF * PRIOR_SIGMA ** 2) / dof
-    se = _run_log_se(vals, ci_median)
-    scale = math.sqrt(s2 * (1.0 + 1.0 / k) + se ** 2)
-    stat = (math.log(m) - mu) / scale if scale > 0 else 0.0
-    crit = t_quantile(1.0 - alpha, dof)
-    ratio = m / base
-    limit = base * (1.0 + tolerance)
-    stale_limit = base / (1.0 + tolerance)
-    slower = m > limit
-    faster = m < stale_limit
-    significant = stat > crit if slower else (stat < -crit if faster else abs(stat) > crit)
-    return LatencyVerdict(
-        regressed=bool(slower and stat > crit), stale=bool(faster and stat < -crit), significant=bool(significant),
-        ratio=ratio, baseline_ms=base, measured_ms=m, limit_ms=limit, stale_limit_ms=stale_limit,
-        statistic=stat, threshold=crit, rounds=k, spread=math.sqrt(s2), dof=dof,
-    )
-
-
-def compare_entry(record: Mapping[str, Any], entry: Mapping[str, Any], tol: Tolerances) -> list[dict]:
-    """Baseline checks of one record against its entry: latency, memory, MACs, parameters, Top-1."""
-    checks: list[dict] = []
-    where = f"{record.get('model')} at batch {record.get('batch_size')}"
-    lat = record.get("latency_ms") or {}
-    medians = [r["median_ms"] for r in entry.get("rounds") or []]
-    if not medians and (entry.get("latency_ms") or {}).get("median"):
-        medians = [entry["latency_ms"]["median"]]
-    if medians and lat.get("median"):
-        v = compare_latency(medians, lat.get("samples") or [], tol.latency, tol.alpha,
-                            ci_median=lat.get("ci_median"), measured_median=lat["median"])
-        if v.regressed:
-            verdict = f"{v.ratio:.2f}x the baseline, above the limit and significant"
-        elif v.stale:
-            verdict = (f"{1 / v.ratio:.2f}x faster than the baseline, beyond the tolerance and significant: "
-                       "the baseline is stale (save a new one)")
-        elif v.ratio > 1 + tol.latency:
-            verdict = f"{v.ratio:.2f}x the baseline, above the limit but within the between-run noise: passed"
-        else:
-            verdict = f"{v.ratio:.2f}x the baseline: within the limit"
-        checks.append({
-            "kind": "baseline", "metric": "latency", "baseline": v.baseline_ms, "measured": v.measured_ms,
-            "limit": v.limit_ms, "tolerance": tol.latency, "passed": not v.regressed, "stale": v.stale,
-            "ratio": v.ratio, "significant": v.significant, "statistic": v.statistic, "threshold": v.threshold,
-            "rounds": v.rounds, "spread": v.spread, "alpha": tol.alpha,
-            "message": (f"latency of {where}: median {v.measured_ms:.4g} ms per batch, baseline {v.baseline_ms:.4g} ms "
-                        f"(median of {v.rounds} round(s)), limit {v.limit_ms:.4g} ms (+{100 * tol.latency:g} %): "
-                        f"{verdict}; {v.describe()}"),
-        })
-    mem_now = (record.get("memory_bytes") or {}).get("total")
-    mem_base = (entry.get("memory_bytes") or {}).get("total")
-    if mem_now is not None and mem_base:
-        limit = mem_base * (1.0 + tol.memory)
-        ok = mem_now <= limit
-        checks.append({
-            "kind": "baseline", "metric": "memory", "baseline": mem_base, "measured": mem_now, "limit": limit,
-            "tolerance": tol.memory, "passed": ok, "ratio": mem_now / mem_base,
-            "message": (f"memory of {where}: total {mem_now / 2**20:.1f} MiB ({int(mem_now):,} bytes), baseline "
-                        f"{mem_base / 2**20:.1f} MiB, limit {limit / 2**20:.1f} MiB (+{100 * tol.memory:g} %)"
-                        + ("" if ok else f": {mem_now / mem_base:.2f}x the baseline")),
-        })
-    for metric in ("macs", "params"):
-        now, base = record.get(metric), entry.get(metric)
-        if now is not None and base is not None:
-            ok = now == base
-            checks.append({
-                "kind": "baseline", "metric": metric, "baseline": base, "measured": now, "limit": base,
-                "tolerance": 0, "passed": ok,
-                "message": (f"{'MACs' if metric == 'macs' else 'parameters'} of {where}: {now:,} against baseline "
-                            f"{base:,} (limit: no change)" + ("" if ok else f", changed by {now - base:+,}")),
-            })
-    acc_now, acc_base = record.get("accuracy") or {}, entry.get("accuracy") or {}
-    if (acc_now.get("status") == "measured" and acc_base.get("status") == "measured"
-            and acc_now.get("top1") is not None and acc_base.get("top1") is not None):
-        limit = acc_base["top1"] - tol.top1
-        ok = acc_now["top1"] >= limit
-        checks.append({
-            "kind": "baseline", "metric": "top1", "baseline": acc_base["top1"], "measured": acc_now["top1"],
-            "limit": limit, "tolerance": tol.top1, "passed": ok,
-            "message": (f"Top-1 of {where}: {acc_now['top1']:.2f} % against baseline {acc_base['top1']:.2f} %, "
-                        f"limit {limit:.2f} % (-{tol.top1:g} points)"),
-        })
-    return checks
-
-
-# -- Student's t (no scipy) ------------------------------------------------------------------
-
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny = 1e-300
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 300):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-15:
-            break
-    return h
-
-
-def betainc(a: float, b: float, x: float) -> float:
-    """Regularized incomplete beta I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    lbt = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(lbt) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(lbt) * _betacf(b, a, 1.0 - x) / b
-
-
-def t_cdf(t: float, dof: float) -> float:
-    x = dof / (dof + t * t)
-    tail = 0.5 * betainc(dof / 2.0, 0.5, x)
-    return 1.0 - tail if t >= 0 else tail
-
-
-def t_quantile(p: float, dof: float) -> float:
-    """Quantile of Student's t with ``dof`` (> 0, not necessarily whole) degrees of freedom."""
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"probability must lie in (0, 1), got {p}")
-    if p < 0.5:
-        return -t_quantile(1.0 - p, dof)
-    lo, hi = 0.0, 1.0
-    while t_cdf(hi, dof) < p:
-        hi *= 2.0
-        if hi > 1e12:
-            return hi
-    for _ in range(200):
-        mid = (lo + hi) / 2.0
-        if t_cdf(mid, dof) < p:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-12 * max(1.0, hi):
-            break
-    return (lo + hi) / 2.0
-
-
 # -- the paper's figures -------------------------------------------------------------------------
 
 def paper_baseline_files(directory: Optional[Path] = None) -> dict[str, Path]:
@@ -650,13 +395,87 @@ def paper_benchmark_files(directory: Optional[Path] = None) -> dict[str, Path]:
     return {p: d / f"{i + 1:04d}_bianco2018-{p.replace('_', '-')}.json" for i, p in enumerate(PAPER_PLATFORMS)}
 
 
-def paper_baseline(platform: str) -> Baseline:
-    """The paper's figures for ``titan_xp`` or ``jetson_tx1`` (from the shipped file, else built in memory)."""
-    if platform not in PAPER_PLATFORMS:
-        raise ValueError(f"unknown paper platform {platform!r}; use one of {', '.join(PAPER_PLATFORMS)}")
-    path = paper_baseline_files()[platform]
-    if path.is_file():
-        return load_baseline(path)
-    from .paperdata import baseline_document
+# -- saving a run ----------------------------------------------------------------------------------
 
-    return baseline_from_document(baseline_document(platform), None)
+@dataclass
+class SaveOutcome:
+    """What saving a run's rounds did: the notes for the summary, the files written, whether it failed."""
+
+    notes: list[str] = field(default_factory=list)
+    saved: list[str] = field(default_factory=list)
+    failed: bool = False
+
+
+def save_run(records: Sequence[Mapping[str, Any]], environment: Optional[Mapping[str, Any]], *, choice: str,
+             root: Path, max_rounds: int, force: bool, regressions: int, interrupted: bool) -> SaveOutcome:
+    """Add this run's records as one round each to the baseline file(s) ``choice`` names.
+
+    ``choice``: ``"auto"`` (one file per platform under ``root/baselines``) or a path. A run that was
+    interrupted, produced no record, or regressed (unless ``force``) saves nothing; neither does a
+    file that cannot be read, or that belongs to another platform (unless ``force``): it is left
+    untouched and the outcome says why.
+    """
+    out = SaveOutcome()
+    usable = [r for r in records if (r.get("latency_ms") or {}).get("median")]
+    if not usable:
+        out.notes.append("baseline not saved: this run produced no benchmark records")
+        return out
+    if interrupted:
+        out.notes.append("baseline not saved: the run was interrupted")
+        return out
+    if regressions and not force:
+        out.notes.append(f"baseline not saved: {regressions} regression(s) in this run; a regressed run never "
+                         "overwrites the baseline (add --dnn-baseline-force to accept it)")
+        return out
+    groups: dict[str, tuple[dict[str, Any], list[Mapping[str, Any]]]] = {}
+    for rec in usable:
+        plat = platform_from_record(rec, environment)
+        groups.setdefault(plat["key"], (plat, []))[1].append(rec)
+    if choice != "auto" and len(groups) > 1:
+        out.notes.append(f"baseline not saved: the records come from {len(groups)} platforms "
+                         f"({', '.join(groups)}); use --dnn-save-baseline without a path (one file per platform)")
+        out.failed = True
+        return out
+    for key, (plat, recs) in groups.items():
+        path = root / "baselines" / f"{key}.json" if choice == "auto" else Path(choice)
+        _save_group(out, path, shown_path(path, root), key, plat, recs, max_rounds, force, bool(regressions))
+    return out
+
+
+def shown_path(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` where it lies below it (shorter in messages), else as it is."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _save_group(out: SaveOutcome, path: Path, shown: str, key: str, plat: dict[str, Any],
+                recs: Sequence[Mapping[str, Any]], max_rounds: int, force: bool, forced: bool) -> None:
+    existing = None
+    if path.exists():
+        try:
+            existing = load_baseline(path)
+        except BaselineError as exc:
+            out.notes.append(f"baseline not saved: {exc} (the file was left untouched)")
+            out.failed = True
+            return
+        if existing.key != key and not force:
+            out.notes.append(f"baseline not saved: {shown} is for platform {existing.key}, this run is {key} "
+                             "(choose another path, or --dnn-baseline-force to replace its platform)")
+            out.failed = True
+            return
+    doc = merge_records(existing.document if existing else None, recs, plat, max_rounds=max_rounds)
+    try:
+        save_document(path, doc)
+    except (OSError, ValueError) as exc:
+        out.notes.append(f"baseline not saved to {shown}: {exc}")
+        out.failed = True
+        return
+    touched = {(r["model"], int(r["batch_size"])) for r in recs}
+    rounds = sorted({len(e["rounds"]) for e in doc["entries"] if (e["model"], e["batch_size"]) in touched})
+    kept = len(doc["entries"]) - len(touched)
+    out.saved.append(shown)
+    out.notes.append(f"baseline saved: {shown} ({len(touched)} entr{'y' if len(touched) == 1 else 'ies'} "
+                     f"updated, {kept} kept; rounds per updated entry: {', '.join(map(str, rounds))} of at most "
+                     f"{doc['max_rounds']}{'; forced despite regressions' if forced else ''})")

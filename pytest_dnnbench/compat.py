@@ -1,0 +1,99 @@
+"""The only module that uses other plugins' internals, where they offer no public way.
+
+Each use names the versions it was written against; ``tests/test_compat.py`` pins the behaviour,
+so that an upgrade that changes it fails a test instead of silently dropping a feature.
+
+- pytest-benchmark (5.3.1): a benchmark made from samples taken elsewhere. The session object is
+  reached publicly (it is registered as the plugin ``"pytest-benchmark"``); its ``disabled`` flag,
+  its ``benchmarks`` list and the ``pytest_benchmark.stats.Metadata`` class are internal.
+- pytest-xdist (3.8): scheduling by model. ``LoadScopeScheduling`` is public, the ``_split_scope``
+  method it calls to name a test's scope is not; we override it.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
+
+import pytest
+
+from .nodeids import scope_of
+
+if TYPE_CHECKING:
+    from xdist.scheduler import LoadScopeScheduling
+
+__all__ = ["benchmark_session_active", "add_to_benchmark_session", "model_scheduler"]
+
+
+def _benchmark_session(config: pytest.Config) -> Any:
+    """pytest-benchmark's session object, or None (not installed, or ``-p no:benchmark``)."""
+    return config.pluginmanager.get_plugin("pytest-benchmark")
+
+
+def benchmark_session_active(config: pytest.Config) -> bool:
+    bs = _benchmark_session(config)
+    return bs is not None and not getattr(bs, "disabled", True)
+
+
+def add_to_benchmark_session(config: pytest.Config, node: pytest.Item, record: Mapping[str, Any],
+                             min_rounds: int, max_time: float) -> None:
+    """Put one record's samples into pytest-benchmark's session, as one of its benchmarks.
+
+    ``extra_info`` gets the record without its samples (they are the benchmark's own data); the
+    record is a copy, so nothing pytest-benchmark keeps is shared with the session's record.
+    """
+    bs = _benchmark_session(config)
+    if bs is None or getattr(bs, "disabled", True):
+        return
+    from pytest_benchmark.stats import Metadata
+
+    callspec = getattr(node, "callspec", None)
+    extra = {k: v for k, v in record.items() if k != "latency_ms"}
+    lat = dict(record["latency_ms"])
+    extra["latency_ms"] = {k: v for k, v in lat.items() if k != "samples"}
+    fixture = SimpleNamespace(
+        name=node.name,
+        fullname=node.nodeid,
+        group=f"{record['model']}",
+        param=callspec.id if callspec is not None else None,
+        params=dict(callspec.params) if callspec is not None else None,
+        extra_info=extra,
+        cprofile_stats=None,
+        has_error=False,
+    )
+    meta = Metadata(
+        fixture,
+        iterations=1,
+        options={
+            "timer": "cuda events" if str(record["device"]).startswith("cuda") else "perf_counter_ns",
+            "min_rounds": min_rounds,
+            "max_time": max_time,
+            "warmup": lat["warmup"],
+            "disable_gc": False,
+        },
+    )
+    for ms in lat["samples"]:
+        meta.stats.update(ms / 1000.0)
+    bs.benchmarks.append(meta)
+
+
+def model_scheduler(config: pytest.Config, log: Optional[Any], names: Iterable[str]) -> LoadScopeScheduling:
+    """pytest-xdist's ``loadscope`` scheduler where the scope of a benchmark test is its model.
+
+    xdist's own ``loadgroup`` groups by the ``xdist_group`` mark through an ``@group`` suffix that
+    its workers add to node ids; under pytest 9 that suffix no longer reaches the node id
+    (pytest-xdist 3.8 sets an attribute pytest stopped reading), so tests are grouped by the model
+    in their id (:func:`.nodeids.scope_of`). Imported at the controller of an xdist run only.
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    model_names = tuple(names)
+
+    class ModelGroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return scope_of(nodeid, model_names)
+
+    sched = ModelGroupScheduling(config, log)
+    if log is not None:
+        sched.log = log.modelgroupsched
+    return sched

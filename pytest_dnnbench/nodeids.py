@@ -1,0 +1,50 @@
+"""Test node ids of benchmark tests: the one place that reads them (pure).
+
+A benchmark test's id ends in ``[<model>-bs<N>]`` (the shipped suite) or has the model among the
+dash-separated parts of its parameter id (a project's own tests that use ``dnn_model``).
+pytest-xdist's ``loadgroup`` may append ``@<group>`` to an id.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, Optional
+
+__all__ = ["model_of", "strip_group", "suite_cell", "scope_of"]
+
+_SUITE_RE = re.compile(r"\[(?P<model>.+)-bs(?P<bs>\d+)\]$")
+
+
+def suite_cell(nodeid: str) -> Optional[tuple[str, int]]:
+    """(model, batch size) of a ``...[<model>-bs<N>]`` id, else None."""
+    m = _SUITE_RE.search(nodeid)
+    return (m.group("model"), int(m.group("bs"))) if m else None
+
+
+def model_of(nodeid: str, names: Iterable[str]) -> Optional[str]:
+    """The registry model in ``nodeid``'s parameter id, if any (longest name first)."""
+    open_at = nodeid.find("[")
+    if open_at < 0 or not nodeid.endswith("]"):
+        return None
+    params = nodeid[open_at + 1:-1]
+    for name in sorted(names, key=len, reverse=True):
+        if re.search(rf"(^|-){re.escape(name)}(-|$)", params):
+            return name
+    return None
+
+
+def scope_of(nodeid: str, names: Iterable[str]) -> str:
+    """The pytest-xdist scheduling scope: an ``@group`` suffix, else the model, else the id itself."""
+    if nodeid.rfind("@") > nodeid.rfind("]"):
+        return nodeid.split("@")[-1]
+    model = model_of(nodeid, names)
+    return f"dnn-model:{model}" if model is not None else nodeid
+
+
+def strip_group(nodeid: str, groups: Iterable[str]) -> str:
+    """``nodeid`` without the ``@<group>`` suffix pytest-xdist's loadgroup adds for ``groups``."""
+    names = sorted(set(groups))
+    suffix = "@" + "_".join(names)
+    if names and nodeid.endswith(suffix):
+        return nodeid[: -len(suffix)]
+    return nodeid

@@ -1,0 +1,318 @@
+"""The results record as frozen dataclasses, with ``to_json``/``from_json`` at the process boundaries.
+
+A record crosses three boundaries as plain JSON data: the results file, pytest-xdist's reports
+(workers to controller) and pytest-benchmark's ``extra_info``. Inside the process it is a
+:class:`Record`: immutable, so nothing shared by reference can be changed behind a reader's back;
+a stage of the pipeline that adds to it makes a new one (``dataclasses.replace``).
+
+Every part keeps the keys it does not know (``unknown``) and the order its keys came in
+(``order``), so ``Part.from_json(d).to_json() == d`` for any JSON object ``d`` with the part's
+required keys: files written by other versions are read and written back unchanged. A part built
+in this process emits its keys in the documented order (``docs/usage.md``, the results file).
+
+No torch, no pytest here.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional, TypeVar
+
+if TYPE_CHECKING:
+    from .measure.bench import BenchSettings, Measurement
+    from .measure.flops import Complexity
+
+__all__ = [
+    "Accuracy", "Check", "Latency", "Record", "RECORD_KEYS", "LATENCY_KEYS", "make_record", "unavailable_accuracy",
+]
+
+#: A JSON object as Python data: its values are arbitrary JSON, hence ``Any``.
+JsonObject = dict[str, Any]
+
+P = TypeVar("P", bound="_Part")
+
+
+@dataclass(frozen=True)
+class _Part:
+    """Base of the record's parts: typed fields, plus the unknown keys and the key order of the source.
+
+    Subclasses list their JSON keys in ``_KEYS`` (documented order), the keys always written even
+    when None in ``_ALWAYS``, the JSON name of a field where it differs in ``_JSON_NAMES``, and
+    the nested parts in ``_NESTED`` (a part) and ``_NESTED_LISTS`` (a tuple of parts).
+    """
+
+    unknown: Mapping[str, Any] = field(default_factory=dict, compare=True, kw_only=True)
+    order: tuple[str, ...] = field(default=(), compare=False, kw_only=True)
+
+    _KEYS: ClassVar[tuple[str, ...]] = ()
+    _ALWAYS: ClassVar[frozenset[str]] = frozenset()
+    _JSON_NAMES: ClassVar[Mapping[str, str]] = {}
+    _NESTED: ClassVar[Mapping[str, type[_Part]]] = {}
+    _NESTED_LISTS: ClassVar[Mapping[str, type[_Part]]] = {}
+    _TUPLES: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def _field_of(cls) -> dict[str, str]:
+        """JSON key -> field name, for the typed fields."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"unknown", "order"}
+        return {cls._JSON_NAMES.get(n, n): n for n in names}
+
+    @classmethod
+    def from_json(cls: type[P], data: Mapping[str, Any]) -> P:
+        """Read a part; unknown keys are kept (deep-copied), and so is the order of the keys."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
+        fields = cls._field_of()
+        kwargs: dict[str, Any] = {}
+        unknown: dict[str, Any] = {}
+        for key, value in data.items():
+            name = fields.get(key)
+            if name is None:
+                unknown[key] = copy.deepcopy(value)
+            elif key in cls._NESTED and value is not None:
+                kwargs[name] = cls._NESTED[key].from_json(value)
+            elif key in cls._NESTED_LISTS and value is not None:
+                kwargs[name] = tuple(cls._NESTED_LISTS[key].from_json(v) for v in value)
+            elif key in cls._TUPLES and isinstance(value, list):
+                kwargs[name] = tuple(value)
+            else:
+                kwargs[name] = copy.deepcopy(value)
+        return cls(**kwargs, unknown=unknown, order=tuple(data))
+
+    def _value(self, key: str) -> Any:
+        name = self._field_of().get(key)
+        if name is None:
+            return copy.deepcopy(self.unknown[key])
+        value = getattr(self, name)
+        if isinstance(value, _Part):
+            return value.to_json()
+        if key in self._NESTED_LISTS and value is not None:
+            return [v.to_json() for v in value]
+        if isinstance(value, tuple):
+            return list(value)
+        return copy.deepcopy(value)
+
+    def to_json(self) -> JsonObject:
+        """Plain JSON data (new objects: changing them changes nothing here)."""
+        fields = self._field_of()
+        out: JsonObject = {}
+        if self.order:  # read from JSON: its keys, in its order; a typed field set later, after them
+            for key in self.order:
+                if key in fields or key in self.unknown:
+                    out[key] = self._value(key)
+            always: frozenset[str] = frozenset()
+        else:  # built here: the documented keys, in the documented order
+            always = self._ALWAYS
+        for key in self._KEYS:
+            if key not in out and (key in always or getattr(self, fields[key]) is not None):
+                out[key] = self._value(key)
+        for key in self.unknown:
+            if key not in out:
+                out[key] = self._value(key)
+        return out
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The JSON value under ``key`` (typed field or unknown key), as ``dict.get`` would give it."""
+        fields = self._field_of()
+        if key in fields:
+            value = getattr(self, fields[key])
+            return default if value is None else self._value(key)
+        return copy.deepcopy(self.unknown[key]) if key in self.unknown else default
+
+
+LATENCY_KEYS = ("median", "mean", "stdev", "min", "max", "p90", "p99", "n", "ci_median", "warmup", "capped",
+                "samples")
+
+
+@dataclass(frozen=True)
+class Latency(_Part):
+    """``latency_ms``: per-call statistics in milliseconds, every sample kept."""
+
+    median: float
+    mean: Optional[float] = None
+    stdev: Optional[float] = None
+    min: Optional[float] = None
+    max: Optional[float] = None
+    p90: Optional[float] = None
+    p99: Optional[float] = None
+    n: int = 0
+    ci_median: Optional[tuple[float, float]] = None
+    warmup: int = 0
+    capped: bool = False
+    stop_reason: Optional[str] = None
+    ci_target: Optional[float] = None
+    samples: tuple[float, ...] = ()
+    warmup_samples: tuple[float, ...] = ()
+
+    _KEYS: ClassVar[tuple[str, ...]] = LATENCY_KEYS[:-1] + ("stop_reason", "ci_target", "samples",
+                                                            "warmup_samples")
+    _ALWAYS: ClassVar[frozenset[str]] = frozenset(LATENCY_KEYS)
+    _TUPLES: ClassVar[frozenset[str]] = frozenset({"ci_median", "samples", "warmup_samples"})
+
+
+@dataclass(frozen=True)
+class Accuracy(_Part):
+    """``accuracy``: Top-1/Top-5 in percent with their status (measured, reference or unavailable)."""
+
+    top1: Optional[float] = None
+    top5: Optional[float] = None
+    status: str = "unavailable"
+    source: Optional[str] = None
+    n_images: Optional[int] = None
+
+    _KEYS: ClassVar[tuple[str, ...]] = ("top1", "top5", "status", "source", "n_images")
+    _ALWAYS: ClassVar[frozenset[str]] = frozenset(_KEYS)
+
+
+def unavailable_accuracy(reason: str) -> Accuracy:
+    return Accuracy(status="unavailable", source=reason)
+
+
+@dataclass(frozen=True)
+class Check(_Part):
+    """One check of a record: a deployment constraint or a comparison with the baseline.
+
+    The details that depend on the metric (baseline, ratio, tolerance, source of a limit...) are in
+    ``unknown``, in the order they were made.
+    """
+
+    kind: str
+    metric: str
+    passed: bool
+    limit: Any = None
+    measured: Any = None
+    message: str = ""
+
+    _KEYS: ClassVar[tuple[str, ...]] = ("kind", "metric", "limit", "measured", "passed", "message")
+    _ALWAYS: ClassVar[frozenset[str]] = frozenset(_KEYS)
+
+    @classmethod
+    def make(cls, **items: Any) -> Check:
+        """A check from keyword items in the order they are written (details kept in that order)."""
+        return cls.from_json(items)
+
+    def with_details(self, **items: Any) -> Check:
+        """This check with more detail keys (added after the existing ones)."""
+        return dataclasses.replace(self, unknown={**self.unknown, **items},
+                                   order=self.order + tuple(k for k in items if k not in self.order))
+
+
+#: Keys every record has (``docs/usage.md``, the results file); tests hold records against this list.
+RECORD_KEYS = (
+    "model", "paper_name", "source", "device", "device_name", "precision", "mode", "channels_last",
+    "threads", "cudnn_benchmark", "seed", "batch_size", "input_size", "latency_ms", "per_image_ms", "fps",
+    "memory_bytes", "macs", "flops", "macs_check", "counters_disagree", "params", "param_file_mb",
+    "accuracy", "checks", "outcome", "reason",
+)
+
+
+@dataclass(frozen=True)
+class Record(_Part):
+    """One (model, batch size, settings) measurement and what was concluded from it."""
+
+    model: str
+    batch_size: int
+    latency: Latency
+    paper_name: Optional[str] = None
+    source: str = "custom"
+    device: str = "cpu"
+    device_name: Optional[str] = None
+    precision: str = "fp32"
+    mode: str = "eager"
+    channels_last: bool = False
+    threads: Optional[int] = None
+    cudnn_benchmark: Optional[bool] = None
+    seed: Optional[int] = None
+    input_size: tuple[int, ...] = ()
+    per_image_ms: Optional[float] = None
+    fps: Optional[float] = None
+    memory: Mapping[str, Optional[int]] = field(default_factory=dict)
+    memory_method: Optional[str] = None
+    macs: Optional[int] = None
+    flops: Optional[int] = None
+    macs_check: Optional[int] = None
+    counters_disagree: Optional[bool] = None
+    params: Optional[int] = None
+    param_file_mb: Optional[float] = None
+    param_file_bytes: Optional[int] = None
+    complexity_error: Optional[str] = None
+    accuracy: Accuracy = field(default_factory=lambda: unavailable_accuracy("accuracy was not evaluated in this run"))
+    checks: tuple[Check, ...] = ()
+    outcome: Optional[str] = None
+    reason: Optional[str] = None
+    test: Optional[str] = None
+    isolation: Optional[str] = None
+    build_s: Optional[float] = None
+    #: What the record says about its baseline: key, path, status, rounds, reason.
+    baseline: Optional[Mapping[str, Any]] = None
+    #: The tolerances the baseline checks used.
+    tolerances: Optional[Mapping[str, float]] = None
+    #: Additions of other plugins and conftest files (``pytest_dnnbench_record``).
+    extra: Optional[Mapping[str, Any]] = None
+
+    _KEYS: ClassVar[tuple[str, ...]] = (
+        "model", "paper_name", "source", "device", "device_name", "precision", "mode", "channels_last",
+        "threads", "cudnn_benchmark", "seed", "batch_size", "input_size", "latency_ms", "per_image_ms", "fps",
+        "memory_bytes", "memory_method", "macs", "flops", "macs_check", "counters_disagree", "params",
+        "param_file_mb", "param_file_bytes", "complexity_error", "accuracy", "checks", "outcome", "reason",
+        "test", "isolation", "build_s", "baseline", "tolerances", "extra",
+    )
+    _ALWAYS: ClassVar[frozenset[str]] = frozenset(RECORD_KEYS) | {"memory_method", "param_file_bytes", "test"}
+    _JSON_NAMES: ClassVar[Mapping[str, str]] = {"latency": "latency_ms", "memory": "memory_bytes"}
+    _NESTED: ClassVar[Mapping[str, type[_Part]]] = {"latency_ms": Latency, "accuracy": Accuracy}
+    _NESTED_LISTS: ClassVar[Mapping[str, type[_Part]]] = {"checks": Check}
+    _TUPLES: ClassVar[frozenset[str]] = frozenset({"input_size"})
+
+    @property
+    def failed_checks(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if not c.passed)
+
+
+def make_record(
+    *,
+    model: str,
+    paper_name: Optional[str],
+    source: str,
+    settings: BenchSettings,
+    device_name: str,
+    threads: int,
+    measurement: Measurement,
+    complexity: Complexity,
+    test: Optional[str] = None,
+    build_s: Optional[float] = None,
+    isolation: Optional[str] = None,
+) -> Record:
+    """Assemble one record from a :class:`~.measure.bench.Measurement` and a :class:`~.measure.flops.Complexity`."""
+    return Record(
+        model=model,
+        paper_name=paper_name,
+        source=source,
+        device=settings.device,
+        device_name=device_name,
+        precision=settings.precision,
+        mode=settings.mode,
+        channels_last=settings.channels_last,
+        threads=threads,
+        cudnn_benchmark=settings.cudnn_benchmark,
+        seed=settings.seed,
+        batch_size=measurement.batch_size,
+        input_size=tuple(measurement.input_size),
+        latency=Latency.from_json(measurement.timing.latency_dict()),
+        per_image_ms=measurement.per_image_ms,
+        fps=measurement.fps,
+        memory=dict(measurement.memory),
+        memory_method=measurement.memory_method,
+        macs=complexity.macs,
+        flops=complexity.flops,
+        macs_check=complexity.macs_check,
+        counters_disagree=complexity.counters_disagree,
+        params=complexity.params,
+        param_file_mb=complexity.param_file_mb,
+        param_file_bytes=complexity.param_file_bytes,
+        complexity_error=complexity.error or None,
+        test=test,
+        isolation=isolation,
+        build_s=build_s,
+    )

@@ -1,0 +1,836 @@
+"""The pytest side of the plugin: one :class:`DnnSession` per pytest config, each hook once.
+
+The session owns what lives as long as a run: the settings, the registry, the device and its
+measurement backend, the model currently built, caches, the records and the results file. The
+features (accuracy, constraints, baselines, pytest-benchmark, reports) are plain code that it calls
+in a visible order; one test's pipeline is :meth:`DnnSession.bench`, top to bottom.
+
+Where the records go: a test's records are attached to its report (plain JSON), so that under
+pytest-xdist they reach the controller; the controller (or the only process) keeps them, writes
+the results file after each, and builds the end-of-run table, the baseline round and the report
+from them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import weakref
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+
+import pytest
+
+from . import compat
+from .baseline_store import BaselineError, load_baseline, save_run
+from .constraints import check_constraints
+from .gate import BaselineSource, baseline_checks, failure_message, regressions, summary_lines
+from .nodeids import strip_group, suite_cell
+from .isolated import IsolatedModel
+from .record import Accuracy, Record
+from .registry import ModelSpec, Registry, SelectionError
+from .report.progress import Progress, missing_entry
+from .results import ResultsFile, plain
+from .settings import MARKERS, Settings, item_limits
+
+if TYPE_CHECKING:
+    from .accuracy.evaluate import AccuracyRun
+    from .gate import Tolerances
+    from .constraints import Constraints
+    from .measure.bench import BenchSettings
+
+SUITE_PATH = Path(__file__).parent / "suite" / "bench_models.py"
+#: Node id of the shipped suite: the same wherever the package or the rootdir is, so that
+#: pytest-benchmark's stored names compare test by test between machines.
+SUITE_NODEID = "pytest_dnnbench/suite/bench_models.py"
+DNN_FIXTURES = ("dnn_model", "dnn_bench", "dnn_device", "dnn_backend")
+
+SESSION_KEY = pytest.StashKey["DnnSession"]()
+#: The records a test's ``dnn_bench`` produced (attached to its report).
+RECORDS_KEY = pytest.StashKey[list[Record]]()
+#: A test's tolerances and constraints (options overridden by its markers).
+LIMITS_KEY = pytest.StashKey[tuple["Tolerances", "Constraints"]]()
+
+
+def session_of(config: pytest.Config) -> DnnSession:
+    try:
+        return config.stash[SESSION_KEY]
+    except KeyError:
+        raise pytest.UsageError(
+            "pytest-dnnbench is not configured (was the plugin disabled with -p no:dnnbench?)") from None
+
+
+@dataclass
+class CurrentModel:
+    """The registry model built for the tests running now (one at a time: the next replaces it)."""
+
+    spec: ModelSpec
+    module: Any
+    #: Seconds its build took, until its first test is charged for them.
+    build_s: Optional[float]
+
+
+class DnnSession:
+    """The plugin's state and hooks for one pytest config (registered in ``pytest_configure``)."""
+
+    def __init__(self, config: pytest.Config, settings: Settings, registry: Registry):
+        self.config = config
+        self.settings = settings
+        self.registry = registry
+        workerinput = getattr(config, "workerinput", None)
+        self.worker_id: Optional[str] = workerinput.get("workerid") if workerinput is not None else None
+        #: Names chosen by --dnn-models (None: benchmark mode is off).
+        self.selected: Optional[list[str]] = None
+        self.device: Optional[str] = None
+        self.environment: Optional[dict[str, Any]] = None
+        self.records: list[Record] = []
+        self.missing: dict[tuple[str, Optional[int]], dict[str, Any]] = {}
+        self.results: Optional[ResultsFile] = None
+        self.progress = Progress()
+        self.group_by_model = False
+        self.machine_info: Optional[dict[str, Any]] = None
+        self.accuracy: Optional[AccuracyRun] = None
+        self.baselines = BaselineSource(settings.baseline, settings.rootpath, settings.require_baseline)
+        self.notes: list[str] = []
+        self.report_written: list[Path] = []
+        self.report_error: Optional[str] = None
+        self._backend: Any = None
+        self._bench_settings: Optional[BenchSettings] = None
+        self._restore: Optional[Callable[[], None]] = None
+        self._current: Optional[CurrentModel] = None
+        self._complexity: dict[tuple[str, tuple[int, ...]], Any] = {}
+        self._foreign_complexity: weakref.WeakKeyDictionary[Any, dict[tuple[int, ...], Any]] = (
+            weakref.WeakKeyDictionary())
+        self._env_sent = False
+        self._sigterm_previous: Any = None
+
+    # -- what the run is -------------------------------------------------------------------------
+    @property
+    def is_worker(self) -> bool:
+        return self.worker_id is not None
+
+    @property
+    def benchmark_mode(self) -> bool:
+        return self.selected is not None
+
+    def model_names(self) -> list[str]:
+        return list(self.selected) if self.selected is not None else list(self.registry.default)
+
+    def start(self) -> None:
+        """Configure time: select models, check the inputs, open the results file; no model is built."""
+        config, s = self.config, self.settings
+        for line in MARKERS:
+            config.addinivalue_line("markers", line)
+        if self.worker_id is not None and config.workerinput.get("dnn_loadgroup"):  # type: ignore[attr-defined]
+            config.option.loadgroup = True  # what xdist's worker reads to suffix node ids with the group
+        if s.models is not None:
+            try:
+                self.selected = self.registry.select(s.models)
+            except SelectionError as exc:
+                raise pytest.UsageError(f"--dnn-models={s.models}: {exc}") from None
+            if config.args_source != pytest.Config.ArgsSource.ARGS:
+                config.args = [str(SUITE_PATH)]  # the shipped suite, unless paths were given
+            if not self.is_worker:
+                self._configure_xdist()
+        self._check_baseline_files()
+        self._open_accuracy()
+        if self.settings.report_dir is not None and not self.is_worker:
+            import importlib.util
+
+            if importlib.util.find_spec("matplotlib") is None:
+                raise pytest.UsageError(f"--dnn-report={self.settings.report_dir}: the report's figures need "
+                                        "matplotlib, which is not installed. pip install matplotlib")
+        if not self.is_worker and s.json_path is not None:
+            self.results = ResultsFile(s.json_path)
+
+    def _check_baseline_files(self) -> None:
+        """An explicit baseline file is checked now, before any model is built; it is never modified on error."""
+        s = self.settings
+        for path in sorted({p for p in (s.baseline, s.save_baseline) if p not in (None, "auto", "none")}):
+            assert path is not None
+            p = Path(path)
+            if p.exists():
+                try:
+                    load_baseline(p)
+                except BaselineError as exc:
+                    option = "--dnn-baseline" if path == s.baseline else "--dnn-save-baseline"
+                    raise pytest.UsageError(f"{option}: {exc}. Fix or remove the file (it was left untouched)") from None
+            elif path == s.baseline and path != s.save_baseline and s.baseline_given:
+                # (named in the ini file instead, a missing file is "no baseline applies", said in the summary)
+                raise pytest.UsageError(
+                    f"--dnn-baseline={path}: the file does not exist. Create it with --dnn-save-baseline={path} "
+                    "(one round per run, at least 5 recommended), or use --dnn-baseline=auto"
+                )
+
+    def _open_accuracy(self) -> None:
+        from .accuracy.data import DatasetError
+        from .accuracy.evaluate import open_run
+
+        s = self.settings
+        try:
+            self.accuracy = open_run(s.imagenet, s.accuracy_limit, s.weights)
+        except DatasetError as exc:
+            raise pytest.UsageError(f"--dnn-imagenet={s.imagenet}: {exc}") from None
+
+    # -- pytest-xdist ------------------------------------------------------------------------------
+    def _configure_xdist(self) -> None:
+        """Benchmark mode under pytest-xdist: one worker per model, and no parallel CPU timings unasked.
+
+        Runs at the controller in ``pytest_configure``, after pytest-xdist's ``pytest_cmdline_main``
+        has set ``dist`` and before its ``pytest_sessionstart`` starts the workers, which receive
+        the controller's options (so they see ``loadgroup`` too).
+        """
+        config = self.config
+        dist = getattr(config.option, "dist", "no")
+        tx = [str(t) for t in (getattr(config.option, "tx", None) or [])]
+        if not (dist and dist != "no" and tx):
+            return
+        local_only = all(t.startswith("popen") or t.split("*", 1)[-1].startswith("popen") for t in tx)
+        device = self.settings.device
+        on_cpu = device == "cpu"
+        if device == "auto" and local_only:
+            on_cpu = self.ensure_device() == "cpu"  # workers on this machine see the same devices
+        if on_cpu and not self.settings.allow_parallel_cpu:
+            raise pytest.UsageError(
+                f"pytest-dnnbench: {len(tx)} pytest-xdist workers would benchmark on the CPU at the same time "
+                "(--dnn-device=" + device + "), and parallel workers disturb each other's timings and memory "
+                "figures. Run without -n/--tx, use GPUs (--dnn-device=cuda pins one GPU per worker), or pass "
+                "--dnn-allow-parallel-cpu to accept the interference (and consider --dnn-threads to share the cores)"
+            )
+        if dist == "load" and not _user_chose_dist(config):
+            # All tests of a model on one worker: it is built, profiled and evaluated once.
+            config.option.dist = "loadgroup"
+            self.group_by_model = True
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """At the controller: schedule the benchmark tests by model."""
+        return compat.model_scheduler(config, log, self.model_names()) if self.group_by_model else None
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """Tell each worker to group by model: workers re-parse the command line, which does not carry
+        the ``loadgroup`` the controller chose."""
+        if getattr(node.config.option, "dist", None) == "loadgroup":
+            node.workerinput["dnn_loadgroup"] = True
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """The controller does not collect: the workers tell it the ids (for the progress lines)."""
+        if self.progress.plan:
+            return
+        for nodeid in ids:
+            cell = suite_cell(nodeid)
+            if cell is not None:
+                self.progress.plan[nodeid] = cell
+
+    # -- collection ---------------------------------------------------------------------------------
+    def pytest_report_header(self, config: pytest.Config) -> Optional[list[str]]:
+        lines = []
+        if self.benchmark_mode:
+            s = self.settings
+            lines.append(
+                f"dnnbench: {len(self.selected or [])} models x {len(s.batch_sizes)} batch sizes, "
+                f"device {s.device}, {s.precision}, cudnn.benchmark {'on' if s.cudnn_benchmark else 'off'}, "
+                f"seed {s.seed}, budget {s.policy.max_time_s:g} s/test")
+        header = self.accuracy.header() if self.accuracy is not None else None
+        if header:
+            lines.append(header)
+        return lines or None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pycollect_makemodule(self, module_path: Path, parent: pytest.Collector) -> Optional[pytest.Module]:
+        if module_path == SUITE_PATH:
+            return pytest.Module.from_parent(parent, path=module_path, nodeid=SUITE_NODEID)
+        return None
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        taken = {name for m in metafunc.definition.iter_markers("parametrize") for name in _argnames(m)}
+        if "dnn_model" in metafunc.fixturenames and "dnn_model" not in taken:
+            names = self.model_names()
+            metafunc.parametrize("dnn_model", names, indirect=True, ids=names, scope="session")
+        if "dnn_batch_size" in metafunc.fixturenames and "dnn_batch_size" not in taken:
+            sizes = list(self.settings.batch_sizes)
+            metafunc.parametrize("dnn_batch_size", sizes, indirect=True, ids=[f"bs{n}" for n in sizes])
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """Bad marker values stop the run here, before any model is built; under pytest-xdist, benchmark
+        tests are marked with their model's group (before xdist reads the marks: ``tryfirst``)."""
+        xdist = config.pluginmanager.hasplugin("xdist")
+        for item in items:
+            if item.get_closest_marker("dnn_tolerance") or item.get_closest_marker("dnn_constraints"):
+                self.limits(item)
+            if xdist:
+                params = _params(item)
+                if "dnn_model" in params and item.get_closest_marker("xdist_group") is None:
+                    item.add_marker(pytest.mark.xdist_group(str(params["dnn_model"])))
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Resolve and check the device where tests run, before any model is built; plan the progress."""
+        for item in session.items:
+            params = _params(item)
+            if "dnn_model" in params:
+                bs = params.get("dnn_batch_size")
+                self.progress.plan[item.nodeid] = (str(params["dnn_model"]), int(bs) if bs is not None else None)
+        if any(set(DNN_FIXTURES) & set(getattr(item, "fixturenames", ())) for item in session.items):
+            self.ensure_device()
+            self._catch_sigterm()
+
+    def limits(self, item: pytest.Item) -> tuple[Tolerances, Constraints]:
+        """This test's tolerances and constraints: the options, overridden by its markers."""
+        cached = item.stash.get(LIMITS_KEY, None)
+        if cached is None:
+            cached = item_limits(self.settings, item.nodeid, item.get_closest_marker("dnn_tolerance"),
+                                 item.get_closest_marker("dnn_constraints"))
+            item.stash[LIMITS_KEY] = cached
+        return cached
+
+    # -- device, backend, models ---------------------------------------------------------------------
+    def ensure_device(self) -> str:
+        """Resolve and check the device where the tests run, before any model is built."""
+        from .device import DeviceError, check_precision, resolve_device
+
+        if self.device is None:
+            try:
+                device = resolve_device(self.settings.device, worker_index=_worker_index(self.worker_id))
+                check_precision(self.settings.precision, device)
+            except DeviceError as exc:
+                raise pytest.UsageError(str(exc)) from None
+            self.device = device
+        return self.device
+
+    def bench_settings(self) -> BenchSettings:
+        if self._bench_settings is None:
+            from .measure.bench import BenchSettings
+
+            s = self.settings
+            self._bench_settings = BenchSettings(
+                device=self.device or "cpu", precision=s.precision, channels_last=s.channels_last,
+                threads=s.threads, cudnn_benchmark=s.cudnn_benchmark, seed=s.seed, policy=s.policy,
+            )
+        return self._bench_settings
+
+    def backend(self) -> Any:
+        """The measurement backend of the device (made once; applies the process-wide torch settings)."""
+        if self._backend is None:
+            from . import __version__
+            from .measure.backends import make_backend
+            from .measure.bench import apply_process_settings
+            from .measure.environment import collect_environment
+
+            device = self.ensure_device()
+            settings = self.bench_settings()
+            self._restore = apply_process_settings(settings)
+            self._backend = make_backend(device)
+            self.environment = collect_environment(self._backend, settings, __version__)
+        return self._backend
+
+    def model(self, name: Optional[str]) -> Iterator[Any]:
+        """The ``dnn_model`` fixture: the registry model ``name``, built with random weights, on the device."""
+        if name is None:
+            raise pytest.UsageError("dnn_model is parametrized by pytest-dnnbench; do not request it indirectly")
+        spec = self.registry.get(name)
+        if self.settings.isolate == "process":
+            yield IsolatedModel(spec)  # each test builds the model in its own process: this one never does
+            return
+        from .registry import ModelUnavailable
+
+        backend = self.backend()
+        backend.release()  # the previous model's fixture has been finished by now: return its memory first
+        start = time.monotonic()
+        try:
+            module = self._guarded(lambda: self._build(spec), lambda oom: _oom_message(
+                None, self.bench_settings().device, oom, spec.name))
+        except ModelUnavailable as exc:
+            pytest.skip(str(exc))
+        # --dnn-max-time bounds the build too: the first test of this model is charged for it.
+        self._current = CurrentModel(spec, module, time.monotonic() - start)
+        try:
+            yield module
+        finally:
+            self._current = None
+            del module
+            backend.release()
+
+    def _build(self, spec: ModelSpec) -> Any:
+        import torch
+
+        from .measure.bench import prepare_model
+        from .registry import build_model
+
+        torch.manual_seed(self.settings.seed)
+        built = build_model(spec)
+        if self.accuracy is not None:
+            self.accuracy.load_weights(built, spec)  # --dnn-weights; local files only
+        return prepare_model(built, self.bench_settings())
+
+    def _guarded(self, work: Callable[[], Any], message: Callable[[str], str]) -> Any:
+        """Run ``work`` under the host-memory guard; out of memory skips the test, anything else propagates.
+
+        The skip happens outside the ``except`` block, so that the error and its frames (holding the
+        input, the activations, a half-built model) are gone before the memory is released.
+        """
+        from .oom import describe, host_memory_guard, is_out_of_memory
+
+        oom = None
+        try:
+            with host_memory_guard(self.settings.max_host_memory):
+                return work()
+        except BaseException as exc:  # noqa: BLE001 - re-raised unless it is out of memory
+            if not is_out_of_memory(exc):
+                raise
+            oom = describe(exc)
+        self.backend().release()
+        pytest.skip(message(oom))
+
+    def _complexity_of(self, spec: Optional[ModelSpec], module: Any, size: tuple[int, ...]) -> Any:
+        """FLOPs and parameters, once per model and input size (not per batch)."""
+        from .measure.bench import make_input
+        from .measure.flops import measure_complexity
+
+        def compute() -> Any:
+            return measure_complexity(module, make_input(1, size, self.bench_settings()))
+
+        if spec is not None:
+            key = (spec.name, size)
+            if key not in self._complexity:
+                self._complexity[key] = compute()
+            return self._complexity[key]
+        per_module = self._foreign_complexity.setdefault(module, {})  # a user's own module, while it lives
+        if size not in per_module:
+            per_module[size] = compute()
+        return per_module[size]
+
+    # -- one test's pipeline -----------------------------------------------------------------------
+    def bench(self, item: pytest.Item, request: pytest.FixtureRequest, model: Any, *,
+              input_size: Optional[Sequence[int]], batch_size: Optional[int], name: Optional[str],
+              forward: Optional[Callable[[Any], object]]) -> dict[str, Any]:
+        """Benchmark ``model`` for test ``item``: measure -> accuracy -> checks -> pytest-benchmark ->
+        ``pytest_dnnbench_record`` -> verdict. Returns the record as plain JSON data."""
+        if model is None:
+            if "dnn_model" not in request.fixturenames:
+                raise TypeError("dnn_bench() needs a model: pass an nn.Module or use the dnn_model fixture")
+            model = request.getfixturevalue("dnn_model")
+        if batch_size is None:
+            batch_size = request.getfixturevalue("dnn_batch_size") if "dnn_batch_size" in request.fixturenames else 1
+        batch = int(batch_size)
+        # 1. measure
+        if isinstance(model, IsolatedModel):
+            record = self._measure_isolated(item, model, batch, name)
+            module, spec = None, model.spec
+        else:
+            spec = self._current.spec if self._current is not None and self._current.module is model else None
+            record, module = self._measure(item, model, spec, input_size, batch, name, forward)
+        # 2. accuracy
+        record = dataclasses.replace(record, accuracy=self._accuracy(record, module, spec))
+        # 3. deployment constraints and the baseline
+        tolerances, constraints = self.limits(item)
+        plain_record = record.to_json()
+        constraint_checks = check_constraints(plain_record, constraints)
+        base_checks, info = baseline_checks(self.baselines, plain_record, tolerances)
+        record = dataclasses.replace(
+            record, checks=record.checks + tuple(constraint_checks) + tuple(base_checks), baseline=info,
+            tolerances={"latency": tolerances.latency, "memory": tolerances.memory, "top1": tolerances.top1,
+                        "alpha": tolerances.alpha})
+        # Kept now: a check or a hook that fails the test below must not lose the measurement.
+        records = item.stash.setdefault(RECORDS_KEY, [])
+        records.append(record)
+        # 4. pytest-benchmark (a copy of the record)
+        compat.add_to_benchmark_session(self.config, item, record.to_json(), self.settings.policy.min_samples,
+                                        self.settings.policy.max_time_s)
+        # 5. other plugins: once, with the finished record; their additions go under record["extra"]
+        payload = record.to_json()
+        self.config.hook.pytest_dnnbench_record(record=payload, item=item)
+        extra = payload.get("extra")
+        if extra is not None:
+            record = dataclasses.replace(record, extra=plain(extra))
+            records[-1] = record
+        # 6. the verdict
+        bad_constraints = [c for c in constraint_checks if not c.passed]
+        bad_baseline = [c for c in base_checks if not c.passed]
+        if bad_constraints or bad_baseline:
+            pytest.fail(failure_message(plain_record, bad_constraints, bad_baseline, info), pytrace=False)
+        return record.to_json()
+
+    def _measure(self, item: pytest.Item, model: Any, spec: Optional[ModelSpec],
+                 input_size: Optional[Sequence[int]], batch: int, name: Optional[str],
+                 forward: Optional[Callable[[Any], object]]) -> tuple[Record, Any]:
+        from .measure.bench import measure, prepare_model
+        from .record import make_record
+
+        backend = self.backend()
+        settings = self.bench_settings()
+        if input_size is None:
+            if spec is None:
+                raise TypeError("dnn_bench(model) needs input_size=(channels, height, width) for a model that is "
+                                "not from the registry")
+            input_size = spec.input_size
+        size = tuple(int(v) for v in input_size)
+        if len(size) != 3 or min(size) < 1:
+            raise ValueError(f"input_size must be (channels, height, width), got {tuple(input_size)}")
+        if spec is None:
+            model = prepare_model(model, settings)
+        # The first test of a registry model is charged for building it (a huge model cannot stall a
+        # run): its budget starts as long before the timed calls as the build took. Counting FLOPs,
+        # once per model, is not charged: it is the plugin's work, not the model's.
+        build_s = None
+        if spec is not None and self._current is not None:
+            build_s, self._current.build_s = self._current.build_s, None
+
+        def run() -> tuple[Any, Any]:
+            complexity = self._complexity_of(spec, model, size)
+            backend.before_measure()
+            start = time.monotonic() - build_s if build_s is not None else None
+            return complexity, measure(model, batch, size, settings, backend, forward=forward, start=start)
+
+        complexity, measurement = self._guarded(run, lambda oom: _oom_message(batch, settings.device, oom))
+        record = make_record(
+            model=name or (spec.name if spec is not None else type(model).__name__),
+            paper_name=spec.paper_name if spec is not None else None,
+            source=spec.source if spec is not None else "custom",
+            settings=settings, device_name=backend.device_name(), threads=_threads(),
+            measurement=measurement, complexity=complexity, test=_test_id(item), build_s=build_s,
+        )
+        return record, model
+
+    def _measure_isolated(self, item: pytest.Item, model: IsolatedModel, batch: int, name: Optional[str]) -> Record:
+        """``--dnn-isolate=process``: the measurement runs in a fresh subprocess (see :mod:`.isolated`)."""
+        from .isolated import IsolatedOutOfMemory, IsolationError, make_request, run_isolated, timeout_for
+
+        settings = self.bench_settings()
+        oom = failure = None
+        try:
+            req = make_request(model.spec, settings, batch, _test_id(item),
+                               max_host_memory=self.settings.max_host_memory)
+            record = Record.from_json(run_isolated(req, timeout_for(settings)))
+        except IsolatedOutOfMemory as exc:
+            oom = str(exc)
+        except IsolationError as exc:
+            failure = str(exc)
+        if oom is not None:
+            pytest.skip(_oom_message(batch, settings.device, oom))
+        if failure is not None:
+            pytest.fail(failure, pytrace=False)
+        return dataclasses.replace(record, model=name) if name else record
+
+    def _accuracy(self, record: Record, module: Any, spec: Optional[ModelSpec]) -> Accuracy:
+        if self.accuracy is None:
+            return record.accuracy
+        known = self.registry.get(record.model) if record.model in self.registry else None
+        evaluated = spec if spec is not None and module is not None and record.model == spec.name else None
+        return Accuracy.from_json(self.accuracy.for_record(
+            module, evaluated, known, record.device, record.channels_last, self._accuracy_progress(record.model)))
+
+    def _accuracy_progress(self, name: str) -> Callable[[str], None]:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+
+        def write(line: str) -> None:
+            if reporter is not None:
+                reporter.write_line(f"dnnbench accuracy: {name}: {line}")
+
+        return write
+
+    # -- reports: records travel with the test's report ---------------------------------------------
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
+                                  ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        records = item.stash.get(RECORDS_KEY, None)
+        if call.when == "call" and records:
+            reason = call.excinfo.exconly()[:2000] if report.outcome != "passed" and call.excinfo else None
+            done = [dataclasses.replace(r, outcome=report.outcome, reason=reason) for r in records]
+            item.stash[RECORDS_KEY] = done
+            report.dnn_records = [plain(r.to_json()) for r in done]  # type: ignore[attr-defined]
+            if not self._env_sent and self.environment is not None:
+                report.dnn_environment = plain(self.environment)  # type: ignore[attr-defined]
+                self._env_sent = True
+        elif call.when in ("setup", "call") and report.outcome != "passed" and not records:
+            params = _params(item)
+            if "dnn_model" in params:
+                report.dnn_missing = self._missing(item, call, report, params)  # type: ignore[attr-defined]
+        return report
+
+    def _missing(self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport,
+                 params: dict[str, Any]) -> dict[str, Any]:
+        model = str(params["dnn_model"])
+        if report.skipped and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+            reason = str(report.longrepr[2])
+        elif call.excinfo is not None:
+            reason = call.excinfo.exconly()
+        else:
+            reason = str(report.longrepr or "")
+        bs = params.get("dnn_batch_size")
+        return missing_entry(model=model, paper_name=self.registry.get(model).paper_name if model in self.registry
+                             else None, batch_size=int(bs) if bs is not None else None, skipped=report.skipped,
+                             when=call.when, reason=reason, test=item.nodeid)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.is_worker:  # a worker's reports reach the controller too
+            return
+        records = getattr(report, "dnn_records", None)
+        if records:
+            self._keep(records, getattr(report, "dnn_environment", None))
+        entry = getattr(report, "dnn_missing", None)
+        if entry:
+            self.missing[(entry["model"], entry["batch_size"])] = entry
+        if report.when == "teardown" and self._xdist_controller() and self.benchmark_mode:
+            self._progress_line(self.progress.finished_line(report.nodeid))
+
+    def _keep(self, records: list[dict[str, Any]], environment: Optional[dict[str, Any]]) -> None:
+        if environment and self.environment is None:
+            self.environment = environment
+        self.records.extend(Record.from_json(r) for r in records)
+        if self.results is not None:
+            self.results.set_environment(self.environment or {})
+            self.results.records.extend(records)
+            self.results.flush()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        if self.is_worker or not self.benchmark_mode or self._xdist_controller():
+            return
+        self._progress_line(self.progress.started_line(nodeid))
+
+    def _progress_line(self, line: Optional[str]) -> None:
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if line is None or tr is None or self.config.get_verbosity() < 0:
+            return
+        tr.ensure_newline()
+        tr.write_line(line)
+
+    def _xdist_controller(self) -> bool:
+        return self.config.pluginmanager.has_plugin("dsession")
+
+    # -- the end of the run ----------------------------------------------------------------------------
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.is_worker:
+            return
+        self._finish_environment()
+        if self.settings.save_baseline is not None:
+            self._save_baseline(session, exitstatus)
+        if self.settings.report_dir is not None:
+            self._write_report(session)
+
+    def _finish_environment(self) -> None:
+        """Record the GPU state at the end of the run (clocks, throttling)."""
+        if self._backend is not None and self.environment is not None and hasattr(self._backend, "snapshot"):
+            self.environment["gpu_state_end"] = self._backend.snapshot()
+
+    def _save_baseline(self, session: pytest.Session, exitstatus: int) -> None:
+        s = self.settings
+        assert s.save_baseline is not None
+        plain_records = [r.to_json() for r in self.records]
+        outcome = save_run(plain_records, self.environment, choice=s.save_baseline, root=s.rootpath,
+                           max_rounds=s.baseline_rounds, force=s.baseline_force,
+                           regressions=len(regressions(plain_records)),
+                           interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+        self.notes += outcome.notes
+        if outcome.failed and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _write_report(self, session: pytest.Session) -> None:
+        out = self.settings.report_dir
+        assert out is not None
+        if not self.records and not self.missing:
+            self.report_error = "no benchmark ran: nothing to report"
+            return
+        try:
+            from .report.build import write_report
+            from .report.tables import Platform, platform_label
+
+            env = dict(self.environment or {})
+            records = [r.to_json() for r in self.records]
+            platform = Platform(platform_label(env, records, "this run"), records, env,
+                                list(self.missing.values()), "this run", "results")
+            self.report_written = write_report([platform], out, command=_command(self.config))
+        except Exception as exc:  # a broken report must not hide the test results, but must show
+            self.report_error = f"{type(exc).__name__}: {exc}"
+            if session.exitstatus == 0:
+                session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """In this order: the results table, baselines and constraints, the paper's tables, the report."""
+        if self.is_worker:
+            return
+        tr = terminalreporter
+        records = [r.to_json() for r in self.records]
+        if records:
+            from .report.build import memory_note
+            from .report.terminal import format_paper_tables, format_table
+
+            if self.results is not None:
+                self.results.set_environment(self.environment or {})
+                self.results.flush()
+            env = self.environment or {}
+            tr.write_sep("=", f"dnnbench: {env.get('device', '?')} ({env.get('device_name', '?')}), "
+                              f"{env.get('precision', '?')}")
+            for line in format_table(records):
+                tr.write_line(line)
+            tr.write_line("memory: " + _memory_note(env))
+            if self.results is not None:
+                tr.write_line(f"results written to {self.results.path}")
+        gated = [r for r in records if r.get("baseline") is not None]
+        if gated or self.notes:
+            tr.write_sep("-", "dnnbench: baselines and deployment constraints")
+            for line in summary_lines(gated, self.notes, self.settings.save_baseline is not None):
+                tr.write_line(line)
+        if records and (self.benchmark_mode or self.settings.report_dir is not None) and \
+                self.config.get_verbosity() > -2:
+            width = self.config.get_terminal_writer().fullwidth
+            tr.write_sep("-", "dnnbench: the paper's tables for this run")
+            for line in format_paper_tables(records, list(self.missing.values()), width,
+                                            memory_note(self.environment or {}, records)):
+                tr.write_line(line)
+        out = self.settings.report_dir
+        if out is not None:
+            if self.report_error:
+                tr.write_line(f"dnnbench: no report written to {out}: {self.report_error}", red=True)
+            elif self.report_written:
+                tr.write_line(f"dnnbench: report written to {out} ({len(self.report_written)} files; "
+                              f"open {out / 'report.html'})")
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """Undo what the session changed in the process: SIGTERM's handler, torch's settings."""
+        if self._sigterm_previous is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, self._sigterm_previous)
+            self._sigterm_previous = None
+        if self._restore is not None:
+            self._restore()
+            self._restore = None
+        self._backend = None
+
+    def _catch_sigterm(self) -> None:
+        """While benchmarks run, SIGTERM ends the run as Ctrl-C does: the results so far are kept.
+
+        pytest handles KeyboardInterrupt (summary, session finish, the last flush of the results
+        file); the default SIGTERM action would kill the process without any of that. A handler the
+        project installed itself is left alone; ours is removed at unconfigure.
+        """
+        import signal
+        import threading
+
+        if self._sigterm_previous is not None or threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+            return
+        self._sigterm_previous = signal.signal(signal.SIGTERM, _on_sigterm)
+
+    # -- pytest-benchmark ---------------------------------------------------------------------------
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_benchmark_update_machine_info(self, config: pytest.Config, machine_info: dict[str, Any]) -> None:
+        """GPU names, driver, torch/CUDA/cuDNN versions: in benchmark mode only.
+
+        pytest-benchmark asks for this both when it loads a run to compare (at configure time,
+        before anything ran) and when it saves one, so the block is built from facts that do not
+        need a measurement, and is the same both times.
+        """
+        if not self.benchmark_mode:
+            return
+        if self.machine_info is None:
+            from .measure.environment import machine_info as collect_machine_info
+
+            self.machine_info = collect_machine_info(self.settings)
+        machine_info["dnnbench"] = dict(self.machine_info)
+
+    @pytest.hookimpl(wrapper=True, optionalhook=True)
+    def pytest_benchmark_compare_machine_info(self, config: pytest.Config, benchmarksession: Any,
+                                              machine_info: dict[str, Any], compared_benchmark: dict[str, Any]
+                                              ) -> Generator[None, Any, Any]:
+        """The paper's runs (baselines/paper) differ from every machine by design: no warning for that.
+
+        pytest-benchmark warns (a Python warning) when the compared run's ``machine_info`` differs
+        from this machine's; under ``-W error`` or ``filterwarnings = error`` that warning would stop
+        the run before any test. For the paper's files, whose machine is a 2018 Titan Xp or Jetson
+        TX1, it says nothing new, so it is silenced for them alone (other files still warn).
+        """
+        info = (compared_benchmark or {}).get("machine_info") or {}
+        if (info.get("dnnbench") or {}).get("source") != "paper":
+            return (yield)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Benchmark machine_info is different")
+            return (yield)
+
+
+# -- small helpers ----------------------------------------------------------------------------------
+
+def _params(item: pytest.Item) -> dict[str, Any]:
+    return dict(getattr(getattr(item, "callspec", None), "params", {}) or {})
+
+
+def _argnames(marker: pytest.Mark) -> list[str]:
+    names = marker.args[0] if marker.args else marker.kwargs.get("argnames", ())
+    if isinstance(names, str):
+        return [n.strip() for n in names.split(",")]
+    return list(names)
+
+
+def _test_id(item: pytest.Item) -> str:
+    """The test's node id, without the ``@group`` suffix pytest-xdist's loadgroup adds to it."""
+    groups = [str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")]
+    return strip_group(item.nodeid, groups)
+
+
+def _threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+def _oom_message(batch_size: Optional[int], device: str, summary: str, model: Optional[str] = None) -> str:
+    from .oom import skip_message
+
+    return skip_message(batch_size, device, summary, model=model)
+
+
+def _worker_index(worker_id: Optional[str]) -> Optional[int]:
+    """pytest-xdist's ``gwN`` -> N (GPUs are pinned round robin over the workers)."""
+    if worker_id and worker_id.startswith("gw") and worker_id[2:].isdigit():
+        return int(worker_id[2:])
+    return None
+
+
+def _user_chose_dist(config: pytest.Config) -> bool:
+    """Whether ``--dist``/``-d`` was given (command line, PYTEST_ADDOPTS or the ini's addopts).
+
+    pytest-xdist turns ``-n N`` into ``--dist load`` when no mode was given, so the value alone
+    cannot tell a choice from the default.
+    """
+    import os
+    import shlex
+
+    args = [str(a) for a in config.invocation_params.args]
+    try:
+        args += shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))
+    except ValueError:
+        pass
+    try:
+        args += [str(a) for a in config.getini("addopts")]
+    except (ValueError, KeyError):
+        pass
+    return any(a in ("--dist", "-d") or a.startswith("--dist=") for a in args)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
+
+
+def _memory_note(env: dict[str, Any]) -> str:
+    if str(env.get("device", "")).startswith("cuda"):
+        return "process GPU memory (NVML, CUDA context included) at steady state, MiB = 2^20 bytes"
+    return "peak RSS of the process during the timed calls (framework included), MiB = 2^20 bytes"
+
+
+def _command(config: pytest.Config) -> str:
+    import shlex
+
+    return "pytest " + " ".join(shlex.quote(str(a)) for a in config.invocation_params.args)
+
+
+__all__ = ["DnnSession", "RECORDS_KEY", "SESSION_KEY", "session_of"]

@@ -1,0 +1,609 @@
+"""Every option of the plugin: one table, one parser per kind of value, one frozen :class:`Settings`.
+
+Each option lives in the ``dnnbench`` group with the ``--dnn-`` prefix and, where it makes sense,
+an ini twin (``dnn_*``). The command line wins over the ini file, which wins over the default.
+
+Rules that hold for every option:
+
+- a bad value is a ``pytest.UsageError`` that names the option, the value (cut to a readable
+  length) and the fix (:func:`usage_error`), raised at configure time, before any model is built;
+- a relative path given on the command line is relative to the directory pytest was started in
+  (``config.invocation_params.dir``); one given in the ini file is relative to the ini file's
+  directory (the rootdir where there is no ini file): pytest's own rule.
+
+No torch here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Literal, Optional, TypeVar
+
+import pytest
+
+from .constraints import Constraints, parse_fps, parse_size
+from .gate import Tolerances
+from .measure.timing import SamplingPolicy
+
+__all__ = [
+    "OPTIONS", "Option", "Settings", "addoptions", "item_limits", "usage_error", "PAPER_BATCH_SIZES",
+    "PRECISIONS", "parse_batch_sizes", "parse_device", "parse_choice", "parse_on_off", "parse_int",
+    "parse_duration", "parse_fraction", "parse_tolerance", "parse_probability", "parse_bytes", "parse_rate",
+]
+
+PAPER_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
+#: The precisions a benchmark can run in (fp32 is the paper's).
+PRECISIONS = ("fp32", "fp16", "bf16")
+DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+#: Longest value echoed back in an error message.
+MAX_SHOWN = 80
+
+T = TypeVar("T")
+
+
+# -- the option table ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Option:
+    """One option: its flag, its ini twin (or none), how it is given, its default and its help."""
+
+    flag: str
+    dest: str
+    help: str
+    #: ``value`` (``--flag=VALUE``), ``switch`` (``--flag``), ``optional`` (``--flag`` or ``--flag=VALUE``).
+    kind: Literal["value", "switch", "optional"] = "value"
+    #: Ini type of the twin (``string`` or ``bool``), None where there is no twin.
+    ini: Optional[Literal["string", "bool"]] = "string"
+    default: Optional[str] = None
+    metavar: str = "VALUE"
+    #: For ``optional``: the value of the bare flag.
+    const: Optional[str] = None
+    ini_help: str = ""
+
+
+OPTIONS: tuple[Option, ...] = (
+    # what to run, and how
+    Option("--dnn-models", "dnn_models",
+           "benchmark these models: 'paper' (the 44 of Bianco et al.), 'all', 'default', names and globs "
+           "such as 'resnet*', comma separated. Turns on benchmark mode."),
+    Option("--dnn-device", "dnn_device", "device: auto (cuda when present, else cpu), cpu, cuda, cuda:N.",
+           default="auto"),
+    Option("--dnn-batch-sizes", "dnn_batch_sizes", "comma separated batch sizes (default: the paper's 1,2,4,8,16,32,64).",
+           default="1,2,4,8,16,32,64"),
+    Option("--dnn-precision", "dnn_precision", "fp32 (the paper's), fp16 or bf16 (CUDA).", default="fp32"),
+    Option("--dnn-threads", "dnn_threads", "CPU threads for torch (default: torch's own choice)."),
+    Option("--dnn-cudnn-benchmark", "dnn_cudnn_benchmark", "cuDNN autotuning, on (default, as in the paper) or off.",
+           default="on"),
+    Option("--dnn-seed", "dnn_seed", "seed of the random weights and inputs.", default="0"),
+    Option("--dnn-min-samples", "dnn_min_samples", "minimum timed calls per test (the paper's 10).", default="10"),
+    Option("--dnn-max-samples", "dnn_max_samples", "maximum timed calls per test.", default="5000"),
+    Option("--dnn-ci-target", "dnn_ci_target",
+           "stop sampling once the median's 95%% confidence interval is within this (e.g. 1%% or 0.01).",
+           default="1%"),
+    Option("--dnn-max-time", "dnn_max_time",
+           "time budget per test for warm-up and sampling (e.g. 20, 20s, 2m); a test cut short is marked capped.",
+           default="10s"),
+    Option("--dnn-warmup", "dnn_warmup", "minimum warm-up calls before timing.", default="3"),
+    Option("--dnn-json", "dnn_json", "write the results file (schema pytest-dnnbench/1) to this path."),
+    Option("--dnn-isolate", "dnn_isolate",
+           "none (default: every test in this process) or process (each model and batch size measured in a "
+           "fresh subprocess; models must be registered by importable name).", default="none"),
+    Option("--dnn-max-host-memory", "dnn_max_host_memory",
+           "host memory a test may add to the process while it builds and measures its model (e.g. 8GB, "
+           "16GiB; Linux resource limit); beyond it the test is skipped as out of memory."),
+    Option("--dnn-channels-last", "dnn_channels_last", "run models and inputs in channels-last memory format.",
+           kind="switch", ini="bool"),
+    Option("--dnn-allow-parallel-cpu", "dnn_allow_parallel_cpu",
+           "allow benchmark tests on the CPU under pytest-xdist (-n): parallel workers disturb "
+           "each other's timings, so this is refused unless asked for.", kind="switch", ini=None),
+    Option("--dnn-list-models", "dnn_list_models",
+           "list the registered models (names, paper names, sources, input sizes) and exit.", kind="switch", ini=None),
+    # accuracy
+    Option("--dnn-imagenet", "dnn_imagenet",
+           "validation images for Top-1/Top-5: ImageNet-1k val in ImageFolder layout (one folder per synset) or "
+           "the flat ILSVRC2012 val folder with the devkit's ground truth; or any ImageFolder of your own classes.",
+           metavar="DIR", ini_help=" (paths relative to the ini file)"),
+    Option("--dnn-accuracy-limit", "dnn_accuracy_limit",
+           "evaluate accuracy on a class-balanced subset of N images (quick runs); default: all.", metavar="N",
+           ini_help=" (paths relative to the ini file)"),
+    Option("--dnn-weights", "dnn_weights",
+           "random (default), pretrained (local caches only: TORCH_HOME hub checkpoints, Hugging Face cache; "
+           "nothing is downloaded), or a checkpoint file / folder of checkpoints.", metavar="WEIGHTS",
+           ini_help=" (paths relative to the ini file)"),
+    # baselines, gating, constraints
+    Option("--dnn-baseline", "dnn_baseline",
+           "baseline to check against: a file, 'auto' (baselines/<platform key>.json under the rootdir, the "
+           "default) or 'none'.", default="auto"),
+    Option("--dnn-baseline-rounds", "dnn_baseline_rounds",
+           "rounds kept per entry when saving a baseline (each --dnn-save-baseline run adds one; use at least 5).",
+           default="10"),
+    Option("--dnn-latency-tolerance", "dnn_latency_tolerance",
+           "latency regression threshold: slower than baseline x (1 + this), and significant (e.g. 10%% or 0.1).",
+           default="10%"),
+    Option("--dnn-memory-tolerance", "dnn_memory_tolerance",
+           "memory regression threshold: total memory above baseline x (1 + this).", default="10%"),
+    Option("--dnn-top1-tolerance", "dnn_top1_tolerance",
+           "Top-1 regression threshold in percentage points (measured accuracy only).", default="0.5"),
+    Option("--dnn-latency-alpha", "dnn_latency_alpha",
+           "one-sided significance level of the latency test against the between-round spread (0.001; 0.01 "
+           "catches more, with more false alarms: docs/baselines.md).", default="0.001"),
+    Option("--dnn-max-memory", "dnn_max_memory",
+           "deployment constraint: maximum total process memory (0.7GB = 7e8 bytes, 700MB, 1.4GiB = 1.4 x 2^30, "
+           "bytes)."),
+    Option("--dnn-min-fps", "dnn_min_fps",
+           "deployment constraint: minimum images per second at the batch size under test (e.g. 30)."),
+    Option("--dnn-require-baseline", "dnn_require_baseline", "fail a test for which no baseline applies (for CI).",
+           kind="switch", ini="bool"),
+    Option("--dnn-save-baseline", "dnn_save_baseline",
+           "add this run as one round to a baseline file (default: the platform's file in "
+           "baselines/), merging with the entries already there; written atomically, and not "
+           "after a run with a regression unless --dnn-baseline-force.", kind="optional", ini=None,
+           metavar="PATH", const="auto"),
+    Option("--dnn-baseline-force", "dnn_baseline_force",
+           "with --dnn-save-baseline: save even though this run regressed against the baseline "
+           "(or the file is for another platform).", kind="switch", ini=None),
+    # reports
+    Option("--dnn-report", "dnn_report",
+           "write the report into DIR at the end of the run: results.json, results.csv, report.md, "
+           "report.html (self-contained) and the paper's figures as PNG.", metavar="DIR"),
+)
+
+
+def addoptions(parser: pytest.Parser) -> None:
+    """Add every option of :data:`OPTIONS` (and its ini twin) to pytest's parser."""
+    group = parser.getgroup("dnnbench", "deep-network benchmarks (pytest-dnnbench)")
+    for opt in OPTIONS:
+        if opt.kind == "switch":
+            group.addoption(opt.flag, dest=opt.dest, action="store_true", default=None, help=opt.help)
+        elif opt.kind == "optional":
+            group.addoption(opt.flag, dest=opt.dest, nargs="?", const=opt.const, default=None, metavar=opt.metavar,
+                            help=opt.help)
+        else:
+            group.addoption(opt.flag, dest=opt.dest, default=None, metavar=opt.metavar, help=opt.help)
+    for opt in OPTIONS:
+        if opt.ini == "bool":
+            parser.addini(opt.dest, help=f"default for {opt.flag}{opt.ini_help}", type="bool", default=False)
+        elif opt.ini == "string":
+            parser.addini(opt.dest, help=f"default for {opt.flag}{opt.ini_help}", type="string", default="")
+
+
+# -- errors and parsers (one per kind of value) ---------------------------------------------------
+
+def shown(value: Any) -> str:
+    """A value as echoed in a message: cut to :data:`MAX_SHOWN` characters."""
+    text = str(value)
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
+
+
+def usage_error(option: str, value: Any, why: str, fix: str) -> pytest.UsageError:
+    """The one shape of a bad-value error: ``OPTION=VALUE: why. Fix``."""
+    return pytest.UsageError(f"{option}={value!s}: {why}. {fix}")
+
+
+def parse_batch_sizes(value: Any, option: str = "--dnn-batch-sizes") -> tuple[int, ...]:
+    parts = [p.strip() for p in str(value).split(",")]
+    if not any(parts):
+        raise usage_error(option, value, "no batch size given", "Give positive integers such as 1,8,64")
+    sizes: list[int] = []
+    for part in parts:
+        if not part:
+            continue
+        if not re.fullmatch(r"[+]?\d+", part):
+            raise usage_error(option, value, f"{shown(part)!r} is not a whole number",
+                              "Give positive integers such as 1,8,64")
+        n = int(part)
+        if n < 1:
+            raise usage_error(option, value, f"batch size {n} is not positive", "Batch sizes start at 1, e.g. 1,8,64")
+        if n not in sizes:
+            sizes.append(n)
+    return tuple(sizes)
+
+
+def parse_device(value: Any, option: str = "--dnn-device") -> str:
+    v = str(value).strip().lower()
+    if not DEVICE_RE.match(v):
+        raise usage_error(option, value, "unknown device", "Use auto, cpu, cuda or cuda:N (N = GPU index)")
+    return v
+
+
+def parse_choice(value: Any, option: str, choices: tuple[str, ...], what: str = "value") -> str:
+    v = str(value).strip().lower()
+    if v not in choices:
+        fix = f"Use {choices[0]} or {choices[1]}" if len(choices) == 2 else f"Use one of {', '.join(choices)}"
+        raise usage_error(option, value, f"unknown {what}", fix)
+    return v
+
+
+def parse_precision(value: Any, option: str = "--dnn-precision") -> str:
+    return parse_choice(value, option, PRECISIONS, "precision")
+
+
+def parse_on_off(value: Any, option: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    v = str(value).strip().lower()
+    if v in ("on", "true", "1", "yes"):
+        return True
+    if v in ("off", "false", "0", "no"):
+        return False
+    raise usage_error(option, value, "expected on or off", f"Use {option}=on or {option}=off")
+
+
+def parse_int(value: Any, option: str, minimum: int = 0) -> int:
+    v = str(value).strip()
+    if not re.fullmatch(r"[+-]?\d+", v):
+        raise usage_error(option, value, "not a whole number", f"Give an integer of at least {minimum}")
+    n = int(v)
+    if n < minimum:
+        raise usage_error(option, value, f"must be at least {minimum}", f"Give an integer of at least {minimum}")
+    return n
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|m|min|h)?\s*$", re.IGNORECASE)
+_DURATION_UNITS = {None: 1.0, "s": 1.0, "sec": 1.0, "ms": 1e-3, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any, option: str = "--dnn-max-time") -> float:
+    m = _DURATION_RE.match(str(value))
+    if not m:
+        raise usage_error(option, value, "not a duration", "Give seconds such as 20, 20s, 500ms or 2m")
+    seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2).lower() if m.group(2) else None]
+    if not seconds > 0 or not math.isfinite(seconds):
+        raise usage_error(option, value, "must be longer than zero", "Give seconds such as 20, 20s, 500ms or 2m")
+    return seconds
+
+
+def _number(text: str) -> float:
+    """A float from ``text``, or ValueError (also for overflowing and not-a-number input)."""
+    f = float(text)
+    if not math.isfinite(f):
+        raise ValueError(text)
+    return f
+
+
+def parse_fraction(value: Any, option: str = "--dnn-ci-target") -> float:
+    """A relative width strictly between 0 and 1: ``1%`` or ``0.01``."""
+    v = str(value).strip()
+    try:
+        f = _number(v[:-1]) / 100.0 if v.endswith("%") else _number(v)
+    except ValueError:
+        raise usage_error(option, value, "not a number", "Give a relative width such as 1% or 0.01") from None
+    if not 0.0 < f < 1.0:
+        raise usage_error(option, value, "must lie between 0 and 100 %", "Give a relative width such as 1% or 0.01")
+    return f
+
+
+def parse_tolerance(value: Any, option: str, unit: Literal["relative", "points"] = "relative") -> float:
+    """``10%`` or ``0.1`` (relative), or points of Top-1; zero or more, finite."""
+    v = str(value).strip()
+    try:
+        f = _number(v[:-1]) / 100.0 if unit == "relative" and v.endswith("%") else _number(v)
+    except ValueError:
+        fix = ("Give a fraction or a percentage such as 0.1 or 10%" if unit == "relative"
+               else "Give percentage points such as 0.5")
+        raise usage_error(option, value, "not a number", fix) from None
+    if f < 0:
+        raise usage_error(option, value, "must be zero or more",
+                          "Give a tolerance such as 10% (latency, memory) or 0.5 (Top-1)")
+    return f
+
+
+def parse_probability(value: Any, option: str) -> float:
+    """A significance level strictly between 0 and 0.5."""
+    try:
+        a = _number(str(value).strip())
+    except ValueError:
+        raise usage_error(option, value, "not a number", "Give a probability such as 0.001") from None
+    if not 0.0 < a < 0.5:
+        raise usage_error(option, value, "must lie between 0 and 0.5", "Give a probability such as 0.001 or 0.01")
+    return a
+
+
+def parse_bytes(value: Any, option: str) -> int:
+    """A size with its unit exactly as written: ``1.0GB`` = 10^9 bytes, ``1.4GiB`` = 1.4 x 2^30."""
+    try:
+        return parse_size(value)
+    except (ValueError, OverflowError) as exc:
+        raise usage_error(option, value, str(exc),
+                          "Use e.g. 1.0GB (10^9 bytes), 700MB, 1.4GiB (2^30 bytes) or plain bytes") from None
+
+
+def parse_rate(value: Any, option: str) -> float:
+    """Images per second, positive and finite."""
+    try:
+        return parse_fps(value)
+    except (ValueError, OverflowError) as exc:
+        raise usage_error(option, value, str(exc), "Give images per second such as 15, 30 or 60") from None
+
+
+def parse_path(value: str, base: Path) -> Path:
+    """``value`` as an absolute path (``~`` expanded; relative to ``base``)."""
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+# -- reading the options ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Value:
+    """An option's raw value and where it came from (``cmdline``, ``ini`` or ``default``)."""
+
+    text: Optional[str]
+    origin: Literal["cmdline", "ini", "default"]
+    base: Path
+
+    def describe(self, option: Option) -> str:
+        """How the value was given, for messages: ``--dnn-max-memory=1GB`` or ``ini dnn_max_memory = 1GB``."""
+        if self.origin == "ini":
+            return f"ini {option.dest} = {self.text}"
+        return f"{option.flag}={self.text}"
+
+
+_BY_DEST = {o.dest: o for o in OPTIONS}
+
+
+class _Reader:
+    """Reads options from a pytest config: command line, else ini, else the table's default."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.invocation = Path(config.invocation_params.dir)
+        self.ini_dir = Path(config.inipath).parent if config.inipath else Path(config.rootpath)
+
+    def value(self, dest: str) -> _Value:
+        opt = _BY_DEST[dest]
+        given = self.config.getoption(dest, default=None)
+        if given is not None:
+            return _Value(str(given), "cmdline", self.invocation)
+        if opt.ini is not None:
+            ini = self.config.getini(dest)
+            if ini not in ("", None):
+                return _Value(str(ini), "ini", self.ini_dir)
+        return _Value(opt.default, "default", self.ini_dir)
+
+    def parsed(self, dest: str, parse: Callable[[Any, str], T]) -> Optional[T]:
+        v = self.value(dest)
+        return None if v.text is None else parse(v.text, _BY_DEST[dest].flag)
+
+    def required(self, dest: str, parse: Callable[[Any, str], T]) -> T:
+        result = self.parsed(dest, parse)
+        if result is None:
+            raise pytest.UsageError(f"{_BY_DEST[dest].flag}: no value and no default")
+        return result
+
+    def switch(self, dest: str) -> bool:
+        given = self.config.getoption(dest, default=None)
+        if given is not None:
+            return bool(given)
+        return bool(self.config.getini(dest)) if _BY_DEST[dest].ini == "bool" else False
+
+    def path(self, dest: str) -> Optional[Path]:
+        v = self.value(dest)
+        if v.text is None:
+            return None
+        if not v.text.strip():
+            raise usage_error(_BY_DEST[dest].flag, v.text, "empty path", "Give a file or directory path")
+        return parse_path(v.text.strip(), v.base)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every option of the session, parsed once at configure time (:meth:`from_config`)."""
+
+    # -- what runs, and how
+    models: Optional[str] = None
+    device: str = "auto"
+    batch_sizes: tuple[int, ...] = PAPER_BATCH_SIZES
+    precision: str = "fp32"
+    channels_last: bool = False
+    threads: Optional[int] = None
+    cudnn_benchmark: bool = True
+    seed: int = 0
+    policy: SamplingPolicy = SamplingPolicy()
+    json_path: Optional[Path] = None
+    isolate: str = "none"
+    max_host_memory: Optional[int] = None
+    allow_parallel_cpu: bool = False
+    list_models: bool = False
+    # -- accuracy
+    imagenet: Optional[Path] = None
+    accuracy_limit: Optional[int] = None
+    weights: str = "random"
+    # -- baselines and constraints
+    baseline: str = "auto"
+    baseline_given: bool = False
+    require_baseline: bool = False
+    save_baseline: Optional[str] = None
+    baseline_force: bool = False
+    baseline_rounds: int = 10
+    tolerances: Tolerances = Tolerances()
+    constraints: Constraints = Constraints()
+    # -- reports
+    report_dir: Optional[Path] = None
+    rootpath: Path = Path(".")
+
+    @property
+    def benchmark_mode(self) -> bool:
+        """Benchmark mode: models were asked for (``--dnn-models`` or ini ``dnn_models``)."""
+        return self.models is not None
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        r = _Reader(config)
+        min_samples = r.required("dnn_min_samples", lambda v, o: parse_int(v, o, 1))
+        max_samples = r.required("dnn_max_samples", lambda v, o: parse_int(v, o, 1))
+        if max_samples < min_samples:
+            raise pytest.UsageError(
+                f"--dnn-max-samples={max_samples} is below --dnn-min-samples={min_samples}: raise the maximum "
+                "or lower the minimum"
+            )
+        warmup = r.required("dnn_warmup", lambda v, o: parse_int(v, o, 0))
+        policy = SamplingPolicy(
+            min_samples=min_samples, max_samples=max_samples,
+            ci_target=r.required("dnn_ci_target", parse_fraction),
+            max_time_s=r.required("dnn_max_time", parse_duration),
+            warmup_min=warmup, warmup_max=max(warmup, SamplingPolicy.warmup_max),
+        )
+        models = r.value("dnn_models").text
+        return cls(
+            models=models.strip() if models is not None and models.strip() else None,
+            device=r.required("dnn_device", parse_device),
+            batch_sizes=r.required("dnn_batch_sizes", parse_batch_sizes),
+            precision=r.required("dnn_precision", parse_precision),
+            channels_last=r.switch("dnn_channels_last"),
+            threads=r.parsed("dnn_threads", lambda v, o: parse_int(v, o, 1)),
+            cudnn_benchmark=r.required("dnn_cudnn_benchmark", parse_on_off),
+            seed=r.required("dnn_seed", lambda v, o: parse_int(v, o, 0)),
+            policy=policy,
+            json_path=r.path("dnn_json"),
+            isolate=r.required("dnn_isolate", lambda v, o: parse_choice(v, o, ("none", "process"), "isolation")),
+            max_host_memory=r.parsed("dnn_max_host_memory", _parse_host_memory),
+            allow_parallel_cpu=r.switch("dnn_allow_parallel_cpu"),
+            list_models=r.switch("dnn_list_models"),
+            **_accuracy_settings(r),
+            **_gating_settings(r),
+            report_dir=_report_dir(r),
+            rootpath=Path(config.rootpath),
+        )
+
+
+def _parse_host_memory(value: Any, option: str) -> int:
+    from .oom import GUARD_SUPPORTED
+
+    size = parse_bytes(value, option)
+    if not GUARD_SUPPORTED:
+        raise usage_error(option, value, "the host-memory guard needs Linux (RLIMIT_DATA and /proc)",
+                          "Leave the option out on this platform")
+    return size
+
+
+def _accuracy_settings(r: _Reader) -> dict[str, Any]:
+    from .accuracy.weights import parse_weights
+
+    data = r.path("dnn_imagenet")
+    limit = r.parsed("dnn_accuracy_limit", _parse_limit)
+    w = r.value("dnn_weights")
+    text = w.text
+    if text is not None and text.strip().lower() not in ("random", "pretrained"):
+        text = str(parse_path(text.strip(), w.base))
+    try:
+        weights = parse_weights(text)
+    except ValueError as exc:
+        raise usage_error("--dnn-weights", text, str(exc),
+                          "Use random, pretrained (local caches only) or the path of a checkpoint file or folder"
+                          ) from None
+    return {"imagenet": data, "accuracy_limit": limit, "weights": weights}
+
+
+def _parse_limit(value: Any, option: str) -> int:
+    v = str(value).strip()
+    if not v.isdigit() or int(v) < 1:
+        raise usage_error(option, value, "not a positive whole number", "Give the number of images, e.g. 1000")
+    return int(v)
+
+
+def _gating_settings(r: _Reader) -> dict[str, Any]:
+    b = r.value("dnn_baseline")
+    baseline_given = b.origin == "cmdline"
+    baseline = str(b.text or "auto").strip()
+    save = r.config.getoption("dnn_save_baseline", default=None)
+    if save is not None:
+        save = str(save).strip() or "auto"
+        save = "auto" if save.lower() == "auto" else str(parse_path(save, r.invocation).resolve())
+    if baseline.lower() in ("auto", "none"):
+        baseline = baseline.lower()
+    else:
+        baseline = str(parse_path(baseline, b.base).resolve())
+    if not baseline_given and save not in (None, "auto"):
+        baseline = save  # --dnn-save-baseline=PATH alone: compare with that file too
+    require = r.switch("dnn_require_baseline")
+    if require and baseline == "none":
+        raise pytest.UsageError("--dnn-require-baseline with --dnn-baseline=none: no baseline could ever apply. "
+                                "Drop one of the two, or name a baseline file (or auto)")
+    tolerances = Tolerances(
+        latency=r.required("dnn_latency_tolerance", parse_tolerance),
+        memory=r.required("dnn_memory_tolerance", parse_tolerance),
+        top1=r.required("dnn_top1_tolerance", lambda v, o: parse_tolerance(v, o, "points")),
+        alpha=r.required("dnn_latency_alpha", parse_probability),
+    )
+    mem, fps = r.value("dnn_max_memory"), r.value("dnn_min_fps")
+    constraints = Constraints(
+        max_memory=r.parsed("dnn_max_memory", parse_bytes),
+        min_fps=r.parsed("dnn_min_fps", parse_rate),
+        max_memory_source=mem.describe(_BY_DEST["dnn_max_memory"]) if mem.text is not None else "",
+        min_fps_source=fps.describe(_BY_DEST["dnn_min_fps"]) if fps.text is not None else "",
+    )
+    return {
+        "baseline": baseline, "baseline_given": baseline_given, "require_baseline": require,
+        "save_baseline": save, "baseline_force": r.switch("dnn_baseline_force"),
+        "baseline_rounds": r.required("dnn_baseline_rounds", _parse_rounds),
+        "tolerances": tolerances, "constraints": constraints,
+    }
+
+
+def _parse_rounds(value: Any, option: str) -> int:
+    v = str(value).strip()
+    if not re.fullmatch(r"[+]?\d+", v):
+        raise usage_error(option, value, "not a whole number", "Give a number of rounds such as 10")
+    n = int(v)
+    if n < 1:
+        raise usage_error(option, value, "must be at least 1", "Give a number of rounds such as 10 (at least 5 recommended)")
+    return n
+
+
+def _report_dir(r: _Reader) -> Optional[Path]:
+    v = r.value("dnn_report")
+    if v.text is None:
+        return None
+    if not v.text.strip():
+        raise pytest.UsageError("--dnn-report=: give a directory, e.g. --dnn-report=dnn-report")
+    out = parse_path(v.text.strip(), v.base)
+    if out.exists() and not out.is_dir():
+        raise usage_error("--dnn-report", v.text, f"{out} exists and is not a directory",
+                          "Give a directory (it is created if missing)")
+    return out
+
+
+# -- per-test limits from markers ------------------------------------------------------------------
+
+MARKERS = (
+    "dnn_tolerance(latency=None, memory=None, top1=None): override the baseline tolerances for this test "
+    "(latency and memory relative, e.g. 0.2 or '20%'; top1 in percentage points).",
+    "dnn_constraints(max_memory=None, min_fps=None): deployment limits for this test's dnn_bench records "
+    "(max_memory: '1.0GB', '700MB', '1.4GiB' or bytes; min_fps: images per second at the batch under test).",
+)
+
+
+def item_limits(settings: Settings, where: str, tolerance: Optional[pytest.Mark],
+                constraints: Optional[pytest.Mark]) -> tuple[Tolerances, Constraints]:
+    """This test's tolerances and constraints: the session's, overridden by its markers."""
+    tol, cons = settings.tolerances, settings.constraints
+    if tolerance is not None:
+        kwargs = _marker_kwargs(tolerance, where, "dnn_tolerance", ("latency", "memory", "top1"), "latency=0.2")
+        tol = replace(tol, **{name: parse_tolerance(value, f"{where}: dnn_tolerance({name}",
+                                                    "points" if name == "top1" else "relative")
+                              for name, value in kwargs.items()})
+    if constraints is not None:
+        kwargs = _marker_kwargs(constraints, where, "dnn_constraints", ("max_memory", "min_fps"), "max_memory='1GB'")
+        new: dict[str, Any] = {}
+        if kwargs.get("max_memory") is not None:
+            new["max_memory"] = parse_bytes(kwargs["max_memory"], f"{where}: dnn_constraints(max_memory")
+            new["max_memory_source"] = f"marker dnn_constraints(max_memory={kwargs['max_memory']!r})"
+        if kwargs.get("min_fps") is not None:
+            new["min_fps"] = parse_rate(kwargs["min_fps"], f"{where}: dnn_constraints(min_fps")
+            new["min_fps_source"] = f"marker dnn_constraints(min_fps={kwargs['min_fps']!r})"
+        cons = replace(cons, **new)
+    return tol, cons
+
+
+def _marker_kwargs(mark: pytest.Mark, where: str, name: str, known: tuple[str, ...], example: str) -> dict[str, Any]:
+    if mark.args:
+        raise pytest.UsageError(f"{where}: {name} takes keywords only, e.g. {name}({example})")
+    unknown = set(mark.kwargs) - set(known)
+    if unknown:
+        raise pytest.UsageError(f"{where}: {name} got unknown keyword(s) {', '.join(sorted(unknown))}; "
+                                f"use {' or '.join(known) if len(known) == 2 else ', '.join(known[:-1]) + ' or ' + known[-1]}")
+    return dict(mark.kwargs)
