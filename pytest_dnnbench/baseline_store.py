@@ -61,11 +61,12 @@ def slug(text: str) -> str:
 
 
 def platform_key(device: str, device_name: str, threads: Optional[int], precision: str, mode: str,
-                 channels_last: bool = False) -> str:
+                 channels_last: bool = False, tf32: bool = False) -> str:
     """The documented key of a platform.
 
     GPU: ``cuda-<GPU name>-<precision>-<mode>``; CPU: ``cpu-<CPU model name>-<threads>t-<precision>-<mode>``;
-    ``-cl`` is appended for channels-last runs. Names are lower-cased and every run of other
+    ``-cl`` is appended for channels-last runs, and ``-tf32`` for fp32 runs on a GPU with TF32 allowed
+    (``--dnn-tf32``). Names are lower-cased and every run of other
     characters becomes one ``-``: ``NVIDIA H100 80GB HBM3``, fp32, eager ->
     ``cuda-nvidia-h100-80gb-hbm3-fp32-eager``. The key is also the file name in ``baselines/``.
     """
@@ -75,6 +76,8 @@ def platform_key(device: str, device_name: str, threads: Optional[int], precisio
         parts.append(f"{int(threads) if threads else 0}t")
     parts += [slug(precision), slug(mode)]
     key = "-".join(parts)
+    if tf32 and kind == "cuda" and precision == "fp32":
+        key += "-tf32"
     return key + "-cl" if channels_last else key
 
 
@@ -85,7 +88,8 @@ def platform_from_record(record: Mapping[str, Any], environment: Optional[Mappin
     plat = {
         "key": platform_key(device, record.get("device_name") or env.get("device_name") or "unknown",
                             record.get("threads", env.get("threads")), record.get("precision", "fp32"),
-                            record.get("mode", "eager"), bool(record.get("channels_last", False))),
+                            record.get("mode", "eager"), bool(record.get("channels_last", False)),
+                            bool(record.get("tf32"))),
         "device": "cuda" if device.startswith("cuda") else "cpu",
         "device_name": record.get("device_name") or env.get("device_name"),
         "threads": record.get("threads", env.get("threads")),
@@ -96,7 +100,7 @@ def platform_from_record(record: Mapping[str, Any], environment: Optional[Mappin
         "provenance": "measured by pytest-dnnbench (--dnn-save-baseline), one round per run",
     }
     keep = ("cpu", "cpu_count", "torch", "torchvision", "timm", "cuda", "cudnn", "driver", "plugin_version",
-            "python", "platform", "hostname", "cudnn_benchmark", "tf32_matmul", "tf32_cudnn")
+            "python", "platform", "hostname", "cudnn_benchmark", "tf32_matmul", "tf32_cudnn", "tf32_requested")
     plat["environment"] = {k: env[k] for k in keep if k in env}
     return plat
 

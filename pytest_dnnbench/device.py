@@ -97,3 +97,34 @@ def check_precision(precision: str, device: str, probe: Optional[TorchProbe] = N
                 f"--dnn-precision={precision}: this CPU/torch build cannot run {precision} convolutions. "
                 "Use --dnn-precision=fp32 or a CUDA device"
             )
+
+
+def gpu_sharing_problem(n_workers: int, requested_device: str, gpu_count: int) -> Optional[str]:
+    """Why running ``n_workers`` pytest-xdist workers on ``requested_device`` would share a GPU, or None.
+
+    Two processes on one GPU slow each other's calls and change each other's
+    clocks and NVML figures, so neither measures what a lone process would.
+    Workers pin ``cuda``/``auto`` round robin over the ``gpu_count`` visible
+    GPUs (:func:`resolve_device`): more workers than GPUs share; a named GPU
+    (``cuda:N``) is shared by every worker. CPU runs and a single worker never
+    share a GPU; ``auto`` without a GPU runs on the CPU. The plugin turns the
+    message into a usage error unless ``--dnn-allow-shared-gpu`` is given.
+    """
+    if n_workers <= 1:
+        return None
+    requested = requested_device.strip().lower()
+    fix = "--dnn-allow-shared-gpu to accept that their figures interfere"
+    if requested.startswith("cuda:"):
+        return (
+            f"--dnn-device={requested_device} with {n_workers} pytest-xdist workers: every worker would run on "
+            f"the same GPU, and their timings, clocks and memory figures would disturb each other. Use "
+            f"--dnn-device=cuda (one GPU per worker, round robin), -n 1 (or -p no:xdist), or {fix}"
+        )
+    if requested in ("cuda", "auto") and gpu_count > 0 and n_workers > gpu_count:
+        return (
+            f"--dnn-device={requested_device} with {n_workers} pytest-xdist workers but {gpu_count} visible "
+            f"GPU(s): {n_workers - gpu_count} worker(s) would share a GPU with another, and their timings, "
+            f"clocks and memory figures would disturb each other. Use -n {gpu_count} (at most one worker per "
+            f"GPU), or {fix}"
+        )
+    return None

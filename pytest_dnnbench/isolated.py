@@ -78,8 +78,11 @@ def timeout_for(settings: Any) -> float:
     return 2.0 * float(settings.policy.max_time_s) + STARTUP_MARGIN_S
 
 
-def run_isolated(request: dict, timeout_s: float, python: Optional[str] = None) -> dict:
-    """Run the child; return its record, or raise :class:`IsolationError`/:class:`IsolatedOutOfMemory`."""
+def run_isolated(request: dict[str, Any], timeout_s: float, python: Optional[str] = None
+                 ) -> tuple[dict[str, Any], Optional[dict[str, Any]]]:
+    """Run the child; return its record and its environment (versions, hardware, settings), or raise
+    :class:`IsolationError`/:class:`IsolatedOutOfMemory`. The parent never touches the device itself:
+    on a GPU, only the child holds a CUDA context."""
     env = dict(os.environ)
     # The child imports what the parent could: the project's models, conftest directories.
     paths = [p for p in sys.path if p] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
@@ -113,7 +116,7 @@ def run_isolated(request: dict, timeout_s: float, python: Optional[str] = None) 
     if "error" in answer:
         raise IsolationError(f"isolated measurement of {name} at batch {batch} failed: {answer['error']}"
                              f"{_tail(proc.stderr)}")
-    return answer["record"]
+    return answer["record"], answer.get("environment")
 
 
 def _tail(text: Any, lines: int = 15) -> str:
@@ -147,8 +150,12 @@ def _child(request: dict) -> dict:
                      input_size=tuple(sp["input_size"]), paper_name=sp.get("paper_name"),
                      family=sp.get("family") or "", builder_kwargs=tuple(tuple(kv) for kv in sp["builder_kwargs"]))
     batch = int(request["batch_size"])
+    from . import __version__
+    from .measure.environment import collect_environment
+
     apply_process_settings(settings)
     backend = make_backend(settings.device)
+    environment = collect_environment(backend, settings, __version__)
     try:
         with host_memory_guard(request.get("max_host_memory")):
             torch.manual_seed(settings.seed)
@@ -169,7 +176,7 @@ def _child(request: dict) -> dict:
         device_name=backend.device_name(), threads=torch.get_num_threads(), measurement=measurement,
         complexity=complexity, test=request.get("test"), isolation="process", build_s=build_s,
     )
-    return {"record": plain(record.to_json())}
+    return {"record": plain(record.to_json()), "environment": plain(environment)}
 
 
 def main() -> int:

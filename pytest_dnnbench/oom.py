@@ -1,7 +1,11 @@
 """Out of memory: recognising it, the host-memory guard, the skip message (no torch at import).
 
 A measurement that runs out of memory (CUDA's ``torch.OutOfMemoryError``, the CPU allocator's
-``RuntimeError: ... DefaultCPUAllocator: can't allocate memory``, Python's ``MemoryError``) is the
+``RuntimeError: ... DefaultCPUAllocator: can't allocate memory``, Python's ``MemoryError``, and the
+GPU libraries' own allocation failures, which never say "out of memory":
+``CUBLAS_STATUS_ALLOC_FAILED``, ``CUDNN_STATUS_ALLOC_FAILED``, ``CUDNN_STATUS_NOT_ENOUGH_WORKSPACE``,
+cuDNN 9's ``..._ALLOCATION_FAILED`` statuses, and an ambiguous status such as
+``CUDNN_STATUS_INTERNAL_ERROR`` only when the message also speaks of memory) is the
 paper's missing cell, not a broken model: the test is skipped with
 ``out of memory at batch N on DEVICE (...)`` after the memory is given back, so that the next
 test starts from the same state as if the failed one had not run.
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 __all__ = ["is_out_of_memory", "describe", "host_memory_guard", "skip_message", "GUARD_SUPPORTED"]
 
@@ -30,6 +34,30 @@ _HOST_PATTERNS = (
     "cannot allocate memory",
     "out of memory",
 )
+
+
+#: Allocation failures of the CUDA libraries: torch raises them as RuntimeError (or its
+#: subclass AcceleratorError) with the library's status name, never "out of memory".
+_LIBRARY_ALLOC_PATTERNS = (
+    "cublas_status_alloc_failed",
+    "cublaslt_status_alloc_failed",
+    "cudnn_status_alloc_failed",
+    "cudnn_status_not_enough_workspace",
+    # cuDNN 9: CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED / _DEVICE_ALLOCATION_FAILED
+    "_allocation_failed",
+    "cusolver_status_alloc_failed",
+    "cusparse_status_alloc_failed",
+    "cufft_alloc_failed",
+)
+#: Statuses that a failed allocation often causes but other faults do too: they count as out of
+#: memory only when the message also speaks of memory.
+_AMBIGUOUS_STATUSES = (
+    "cudnn_status_internal_error",
+    "cudnn_status_execution_failed",
+    "cublas_status_not_initialized",
+    "cublas_status_internal_error",
+)
+_MEMORY_WORDS = ("memory", "alloc", "workspace")
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -42,7 +70,14 @@ def is_out_of_memory(exc: BaseException) -> bool:
         return True
     if isinstance(exc, RuntimeError):
         text = str(exc).lower()
-        return any(p in text for p in _HOST_PATTERNS)
+        if any(p in text for p in _HOST_PATTERNS) or any(p in text for p in _LIBRARY_ALLOC_PATTERNS):
+            return True
+        for status in _AMBIGUOUS_STATUSES:
+            if status in text:
+                # The status name itself must not count as the mention of memory.
+                rest = text.replace(status, " ")
+                if any(w in rest for w in _MEMORY_WORDS):
+                    return True
     return False
 
 
@@ -64,7 +99,7 @@ def skip_message(batch_size: Optional[int], device: str, exc_summary: str, model
     return f"out of memory at batch {batch_size} on {device} ({exc_summary})"
 
 
-def _resource():  # pragma: no cover - trivial
+def _resource() -> Any:  # pragma: no cover - trivial
     try:
         import resource
     except ImportError:
@@ -97,7 +132,7 @@ def host_memory_guard(limit_bytes: Optional[int]) -> Iterator[None]:
     """
     resource = _resource() if limit_bytes is not None and GUARD_SUPPORTED else None
     now = private_data_bytes() if resource is not None else None
-    if resource is None or now is None:
+    if resource is None or now is None or limit_bytes is None:
         yield
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_DATA)

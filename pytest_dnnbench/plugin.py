@@ -35,9 +35,13 @@ def _registry(config: pytest.Config) -> Registry:
     return registry
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """Parse every option (usage errors now, before anything is built) and register the session."""
+    """Parse every option (usage errors now, before anything is built) and register the session.
+
+    ``tryfirst``: pytest-benchmark asks for ``pytest_benchmark_update_machine_info`` (a hook of the
+    session) in its own ``pytest_configure``, when it loads a run to compare.
+    """
     session = DnnSession(config, Settings.from_config(config), _registry(config))
     session.start()
     config.stash[SESSION_KEY] = session

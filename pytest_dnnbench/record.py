@@ -224,12 +224,16 @@ class Record(_Part):
     channels_last: bool = False
     threads: Optional[int] = None
     cudnn_benchmark: Optional[bool] = None
+    #: On CUDA: whether fp32 work was allowed to run in TF32 (``--dnn-tf32``); None on the CPU.
+    tf32: Optional[bool] = None
     seed: Optional[int] = None
     input_size: tuple[int, ...] = ()
     per_image_ms: Optional[float] = None
     fps: Optional[float] = None
     memory: Mapping[str, Optional[int]] = field(default_factory=dict)
     memory_method: Optional[str] = None
+    #: On CUDA: clocks, power and throttle reasons sampled while the timed calls ran.
+    gpu_state: Optional[Mapping[str, Any]] = None
     macs: Optional[int] = None
     flops: Optional[int] = None
     macs_check: Optional[int] = None
@@ -254,8 +258,8 @@ class Record(_Part):
 
     _KEYS: ClassVar[tuple[str, ...]] = (
         "model", "paper_name", "source", "device", "device_name", "precision", "mode", "channels_last",
-        "threads", "cudnn_benchmark", "seed", "batch_size", "input_size", "latency_ms", "per_image_ms", "fps",
-        "memory_bytes", "memory_method", "macs", "flops", "macs_check", "counters_disagree", "params",
+        "threads", "cudnn_benchmark", "tf32", "seed", "batch_size", "input_size", "latency_ms", "per_image_ms",
+        "fps", "memory_bytes", "memory_method", "gpu_state", "macs", "flops", "macs_check", "counters_disagree", "params",
         "param_file_mb", "param_file_bytes", "complexity_error", "accuracy", "checks", "outcome", "reason",
         "test", "isolation", "build_s", "baseline", "tolerances", "extra",
     )
@@ -296,6 +300,7 @@ def make_record(
         channels_last=settings.channels_last,
         threads=threads,
         cudnn_benchmark=settings.cudnn_benchmark,
+        tf32=settings.tf32 if settings.device.startswith("cuda") else None,
         seed=settings.seed,
         batch_size=measurement.batch_size,
         input_size=tuple(measurement.input_size),
@@ -304,6 +309,7 @@ def make_record(
         fps=measurement.fps,
         memory=dict(measurement.memory),
         memory_method=measurement.memory_method,
+        gpu_state=measurement.gpu_state,
         macs=complexity.macs,
         flops=complexity.flops,
         macs_check=complexity.macs_check,

@@ -199,10 +199,24 @@ class DnnSession:
                 "figures. Run without -n/--tx, use GPUs (--dnn-device=cuda pins one GPU per worker), or pass "
                 "--dnn-allow-parallel-cpu to accept the interference (and consider --dnn-threads to share the cores)"
             )
+        if not on_cpu and not self.settings.allow_shared_gpu:
+            problem = self._gpu_sharing(len(tx), local_only)
+            if problem is not None:
+                raise pytest.UsageError(f"pytest-dnnbench: {problem}")
         if dist == "load" and not _user_chose_dist(config):
             # All tests of a model on one worker: it is built, profiled and evaluated once.
             config.option.dist = "loadgroup"
             self.group_by_model = True
+
+    def _gpu_sharing(self, n_workers: int, local_only: bool) -> Optional[str]:
+        """Why these workers would share a GPU, or None (GPUs are counted where the workers run: here)."""
+        from .device import TorchProbe, gpu_sharing_problem
+
+        device = self.settings.device
+        if device in ("auto", "cuda") and not local_only:
+            return None  # remote workers: their GPUs cannot be counted from here
+        count = TorchProbe.default().device_count() if device in ("auto", "cuda") else 0
+        return gpu_sharing_problem(n_workers, device, count)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
@@ -309,7 +323,7 @@ class DnnSession:
             s = self.settings
             self._bench_settings = BenchSettings(
                 device=self.device or "cpu", precision=s.precision, channels_last=s.channels_last,
-                threads=s.threads, cudnn_benchmark=s.cudnn_benchmark, seed=s.seed, policy=s.policy,
+                threads=s.threads, cudnn_benchmark=s.cudnn_benchmark, tf32=s.tf32, seed=s.seed, policy=s.policy,
             )
         return self._bench_settings
 
@@ -443,11 +457,13 @@ class DnnSession:
                                         self.settings.policy.max_time_s)
         # 5. other plugins: once, with the finished record; their additions go under record["extra"]
         payload = record.to_json()
-        self.config.hook.pytest_dnnbench_record(record=payload, item=item)
-        extra = payload.get("extra")
-        if extra is not None:
-            record = dataclasses.replace(record, extra=plain(extra))
-            records[-1] = record
+        try:
+            self.config.hook.pytest_dnnbench_record(record=payload, item=item)
+        finally:  # what a hook put under "extra" is kept, also when a hook fails the test
+            extra = payload.get("extra")
+            if isinstance(extra, dict) and extra:
+                record = dataclasses.replace(record, extra=plain(extra))
+                records[-1] = record
         # 6. the verdict
         bad_constraints = [c for c in constraint_checks if not c.passed]
         bad_baseline = [c for c in base_checks if not c.passed]
@@ -505,7 +521,10 @@ class DnnSession:
         try:
             req = make_request(model.spec, settings, batch, _test_id(item),
                                max_host_memory=self.settings.max_host_memory)
-            record = Record.from_json(run_isolated(req, timeout_for(settings)))
+            answer, environment = run_isolated(req, timeout_for(settings))
+            record = Record.from_json(answer)
+            if self.environment is None and environment is not None:
+                self.environment = environment  # the parent has no backend: the child's environment
         except IsolatedOutOfMemory as exc:
             oom = str(exc)
         except IsolationError as exc:
@@ -616,8 +635,10 @@ class DnnSession:
 
     def _finish_environment(self) -> None:
         """Record the GPU state at the end of the run (clocks, throttling)."""
-        if self._backend is not None and self.environment is not None and hasattr(self._backend, "snapshot"):
-            self.environment["gpu_state_end"] = self._backend.snapshot()
+        if self._backend is not None and self.environment is not None:
+            snapshot = self._backend.snapshot()
+            if snapshot:  # empty on the CPU
+                self.environment["gpu_state_end"] = snapshot
 
     def _save_baseline(self, session: pytest.Session, exitstatus: int) -> None:
         s = self.settings
@@ -665,8 +686,9 @@ class DnnSession:
                 self.results.set_environment(self.environment or {})
                 self.results.flush()
             env = self.environment or {}
+            tf32 = ", TF32 on" if env.get("tf32_requested") and str(env.get("device", "")).startswith("cuda") else ""
             tr.write_sep("=", f"dnnbench: {env.get('device', '?')} ({env.get('device_name', '?')}), "
-                              f"{env.get('precision', '?')}")
+                              f"{env.get('precision', '?')}{tf32}")
             for line in format_table(records):
                 tr.write_line(line)
             tr.write_line("memory: " + _memory_note(env))

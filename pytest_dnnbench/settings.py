@@ -96,9 +96,17 @@ OPTIONS: tuple[Option, ...] = (
            "16GiB; Linux resource limit); beyond it the test is skipped as out of memory."),
     Option("--dnn-channels-last", "dnn_channels_last", "run models and inputs in channels-last memory format.",
            kind="switch", ini="bool"),
+    Option("--dnn-tf32", "dnn_tf32",
+           "let fp32 convolutions and matrix products run in TF32 on Ampere and newer GPUs (off by default: fp32 "
+           "means fp32, as on the paper's Titan Xp); recorded, and part of the baseline platform key.",
+           kind="switch", ini="bool"),
     Option("--dnn-allow-parallel-cpu", "dnn_allow_parallel_cpu",
            "allow benchmark tests on the CPU under pytest-xdist (-n): parallel workers disturb "
            "each other's timings, so this is refused unless asked for.", kind="switch", ini=None),
+    Option("--dnn-allow-shared-gpu", "dnn_allow_shared_gpu",
+           "allow several pytest-xdist workers on one GPU (more workers than GPUs, or -n with --dnn-device=cuda:N): "
+           "they disturb each other's timings, clocks and memory figures, so this is refused unless asked for.",
+           kind="switch", ini=None),
     Option("--dnn-list-models", "dnn_list_models",
            "list the registered models (names, paper names, sources, input sizes) and exit.", kind="switch", ini=None),
     # accuracy
@@ -401,12 +409,14 @@ class Settings:
     channels_last: bool = False
     threads: Optional[int] = None
     cudnn_benchmark: bool = True
+    tf32: bool = False
     seed: int = 0
     policy: SamplingPolicy = SamplingPolicy()
     json_path: Optional[Path] = None
     isolate: str = "none"
     max_host_memory: Optional[int] = None
     allow_parallel_cpu: bool = False
+    allow_shared_gpu: bool = False
     list_models: bool = False
     # -- accuracy
     imagenet: Optional[Path] = None
@@ -456,12 +466,14 @@ class Settings:
             channels_last=r.switch("dnn_channels_last"),
             threads=r.parsed("dnn_threads", lambda v, o: parse_int(v, o, 1)),
             cudnn_benchmark=r.required("dnn_cudnn_benchmark", parse_on_off),
+            tf32=r.switch("dnn_tf32"),
             seed=r.required("dnn_seed", lambda v, o: parse_int(v, o, 0)),
             policy=policy,
             json_path=r.path("dnn_json"),
             isolate=r.required("dnn_isolate", lambda v, o: parse_choice(v, o, ("none", "process"), "isolation")),
             max_host_memory=r.parsed("dnn_max_host_memory", _parse_host_memory),
             allow_parallel_cpu=r.switch("dnn_allow_parallel_cpu"),
+            allow_shared_gpu=r.switch("dnn_allow_shared_gpu"),
             list_models=r.switch("dnn_list_models"),
             **_accuracy_settings(r),
             **_gating_settings(r),

@@ -1,20 +1,27 @@
 """Tests of the device backends (:mod:`pytest_dnnbench.measure.backends`).
 
-The CUDA path runs on CPU-only machines against a fake ``CudaApi``, a fake
-``Nvml`` and a fake ``pynvml`` module: what is tested is the protocol (what
-is called, in which order, and how the figures are put together).
+The CUDA path runs on CPU-only machines against the fakes of ``test_cuda_fakes``
+(a GPU whose NVML lists processes by host PID, a ``torch.cuda`` whose caching
+allocator keeps what it reserved) and a fake ``pynvml`` module: what is tested is
+the protocol (what is called, in which order, and how the figures are put
+together). The failure modes of real drivers have their own ``test_cuda_*`` files.
 """
 
 from __future__ import annotations
 
 import sys
 from types import SimpleNamespace
-from typing import Any, Optional
+from typing import Any
 
 import pytest
+from test_cuda_fakes import FakeCudaProcess, nvml_for, world
 
 from pytest_dnnbench.measure import backends
 from pytest_dnnbench.measure.backends import (
+    METHOD_CONTEXT,
+    METHOD_PROCESS,
+    METHOD_UNAVAILABLE,
+    Backend,
     CpuBackend,
     CudaApi,
     CudaBackend,
@@ -29,155 +36,102 @@ MiB = 2**20
 GiB = 2**30
 
 
-class FakeCudaApi:
-    """Duck-typed ``CudaApi``: logs every call; the context appears on ``create_context``."""
-
-    def __init__(self, nvml: Optional["FakeNvml"] = None, context: int = 500 * MiB):
-        self.log: list[str] = []
-        self.nvml = nvml
-        self.context_bytes = context
-        self.allocated = 300 * MiB
-        self.reserved_peak = 400 * MiB
-        self.timed: list[Any] = []
-
-    def create_context(self) -> None:
-        self.log.append("create_context")
-        if self.nvml is not None:
-            self.nvml.used = self.context_bytes
-
-    def synchronize(self) -> None:
-        self.log.append("synchronize")
-
-    def reset_peak(self) -> None:
-        self.log.append("reset_peak")
-
-    def max_allocated(self) -> int:
-        self.log.append("max_allocated")
-        return self.allocated
-
-    def max_reserved(self) -> int:
-        self.log.append("max_reserved")
-        return self.reserved_peak
-
-    def reserved(self) -> int:
-        return self.reserved_peak
-
-    def empty_cache(self) -> None:
-        self.log.append("empty_cache")
-
-    def properties(self) -> dict:
-        self.log.append("properties")
-        return {"name": "Fake GPU 80GB", "total_memory": 80 * GiB, "capability": "9.0",
-                "uuid": "1234-abcd", "pci_bus_id": "00000000:1B:00.0"}
-
-    def event_timer(self, fn):
-        self.timed.append(fn)
-        return lambda: 1.5
-
-
-class FakeNvml:
-    def __init__(self, used: Optional[int] = None, log: Optional[list] = None):
-        self.used = used
-        self.log = log if log is not None else []
-        self.pids: list[int] = []
-
-    def process_used_bytes(self, pid: int) -> Optional[int]:
-        self.log.append("nvml.process_used_bytes")
-        self.pids.append(pid)
-        return self.used
-
-    def snapshot(self) -> dict:
-        return {"sm_clock_mhz": 1980, "power_limit_w": 700.0}
-
-    def driver_version(self) -> str:
-        return "575.51"
-
-
-def make_cuda(nvml: Optional[FakeNvml] = None, context: int = 500 * MiB) -> tuple[CudaBackend, FakeCudaApi]:
-    api = FakeCudaApi(nvml, context)
-    if nvml is not None:
-        nvml.log = api.log  # one log for both, to check the order
-    return CudaBackend(0, api=api, nvml=nvml, pid=123), api
+def make_cuda(with_nvml: bool = True, pid: int = 123) -> tuple[CudaBackend, FakeCudaProcess, Any]:
+    nv, (gpu,) = world()
+    proc = FakeCudaProcess(gpu, host_pid=pid)
+    nvml = nvml_for(nv, gpu) if with_nvml else None
+    return CudaBackend(0, api=proc, nvml=nvml, pid=pid), proc, nv
 
 
 # -- CudaBackend and CudaMemoryProbe ---------------------------------------------------------
 
+def test_backends_follow_the_protocol() -> None:
+    assert isinstance(CpuBackend(), Backend)
+    assert isinstance(make_cuda()[0], Backend)
+    assert isinstance(make_backend("cpu"), Backend)
+
+
 def test_cuda_backend_measures_the_context_once_after_creating_it() -> None:
-    nvml = FakeNvml()
-    backend, api = make_cuda(nvml, context=512 * MiB)
-    assert backend.context == 512 * MiB
-    assert api.log.count("create_context") == 1
-    assert api.log.count("nvml.process_used_bytes") == 1
-    assert api.log.index("create_context") < api.log.index("nvml.process_used_bytes")
-    assert nvml.pids == [123]
+    backend, proc, nv = make_cuda()
+    assert backend.context == 800 * MiB  # context 500 + cuDNN/cuBLAS 300; the 8 MiB workspace is the allocator's
+    assert proc.log.count("create_context") == 1
+    assert proc.log.index("properties") < proc.log.index("create_context") < proc.log.index("load_libraries")
+    assert backend.nvml_pid == 123
     assert backend.device == "cuda:0"
+    reads = len([c for c in nv.calls if c[0] == "procs"])
     backend.memory_probe()
-    assert api.log.count("nvml.process_used_bytes") == 1  # not re-measured per probe
+    assert len([c for c in nv.calls if c[0] == "procs"]) == reads  # not re-measured per probe
 
 
 def test_cuda_backend_without_nvml_has_no_context() -> None:
-    backend, api = make_cuda(None)
-    assert backend.context is None
-    assert "create_context" in api.log
+    backend, proc, _ = make_cuda(with_nvml=False)
+    assert backend.context is None and backend.nvml_pid is None
+    assert "create_context" in proc.log and "load_libraries" in proc.log
     assert backend.snapshot() == {}
+    probe = backend.memory_probe()
+    probe.start()
+    mem, method = probe.stop()
+    assert mem["total"] is None and method.startswith(METHOD_UNAVAILABLE)
+    assert backend.timed_state() is None
 
 
 def test_cuda_probe_resets_peaks_at_start() -> None:
-    backend, api = make_cuda(FakeNvml())
+    backend, proc, _ = make_cuda()
     probe = backend.memory_probe()
-    api.log.clear()
+    proc.log.clear()
     probe.start()
-    assert api.log == ["synchronize", "reset_peak"]
+    assert proc.log == ["synchronize", "reset_peak"]
 
 
 def test_cuda_probe_total_from_nvml_per_process_figure() -> None:
-    nvml = FakeNvml()
-    backend, api = make_cuda(nvml, context=500 * MiB)
+    backend, proc, _ = make_cuda()
     probe = backend.memory_probe()
     probe.start()
-    nvml.used = 1100 * MiB  # what NVML sees after the timed calls
-    api.log.clear()
+    proc.run_model(300 * MiB)
+    proc.log.clear()
     mem, method = probe.stop()
-    assert mem == {"total": 1100 * MiB, "allocator_peak": 300 * MiB, "reserved_peak": 400 * MiB,
-                   "context": 500 * MiB}
-    assert "NVML per-process" in method
-    assert api.log[0] == "synchronize"  # pending work finishes before the peaks are read
+    assert mem == {"total": 808 * MiB + 300 * MiB, "allocator_peak": 300 * MiB, "reserved_peak": 308 * MiB,
+                   "context": 800 * MiB}
+    assert method.startswith(METHOD_PROCESS + ": NVML's figure for this process")
+    assert proc.log[0] == "synchronize"  # pending work finishes before the peaks are read
 
 
 def test_cuda_probe_falls_back_to_context_plus_reserved_peak() -> None:
-    nvml = FakeNvml()
-    backend, api = make_cuda(nvml, context=500 * MiB)
+    backend, proc, nv = make_cuda()
     probe = backend.memory_probe()
     probe.start()
-    nvml.used = None  # NVML stopped seeing per-process figures
+    proc.run_model(400 * MiB)
+    proc.gpu.figures = "zero"  # NVML stopped giving per-process figures...
+    proc.gpu.procs[999] = 1 * GiB  # ... and another process came: the device's figure is not ours alone
     mem, method = probe.stop()
-    assert mem["total"] == 500 * MiB + 400 * MiB
-    assert mem["context"] == 500 * MiB
-    assert "context" in method and "reserved peak" in method
+    assert method.startswith(METHOD_CONTEXT)
+    assert mem["total"] == 800 * MiB + 408 * MiB
+    assert mem["context"] == 800 * MiB
 
 
 def test_cuda_probe_without_any_nvml_figure_is_unavailable() -> None:
-    probe = CudaMemoryProbe(FakeCudaApi(), nvml=None, context=None, pid=1)
+    _, (gpu,) = world()
+    probe = CudaMemoryProbe(FakeCudaProcess(gpu, 1), nvml=None, context=None, pid=1)
     probe.start()
     mem, method = probe.stop()
     assert mem["total"] is None
-    assert mem["allocator_peak"] == 300 * MiB and mem["reserved_peak"] == 400 * MiB
-    assert "unavailable" in method
+    assert mem["allocator_peak"] == 0 and mem["reserved_peak"] == 0
+    assert method.startswith(METHOD_UNAVAILABLE)
 
 
 def test_cuda_release_empties_the_cache() -> None:
-    backend, api = make_cuda(FakeNvml())
-    api.log.clear()
+    backend, proc, _ = make_cuda()
+    proc.log.clear()
     backend.release()
-    assert api.log == ["synchronize", "empty_cache"]
+    assert proc.log == ["synchronize", "empty_cache"]
 
 
 def test_cuda_empties_the_cache_before_each_measurement() -> None:
     """A batch must not inherit what a larger batch before it left reserved."""
-    backend, api = make_cuda(FakeNvml())
-    api.log.clear()
+    backend, proc, _ = make_cuda()
+    proc.log.clear()
     backend.before_measure()
-    assert api.log == ["synchronize", "empty_cache"]
+    assert proc.log == ["synchronize", "empty_cache"]
 
 
 def test_cpu_before_measure_leaves_collection_to_the_memory_call(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -190,33 +144,34 @@ def test_cpu_before_measure_leaves_collection_to_the_memory_call(monkeypatch: py
 
 
 def test_cuda_timer_uses_events_and_synchronize_delegates() -> None:
-    backend, api = make_cuda(None)
-
-    def fn() -> None:
-        pass
-
-    timer = backend.timer(fn)
-    assert api.timed == [fn]
-    assert timer() == 1.5
-    api.log.clear()
+    backend, proc, _ = make_cuda(with_nvml=False)
+    ran: list[str] = []
+    timer = backend.timer(lambda: ran.append("fn"))
+    assert timer() == 1.5 and ran == ["fn"]
+    proc.log.clear()
     backend.synchronize()
-    assert api.log == ["synchronize"]
+    assert proc.log == ["synchronize"]
 
 
 def test_cuda_describe() -> None:
-    backend, _ = make_cuda(FakeNvml(), context=600 * MiB)
+    backend, _, _ = make_cuda()
     d = backend.describe()
     assert d == {
-        "device_name": "Fake GPU 80GB",
+        "device_name": "Fake GPU 0",
         "gpu_total_memory": 80 * GiB,
         "gpu_capability": "9.0",
-        "cuda_context_bytes": 600 * MiB,
+        "cuda_context_bytes": 800 * MiB,
+        "cuda_context_method": METHOD_PROCESS,
         "nvml": True,
-        "driver": "575.51",
+        "nvml_pid": 123,
+        "nvml_pid_method": "its own PID (same PID namespace as the driver)",
+        "driver": "575.51.03",
+        "mig": False,
     }
-    assert backend.device_name() == "Fake GPU 80GB"
-    assert backend.snapshot() == {"sm_clock_mhz": 1980, "power_limit_w": 700.0}
-    d2 = make_cuda(None)[0].describe()
+    assert backend.device_name() == "Fake GPU 0"
+    snap = backend.snapshot()
+    assert snap["sm_clock_mhz"] == 1980 and snap["power_limit_w"] == 700.0
+    d2 = make_cuda(with_nvml=False)[0].describe()
     assert d2["nvml"] is False and "driver" not in d2 and d2["cuda_context_bytes"] is None
 
 
@@ -241,6 +196,7 @@ def fake_pynvml(**overrides: Any) -> SimpleNamespace:
             SimpleNamespace(pid=7, usedGpuMemory=100 * MiB),
             SimpleNamespace(pid=123, usedGpuMemory=900 * MiB),
             SimpleNamespace(pid=55, usedGpuMemory=None),
+            SimpleNamespace(pid=66, usedGpuMemory=0),  # some drivers in containers: listed, no figure
         ]),
         nvmlDeviceGetClockInfo=rec("clock", lambda h, kind: {1: 1980, 2: 2619}[kind]),
         nvmlDeviceGetMaxClockInfo=rec("maxclock", lambda h, kind: 1980),
@@ -270,8 +226,16 @@ def test_nvml_process_used_bytes_none_when_absent_or_unknown() -> None:
     nvml = Nvml("HANDLE", fake_pynvml())
     assert nvml.process_used_bytes(999) is None
     assert nvml.process_used_bytes(55) is None  # usedGpuMemory None (e.g. no per-process accounting)
+    assert nvml.process_used_bytes(66) is None  # 0 bytes is no figure, not a real one
     assert Nvml("H", fake_pynvml(nvmlDeviceGetComputeRunningProcesses=_raise)).process_used_bytes(123) is None
     assert Nvml("H", fake_pynvml(nvmlDeviceGetComputeRunningProcesses=None)).process_used_bytes(123) is None
+
+
+def test_nvml_processes_fall_back_to_the_v2_query() -> None:
+    """An older driver lacks the v3 query: pynvml's unversioned call raises, the _v2 one works."""
+    nv = fake_pynvml(nvmlDeviceGetComputeRunningProcesses=_raise,
+                     nvmlDeviceGetComputeRunningProcesses_v2=lambda h: [SimpleNamespace(pid=5, usedGpuMemory=MiB)])
+    assert Nvml("H", nv).process_used_bytes(5) == MiB
 
 
 def test_nvml_snapshot_converts_power_to_watts() -> None:
@@ -321,6 +285,7 @@ def _open_module(**kw: Any) -> SimpleNamespace:
         nvmlDeviceGetHandleByUUID=handle_by("uuid", kw.get("uuid_ok", True)),
         nvmlDeviceGetHandleByPciBusId=handle_by("pci", kw.get("pci_ok", True)),
         nvmlDeviceGetHandleByIndex=handle_by("index", kw.get("index_ok", True)),
+        nvmlDeviceGetCount=lambda: kw.get("count", 4),
         log=log,
     )
 
@@ -337,13 +302,28 @@ def test_nvml_open_by_uuid_adds_the_gpu_prefix(monkeypatch: pytest.MonkeyPatch) 
 
 def test_nvml_open_falls_back_to_pci_then_index(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # CUDA numbers GPUs as NVML does
     mod = _open_module(uuid_ok=False)
     monkeypatch.setitem(sys.modules, "pynvml", mod)
     assert Nvml.open("u", "00000000:1B:00.0", 3).handle == "pci-handle"
+    assert mod.log[:2] == [("uuid", "GPU-u"), ("uuid", "MIG-u")]  # a MIG instance's UUID is tried too
     mod = _open_module(uuid_ok=False, pci_ok=False)
     monkeypatch.setitem(sys.modules, "pynvml", mod)
     assert Nvml.open("u", "p", 3).handle == "index-handle"
     assert mod.log[-1] == ("index", 3)
+
+
+def test_nvml_open_does_not_guess_by_index_in_cudas_default_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    # CUDA's default order puts the fastest GPU first; NVML's is the PCI bus order.
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    mod = _open_module(uuid_ok=False, pci_ok=False)
+    monkeypatch.setitem(sys.modules, "pynvml", mod)
+    assert Nvml.open("u", "p", 1) is None
+    assert all(kind != "index" for kind, _ in mod.log)
+    mod = _open_module(uuid_ok=False, pci_ok=False, count=1)  # one GPU: one order
+    monkeypatch.setitem(sys.modules, "pynvml", mod)
+    assert Nvml.open("u", "p", 0).handle == "index-handle"
 
 
 def test_nvml_open_does_not_guess_by_index_under_cuda_visible_devices(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -427,6 +407,47 @@ def test_cuda_api_calls_target_its_device() -> None:
     assert log[-1] == "empty_cache"
     assert api.properties() == {"name": "Fake H100", "total_memory": 80 * GiB, "capability": "9.0",
                                 "uuid": "abcd-1234", "pci_bus_id": "00000000:1B:00.0"}
+
+
+def test_event_timer_samples_after_queueing_and_before_the_wait() -> None:
+    log: list[str] = []
+    api = fake_cuda_api(log)
+    timer = api.event_timer(lambda: log.append("fn"), during=lambda: log.append("sample"))
+    timer()
+    assert log == ["start.record", "fn", "end.record", "sample", "end.synchronize", "start.elapsed_time(end)"]
+
+
+def test_cuda_api_has_context_through_torch() -> None:
+    api = fake_cuda_api([])
+    api.torch._C = SimpleNamespace(_cuda_hasPrimaryContext=lambda i: i == 2)
+    assert api.has_context() is True
+    api.index = 1
+    assert api.has_context() is False
+    api.torch._C = SimpleNamespace()  # a torch without that private function: unknown
+    assert api.has_context() is None
+
+
+def test_cuda_api_loads_cudnn_and_cublas_then_gives_the_memory_back() -> None:
+    torch = pytest.importorskip("torch")
+    log: list[str] = []
+    api = fake_cuda_api(log)
+
+    def conv2d(x: Any, w: Any) -> Any:
+        log.append("conv2d")
+        return torch.nn.functional.conv2d(x, w)
+
+    def mm(a: Any, b: Any) -> Any:
+        log.append("mm")
+        return torch.mm(a, b)
+
+    api.torch.device = lambda kind, index: log.append(f"device({kind},{index})") or torch.device("cpu")
+    api.torch.randn, api.torch.inference_mode, api.torch.mm = torch.randn, torch.inference_mode, mm
+    api.torch.nn = SimpleNamespace(functional=SimpleNamespace(conv2d=conv2d))
+    api.load_libraries()
+    assert log == ["device(cuda,2)", "conv2d", "mm", "synchronize(2)", "empty_cache"]
+    api.torch.empty, api.torch.uint8 = torch.empty, torch.uint8
+    marker = api.allocate(1000)
+    assert marker.numel() == 1000 and marker.dtype == torch.uint8
 
 
 def test_pci_bus_id_absent() -> None:
@@ -633,18 +654,21 @@ def _flush_denormal_on() -> bool:
 
 def test_apply_process_settings_sets_threads_and_cudnn_benchmark() -> None:
     threads, benchmark, flush = torch.get_num_threads(), torch.backends.cudnn.benchmark, _flush_denormal_on()
+    restores = []
     try:
-        apply_process_settings(BenchSettings(threads=1, cudnn_benchmark=False))
+        restores.append(apply_process_settings(BenchSettings(threads=1, cudnn_benchmark=False)))
         assert torch.get_num_threads() == 1
         assert torch.backends.cudnn.benchmark is False
         assert _flush_denormal_on()
-        apply_process_settings(BenchSettings(threads=2, cudnn_benchmark=True))
+        restores.append(apply_process_settings(BenchSettings(threads=2, cudnn_benchmark=True)))
         assert torch.get_num_threads() == 2
         assert torch.backends.cudnn.benchmark is True
         torch.set_num_threads(3)
-        apply_process_settings(BenchSettings(threads=None))  # None: torch's own choice stays
+        restores.append(apply_process_settings(BenchSettings(threads=None)))  # None: torch's own choice stays
         assert torch.get_num_threads() == 3
     finally:
+        for restore in reversed(restores):  # TF32 included
+            restore()
         torch.set_num_threads(threads)
         torch.backends.cudnn.benchmark = benchmark
         torch.set_flush_denormal(flush)

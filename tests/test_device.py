@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_dnnbench.device import DeviceError, TorchProbe, check_precision, resolve_device
+from pytest_dnnbench.device import DeviceError, TorchProbe, check_precision, gpu_sharing_problem, resolve_device
 
 
 def probe(gpus: Optional[int], cpu_ok: bool = True) -> TorchProbe:
@@ -117,3 +117,46 @@ def test_bf16_probe_is_asked_about_bf16() -> None:
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_reduced_precision_on_cuda_is_not_refused(precision: str) -> None:
     check_precision(precision, "cuda:0", exploding())
+
+
+# -- gpu_sharing_problem (issue item 6: xdist workers sharing one GPU) ----------------------------
+
+@pytest.mark.parametrize(("workers", "device", "gpus"), [
+    (0, "cuda", 1), (1, "cuda", 1), (1, "cuda:0", 4),  # a single process never shares
+    (4, "cpu", 0), (4, "cpu", 2),  # CPU runs
+    (4, "auto", 0),  # auto without a GPU runs on the CPU
+    (2, "cuda", 2), (2, "auto", 4), (8, "cuda", 8),  # at most one worker per GPU
+])
+def test_no_sharing(workers: int, device: str, gpus: int) -> None:
+    assert gpu_sharing_problem(workers, device, gpus) is None
+
+
+@pytest.mark.parametrize(("workers", "device", "gpus"), [(2, "cuda", 1), (4, "auto", 2), (3, "cuda", 2)])
+def test_more_workers_than_gpus(workers: int, device: str, gpus: int) -> None:
+    msg = gpu_sharing_problem(workers, device, gpus)
+    assert msg is not None
+    assert "--dnn-allow-shared-gpu" in msg
+    assert f"{workers} pytest-xdist workers" in msg and f"{gpus} visible" in msg
+    assert f"-n {gpus}" in msg
+
+
+@pytest.mark.parametrize("gpus", [1, 2, 8])
+def test_every_worker_pinned_to_one_named_gpu(gpus: int) -> None:
+    msg = gpu_sharing_problem(2, "cuda:1", gpus)
+    assert msg is not None
+    assert "--dnn-device=cuda:1" in msg and "same GPU" in msg
+    assert "--dnn-allow-shared-gpu" in msg and "--dnn-device=cuda" in msg
+
+
+@given(workers=st.integers(0, 64), gpus=st.integers(0, 16),
+       device=st.sampled_from(["cpu", "auto", "cuda", "cuda:0", "cuda:3"]))
+def test_sharing_property(workers: int, gpus: int, device: str) -> None:
+    """A problem exactly when two workers would land on one GPU under resolve_device's round robin."""
+    msg = gpu_sharing_problem(workers, device, gpus)
+    if workers <= 1 or device == "cpu" or (device in ("auto", "cuda") and gpus == 0):
+        assert msg is None
+    elif device.startswith("cuda:"):
+        assert msg is not None
+    else:
+        landed = [resolve_device(device, probe(gpus), worker_index=w) for w in range(workers)]
+        assert (msg is not None) == (len(set(landed)) < len(landed))

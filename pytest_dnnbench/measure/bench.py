@@ -9,12 +9,17 @@ the timed calls only (after warm-up).
 
 from __future__ import annotations
 
+import os
 import time
+import warnings
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from .memory import pin_malloc_thresholds
 from .timing import Clock, SamplingPolicy, TimingResult, sample_latency
+
+if TYPE_CHECKING:
+    from .backends import Backend
 
 PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -28,6 +33,9 @@ class BenchSettings:
     channels_last: bool = False
     threads: Optional[int] = None
     cudnn_benchmark: bool = True
+    #: Let fp32 convolutions and matrix products run in TF32 on Ampere and newer. Off by default:
+    #: torch's own default (cuDNN TF32 on) would make a record labelled fp32 measure TF32.
+    tf32: bool = False
     seed: int = 0
     mode: str = "eager"
     policy: SamplingPolicy = field(default_factory=SamplingPolicy)
@@ -39,10 +47,13 @@ class BenchSettings:
 @dataclass(frozen=True)
 class Measurement:
     timing: TimingResult
-    memory: dict
+    memory: dict[str, Any]
     memory_method: str
     batch_size: int
     input_size: tuple[int, int, int]
+    #: Clocks, power and throttle reasons sampled while the timed calls ran (None on the CPU):
+    #: snapshots at the start and end of a run see an idle GPU and never show throttling.
+    gpu_state: Optional[dict[str, Any]] = None
 
     @property
     def per_image_ms(self) -> float:
@@ -61,7 +72,7 @@ def dtype_of(precision: str) -> Any:
 
 
 def apply_process_settings(settings: BenchSettings) -> Callable[[], None]:
-    """Process-wide switches: threads, cuDNN autotuning, denormal flushing on CPU.
+    """Process-wide switches: threads, cuDNN autotuning, TF32, denormal flushing on CPU.
 
     Returns a function that restores the previous values (the plugin calls it
     at the end of the session, so that an in-process run leaves no trace).
@@ -69,11 +80,13 @@ def apply_process_settings(settings: BenchSettings) -> Callable[[], None]:
     import torch
 
     threads, benchmark = torch.get_num_threads(), torch.backends.cudnn.benchmark
+    restore_tf32 = set_tf32(settings.tf32)
 
     def restore() -> None:
         torch.set_num_threads(threads)
         torch.backends.cudnn.benchmark = benchmark
         torch.set_flush_denormal(False)
+        restore_tf32()
 
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
@@ -83,6 +96,174 @@ def apply_process_settings(settings: BenchSettings) -> Callable[[], None]:
         torch.set_flush_denormal(True)
     # Where large tensors come from must not depend on earlier tests (see pin_malloc_thresholds).
     pin_malloc_thresholds()
+    return restore
+
+
+# -- TF32 -----------------------------------------------------------------------------------------
+#
+# torch has two ways to say whether fp32 work may run in TF32: the legacy flags
+# (``torch.backends.cuda.matmul.allow_tf32``, ``torch.backends.cudnn.allow_tf32``,
+# ``torch.set_float32_matmul_precision``) and, since 2.9, ``fp32_precision`` attributes per
+# backend and operation (``torch.backends.cuda.matmul.fp32_precision``,
+# ``torch.backends.cudnn.conv.fp32_precision``, ``torch.backends.cudnn.rnn.fp32_precision``:
+# "ieee", "tf32" or "none" = inherit from ``torch.backends.cudnn.fp32_precision`` and then
+# ``torch.backends.fp32_precision``). The new values are what the kernels use; their getters
+# return the inherited value. Once anything set the new attributes so that they disagree with
+# the legacy flags, *reading* a legacy flag raises ("... you have used a mix of the legacy and
+# new APIs ..."), and so does ``torch.get_float32_matmul_precision()``.
+
+TF32_API_LEGACY = "legacy"
+TF32_API_NEW = "fp32_precision"
+
+#: (name in the record, path of the object under ``torch.backends``) of the new attributes.
+_NEW_TF32_SITES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("matmul", ("cuda", "matmul")),
+    ("conv", ("cudnn", "conv")),
+    ("rnn", ("cudnn", "rnn")),
+)
+
+
+#: Environment variables that override torch's flags below torch: ``TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1``
+#: (set in NVIDIA's PyTorch containers) makes cuBLAS use TF32 whatever the flags say;
+#: ``NVIDIA_TF32_OVERRIDE=0`` makes cuBLAS and cuDNN never use it.
+TF32_ENV_OVERRIDES = ("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "NVIDIA_TF32_OVERRIDE")
+
+
+def _safe(fn: Callable[[], Any]) -> Any:
+    """``fn()``, or None when it raises (a mixed TF32 state makes plain reads raise).
+
+    Warnings are silenced too: under ``-W error`` a deprecation warning of a legacy
+    flag would otherwise raise and leave the flags half set.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn()
+    except Exception:  # noqa: BLE001 - RuntimeError from torch's consistency checks, AttributeError
+        return None
+
+
+def _site(torch: Any, path: tuple[str, ...]) -> Any:
+    obj = torch.backends
+    for name in path:
+        obj = getattr(obj, name)
+    return obj
+
+
+def _get_precision(torch: Any, path: tuple[str, ...]) -> Optional[str]:
+    """The ``fp32_precision`` of a site (inherited value), or None where it cannot be read."""
+    value = _safe(lambda: _site(torch, path).fp32_precision)
+    return value if isinstance(value, str) else None
+
+
+def _set_attr(get_obj: Callable[[], Any], attr: str, value: Any) -> None:
+    """``setattr(get_obj(), attr, value)``, silently skipped where it raises (frozen flags, no such site)."""
+    _safe(lambda: setattr(get_obj(), attr, value))
+
+
+def _set_precision(torch: Any, path: tuple[str, ...], value: str) -> None:
+    _set_attr(lambda: _site(torch, path), "fp32_precision", value)
+
+
+def tf32_api(torch: Any) -> Optional[str]:
+    """Which TF32 API this torch has: ``"fp32_precision"``, ``"legacy"`` or None."""
+    if all(_get_precision(torch, path) is not None for _, path in _NEW_TF32_SITES[:2]):
+        return TF32_API_NEW
+    if _safe(lambda: hasattr(torch.backends.cuda.matmul, "allow_tf32") and hasattr(torch.backends.cudnn,
+                                                                                    "allow_tf32")):
+        return TF32_API_LEGACY
+    return None
+
+
+def _torch(torch_module: Any) -> Any:
+    if torch_module is not None:
+        return torch_module
+    import torch
+
+    return torch
+
+
+def read_tf32_flags(torch_module: Any = None, env: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
+    """Whether fp32 matrix products (cuBLAS) and convolutions (cuDNN) may run in TF32. Never raises.
+
+    ``{"tf32_matmul": bool|None, "tf32_cudnn": bool|None, "api": "legacy"|"fp32_precision"|None,
+    "env_overrides": {name: value}}``, read through the API the installed torch uses (a flag
+    that cannot be read is None), then corrected for the environment variables that override
+    torch's flags (:data:`TF32_ENV_OVERRIDES`, read from ``env``, default ``os.environ``).
+    """
+    env = os.environ if env is None else env
+    overrides = {name: env[name] for name in TF32_ENV_OVERRIDES if name in env}
+    out: dict[str, Any] = {"tf32_matmul": None, "tf32_cudnn": None, "api": None, "env_overrides": overrides}
+    try:
+        torch = _torch(torch_module)
+    except Exception:  # noqa: BLE001 - no torch: nothing to say
+        return out
+    api = tf32_api(torch)
+    out["api"] = api
+    if api == TF32_API_NEW:
+        matmul = _get_precision(torch, ("cuda", "matmul"))
+        conv = _get_precision(torch, ("cudnn", "conv"))
+        out["tf32_matmul"] = None if matmul is None else matmul == "tf32"
+        out["tf32_cudnn"] = None if conv is None else conv == "tf32"
+    elif api == TF32_API_LEGACY:
+        matmul = _safe(lambda: bool(torch.backends.cuda.matmul.allow_tf32))
+        cudnn = _safe(lambda: bool(torch.backends.cudnn.allow_tf32))
+        out["tf32_matmul"], out["tf32_cudnn"] = matmul, cudnn
+    if overrides.get("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "").strip() == "1":
+        out["tf32_matmul"] = True
+    if overrides.get("NVIDIA_TF32_OVERRIDE", "").strip() == "0":
+        out["tf32_matmul"] = out["tf32_cudnn"] = False
+    return out
+
+
+def read_float32_matmul_precision(torch_module: Any = None) -> Optional[str]:
+    """``torch.get_float32_matmul_precision()``, or None where a mixed TF32 state makes it raise."""
+    value = _safe(lambda: _torch(torch_module).get_float32_matmul_precision())
+    return value if isinstance(value, str) else None
+
+
+def set_tf32(enabled: bool, torch_module: Any = None) -> Callable[[], None]:
+    """Allow (or forbid) TF32 for cuDNN and cuBLAS; returns a function that restores the previous state.
+
+    The legacy flags are set first, so that code still reading them sees a
+    consistent state (their setters keep torch's two records in step); then,
+    where torch has them, the new per-operation attributes are set to an
+    explicit "tf32" or "ieee", so that no ``fp32_precision`` set on a parent
+    ("all") can override the choice. Nothing here raises: a site that cannot
+    be set is left alone.
+    """
+    try:
+        torch = _torch(torch_module)
+    except Exception:  # noqa: BLE001
+        return lambda: None
+    api = tf32_api(torch)
+    if api is None:
+        return lambda: None
+    prev_cudnn: Optional[bool] = _safe(lambda: bool(torch.backends.cudnn.allow_tf32))
+    prev_matmul_precision = read_float32_matmul_precision(torch)
+    # (site, previous fp32_precision); set_float32_matmul_precision (used to restore) also sets
+    # oneDNN's matmul precision, so that site is put back too.
+    prev_new: list[tuple[tuple[str, ...], str]] = []
+    if api == TF32_API_NEW:
+        for path in [p for _, p in _NEW_TF32_SITES] + [("mkldnn", "matmul")]:
+            value = _get_precision(torch, path)
+            if value is not None:
+                prev_new.append((path, value))
+
+    _set_attr(lambda: torch.backends.cudnn, "allow_tf32", bool(enabled))
+    _set_attr(lambda: torch.backends.cuda.matmul, "allow_tf32", bool(enabled))
+    if api == TF32_API_NEW:
+        for _, path in _NEW_TF32_SITES:
+            _set_precision(torch, path, "tf32" if enabled else "ieee")
+
+    def restore() -> None:
+        if prev_cudnn is not None:
+            _set_attr(lambda: torch.backends.cudnn, "allow_tf32", prev_cudnn)
+        if prev_matmul_precision is not None:
+            _safe(lambda: torch.set_float32_matmul_precision(prev_matmul_precision))
+        for path, value in prev_new:
+            _set_precision(torch, path, value)
+
     return restore
 
 
@@ -114,7 +295,7 @@ def measure(
     batch_size: int,
     input_size: tuple[int, int, int],
     settings: BenchSettings,
-    backend: Any,
+    backend: "Backend",
     clock: Clock = time.monotonic,
     start: Optional[float] = None,
     forward: Optional[Callable[[Any], object]] = None,
@@ -137,7 +318,10 @@ def measure(
         # footprint); on the CPU one dedicated call follows the timed ones.
         timing = sample_latency(timer, settings.policy, clock, start=start, before_sampling=probe.start)
         memory, method = probe.stop()
+    # The device's clocks, power and throttle reasons during the timed calls (None on the CPU).
+    timed_state = getattr(backend, "timed_state", None)
+    gpu_state = timed_state() if timed_state is not None else None
     return Measurement(
         timing=timing, memory=memory, memory_method=method, batch_size=batch_size,
-        input_size=(int(input_size[0]), int(input_size[1]), int(input_size[2])),
+        input_size=(int(input_size[0]), int(input_size[1]), int(input_size[2])), gpu_state=gpu_state,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from .memory import PINNED_MMAP_THRESHOLD, PINNED_TRIM_THRESHOLD
 
@@ -19,10 +19,13 @@ def _version(module: str) -> Optional[str]:
         return None
 
 
-def collect_environment(backend: Any, settings: Any, plugin_version: str) -> dict:
+def collect_environment(backend: Any, settings: Any, plugin_version: str) -> dict[str, Any]:
     """Versions, hardware, and every setting that changes a figure."""
     import torch
 
+    from .bench import read_float32_matmul_precision, read_tf32_flags
+
+    tf32 = read_tf32_flags(torch)
     env: dict[str, Any] = {
         "plugin_version": plugin_version,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -45,9 +48,14 @@ def collect_environment(backend: Any, settings: Any, plugin_version: str) -> dic
         "mode": settings.mode,
         "channels_last": settings.channels_last,
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
-        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
-        "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
-        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        # Read through whichever TF32 API this torch has, never raising (a mixed legacy/new
+        # state makes plain reads raise, and this runs while the first test builds the backend).
+        "tf32_matmul": tf32["tf32_matmul"],
+        "tf32_cudnn": tf32["tf32_cudnn"],
+        "tf32_api": tf32["api"],
+        "tf32_env_overrides": tf32["env_overrides"],
+        "tf32_requested": bool(getattr(settings, "tf32", False)),
+        "float32_matmul_precision": read_float32_matmul_precision(torch),
         "flush_denormal": settings.device == "cpu",
         "malloc_mmap_threshold": PINNED_MMAP_THRESHOLD,
         "malloc_trim_threshold": PINNED_TRIM_THRESHOLD,
@@ -62,16 +70,19 @@ def collect_environment(backend: Any, settings: Any, plugin_version: str) -> dic
         },
     }
     env.update(backend.describe())
-    if hasattr(backend, "snapshot"):
-        env["gpu_state_start"] = backend.snapshot()
+    snapshot = getattr(backend, "snapshot", None)
+    state = snapshot() if snapshot is not None else None
+    if state:  # the CPU backend has no GPU state to record
+        env["gpu_state_start"] = state
     return env
 
 
 def _cudnn_version(torch: Any) -> Optional[int]:
     try:
-        return torch.backends.cudnn.version()
+        version = torch.backends.cudnn.version()
     except Exception:  # noqa: BLE001
         return None
+    return int(version) if version is not None else None
 
 
 def _cpu_name() -> str:
@@ -80,7 +91,7 @@ def _cpu_name() -> str:
     return cpu_model_name()
 
 
-def machine_info(options: Any) -> dict:
+def machine_info(options: Any) -> dict[str, Any]:
     """What pytest-benchmark stores as our part of ``machine_info``: stable facts, no measurement."""
     import torch
 
@@ -99,7 +110,7 @@ def machine_info(options: Any) -> dict:
     return info
 
 
-def _nvml_inventory() -> dict:
+def _nvml_inventory() -> dict[str, Any]:
     """Names of the visible GPUs and the driver, through NVML (no CUDA context is created)."""
     try:
         import pynvml
@@ -107,12 +118,86 @@ def _nvml_inventory() -> dict:
         pynvml.nvmlInit()
     except Exception:  # noqa: BLE001 - no driver or no library: no GPU facts
         return {"gpus": [], "driver": None}
+    return nvml_inventory(pynvml, os.environ)
+
+
+def _name(nv: Any, handle: Any) -> Optional[str]:
     try:
-        names = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i))
-            names.append(name.decode() if isinstance(name, bytes) else str(name))
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        return {"gpus": names, "driver": driver.decode() if isinstance(driver, bytes) else str(driver)}
+        name = nv.nvmlDeviceGetName(handle)
     except Exception:  # noqa: BLE001
-        return {"gpus": [], "driver": None}
+        return None
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def _uuid(nv: Any, handle: Any) -> str:
+    try:
+        u = nv.nvmlDeviceGetUUID(handle)
+    except Exception:  # noqa: BLE001
+        return ""
+    return (u.decode() if isinstance(u, bytes) else str(u)).lower()
+
+
+def _all_handles(nv: Any) -> list[Any]:
+    """Every GPU and, where MIG is on, every MIG instance of it."""
+    out: list[Any] = []
+    for i in range(int(nv.nvmlDeviceGetCount())):
+        gpu = nv.nvmlDeviceGetHandleByIndex(i)
+        out.append(gpu)
+        try:
+            count = int(nv.nvmlDeviceGetMaxMigDeviceCount(gpu))
+        except Exception:  # noqa: BLE001 - no MIG support
+            continue
+        for j in range(count):
+            try:
+                out.append(nv.nvmlDeviceGetMigDeviceHandleByIndex(gpu, j))
+            except Exception:  # noqa: BLE001 - empty slot
+                continue
+    return out
+
+
+def nvml_inventory(nv: Any, env: Mapping[str, str]) -> dict[str, Any]:
+    """The GPUs this process can see, as CUDA numbers them, and the driver.
+
+    ``CUDA_VISIBLE_DEVICES`` is honoured: a UUID entry (``GPU-``/``MIG-``, or a prefix
+    of one, as CUDA accepts) is looked up by UUID; an index entry is NVML's index only
+    under ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` (CUDA's default order puts the fastest GPU
+    first), else its name is given only when every GPU has the same name, and is None
+    otherwise. Unset, every GPU is listed, in NVML's (PCI bus) order.
+    """
+    from .backends import visible_device_entries
+
+    try:
+        driver_raw = nv.nvmlSystemGetDriverVersion()
+        driver: Optional[str] = driver_raw.decode() if isinstance(driver_raw, bytes) else str(driver_raw)
+    except Exception:  # noqa: BLE001
+        driver = None
+    try:
+        count = int(nv.nvmlDeviceGetCount())
+        gpus = [nv.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+        entries = visible_device_entries(env.get("CUDA_VISIBLE_DEVICES"))
+        if entries is None:
+            names: list[Optional[str]] = [_name(nv, h) for h in gpus]
+        else:
+            pci_order = env.get("CUDA_DEVICE_ORDER", "").strip().upper() == "PCI_BUS_ID"
+            all_names = {_name(nv, h) for h in gpus}
+            by_uuid: Optional[list[tuple[str, Any]]] = None
+            names = []
+            for entry in entries:
+                if entry.isdigit():
+                    n = int(entry)
+                    if n >= count:
+                        break  # CUDA stops at an index that does not exist
+                    if pci_order or len(all_names) == 1:
+                        names.append(_name(nv, gpus[n]))
+                    else:
+                        names.append(None)
+                    continue
+                if by_uuid is None:
+                    by_uuid = [(_uuid(nv, h), h) for h in _all_handles(nv)]
+                matches = [h for u, h in by_uuid if u.startswith(entry.lower())]
+                if len(matches) != 1:
+                    break  # unknown or ambiguous UUID: CUDA stops there too
+                names.append(_name(nv, matches[0]))
+        return {"gpus": names, "driver": driver, "cuda_visible_devices": env.get("CUDA_VISIBLE_DEVICES")}
+    except Exception:  # noqa: BLE001
+        return {"gpus": [], "driver": driver}
