@@ -27,8 +27,8 @@ HERE = Path(__file__).resolve().parent
 def overhead_in(tree: Path, models: str, batch_sizes: str, max_time: str) -> list[float]:
     """Per-test overhead (s) of one run with ``tree``'s plugin (its directory first on the path)."""
     code = (
-        "import json, sys; sys.path.insert(0, %r); import plugin_costs as pc; "
-        "print(json.dumps(pc.overhead(%r, %r, %r)))" % (str(HERE), models, batch_sizes, max_time)
+        f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import plugin_costs as pc; "
+        f"print(json.dumps(pc.overhead({models!r}, {batch_sizes!r}, {max_time!r})))"
     )
     env = dict(os.environ, PYTHONPATH=str(tree))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
@@ -46,8 +46,12 @@ def main() -> None:
     ap.add_argument("--max-time", default="2s")
     args = ap.parse_args()
     for tree in (args.old, args.new):
-        check = subprocess.run([sys.executable, "-c", "import pytest_dnnbench; print(pytest_dnnbench.__file__)"],
-                               env=dict(os.environ, PYTHONPATH=str(tree.resolve())), capture_output=True, text=True)
+        check = subprocess.run(
+            [sys.executable, "-c", "import pytest_dnnbench; print(pytest_dnnbench.__file__)"],
+            env=dict(os.environ, PYTHONPATH=str(tree.resolve())),
+            capture_output=True,
+            text=True,
+        )
         print(f"{tree}: plugin from {check.stdout.strip()}")
     ratios = []
     print(f"\n{'round':>5} {'old s/test':>11} {'new s/test':>11} {'new/old':>8}")
@@ -55,13 +59,16 @@ def main() -> None:
         order = [("old", args.old), ("new", args.new)] if k % 2 else [("new", args.new), ("old", args.old)]
         medians = {}
         for label, tree in order:
-            medians[label] = statistics.median(overhead_in(tree.resolve(), args.models, args.batch_sizes,
-                                                           args.max_time))
+            medians[label] = statistics.median(
+                overhead_in(tree.resolve(), args.models, args.batch_sizes, args.max_time)
+            )
         ratio = medians["new"] / medians["old"]
         ratios.append(ratio)
         print(f"{k:>5} {medians['old']:>11.3f} {medians['new']:>11.3f} {ratio:>8.3f}")
-    print(f"\nmedian per-test overhead new/old over {args.rounds} rounds: {statistics.median(ratios):.3f} "
-          f"(range {min(ratios):.3f} .. {max(ratios):.3f})")
+    print(
+        f"\nmedian per-test overhead new/old over {args.rounds} rounds: {statistics.median(ratios):.3f} "
+        f"(range {min(ratios):.3f} .. {max(ratios):.3f})"
+    )
 
 
 if __name__ == "__main__":

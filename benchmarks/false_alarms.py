@@ -39,6 +39,7 @@ from pytest_dnnbench.baselines import Tolerances, compare_latency  # noqa: E402
 
 # -- simulate ----------------------------------------------------------------------------------------
 
+
 def cpu_drift(rng: random.Random) -> float:
     """CPU: six processes of resnet18 gave batch-1 medians from 16.0 to 23.2 ms (+45 %)."""
     return math.exp(rng.uniform(0.0, math.log(1.45)))
@@ -60,13 +61,17 @@ def one_run(rng: random.Random, drift, slowdown: float = 1.0, n: int = 50, base:
 
 
 def simulate(trials: int, seed: int, tolerance: float, alphas: tuple) -> None:
-    print(f"latency gate, simulated: tolerance {100 * tolerance:g} %, {trials} trials per cell, seed {seed}; "
-          "runs of 50 calls; percent of runs flagged as a regression")
+    print(
+        f"latency gate, simulated: tolerance {100 * tolerance:g} %, {trials} trials per cell, seed {seed}; "
+        "runs of 50 calls; percent of runs flagged as a regression"
+    )
     for alpha in alphas:
         rng = random.Random(seed)
         print(f"alpha {alpha}")
-        print(f"  {'drift':<8} {'rounds':>6} " + " ".join(f"{s:>9}" for s in ["no change", "+10 %", "+20 %", "+50 %",
-                                                                            "+100 %"]))
+        print(
+            f"  {'drift':<8} {'rounds':>6} "
+            + " ".join(f"{s:>9}" for s in ["no change", "+10 %", "+20 %", "+50 %", "+100 %"])
+        )
         for name, drift in (("cpu", cpu_drift), ("gpu bs1", gpu_drift), ("quiet", quiet_drift)):
             for k in (3, 5, 10):
                 cells = []
@@ -118,8 +123,21 @@ THREADS = 1
 
 def run_pytest(project: Path, args: list[str], extra: float, out: Path) -> list[dict]:
     env = dict(os.environ, DNN_EXTRA_WORK=str(extra), PYTHONPATH=str(project))
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--benchmark-disable", "-q",
-           "--dnn-device=cpu", f"--dnn-threads={THREADS}", "--dnn-models=resnet18", "--dnn-batch-sizes=1,8", f"--dnn-json={out}", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "--benchmark-disable",
+        "-q",
+        "--dnn-device=cpu",
+        f"--dnn-threads={THREADS}",
+        "--dnn-models=resnet18",
+        "--dnn-batch-sizes=1,8",
+        f"--dnn-json={out}",
+        *args,
+    ]
     subprocess.run(cmd, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return json.loads(out.read_text())["records"]
 
@@ -130,8 +148,17 @@ ALPHAS = (0.001, 0.01)
 def verdicts(rec: dict, medians: dict, tol: float) -> dict:
     """The gate's decision for each alpha (the plugin's own, at the default, is in rec["checks"])."""
     lat = rec["latency_ms"]
-    return {a: compare_latency(medians[rec["batch_size"]], lat["samples"], tol, a, ci_median=lat["ci_median"],
-                               measured_median=lat["median"]) for a in ALPHAS}
+    return {
+        a: compare_latency(
+            medians[rec["batch_size"]],
+            lat["samples"],
+            tol,
+            a,
+            ci_median=lat["ci_median"],
+            measured_median=lat["median"],
+        )
+        for a in ALPHAS
+    }
 
 
 def real(runs: int, slow_runs: int, max_time: str, rounds: int) -> None:
@@ -142,17 +169,28 @@ def real(runs: int, slow_runs: int, max_time: str, rounds: int) -> None:
         base, out = project / "base.json", project / "out.json"
         t0 = time.time()
         for i in range(rounds):
-            recs = run_pytest(project, [f"--dnn-max-time={max_time}", "--dnn-baseline-force",
-                                        f"--dnn-save-baseline={base}"], 0.0, out)
-            print(f"baseline round {i + 1}: " + ", ".join(f"bs{r['batch_size']} {r['latency_ms']['median']:.2f} ms"
-                                                          for r in recs), flush=True)
+            recs = run_pytest(
+                project, [f"--dnn-max-time={max_time}", "--dnn-baseline-force", f"--dnn-save-baseline={base}"], 0.0, out
+            )
+            print(
+                f"baseline round {i + 1}: "
+                + ", ".join(f"bs{r['batch_size']} {r['latency_ms']['median']:.2f} ms" for r in recs),
+                flush=True,
+            )
         doc = json.loads(base.read_text())
         medians = {e["batch_size"]: e["latency_ms"]["round_medians"] for e in doc["entries"]}
         for bs, meds in sorted(medians.items()):
-            print(f"  resnet18 bs{bs}: round medians {', '.join(f'{m:.2f}' for m in meds)} ms "
-                  f"(slowest/fastest {max(meds) / min(meds):.2f})", flush=True)
-        print(f"tolerance {100 * tol.latency:g} %; runs flagged at alpha " + " / ".join(map(str, ALPHAS))
-              + f" (default {tol.alpha}; the plugin's own verdict at the default is cross-checked)", flush=True)
+            print(
+                f"  resnet18 bs{bs}: round medians {', '.join(f'{m:.2f}' for m in meds)} ms "
+                f"(slowest/fastest {max(meds) / min(meds):.2f})",
+                flush=True,
+            )
+        print(
+            f"tolerance {100 * tol.latency:g} %; runs flagged at alpha "
+            + " / ".join(map(str, ALPHAS))
+            + f" (default {tol.alpha}; the plugin's own verdict at the default is cross-checked)",
+            flush=True,
+        )
         for extra, n in [(0.0, runs), (0.10, slow_runs), (0.25, slow_runs), (0.50, slow_runs), (1.00, slow_runs)]:
             runs_flagged = {a: 0 for a in ALPHAS}
             tests_flagged = {a: 0 for a in ALPHAS}
@@ -173,8 +211,11 @@ def real(runs: int, slow_runs: int, max_time: str, rounds: int) -> None:
             label = "no change" if extra == 0 else f"+{100 * extra:.0f} % work"
             what = "false alarms" if extra == 0 else "caught"
             counts = " / ".join(f"{runs_flagged[a]} of {n} runs ({tests_flagged[a]} of {2 * n} tests)" for a in ALPHAS)
-            print(f"{label:>12}: {what} {counts}; measured/baseline median {statistics.median(ratios):.2f} "
-                  f"(range {min(ratios):.2f}-{max(ratios):.2f})", flush=True)
+            print(
+                f"{label:>12}: {what} {counts}; measured/baseline median {statistics.median(ratios):.2f} "
+                f"(range {min(ratios):.2f}-{max(ratios):.2f})",
+                flush=True,
+            )
         print(f"total {time.time() - t0:.0f} s")
 
 
@@ -191,17 +232,24 @@ def main() -> None:
     r.add_argument("--slow-runs", type=int, default=10)
     r.add_argument("--rounds", type=int, default=5)
     r.add_argument("--max-time", default="2")
-    r.add_argument("--threads", type=int, default=1,
-                   help="torch threads (1: on a shared 2-core machine, two threads that wait on each other "
-                        "turn every scheduling hiccup into a stall)")
+    r.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1: on a shared 2-core machine, two threads that wait on each other "
+        "turn every scheduling hiccup into a stall)",
+    )
     a = ap.parse_args()
     if a.mode == "simulate":
         simulate(a.trials, a.seed, a.tolerance, tuple(a.alpha))
     else:
         global THREADS
         THREADS = a.threads
-        print(f"resnet18, batch 1 and 8, CPU, {THREADS} thread(s), --dnn-max-time={a.max_time}; "
-              f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+        print(
+            f"resnet18, batch 1 and 8, CPU, {THREADS} thread(s), --dnn-max-time={a.max_time}; "
+            f"load average before: {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
         real(a.runs, a.slow_runs, a.max_time, a.rounds)
         print(f"load average after: {os.getloadavg()[0]:.2f}")
 

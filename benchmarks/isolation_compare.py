@@ -21,14 +21,24 @@ import tempfile
 import time
 from pathlib import Path
 
-MIB = 2 ** 20
+MIB = 2**20
 
 
 def run(mode: str, args: argparse.Namespace, tmp: Path, k: int) -> dict:
     out = tmp / f"{mode}-{k}.json"
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--dnn-device=cpu",
-           f"--dnn-models={args.model}", f"--dnn-batch-sizes={args.batch_sizes}", f"--dnn-max-time={args.max_time}",
-           f"--dnn-json={out}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--dnn-device=cpu",
+        f"--dnn-models={args.model}",
+        f"--dnn-batch-sizes={args.batch_sizes}",
+        f"--dnn-max-time={args.max_time}",
+        f"--dnn-json={out}",
+    ]
     if mode == "isolated":
         cmd.append("--dnn-isolate=process")
     subprocess.run(cmd, cwd=tmp, check=True, stdout=subprocess.DEVNULL)
@@ -63,16 +73,20 @@ def main() -> int:
                 lat[b].append(li / la)
                 delta[b].append(di / da if da else float("nan"))
                 total[b].append((ti - ta) / MIB)
-                print(f"{k + 1:5d}  {b:5d}  {la:13.2f}  {li:11.2f}  {li / la:5.3f}   {da / MIB:7.1f}/{di / MIB:<7.1f}  "
-                      f"{delta[b][-1]:5.3f}   {ta / MIB:7.0f}/{ti / MIB:<7.0f}  {total[b][-1]:+6.0f}")
+                print(
+                    f"{k + 1:5d}  {b:5d}  {la:13.2f}  {li:11.2f}  {li / la:5.3f}   {da / MIB:7.1f}/{di / MIB:<7.1f}  "
+                    f"{delta[b][-1]:5.3f}   {ta / MIB:7.0f}/{ti / MIB:<7.0f}  {total[b][-1]:+6.0f}"
+                )
     print("\nmedians over rounds (isolated / in-process):")
     ok = True
     for b in sizes:
         ml, md, mt = statistics.median(lat[b]), statistics.median(delta[b]), statistics.median(total[b])
         lat_ok, delta_ok = abs(ml - 1) <= 0.15, abs(md - 1) <= 0.10
         ok &= lat_ok and delta_ok
-        print(f"  batch {b}: latency ratio {ml:.3f} ({'within' if lat_ok else 'OUTSIDE'} +/-15 %), "
-              f"delta ratio {md:.3f} ({'within' if delta_ok else 'OUTSIDE'} 10 %), total {mt:+.0f} MiB")
+        print(
+            f"  batch {b}: latency ratio {ml:.3f} ({'within' if lat_ok else 'OUTSIDE'} +/-15 %), "
+            f"delta ratio {md:.3f} ({'within' if delta_ok else 'OUTSIDE'} 10 %), total {mt:+.0f} MiB"
+        )
     print(f"{'PASS' if ok else 'FAIL'} in {time.monotonic() - t0:.0f} s")
     return 0 if ok else 1
 

@@ -33,8 +33,9 @@ def collection_time(runs: int = 3) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(runs):
             t0 = time.perf_counter()
-            out = subprocess.run(pytest_cmd("--dnn-models=paper", "--collect-only"), cwd=tmp,
-                                 capture_output=True, text=True, check=True).stdout
+            out = subprocess.run(
+                pytest_cmd("--dnn-models=paper", "--collect-only"), cwd=tmp, capture_output=True, text=True, check=True
+            ).stdout
             times.append(time.perf_counter() - t0)
             count = sum(1 for line in out.splitlines() if "::test_dnn[" in line)
     return statistics.median(times), count
@@ -43,9 +44,19 @@ def collection_time(runs: int = 3) -> tuple[float, int]:
 def overhead(models: str, batch_sizes: str, max_time: str) -> list[tuple[str, float, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         results, junit = Path(tmp) / "r.json", Path(tmp) / "j.xml"
-        subprocess.run(pytest_cmd(f"--dnn-models={models}", f"--dnn-batch-sizes={batch_sizes}",
-                                  f"--dnn-max-time={max_time}", f"--dnn-json={results}", f"--junitxml={junit}",
-                                  "--benchmark-disable"), cwd=tmp, capture_output=True, check=True)
+        subprocess.run(
+            pytest_cmd(
+                f"--dnn-models={models}",
+                f"--dnn-batch-sizes={batch_sizes}",
+                f"--dnn-max-time={max_time}",
+                f"--dnn-json={results}",
+                f"--junitxml={junit}",
+                "--benchmark-disable",
+            ),
+            cwd=tmp,
+            capture_output=True,
+            check=True,
+        )
         records = {f"{r['model']}-bs{r['batch_size']}": r for r in json.loads(results.read_text())["records"]}
         rows = []
         for case in ET.parse(junit).getroot().iter("testcase"):
@@ -73,7 +84,9 @@ def main() -> None:
         print(f"{key:<24} {total:>8.2f} {measured:>8.2f} {total / measured:>7.2f}")
     later = [t / m for k, t, m in rows if not k.endswith("-bs" + args.batch_sizes.split(",")[0])]
     if later:
-        print(f"\nmedian ratio for tests after a model's first (no build, no FLOP count): {statistics.median(later):.2f}")
+        print(
+            f"\nmedian ratio for tests after a model's first (no build, no FLOP count): {statistics.median(later):.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def hand_timer(device: str, fn: Callable[[], object]) -> Callable[[], float]:
@@ -111,8 +112,10 @@ def main() -> None:
     spec = REGISTRY.get(args.model)
     torch.manual_seed(settings.seed)
     model = prepare_model(build_model(spec), settings)
-    print(f"{args.model} on {device} ({backend.device_name()}), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, {args.rounds} rounds")
+    print(
+        f"{args.model} on {device} ({backend.device_name()}), torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, {args.rounds} rounds"
+    )
     print(f"{'batch':>5} {'round':>5} {'n':>5} {'plugin ms':>10} {'loop ms':>10} {'ratio':>7}")
     summary = []
     for batch in [int(b) for b in args.batch_sizes.split(",")]:

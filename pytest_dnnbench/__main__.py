@@ -9,22 +9,31 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pytest_dnnbench", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    rep = sub.add_parser("report", help="rebuild the report from results (and baseline) files",
-                         description="Rebuild the report from saved results files and baseline files; "
-                                     "several inputs are put side by side (ratios against the first).")
-    rep.add_argument("inputs", nargs="+", metavar="RESULTS.json",
-                     help="results files (schema pytest-dnnbench/1) or baseline files")
+    rep = sub.add_parser(
+        "report",
+        help="rebuild the report from results (and baseline) files",
+        description="Rebuild the report from saved results files and baseline files; "
+        "several inputs are put side by side (ratios against the first).",
+    )
+    rep.add_argument(
+        "inputs", nargs="+", metavar="RESULTS.json", help="results files (schema pytest-dnnbench/1) or baseline files"
+    )
     rep.add_argument("--out", required=True, metavar="DIR", help="directory to write the report into")
     rep.add_argument("--title", default=None, help="title of the report")
-    rep.add_argument("--label", action="append", default=[], metavar="LABEL",
-                     help="name of a platform, once per input in order (default: device name and precision)")
+    rep.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="LABEL",
+        help="name of a platform, once per input in order (default: device name and precision)",
+    )
     args = parser.parse_args(argv)
 
     from .report.build import write_report
@@ -39,11 +48,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     labels = args.label or unique_labels([p.label for p in platforms])
-    for p, label in zip(platforms, labels):
+    for p, label in zip(platforms, labels, strict=True):
         p.label = label
     try:
-        written = write_report(platforms, Path(args.out), title=args.title,
-                               command="python -m pytest_dnnbench report " + " ".join(args.inputs))
+        written = write_report(
+            platforms,
+            Path(args.out),
+            title=args.title,
+            command="python -m pytest_dnnbench report " + " ".join(args.inputs),
+        )
     except ImportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -25,18 +25,30 @@ import json
 import math
 import re
 import statistics
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any
 
 from .measure.stats import percentile
 from .results import atomic_write_text
 
 __all__ = [
-    "SCHEMA", "DEFAULT_MAX_ROUNDS", "Baseline", "BaselineError", "load_baseline", "merge_records", "new_document",
-    "platform_key", "platform_from_record", "round_from_record", "save_document", "paper_baseline_files",
-    "paper_benchmark_files", "PAPER_DIR",
+    "SCHEMA",
+    "DEFAULT_MAX_ROUNDS",
+    "Baseline",
+    "BaselineError",
+    "load_baseline",
+    "merge_records",
+    "new_document",
+    "platform_key",
+    "platform_from_record",
+    "round_from_record",
+    "save_document",
+    "paper_baseline_files",
+    "paper_benchmark_files",
+    "PAPER_DIR",
 ]
 
 SCHEMA = "pytest-dnnbench-baseline/1"
@@ -55,13 +67,21 @@ class BaselineError(ValueError):
 
 # -- platform ----------------------------------------------------------------------------------
 
+
 def slug(text: str) -> str:
     s = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
     return s or "unknown"
 
 
-def platform_key(device: str, device_name: str, threads: Optional[int], precision: str, mode: str,
-                 channels_last: bool = False, tf32: bool = False) -> str:
+def platform_key(
+    device: str,
+    device_name: str,
+    threads: int | None,
+    precision: str,
+    mode: str,
+    channels_last: bool = False,
+    tf32: bool = False,
+) -> str:
     """The documented key of a platform.
 
     GPU: ``cuda-<GPU name>-<precision>-<mode>``; CPU: ``cpu-<CPU model name>-<threads>t-<precision>-<mode>``;
@@ -81,15 +101,20 @@ def platform_key(device: str, device_name: str, threads: Optional[int], precisio
     return key + "-cl" if channels_last else key
 
 
-def platform_from_record(record: Mapping[str, Any], environment: Optional[Mapping[str, Any]] = None) -> dict:
+def platform_from_record(record: Mapping[str, Any], environment: Mapping[str, Any] | None = None) -> dict:
     """The ``platform`` block of a baseline made from this record (and the run's environment)."""
     env = dict(environment or {})
     device = str(record.get("device", env.get("device", "cpu")))
     plat = {
-        "key": platform_key(device, record.get("device_name") or env.get("device_name") or "unknown",
-                            record.get("threads", env.get("threads")), record.get("precision", "fp32"),
-                            record.get("mode", "eager"), bool(record.get("channels_last", False)),
-                            bool(record.get("tf32"))),
+        "key": platform_key(
+            device,
+            record.get("device_name") or env.get("device_name") or "unknown",
+            record.get("threads", env.get("threads")),
+            record.get("precision", "fp32"),
+            record.get("mode", "eager"),
+            bool(record.get("channels_last", False)),
+            bool(record.get("tf32")),
+        ),
         "device": "cuda" if device.startswith("cuda") else "cpu",
         "device_name": record.get("device_name") or env.get("device_name"),
         "threads": record.get("threads", env.get("threads")),
@@ -99,13 +124,30 @@ def platform_from_record(record: Mapping[str, Any], environment: Optional[Mappin
         "source": "measured",
         "provenance": "measured by pytest-dnnbench (--dnn-save-baseline), one round per run",
     }
-    keep = ("cpu", "cpu_count", "torch", "torchvision", "timm", "cuda", "cudnn", "driver", "plugin_version",
-            "python", "platform", "hostname", "cudnn_benchmark", "tf32_matmul", "tf32_cudnn", "tf32_requested")
+    keep = (
+        "cpu",
+        "cpu_count",
+        "torch",
+        "torchvision",
+        "timm",
+        "cuda",
+        "cudnn",
+        "driver",
+        "plugin_version",
+        "python",
+        "platform",
+        "hostname",
+        "cudnn_benchmark",
+        "tf32_matmul",
+        "tf32_cudnn",
+        "tf32_requested",
+    )
     plat["environment"] = {k: env[k] for k in keep if k in env}
     return plat
 
 
 # -- the loaded form -----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Baseline:
@@ -118,7 +160,7 @@ class Baseline:
     ``latency_ms`` and ``rounds`` (None where unknown).
     """
 
-    path: Optional[Path]
+    path: Path | None
     platform: dict
     entries: dict
     max_rounds: int = DEFAULT_MAX_ROUNDS
@@ -128,7 +170,7 @@ class Baseline:
     def key(self) -> str:
         return str(self.platform.get("key"))
 
-    def entry(self, model: str, batch_size: int) -> Optional[dict]:
+    def entry(self, model: str, batch_size: int) -> dict | None:
         return self.entries.get((model, int(batch_size)))
 
 
@@ -154,8 +196,9 @@ def load_baseline(path: Any) -> Baseline:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        what = "truncated (it ends inside an unfinished object, list or string)" if _unbalanced(text) \
-            else "not valid JSON"
+        what = (
+            "truncated (it ends inside an unfinished object, list or string)" if _unbalanced(text) else "not valid JSON"
+        )
         raise BaselineError(f"baseline file {p} is {what}: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     return baseline_from_document(data, p)
 
@@ -185,8 +228,10 @@ def baseline_from_document(data: Any, path: Any = None) -> Baseline:
     if not isinstance(data, dict):
         raise BaselineError(f"baseline file {where}: the top level must be a JSON object, not {type(data).__name__}")
     if data.get("schema") != SCHEMA:
-        raise BaselineError(f"baseline file {where}: schema {data.get('schema')!r} is not {SCHEMA!r} "
-                            "(is this a pytest-benchmark or results file rather than a baseline?)")
+        raise BaselineError(
+            f"baseline file {where}: schema {data.get('schema')!r} is not {SCHEMA!r} "
+            "(is this a pytest-benchmark or results file rather than a baseline?)"
+        )
     platform = data.get("platform")
     if not isinstance(platform, dict) or not isinstance(platform.get("key"), str) or not platform["key"]:
         raise BaselineError(f"baseline file {where}: 'platform' must be an object with a 'key' string")
@@ -203,8 +248,13 @@ def baseline_from_document(data: Any, path: Any = None) -> Baseline:
         if k in entries:
             raise BaselineError(f"baseline file {where}: entry {i} repeats {k[0]} at batch {k[1]}")
         entries[k] = e
-    return Baseline(path=Path(path) if path is not None else None, platform=platform, entries=entries,
-                    max_rounds=max_rounds, document=data)
+    return Baseline(
+        path=Path(path) if path is not None else None,
+        platform=platform,
+        entries=entries,
+        max_rounds=max_rounds,
+        document=data,
+    )
 
 
 def _num(v: Any) -> bool:
@@ -218,8 +268,9 @@ def _check_entry(e: Any, i: int, where: str) -> None:
         raise BaselineError(f"baseline file {where}: entry {i} has no 'model' name")
     bs = e.get("batch_size")
     if not isinstance(bs, int) or isinstance(bs, bool) or bs < 1:
-        raise BaselineError(f"baseline file {where}: entry {i} ({e['model']}): 'batch_size' must be a positive "
-                            f"integer, not {bs!r}")
+        raise BaselineError(
+            f"baseline file {where}: entry {i} ({e['model']}): 'batch_size' must be a positive integer, not {bs!r}"
+        )
     what = f"entry {i} ({e['model']} at batch {bs})"
     for key in ("per_image_ms", "fps", "macs", "flops", "params"):
         if not _num(e.get(key)):
@@ -229,7 +280,9 @@ def _check_entry(e: Any, i: int, where: str) -> None:
         raise BaselineError(f"baseline file {where}: {what}: 'memory_bytes' must map names to numbers or null")
     acc = e.get("accuracy", {})
     if not isinstance(acc, dict) or not _num(acc.get("top1")):
-        raise BaselineError(f"baseline file {where}: {what}: 'accuracy' must be an object with a numeric or null 'top1'")
+        raise BaselineError(
+            f"baseline file {where}: {what}: 'accuracy' must be an object with a numeric or null 'top1'"
+        )
     rounds = e.get("rounds", [])
     if not isinstance(rounds, list):
         raise BaselineError(f"baseline file {where}: {what}: 'rounds' must be a list")
@@ -240,20 +293,25 @@ def _check_entry(e: Any, i: int, where: str) -> None:
         if not _num(med) or med is None or med <= 0:
             raise BaselineError(f"baseline file {where}: {what}: round {j} needs a positive 'median_ms', not {med!r}")
         ci = r.get("ci_median_ms")
-        if ci is not None and (not isinstance(ci, list) or len(ci) != 2 or not all(_num(v) and v is not None for v in ci)):
+        if ci is not None and (
+            not isinstance(ci, list) or len(ci) != 2 or not all(_num(v) and v is not None for v in ci)
+        ):
             raise BaselineError(f"baseline file {where}: {what}: round {j}: 'ci_median_ms' must be [low, high]")
     lat = e.get("latency_ms", {})
     if not isinstance(lat, dict) or not _num(lat.get("median")):
-        raise BaselineError(f"baseline file {where}: {what}: 'latency_ms' must be an object with a numeric or null 'median'")
+        raise BaselineError(
+            f"baseline file {where}: {what}: 'latency_ms' must be an object with a numeric or null 'median'"
+        )
 
 
 # -- rounds, entries, merging, saving ----------------------------------------------------------
+
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def round_from_record(record: Mapping[str, Any], created: Optional[str] = None) -> dict:
+def round_from_record(record: Mapping[str, Any], created: str | None = None) -> dict:
     """One round: what a later comparison needs from this run, bounded in size (21 quantiles, not every sample)."""
     lat = record["latency_ms"]
     samples = sorted(float(s) for s in lat.get("samples") or [])
@@ -281,12 +339,12 @@ def _round6(x: float) -> float:
     return float(f"{x:.6g}")
 
 
-def _median(values: Iterable[Optional[float]]) -> Optional[float]:
+def _median(values: Iterable[float | None]) -> float | None:
     vals = [float(v) for v in values if v is not None]
     return float(statistics.median(vals)) if vals else None
 
 
-def log_spread(medians: Sequence[float]) -> Optional[float]:
+def log_spread(medians: Sequence[float]) -> float | None:
     """Sample standard deviation of the log round medians (None with fewer than two rounds)."""
     logs = [math.log(m) for m in medians if m and m > 0]
     return float(statistics.stdev(logs)) if len(logs) >= 2 else None
@@ -301,13 +359,18 @@ def summarize_entry(entry: dict) -> dict:
     med = _median(medians)
     bs = int(entry["batch_size"])
     last = rounds[-1]
-    entry["latency_ms"] = {"median": med, "round_medians": medians, "rounds": len(rounds),
-                           "spread": log_spread(medians)}
+    entry["latency_ms"] = {
+        "median": med,
+        "round_medians": medians,
+        "rounds": len(rounds),
+        "spread": log_spread(medians),
+    }
     entry["per_image_ms"] = med / bs if med else None
     entry["fps"] = 1000.0 * bs / med if med else None
     mem_keys = sorted({k for r in rounds for k in (r.get("memory_bytes") or {})})
-    entry["memory_bytes"] = {k: _int_or_none(_median((r.get("memory_bytes") or {}).get(k) for r in rounds))
-                             for k in mem_keys} or {"total": None}
+    entry["memory_bytes"] = {
+        k: _int_or_none(_median((r.get("memory_bytes") or {}).get(k) for r in rounds)) for k in mem_keys
+    } or {"total": None}
     entry.setdefault("memory_bytes", {}).setdefault("total", None)
     entry["macs"] = last.get("macs")
     entry["flops"] = 2 * last["macs"] if isinstance(last.get("macs"), (int, float)) else None
@@ -316,7 +379,7 @@ def summarize_entry(entry: dict) -> dict:
     return entry
 
 
-def _int_or_none(v: Optional[float]) -> Optional[int]:
+def _int_or_none(v: float | None) -> int | None:
     return None if v is None else int(round(v))
 
 
@@ -324,8 +387,13 @@ def new_document(platform: dict, max_rounds: int = DEFAULT_MAX_ROUNDS) -> dict:
     return {"schema": SCHEMA, "platform": dict(platform), "max_rounds": int(max_rounds), "entries": []}
 
 
-def merge_records(document: Optional[dict], records: Iterable[Mapping[str, Any]], platform: dict,
-                  max_rounds: Optional[int] = None, created: Optional[str] = None) -> dict:
+def merge_records(
+    document: dict | None,
+    records: Iterable[Mapping[str, Any]],
+    platform: dict,
+    max_rounds: int | None = None,
+    created: str | None = None,
+) -> dict:
     """Add one round per record to ``document`` (a new one if None); other entries are kept.
 
     Rounds beyond ``max_rounds`` (the oldest) are dropped. An entry whose network changed
@@ -383,7 +451,8 @@ def save_document(path: Any, document: dict) -> None:
 
 # -- the paper's figures -------------------------------------------------------------------------
 
-def paper_baseline_files(directory: Optional[Path] = None) -> dict[str, Path]:
+
+def paper_baseline_files(directory: Path | None = None) -> dict[str, Path]:
     """Paths of the shipped paper baselines (this format): ``{"titan_xp": ..., "jetson_tx1": ...}``.
 
     They live in the repository's ``baselines/paper/``; :func:`paper_baseline` builds the same
@@ -393,13 +462,14 @@ def paper_baseline_files(directory: Optional[Path] = None) -> dict[str, Path]:
     return {p: d / f"bianco2018-{p.replace('_', '-')}.json" for p in PAPER_PLATFORMS}
 
 
-def paper_benchmark_files(directory: Optional[Path] = None) -> dict[str, Path]:
+def paper_benchmark_files(directory: Path | None = None) -> dict[str, Path]:
     """Paths of the paper's figures as pytest-benchmark runs (for ``--benchmark-compare``)."""
     d = Path(directory) if directory is not None else PAPER_DIR
     return {p: d / f"{i + 1:04d}_bianco2018-{p.replace('_', '-')}.json" for i, p in enumerate(PAPER_PLATFORMS)}
 
 
 # -- saving a run ----------------------------------------------------------------------------------
+
 
 @dataclass
 class SaveOutcome:
@@ -410,8 +480,17 @@ class SaveOutcome:
     failed: bool = False
 
 
-def save_run(records: Sequence[Mapping[str, Any]], environment: Optional[Mapping[str, Any]], *, choice: str,
-             root: Path, max_rounds: int, force: bool, regressions: int, interrupted: bool) -> SaveOutcome:
+def save_run(
+    records: Sequence[Mapping[str, Any]],
+    environment: Mapping[str, Any] | None,
+    *,
+    choice: str,
+    root: Path,
+    max_rounds: int,
+    force: bool,
+    regressions: int,
+    interrupted: bool,
+) -> SaveOutcome:
     """Add this run's records as one round each to the baseline file(s) ``choice`` names.
 
     ``choice``: ``"auto"`` (one file per platform under ``root/baselines``) or a path. A run that was
@@ -428,16 +507,20 @@ def save_run(records: Sequence[Mapping[str, Any]], environment: Optional[Mapping
         out.notes.append("baseline not saved: the run was interrupted")
         return out
     if regressions and not force:
-        out.notes.append(f"baseline not saved: {regressions} regression(s) in this run; a regressed run never "
-                         "overwrites the baseline (add --dnn-baseline-force to accept it)")
+        out.notes.append(
+            f"baseline not saved: {regressions} regression(s) in this run; a regressed run never "
+            "overwrites the baseline (add --dnn-baseline-force to accept it)"
+        )
         return out
     groups: dict[str, tuple[dict[str, Any], list[Mapping[str, Any]]]] = {}
     for rec in usable:
         plat = platform_from_record(rec, environment)
         groups.setdefault(plat["key"], (plat, []))[1].append(rec)
     if choice != "auto" and len(groups) > 1:
-        out.notes.append(f"baseline not saved: the records come from {len(groups)} platforms "
-                         f"({', '.join(groups)}); use --dnn-save-baseline without a path (one file per platform)")
+        out.notes.append(
+            f"baseline not saved: the records come from {len(groups)} platforms "
+            f"({', '.join(groups)}); use --dnn-save-baseline without a path (one file per platform)"
+        )
         out.failed = True
         return out
     for key, (plat, recs) in groups.items():
@@ -454,8 +537,17 @@ def shown_path(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _save_group(out: SaveOutcome, path: Path, shown: str, key: str, plat: dict[str, Any],
-                recs: Sequence[Mapping[str, Any]], max_rounds: int, force: bool, forced: bool) -> None:
+def _save_group(
+    out: SaveOutcome,
+    path: Path,
+    shown: str,
+    key: str,
+    plat: dict[str, Any],
+    recs: Sequence[Mapping[str, Any]],
+    max_rounds: int,
+    force: bool,
+    forced: bool,
+) -> None:
     existing = None
     if path.exists():
         try:
@@ -465,8 +557,10 @@ def _save_group(out: SaveOutcome, path: Path, shown: str, key: str, plat: dict[s
             out.failed = True
             return
         if existing.key != key and not force:
-            out.notes.append(f"baseline not saved: {shown} is for platform {existing.key}, this run is {key} "
-                             "(choose another path, or --dnn-baseline-force to replace its platform)")
+            out.notes.append(
+                f"baseline not saved: {shown} is for platform {existing.key}, this run is {key} "
+                "(choose another path, or --dnn-baseline-force to replace its platform)"
+            )
             out.failed = True
             return
     doc = merge_records(existing.document if existing else None, recs, plat, max_rounds=max_rounds)
@@ -480,6 +574,8 @@ def _save_group(out: SaveOutcome, path: Path, shown: str, key: str, plat: dict[s
     rounds = sorted({len(e["rounds"]) for e in doc["entries"] if (e["model"], e["batch_size"]) in touched})
     kept = len(doc["entries"]) - len(touched)
     out.saved.append(shown)
-    out.notes.append(f"baseline saved: {shown} ({len(touched)} entr{'y' if len(touched) == 1 else 'ies'} "
-                     f"updated, {kept} kept; rounds per updated entry: {', '.join(map(str, rounds))} of at most "
-                     f"{doc['max_rounds']}{'; forced despite regressions' if forced else ''})")
+    out.notes.append(
+        f"baseline saved: {shown} ({len(touched)} entr{'y' if len(touched) == 1 else 'ies'} "
+        f"updated, {kept} kept; rounds per updated entry: {', '.join(map(str, rounds))} of at most "
+        f"{doc['max_rounds']}{'; forced despite regressions' if forced else ''})"
+    )

@@ -12,8 +12,9 @@ so that an upgrade that changes it fails a test instead of silently dropping a f
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -35,8 +36,9 @@ def benchmark_session_active(config: pytest.Config) -> bool:
     return bs is not None and not getattr(bs, "disabled", True)
 
 
-def add_to_benchmark_session(config: pytest.Config, node: pytest.Item, record: Mapping[str, Any],
-                             min_rounds: int, max_time: float) -> None:
+def add_to_benchmark_session(
+    config: pytest.Config, node: pytest.Item, record: Mapping[str, Any], min_rounds: int, max_time: float
+) -> None:
     """Put one record's samples into pytest-benchmark's session, as one of its benchmarks.
 
     ``extra_info`` gets the record without its samples (they are the benchmark's own data); the
@@ -77,7 +79,7 @@ def add_to_benchmark_session(config: pytest.Config, node: pytest.Item, record: M
     bs.benchmarks.append(meta)
 
 
-def model_scheduler(config: pytest.Config, log: Optional[Any], names: Iterable[str]) -> LoadScopeScheduling:
+def model_scheduler(config: pytest.Config, log: Any | None, names: Iterable[str]) -> LoadScopeScheduling:
     """pytest-xdist's ``loadscope`` scheduler where the scope of a benchmark test is its model.
 
     xdist's own ``loadgroup`` groups by the ``xdist_group`` mark through an ``@group`` suffix that

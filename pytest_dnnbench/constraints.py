@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from .record import Check
 from .units import format_bytes
@@ -24,9 +25,16 @@ from .units import format_bytes
 __all__ = ["Constraints", "check_constraints", "format_bytes", "parse_fps", "parse_size"]
 
 _UNITS = {
-    "": 1, "b": 1,
-    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
 }
 _SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?\s*([A-Za-z]*)\s*$")
 
@@ -104,8 +112,8 @@ def parse_fps(value: Any) -> float:
 class Constraints:
     """Deployment limits for one test; ``source`` says where each came from (option or marker)."""
 
-    max_memory: Optional[int] = None
-    min_fps: Optional[float] = None
+    max_memory: int | None = None
+    min_fps: float | None = None
     max_memory_source: str = ""
     min_fps_source: str = ""
 
@@ -121,37 +129,70 @@ def check_constraints(record: Mapping[str, Any], constraints: Constraints) -> li
         total = (record.get("memory_bytes") or {}).get("total")
         limit = int(constraints.max_memory)
         if total is None:
-            checks.append(Check.make(**{
-                "kind": "constraint", "metric": "memory", "limit": limit, "measured": None, "passed": False,
-                "source": constraints.max_memory_source,
-                "message": f"memory of {where}: no total memory figure was measured, so the limit "
-                           f"{format_bytes(limit)} ({constraints.max_memory_source}) cannot be verified",
-            }))
+            checks.append(
+                Check.make(
+                    **{
+                        "kind": "constraint",
+                        "metric": "memory",
+                        "limit": limit,
+                        "measured": None,
+                        "passed": False,
+                        "source": constraints.max_memory_source,
+                        "message": f"memory of {where}: no total memory figure was measured, so the limit "
+                        f"{format_bytes(limit)} ({constraints.max_memory_source}) cannot be verified",
+                    }
+                )
+            )
         else:
             ok = total <= limit
-            checks.append(Check.make(**{
-                "kind": "constraint", "metric": "memory", "limit": limit, "measured": int(total), "passed": ok,
-                "source": constraints.max_memory_source,
-                "message": f"memory of {where}: total {format_bytes(total)} = {int(total):,} bytes "
-                           f"{'<=' if ok else '>'} limit {format_bytes(limit)} = {limit:,} bytes "
-                           f"({constraints.max_memory_source})",
-            }))
+            checks.append(
+                Check.make(
+                    **{
+                        "kind": "constraint",
+                        "metric": "memory",
+                        "limit": limit,
+                        "measured": int(total),
+                        "passed": ok,
+                        "source": constraints.max_memory_source,
+                        "message": f"memory of {where}: total {format_bytes(total)} = {int(total):,} bytes "
+                        f"{'<=' if ok else '>'} limit {format_bytes(limit)} = {limit:,} bytes "
+                        f"({constraints.max_memory_source})",
+                    }
+                )
+            )
     if constraints.min_fps is not None:
         fps = record.get("fps")
         limit_f = float(constraints.min_fps)
         if fps is None:
-            checks.append(Check.make(**{
-                "kind": "constraint", "metric": "fps", "limit": limit_f, "measured": None, "passed": False,
-                "source": constraints.min_fps_source,
-                "message": f"FPS of {where}: no throughput was measured ({constraints.min_fps_source})",
-            }))
+            checks.append(
+                Check.make(
+                    **{
+                        "kind": "constraint",
+                        "metric": "fps",
+                        "limit": limit_f,
+                        "measured": None,
+                        "passed": False,
+                        "source": constraints.min_fps_source,
+                        "message": f"FPS of {where}: no throughput was measured ({constraints.min_fps_source})",
+                    }
+                )
+            )
         else:
             ok = fps >= limit_f
-            checks.append(Check.make(**{
-                "kind": "constraint", "metric": "fps", "limit": limit_f, "measured": float(fps), "passed": ok,
-                "source": constraints.min_fps_source,
-                "message": f"FPS of {where}: {fps:.4g} images/s (median {record.get('latency_ms', {}).get('median', float('nan')):.4g} ms "
-                           f"per batch of {record.get('batch_size')}) {'>=' if ok else '<'} minimum {limit_f:g} FPS "
-                           f"({constraints.min_fps_source})",
-            }))
+            median = (record.get("latency_ms") or {}).get("median", float("nan"))
+            checks.append(
+                Check.make(
+                    **{
+                        "kind": "constraint",
+                        "metric": "fps",
+                        "limit": limit_f,
+                        "measured": float(fps),
+                        "passed": ok,
+                        "source": constraints.min_fps_source,
+                        "message": f"FPS of {where}: {fps:.4g} images/s (median {median:.4g} ms "
+                        f"per batch of {record.get('batch_size')}) {'>=' if ok else '<'} minimum {limit_f:g} FPS "
+                        f"({constraints.min_fps_source})",
+                    }
+                )
+            )
     return checks

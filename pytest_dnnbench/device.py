@@ -8,8 +8,8 @@ plugin turns them into ``pytest.UsageError``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 
 class DeviceError(ValueError):
@@ -26,7 +26,7 @@ class TorchProbe:
     cpu_supports: Callable[[str], bool]
 
     @classmethod
-    def default(cls) -> "TorchProbe":
+    def default(cls) -> TorchProbe:
         import torch
 
         return cls(
@@ -51,7 +51,7 @@ def _cpu_supports(precision: str) -> bool:
         return False
 
 
-def resolve_device(requested: str, probe: Optional[TorchProbe] = None, worker_index: Optional[int] = None) -> str:
+def resolve_device(requested: str, probe: TorchProbe | None = None, worker_index: int | None = None) -> str:
     """``auto``/``cpu``/``cuda``/``cuda:N`` -> ``cpu`` or ``cuda:N`` that exists here.
 
     ``worker_index`` (a pytest-xdist worker's number) pins plain ``cuda`` and
@@ -81,7 +81,7 @@ def resolve_device(requested: str, probe: Optional[TorchProbe] = None, worker_in
     return requested
 
 
-def check_precision(precision: str, device: str, probe: Optional[TorchProbe] = None) -> None:
+def check_precision(precision: str, device: str, probe: TorchProbe | None = None) -> None:
     """Refuse precisions the device cannot run, before any model is built."""
     if precision == "fp32":
         return
@@ -99,7 +99,7 @@ def check_precision(precision: str, device: str, probe: Optional[TorchProbe] = N
             )
 
 
-def gpu_sharing_problem(n_workers: int, requested_device: str, gpu_count: int) -> Optional[str]:
+def gpu_sharing_problem(n_workers: int, requested_device: str, gpu_count: int) -> str | None:
     """Why running ``n_workers`` pytest-xdist workers on ``requested_device`` would share a GPU, or None.
 
     Two processes on one GPU slow each other's calls and change each other's

@@ -8,8 +8,8 @@ the next model replaces it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import pytest
 
@@ -50,10 +50,10 @@ class DnnBench:
         self,
         model: Any = None,
         *,
-        input_size: Optional[Sequence[int]] = None,
-        batch_size: Optional[int] = None,
-        name: Optional[str] = None,
-        forward: Optional[Callable[[Any], object]] = None,
+        input_size: Sequence[int] | None = None,
+        batch_size: int | None = None,
+        name: str | None = None,
+        forward: Callable[[Any], object] | None = None,
     ) -> dict[str, Any]:
         """Benchmark ``model`` (default: this test's ``dnn_model``) at the batch size under test.
 
@@ -62,8 +62,9 @@ class DnnBench:
         table and pytest-benchmark's session).
         """
         request = self._request
-        return session_of(request.config).bench(request.node, request, model, input_size=input_size,
-                                                batch_size=batch_size, name=name, forward=forward)
+        return session_of(request.config).bench(
+            request.node, request, model, input_size=input_size, batch_size=batch_size, name=name, forward=forward
+        )
 
 
 @pytest.fixture

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any
 
 from .baseline_store import Baseline, BaselineError, load_baseline, platform_from_record, shown_path
 from .measure.stats import median_ci
 from .record import Check
 
-
 # -- the decisions -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Tolerances:
@@ -32,7 +33,7 @@ class Tolerances:
     top1: float = 0.5
     alpha: float = 0.001
 
-    def replace(self, **kwargs: Any) -> "Tolerances":
+    def replace(self, **kwargs: Any) -> Tolerances:
         from dataclasses import replace
 
         return replace(self, **kwargs)
@@ -64,11 +65,13 @@ class LatencyVerdict:
 
     def describe(self) -> str:
         sig = "significant" if self.significant else "not significant"
-        return (f"t = {self.statistic:+.2f} vs critical {self.threshold:.2f} ({sig}; {self.rounds} round(s), "
-                f"between-round spread {100 * self.spread:.1f} %)")
+        return (
+            f"t = {self.statistic:+.2f} vs critical {self.threshold:.2f} ({sig}; {self.rounds} round(s), "
+            f"between-round spread {100 * self.spread:.1f} %)"
+        )
 
 
-def _run_log_se(samples: Sequence[float], ci: Optional[Sequence[float]] = None) -> float:
+def _run_log_se(samples: Sequence[float], ci: Sequence[float] | None = None) -> float:
     """Standard error of log(median) of one run, from the distribution-free 95 % interval of its median.
 
     With one or two calls there is no interval: half the log range, at least ``2 * PRIOR_SIGMA``.
@@ -86,9 +89,14 @@ def _run_log_se(samples: Sequence[float], ci: Optional[Sequence[float]] = None) 
     return math.log(hi / lo) / (2 * _Z95)
 
 
-def compare_latency(round_medians: Sequence[float], samples: Sequence[float], tolerance: float,
-                    alpha: float = 0.001, ci_median: Optional[Sequence[float]] = None,
-                    measured_median: Optional[float] = None) -> LatencyVerdict:
+def compare_latency(
+    round_medians: Sequence[float],
+    samples: Sequence[float],
+    tolerance: float,
+    alpha: float = 0.001,
+    ci_median: Sequence[float] | None = None,
+    measured_median: float | None = None,
+) -> LatencyVerdict:
     """Is this run slower than the baseline beyond ``tolerance``, and significantly so?
 
     Model: the log of a run's median is a draw from ``N(mu, sigma^2)``, where sigma is the
@@ -123,9 +131,9 @@ def compare_latency(round_medians: Sequence[float], samples: Sequence[float], to
     mu = statistics.fmean(logs)
     s_rounds = statistics.stdev(logs) if k >= 2 else 0.0
     dof = (k - 1) + PRIOR_DOF
-    s2 = ((k - 1) * s_rounds ** 2 + PRIOR_DOF * PRIOR_SIGMA ** 2) / dof
+    s2 = ((k - 1) * s_rounds**2 + PRIOR_DOF * PRIOR_SIGMA**2) / dof
     se = _run_log_se(vals, ci_median)
-    scale = math.sqrt(s2 * (1.0 + 1.0 / k) + se ** 2)
+    scale = math.sqrt(s2 * (1.0 + 1.0 / k) + se**2)
     stat = (math.log(m) - mu) / scale if scale > 0 else 0.0
     crit = t_quantile(1.0 - alpha, dof)
     ratio = m / base
@@ -135,9 +143,19 @@ def compare_latency(round_medians: Sequence[float], samples: Sequence[float], to
     faster = m < stale_limit
     significant = stat > crit if slower else (stat < -crit if faster else abs(stat) > crit)
     return LatencyVerdict(
-        regressed=bool(slower and stat > crit), stale=bool(faster and stat < -crit), significant=bool(significant),
-        ratio=ratio, baseline_ms=base, measured_ms=m, limit_ms=limit, stale_limit_ms=stale_limit,
-        statistic=stat, threshold=crit, rounds=k, spread=math.sqrt(s2), dof=dof,
+        regressed=bool(slower and stat > crit),
+        stale=bool(faster and stat < -crit),
+        significant=bool(significant),
+        ratio=ratio,
+        baseline_ms=base,
+        measured_ms=m,
+        limit_ms=limit,
+        stale_limit_ms=stale_limit,
+        statistic=stat,
+        threshold=crit,
+        rounds=k,
+        spread=math.sqrt(s2),
+        dof=dof,
     )
 
 
@@ -150,63 +168,127 @@ def compare_entry(record: Mapping[str, Any], entry: Mapping[str, Any], tol: Tole
     if not medians and (entry.get("latency_ms") or {}).get("median"):
         medians = [entry["latency_ms"]["median"]]
     if medians and lat.get("median"):
-        v = compare_latency(medians, lat.get("samples") or [], tol.latency, tol.alpha,
-                            ci_median=lat.get("ci_median"), measured_median=lat["median"])
+        v = compare_latency(
+            medians,
+            lat.get("samples") or [],
+            tol.latency,
+            tol.alpha,
+            ci_median=lat.get("ci_median"),
+            measured_median=lat["median"],
+        )
         if v.regressed:
             verdict = f"{v.ratio:.2f}x the baseline, above the limit and significant"
         elif v.stale:
-            verdict = (f"{1 / v.ratio:.2f}x faster than the baseline, beyond the tolerance and significant: "
-                       "the baseline is stale (save a new one)")
+            verdict = (
+                f"{1 / v.ratio:.2f}x faster than the baseline, beyond the tolerance and significant: "
+                "the baseline is stale (save a new one)"
+            )
         elif v.ratio > 1 + tol.latency:
             verdict = f"{v.ratio:.2f}x the baseline, above the limit but within the between-run noise: passed"
         else:
             verdict = f"{v.ratio:.2f}x the baseline: within the limit"
-        checks.append(Check.make(**{
-            "kind": "baseline", "metric": "latency", "baseline": v.baseline_ms, "measured": v.measured_ms,
-            "limit": v.limit_ms, "tolerance": tol.latency, "passed": not v.regressed, "stale": v.stale,
-            "ratio": v.ratio, "significant": v.significant, "statistic": v.statistic, "threshold": v.threshold,
-            "rounds": v.rounds, "spread": v.spread, "alpha": tol.alpha,
-            "message": (f"latency of {where}: median {v.measured_ms:.4g} ms per batch, baseline {v.baseline_ms:.4g} ms "
+        checks.append(
+            Check.make(
+                **{
+                    "kind": "baseline",
+                    "metric": "latency",
+                    "baseline": v.baseline_ms,
+                    "measured": v.measured_ms,
+                    "limit": v.limit_ms,
+                    "tolerance": tol.latency,
+                    "passed": not v.regressed,
+                    "stale": v.stale,
+                    "ratio": v.ratio,
+                    "significant": v.significant,
+                    "statistic": v.statistic,
+                    "threshold": v.threshold,
+                    "rounds": v.rounds,
+                    "spread": v.spread,
+                    "alpha": tol.alpha,
+                    "message": (
+                        f"latency of {where}: median {v.measured_ms:.4g} ms per batch, baseline {v.baseline_ms:.4g} ms "
                         f"(median of {v.rounds} round(s)), limit {v.limit_ms:.4g} ms (+{100 * tol.latency:g} %): "
-                        f"{verdict}; {v.describe()}"),
-        }))
+                        f"{verdict}; {v.describe()}"
+                    ),
+                }
+            )
+        )
     mem_now = (record.get("memory_bytes") or {}).get("total")
     mem_base = (entry.get("memory_bytes") or {}).get("total")
     if mem_now is not None and mem_base:
         limit = mem_base * (1.0 + tol.memory)
         ok = mem_now <= limit
-        checks.append(Check.make(**{
-            "kind": "baseline", "metric": "memory", "baseline": mem_base, "measured": mem_now, "limit": limit,
-            "tolerance": tol.memory, "passed": ok, "ratio": mem_now / mem_base,
-            "message": (f"memory of {where}: total {mem_now / 2**20:.1f} MiB ({int(mem_now):,} bytes), baseline "
+        checks.append(
+            Check.make(
+                **{
+                    "kind": "baseline",
+                    "metric": "memory",
+                    "baseline": mem_base,
+                    "measured": mem_now,
+                    "limit": limit,
+                    "tolerance": tol.memory,
+                    "passed": ok,
+                    "ratio": mem_now / mem_base,
+                    "message": (
+                        f"memory of {where}: total {mem_now / 2**20:.1f} MiB ({int(mem_now):,} bytes), baseline "
                         f"{mem_base / 2**20:.1f} MiB, limit {limit / 2**20:.1f} MiB (+{100 * tol.memory:g} %)"
-                        + ("" if ok else f": {mem_now / mem_base:.2f}x the baseline")),
-        }))
+                        + ("" if ok else f": {mem_now / mem_base:.2f}x the baseline")
+                    ),
+                }
+            )
+        )
     for metric in ("macs", "params"):
         now, base = record.get(metric), entry.get(metric)
         if now is not None and base is not None:
             ok = now == base
-            checks.append(Check.make(**{
-                "kind": "baseline", "metric": metric, "baseline": base, "measured": now, "limit": base,
-                "tolerance": 0, "passed": ok,
-                "message": (f"{'MACs' if metric == 'macs' else 'parameters'} of {where}: {now:,} against baseline "
-                            f"{base:,} (limit: no change)" + ("" if ok else f", changed by {now - base:+,}")),
-            }))
+            checks.append(
+                Check.make(
+                    **{
+                        "kind": "baseline",
+                        "metric": metric,
+                        "baseline": base,
+                        "measured": now,
+                        "limit": base,
+                        "tolerance": 0,
+                        "passed": ok,
+                        "message": (
+                            f"{'MACs' if metric == 'macs' else 'parameters'} of {where}: {now:,} against baseline "
+                            f"{base:,} (limit: no change)" + ("" if ok else f", changed by {now - base:+,}")
+                        ),
+                    }
+                )
+            )
     acc_now, acc_base = record.get("accuracy") or {}, entry.get("accuracy") or {}
-    if (acc_now.get("status") == "measured" and acc_base.get("status") == "measured"
-            and acc_now.get("top1") is not None and acc_base.get("top1") is not None):
+    if (
+        acc_now.get("status") == "measured"
+        and acc_base.get("status") == "measured"
+        and acc_now.get("top1") is not None
+        and acc_base.get("top1") is not None
+    ):
         limit = acc_base["top1"] - tol.top1
         ok = acc_now["top1"] >= limit
-        checks.append(Check.make(**{
-            "kind": "baseline", "metric": "top1", "baseline": acc_base["top1"], "measured": acc_now["top1"],
-            "limit": limit, "tolerance": tol.top1, "passed": ok,
-            "message": (f"Top-1 of {where}: {acc_now['top1']:.2f} % against baseline {acc_base['top1']:.2f} %, "
-                        f"limit {limit:.2f} % (-{tol.top1:g} points)"),
-        }))
+        checks.append(
+            Check.make(
+                **{
+                    "kind": "baseline",
+                    "metric": "top1",
+                    "baseline": acc_base["top1"],
+                    "measured": acc_now["top1"],
+                    "limit": limit,
+                    "tolerance": tol.top1,
+                    "passed": ok,
+                    "message": (
+                        f"Top-1 of {where}: {acc_now['top1']:.2f} % against baseline {acc_base['top1']:.2f} %, "
+                        f"limit {limit:.2f} % (-{tol.top1:g} points)"
+                    ),
+                }
+            )
+        )
     return checks
 
 
 # -- Student's t (no scipy) ------------------------------------------------------------------
+
 
 def _betacf(a: float, b: float, x: float) -> float:
     """Continued fraction of the incomplete beta function (modified Lentz)."""
@@ -291,16 +373,16 @@ class BaselineSource:
     choice: str
     root: Path
     require: bool = False
-    _cache: dict[str, Union[Baseline, BaselineError, None]] = field(default_factory=dict)
+    _cache: dict[str, Baseline | BaselineError | None] = field(default_factory=dict)
 
-    def path_for(self, key: str) -> Optional[Path]:
+    def path_for(self, key: str) -> Path | None:
         if self.choice == "none":
             return None
         if self.choice == "auto":
             return self.root / "baselines" / f"{key}.json"
         return Path(self.choice)
 
-    def load(self, path: Path) -> Union[Baseline, BaselineError, None]:
+    def load(self, path: Path) -> Baseline | BaselineError | None:
         """The baseline in ``path``, None where there is no file, the error where it cannot be used."""
         k = str(path)
         if k not in self._cache:
@@ -322,8 +404,9 @@ def display_path(path: Path, root: Path) -> str:
     return shown_path(path, root)
 
 
-def baseline_checks(source: BaselineSource, record: Mapping[str, Any], tol: Tolerances
-                    ) -> tuple[list[Check], BaselineInfo]:
+def baseline_checks(
+    source: BaselineSource, record: Mapping[str, Any], tol: Tolerances
+) -> tuple[list[Check], BaselineInfo]:
     """The baseline checks of one record (JSON form), and what the record says about its baseline."""
     key = platform_from_record(record)["key"]
     path = source.path_for(key)
@@ -337,8 +420,16 @@ def baseline_checks(source: BaselineSource, record: Mapping[str, Any], tol: Tole
     where = f"{record.get('model')} at batch {record.get('batch_size')}"
     if isinstance(loaded, BaselineError):
         info["status"] = "error"
-        checks.append(Check.make(kind="baseline", metric="file", limit=None, measured=None, passed=False,
-                                 message=f"{loaded} (the file was left untouched)"))
+        checks.append(
+            Check.make(
+                kind="baseline",
+                metric="file",
+                limit=None,
+                measured=None,
+                passed=False,
+                message=f"{loaded} (the file was left untouched)",
+            )
+        )
         return checks, info
     if loaded is None:
         info["status"] = "no-file"
@@ -357,16 +448,27 @@ def baseline_checks(source: BaselineSource, record: Mapping[str, Any], tol: Tole
             checks = [c.with_details(baseline_file=shown) for c in compare_entry(record, entry, tol)]
             info["stale"] = any(c.get("stale") for c in checks)
     if info["status"] != "compared" and source.require:
-        checks.append(Check.make(kind="baseline", metric="presence", limit=None, measured=None, passed=False,
-                                 message=f"no baseline applies to {where}: {info['reason']} (--dnn-require-baseline)"))
+        checks.append(
+            Check.make(
+                kind="baseline",
+                metric="presence",
+                limit=None,
+                measured=None,
+                passed=False,
+                message=f"no baseline applies to {where}: {info['reason']} (--dnn-require-baseline)",
+            )
+        )
     return checks, info
 
 
-def failure_message(record: Mapping[str, Any], bad_constraints: Sequence[Check], bad_baseline: Sequence[Check],
-                    info: Mapping[str, Any]) -> str:
+def failure_message(
+    record: Mapping[str, Any], bad_constraints: Sequence[Check], bad_baseline: Sequence[Check], info: Mapping[str, Any]
+) -> str:
     """The text a test fails with when checks failed: constraints and regressions apart."""
-    lines = [f"dnnbench: {record.get('model')} at batch {record.get('batch_size')} failed "
-             f"{len(bad_constraints) + len(bad_baseline)} check(s)"]
+    lines = [
+        f"dnnbench: {record.get('model')} at batch {record.get('batch_size')} failed "
+        f"{len(bad_constraints) + len(bad_baseline)} check(s)"
+    ]
     if bad_constraints:
         lines.append("deployment constraint violated (too slow or too big for the device):")
         lines += [f"  - {c.message}" for c in bad_constraints]
@@ -378,8 +480,12 @@ def failure_message(record: Mapping[str, Any], bad_constraints: Sequence[Check],
 
 def regressions(records: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
     """(record, check) of every failed baseline comparison (not a missing or unusable file)."""
-    return [(r, c) for r in records for c in r.get("checks") or []
-            if c.get("kind") == "baseline" and not c.get("passed") and c.get("metric") not in ("presence", "file")]
+    return [
+        (r, c)
+        for r in records
+        for c in r.get("checks") or []
+        if c.get("kind") == "baseline" and not c.get("passed") and c.get("metric") not in ("presence", "file")
+    ]
 
 
 def summary_lines(records: Sequence[Mapping[str, Any]], notes: Sequence[str], save_requested: bool) -> list[str]:
@@ -400,8 +506,10 @@ def summary_lines(records: Sequence[Mapping[str, Any]], notes: Sequence[str], sa
         head = "no baseline applies" if not compared else f"no baseline applies to {len(missing)} result(s)"
         lines.append(f"{head}: {'; '.join(reasons[:3])}{' ...' if len(reasons) > 3 else ''}")
         if not save_requested:
-            lines.append("  create one: run the same command with --dnn-save-baseline, five times or more "
-                         "(each run adds one round); see docs/baselines.md")
+            lines.append(
+                "  create one: run the same command with --dnn-save-baseline, five times or more "
+                "(each run adds one round); see docs/baselines.md"
+            )
     errors = sorted({c["message"] for r in records for c in r.get("checks") or [] if c.get("metric") == "file"})
     lines += [f"baseline unusable: {m}" for m in errors]
     for r in records:
@@ -413,8 +521,9 @@ def summary_lines(records: Sequence[Mapping[str, Any]], notes: Sequence[str], sa
                     "refresh it with --dnn-save-baseline"
                 )
     found = regressions(records)
-    violations = [(r, c) for r in records for c in r.get("checks") or []
-                  if c.get("kind") == "constraint" and not c.get("passed")]
+    violations = [
+        (r, c) for r in records for c in r.get("checks") or [] if c.get("kind") == "constraint" and not c.get("passed")
+    ]
     if found:
         lines.append(f"baseline regressions: {len(found)}")
         lines += [f"  - {c['message']}" for _, c in found]

@@ -22,10 +22,9 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .measure.bench import BenchSettings
     from .models.spec import ModelSpec
 
 ANSWER_PREFIX = "@@dnnbench-isolated@@ "
@@ -60,13 +59,19 @@ def check_importable(spec: Any) -> None:
         )
 
 
-def make_request(spec: Any, settings: Any, batch_size: int, test: str, max_host_memory: Optional[int] = None) -> dict:
+def make_request(spec: Any, settings: Any, batch_size: int, test: str, max_host_memory: int | None = None) -> dict:
     check_importable(spec)
     s = asdict(settings)
     return {
-        "spec": {"name": spec.name, "source": spec.source, "builder": spec.builder,
-                 "input_size": list(spec.input_size), "paper_name": spec.paper_name, "family": spec.family,
-                 "builder_kwargs": [list(kv) for kv in spec.builder_kwargs]},
+        "spec": {
+            "name": spec.name,
+            "source": spec.source,
+            "builder": spec.builder,
+            "input_size": list(spec.input_size),
+            "paper_name": spec.paper_name,
+            "family": spec.family,
+            "builder_kwargs": [list(kv) for kv in spec.builder_kwargs],
+        },
         "settings": s,
         "batch_size": int(batch_size),
         "test": test,
@@ -78,8 +83,9 @@ def timeout_for(settings: Any) -> float:
     return 2.0 * float(settings.policy.max_time_s) + STARTUP_MARGIN_S
 
 
-def run_isolated(request: dict[str, Any], timeout_s: float, python: Optional[str] = None
-                 ) -> tuple[dict[str, Any], Optional[dict[str, Any]]]:
+def run_isolated(
+    request: dict[str, Any], timeout_s: float, python: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Run the child; return its record and its environment (versions, hardware, settings), or raise
     :class:`IsolationError`/:class:`IsolatedOutOfMemory`. The parent never touches the device itself:
     on a GPU, only the child holds a CUDA context."""
@@ -91,7 +97,11 @@ def run_isolated(request: dict[str, Any], timeout_s: float, python: Optional[str
     try:
         proc = subprocess.run(
             [python or sys.executable, "-m", "pytest_dnnbench.isolated"],
-            input=json.dumps(request), capture_output=True, text=True, timeout=timeout_s, env=env,
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=env,
         )
     except subprocess.TimeoutExpired as exc:
         tail = _tail(exc.stderr)
@@ -102,7 +112,7 @@ def run_isolated(request: dict[str, Any], timeout_s: float, python: Optional[str
     answer = None
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(ANSWER_PREFIX):
-            answer = json.loads(line[len(ANSWER_PREFIX):])
+            answer = json.loads(line[len(ANSWER_PREFIX) :])
             break
     if proc.returncode != 0 or answer is None:
         status = proc.returncode
@@ -114,8 +124,9 @@ def run_isolated(request: dict[str, Any], timeout_s: float, python: Optional[str
     if "oom" in answer:
         raise IsolatedOutOfMemory(answer["oom"])
     if "error" in answer:
-        raise IsolationError(f"isolated measurement of {name} at batch {batch} failed: {answer['error']}"
-                             f"{_tail(proc.stderr)}")
+        raise IsolationError(
+            f"isolated measurement of {name} at batch {batch} failed: {answer['error']}{_tail(proc.stderr)}"
+        )
     return answer["record"], answer.get("environment")
 
 
@@ -129,6 +140,7 @@ def _tail(text: Any, lines: int = 15) -> str:
 
 # -- the child ---------------------------------------------------------------------------------------
 
+
 def _child(request: dict) -> dict:
     import torch
 
@@ -138,17 +150,23 @@ def _child(request: dict) -> dict:
     from .measure.timing import SamplingPolicy
     from .models.spec import ModelSpec
     from .oom import describe, host_memory_guard, is_out_of_memory
-    from .registry import build_model
     from .record import make_record
+    from .registry import build_model
     from .results import plain
 
     s = dict(request["settings"])
     s["policy"] = SamplingPolicy(**s["policy"])
     settings = BenchSettings(**s)
     sp = request["spec"]
-    spec = ModelSpec(name=sp["name"], source=sp["source"], builder=sp["builder"],
-                     input_size=tuple(sp["input_size"]), paper_name=sp.get("paper_name"),
-                     family=sp.get("family") or "", builder_kwargs=tuple(tuple(kv) for kv in sp["builder_kwargs"]))
+    spec = ModelSpec(
+        name=sp["name"],
+        source=sp["source"],
+        builder=sp["builder"],
+        input_size=tuple(sp["input_size"]),
+        paper_name=sp.get("paper_name"),
+        family=sp.get("family") or "",
+        builder_kwargs=tuple(tuple(kv) for kv in sp["builder_kwargs"]),
+    )
     batch = int(request["batch_size"])
     from . import __version__
     from .measure.environment import collect_environment
@@ -165,16 +183,23 @@ def _child(request: dict) -> dict:
             complexity = measure_complexity(model, make_input(1, spec.input_size, settings))
             backend.before_measure()
             # The budget covers the build, as for the first test of a model in process.
-            measurement = measure(model, batch, spec.input_size, settings, backend,
-                                  start=time.monotonic() - build_s)
+            measurement = measure(model, batch, spec.input_size, settings, backend, start=time.monotonic() - build_s)
     except BaseException as exc:  # noqa: BLE001
         if is_out_of_memory(exc):
             return {"oom": describe(exc)}
         raise
     record = make_record(
-        model=spec.name, paper_name=spec.paper_name, source=spec.source, settings=settings,
-        device_name=backend.device_name(), threads=torch.get_num_threads(), measurement=measurement,
-        complexity=complexity, test=request.get("test"), isolation="process", build_s=build_s,
+        model=spec.name,
+        paper_name=spec.paper_name,
+        source=spec.source,
+        settings=settings,
+        device_name=backend.device_name(),
+        threads=torch.get_num_threads(),
+        measurement=measurement,
+        complexity=complexity,
+        test=request.get("test"),
+        isolation="process",
+        build_s=build_s,
     )
     return {"record": plain(record.to_json()), "environment": plain(environment)}
 

@@ -8,25 +8,25 @@ pytest-xdist's ``loadgroup`` may append ``@<group>`` to an id.
 from __future__ import annotations
 
 import re
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 __all__ = ["model_of", "strip_group", "suite_cell", "scope_of"]
 
 _SUITE_RE = re.compile(r"\[(?P<model>.+)-bs(?P<bs>\d+)\]$")
 
 
-def suite_cell(nodeid: str) -> Optional[tuple[str, int]]:
+def suite_cell(nodeid: str) -> tuple[str, int] | None:
     """(model, batch size) of a ``...[<model>-bs<N>]`` id, else None."""
     m = _SUITE_RE.search(nodeid)
     return (m.group("model"), int(m.group("bs"))) if m else None
 
 
-def model_of(nodeid: str, names: Iterable[str]) -> Optional[str]:
+def model_of(nodeid: str, names: Iterable[str]) -> str | None:
     """The registry model in ``nodeid``'s parameter id, if any (longest name first)."""
     open_at = nodeid.find("[")
     if open_at < 0 or not nodeid.endswith("]"):
         return None
-    params = nodeid[open_at + 1:-1]
+    params = nodeid[open_at + 1 : -1]
     for name in sorted(names, key=len, reverse=True):
         if re.search(rf"(^|-){re.escape(name)}(-|$)", params):
             return name

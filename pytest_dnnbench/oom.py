@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 __all__ = ["is_out_of_memory", "describe", "host_memory_guard", "skip_message", "GUARD_SUPPORTED"]
 
@@ -93,7 +94,7 @@ def describe(exc: BaseException, limit: int = 300) -> str:
     return summary if len(summary) <= limit else summary[: limit - 3] + "..."
 
 
-def skip_message(batch_size: Optional[int], device: str, exc_summary: str, model: Optional[str] = None) -> str:
+def skip_message(batch_size: int | None, device: str, exc_summary: str, model: str | None = None) -> str:
     if batch_size is None:
         return f"out of memory building {model} on {device} ({exc_summary})"
     return f"out of memory at batch {batch_size} on {device} ({exc_summary})"
@@ -111,7 +112,7 @@ def _resource() -> Any:  # pragma: no cover - trivial
 GUARD_SUPPORTED = sys.platform.startswith("linux") and _resource() is not None
 
 
-def private_data_bytes() -> Optional[int]:
+def private_data_bytes() -> int | None:
     """The process's private data (``VmData`` of /proc/self/status), what RLIMIT_DATA counts."""
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
@@ -124,7 +125,7 @@ def private_data_bytes() -> Optional[int]:
 
 
 @contextlib.contextmanager
-def host_memory_guard(limit_bytes: Optional[int]) -> Iterator[None]:
+def host_memory_guard(limit_bytes: int | None) -> Iterator[None]:
     """Let the process's private data grow by at most ``limit_bytes`` inside the block.
 
     No-op when ``limit_bytes`` is None or the platform has no usable RLIMIT_DATA. The previous

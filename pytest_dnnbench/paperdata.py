@@ -28,50 +28,95 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from .baseline_store import (
-    PAPER_DIR, PAPER_PLATFORMS, SCHEMA, Baseline, baseline_from_document, document_text, load_baseline,
-    paper_baseline_files, paper_benchmark_files, platform_key,
+    PAPER_DIR,
+    PAPER_PLATFORMS,
+    SCHEMA,
+    Baseline,
+    baseline_from_document,
+    document_text,
+    load_baseline,
+    paper_baseline_files,
+    paper_benchmark_files,
+    platform_key,
 )
 from .results import atomic_write_text
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
-SOURCE = ("S. Bianco, R. Cadene, L. Celona, P. Napoletano, Benchmark Analysis of Representative Deep Neural "
-          "Network Architectures, IEEE Access 6 (2018), arXiv:1810.00736v2; figures from the project's "
-          "transcript paper/bianco2018-transcript.txt")
+SOURCE = (
+    "S. Bianco, R. Cadene, L. Celona, P. Napoletano, Benchmark Analysis of Representative Deep Neural "
+    "Network Architectures, IEEE Access 6 (2018), arXiv:1810.00736v2; figures from the project's "
+    "transcript paper/bianco2018-transcript.txt"
+)
 
 #: The paper's platforms (Section II).
 PLATFORMS = {
     "titan_xp": {
-        "device": "cuda", "device_name": "NVIDIA TITAN Xp", "gpu": "Titan X Pascal, 3840 CUDA cores",
+        "device": "cuda",
+        "device_name": "NVIDIA TITAN Xp",
+        "gpu": "Titan X Pascal, 3840 CUDA cores",
         "host": "Intel Core i7-7700 @ 3.60GHz, 16 GB DDR4, Ubuntu 16.04",
-        "software": "PyTorch with cuDNN v5.1, CUDA v9.0", "table": "Table 1(a)",
+        "software": "PyTorch with cuDNN v5.1, CUDA v9.0",
+        "table": "Table 1(a)",
     },
     "jetson_tx1": {
-        "device": "cuda", "device_name": "NVIDIA Jetson TX1", "gpu": "Maxwell, 256 CUDA cores",
+        "device": "cuda",
+        "device_name": "NVIDIA Jetson TX1",
+        "gpu": "Maxwell, 256 CUDA cores",
         "host": "ARM A57 @ 2GHz, 4 GB LPDDR4, JetPack-2.3",
-        "software": "PyTorch with cuDNN v5.1, CUDA v9.0", "table": "Table 1(b)",
+        "software": "PyTorch with cuDNN v5.1, CUDA v9.0",
+        "table": "Table 1(b)",
     },
 }
 
 #: Table 1 row names -> this project's short names.
 PAPER_TO_NAME = {
-    "AlexNet": "alexnet", "BN-Inception": "bninception", "CaffeResNet-101": "cafferesnet101",
-    "DenseNet-121 (k=32)": "densenet121", "DenseNet-169 (k=32)": "densenet169",
-    "DenseNet-201 (k=32)": "densenet201", "DenseNet-161 (k=48)": "densenet161", "DPN-68": "dpn68",
-    "DPN-98": "dpn98", "DPN-131": "dpn131", "FBResNet-152": "fbresnet152", "GoogLeNet": "googlenet",
-    "Inception-ResNet-v2": "inception_resnet_v2", "Inception-v3": "inception_v3",
-    "Inception-v4": "inception_v4", "MobileNet-v1": "mobilenet_v1", "MobileNet-v2": "mobilenet_v2",
-    "NASNet-A-Large": "nasnetalarge", "NASNet-A-Mobile": "nasnetamobile", "ResNet-101": "resnet101",
-    "ResNet-152": "resnet152", "ResNet-18": "resnet18", "ResNet-34": "resnet34", "ResNet-50": "resnet50",
-    "ResNeXt-101 (32x4d)": "resnext101_32x4d", "ResNeXt-101 (64x4d)": "resnext101_64x4d",
-    "SE-ResNet-101": "se_resnet101", "SE-ResNet-152": "se_resnet152", "SE-ResNet-50": "se_resnet50",
-    "SE-ResNeXt-101 (32x4d)": "se_resnext101_32x4d", "SE-ResNeXt-50 (32x4d)": "se_resnext50_32x4d",
-    "SENet-154": "senet154", "ShuffleNet": "shufflenet", "SqueezeNet-v1.0": "squeezenet1_0",
-    "SqueezeNet-v1.1": "squeezenet1_1", "VGG-11": "vgg11", "VGG-11_BN": "vgg11_bn", "VGG-13": "vgg13",
-    "VGG-13_BN": "vgg13_bn", "VGG-16": "vgg16", "VGG-16_BN": "vgg16_bn", "VGG-19": "vgg19",
-    "VGG-19_BN": "vgg19_bn", "Xception": "xception",
+    "AlexNet": "alexnet",
+    "BN-Inception": "bninception",
+    "CaffeResNet-101": "cafferesnet101",
+    "DenseNet-121 (k=32)": "densenet121",
+    "DenseNet-169 (k=32)": "densenet169",
+    "DenseNet-201 (k=32)": "densenet201",
+    "DenseNet-161 (k=48)": "densenet161",
+    "DPN-68": "dpn68",
+    "DPN-98": "dpn98",
+    "DPN-131": "dpn131",
+    "FBResNet-152": "fbresnet152",
+    "GoogLeNet": "googlenet",
+    "Inception-ResNet-v2": "inception_resnet_v2",
+    "Inception-v3": "inception_v3",
+    "Inception-v4": "inception_v4",
+    "MobileNet-v1": "mobilenet_v1",
+    "MobileNet-v2": "mobilenet_v2",
+    "NASNet-A-Large": "nasnetalarge",
+    "NASNet-A-Mobile": "nasnetamobile",
+    "ResNet-101": "resnet101",
+    "ResNet-152": "resnet152",
+    "ResNet-18": "resnet18",
+    "ResNet-34": "resnet34",
+    "ResNet-50": "resnet50",
+    "ResNeXt-101 (32x4d)": "resnext101_32x4d",
+    "ResNeXt-101 (64x4d)": "resnext101_64x4d",
+    "SE-ResNet-101": "se_resnet101",
+    "SE-ResNet-152": "se_resnet152",
+    "SE-ResNet-50": "se_resnet50",
+    "SE-ResNeXt-101 (32x4d)": "se_resnext101_32x4d",
+    "SE-ResNeXt-50 (32x4d)": "se_resnext50_32x4d",
+    "SENet-154": "senet154",
+    "ShuffleNet": "shufflenet",
+    "SqueezeNet-v1.0": "squeezenet1_0",
+    "SqueezeNet-v1.1": "squeezenet1_1",
+    "VGG-11": "vgg11",
+    "VGG-11_BN": "vgg11_bn",
+    "VGG-13": "vgg13",
+    "VGG-13_BN": "vgg13_bn",
+    "VGG-16": "vgg16",
+    "VGG-16_BN": "vgg16_bn",
+    "VGG-19": "vgg19",
+    "VGG-19_BN": "vgg19_bn",
+    "Xception": "xception",
 }
 
 _ = None  # a null cell (reason in NULL_REASONS)
@@ -172,10 +217,14 @@ JETSON_TX1_MS = {
     "Xception": (98.96, 93.40, 90.49, 87.65, 86.89, _, _),
 }
 
-_TITAN_LOST = ("Table 1(a): the transcript kept only {n} of this row's 7 cells, and which were lost is not "
-               "known; batch 1 (always the first cell) is kept, the other cells cannot be placed")
-_JETSON_OOM = ("Table 1(b): no figure in the paper (the row ends early: 'Missing data are due to the lack of "
-               "enough system memory required to process the larger batches')")
+_TITAN_LOST = (
+    "Table 1(a): the transcript kept only {n} of this row's 7 cells, and which were lost is not "
+    "known; batch 1 (always the first cell) is kept, the other cells cannot be placed"
+)
+_JETSON_OOM = (
+    "Table 1(b): no figure in the paper (the row ends early: 'Missing data are due to the lack of "
+    "enough system memory required to process the larger batches')"
+)
 _JETSON_TRUNC = "Table 1(b): the cell is truncated in the transcript (only '{t}' survives)"
 
 #: (platform, paper name, batch size) -> why the per-image time is null.
@@ -183,18 +232,24 @@ NULL_REASONS: dict = {}
 for _name, _n in (("BN-Inception", 4), ("MobileNet-v2", 4), ("ResNet-34", 5), ("SqueezeNet-v1.1", 6)):
     for _bs in BATCH_SIZES[1:]:
         NULL_REASONS[("titan_xp", _name, _bs)] = _TITAN_LOST.format(n=_n)
-for _name, (_bs, _t) in {"DenseNet-121 (k=32)": (2, "5"), "ResNeXt-101 (32x4d)": (2, "9"),
-                         "SE-ResNet-101": (16, "8"), "SENet-154": (2, "24")}.items():
+for _name, (_bs, _t) in {
+    "DenseNet-121 (k=32)": (2, "5"),
+    "ResNeXt-101 (32x4d)": (2, "9"),
+    "SE-ResNet-101": (16, "8"),
+    "SENet-154": (2, "24"),
+}.items():
     NULL_REASONS[("jetson_tx1", _name, _bs)] = _JETSON_TRUNC.format(t=_t)
 for _name, _row in JETSON_TX1_MS.items():
-    for _bs, _v in zip(BATCH_SIZES, _row):
+    for _bs, _v in zip(BATCH_SIZES, _row, strict=False):
         if _v is None and ("jetson_tx1", _name, _bs) not in NULL_REASONS:
             NULL_REASONS[("jetson_tx1", _name, _bs)] = _JETSON_OOM
 
 #: §V-F: total GPU memory at batch 1 on the Titan Xp, in the paper's MB (= MiB, nvidia-smi).
 TITAN_XP_MEMORY_MB_BS1 = {"SqueezeNet-v1.0": 943, "SqueezeNet-v1.1": 921, "MobileNet-v1": 650, "MobileNet-v2": 648}
-MEMORY_NULL_REASON = ("Table 2 lost its row order in the transcript, so its cells cannot be attributed to models; "
-                      "only §V-F's batch-1 figures (SqueezeNet-v1.0/v1.1, MobileNet-v1/v2) are known")
+MEMORY_NULL_REASON = (
+    "Table 2 lost its row order in the transcript, so its cells cannot be attributed to models; "
+    "only §V-F's batch-1 figures (SqueezeNet-v1.0/v1.1, MobileNet-v1/v2) are known"
+)
 JETSON_MEMORY_NULL_REASON = "the paper gives no memory figures for the Jetson TX1"
 NOT_REPORTED = "null in every entry: the transcript has no per-model table of it"
 TOP1_NULL_REASON = "the paper's text and Table 3 give no Top-1 for this model"
@@ -204,7 +259,7 @@ def table(platform: str) -> dict:
     return {"titan_xp": TITAN_XP_MS, "jetson_tx1": JETSON_TX1_MS}[platform]
 
 
-def _top1(name: str) -> Optional[float]:
+def _top1(name: str) -> float | None:
     from .models.catalog import PAPER_MODELS
 
     for spec in PAPER_MODELS:
@@ -213,7 +268,7 @@ def _top1(name: str) -> Optional[float]:
     return None
 
 
-def _memory(platform: str, paper: str, bs: int) -> tuple[Optional[int], Optional[str]]:
+def _memory(platform: str, paper: str, bs: int) -> tuple[int | None, str | None]:
     if platform == "jetson_tx1":
         return None, JETSON_MEMORY_NULL_REASON
     if bs == 1 and paper in TITAN_XP_MEMORY_MB_BS1:
@@ -225,14 +280,27 @@ def platform_block(platform: str) -> dict:
     p = PLATFORMS[platform]
     return {
         "key": "paper-" + platform_key("cuda", p["device_name"], None, "fp32", "eager"),
-        "device": p["device"], "device_name": p["device_name"], "threads": None, "precision": "fp32",
-        "mode": "eager", "channels_last": False, "source": "paper",
-        "provenance": (f"{SOURCE}. Latency: {p['table']}, per-image ms, the mean over 10 runs (Section IV-E); "
-                       "memory: Section V-F, batch 1, Titan Xp, MB read as MiB (nvidia-smi); Top-1: Section V "
-                       "and Table 3. Null cells carry their reason in 'missing'."),
-        "gpu": p["gpu"], "host": p["host"], "software": p["software"],
-        "not_reported": {"macs": NOT_REPORTED, "flops": NOT_REPORTED, "params": NOT_REPORTED,
-                         "accuracy.top5": "not stored: the figures here are Top-1 only"},
+        "device": p["device"],
+        "device_name": p["device_name"],
+        "threads": None,
+        "precision": "fp32",
+        "mode": "eager",
+        "channels_last": False,
+        "source": "paper",
+        "provenance": (
+            f"{SOURCE}. Latency: {p['table']}, per-image ms, the mean over 10 runs (Section IV-E); "
+            "memory: Section V-F, batch 1, Titan Xp, MB read as MiB (nvidia-smi); Top-1: Section V "
+            "and Table 3. Null cells carry their reason in 'missing'."
+        ),
+        "gpu": p["gpu"],
+        "host": p["host"],
+        "software": p["software"],
+        "not_reported": {
+            "macs": NOT_REPORTED,
+            "flops": NOT_REPORTED,
+            "params": NOT_REPORTED,
+            "accuracy.top5": "not stored: the figures here are Top-1 only",
+        },
     }
 
 
@@ -242,7 +310,7 @@ def baseline_document(platform: str) -> dict:
     for paper, row in table(platform).items():
         name = PAPER_TO_NAME[paper]
         top1 = _top1(name)
-        for bs, ms in zip(BATCH_SIZES, row):
+        for bs, ms in zip(BATCH_SIZES, row, strict=False):
             mem, mem_reason = _memory(platform, paper, bs)
             missing = {}
             if ms is None:
@@ -251,16 +319,32 @@ def baseline_document(platform: str) -> dict:
                 missing["memory_bytes.total"] = mem_reason
             if top1 is None:
                 missing["accuracy.top1"] = TOP1_NULL_REASON
-            entries.append({
-                "model": name, "batch_size": bs, "paper_name": paper, "rounds": [],
-                "latency_ms": {"median": round(ms * bs, 6) if ms is not None else None, "statistic": "mean of 10 runs",
-                               "rounds": 0},
-                "per_image_ms": ms, "fps": round(1000.0 / ms, 4) if ms is not None else None,
-                "memory_bytes": {"total": mem}, "macs": None, "flops": None, "params": None,
-                "accuracy": {"top1": top1, "top5": None, "status": "reference" if top1 is not None else "unavailable",
-                             "source": "Bianco et al. 2018" if top1 is not None else TOP1_NULL_REASON},
-                "missing": missing,
-            })
+            entries.append(
+                {
+                    "model": name,
+                    "batch_size": bs,
+                    "paper_name": paper,
+                    "rounds": [],
+                    "latency_ms": {
+                        "median": round(ms * bs, 6) if ms is not None else None,
+                        "statistic": "mean of 10 runs",
+                        "rounds": 0,
+                    },
+                    "per_image_ms": ms,
+                    "fps": round(1000.0 / ms, 4) if ms is not None else None,
+                    "memory_bytes": {"total": mem},
+                    "macs": None,
+                    "flops": None,
+                    "params": None,
+                    "accuracy": {
+                        "top1": top1,
+                        "top5": None,
+                        "status": "reference" if top1 is not None else "unavailable",
+                        "source": "Bianco et al. 2018" if top1 is not None else TOP1_NULL_REASON,
+                    },
+                    "missing": missing,
+                }
+            )
     entries.sort(key=lambda e: (e["model"], e["batch_size"]))
     return {"schema": SCHEMA, "platform": platform_block(platform), "max_rounds": 1, "entries": entries}
 
@@ -277,32 +361,81 @@ def benchmark_document(platform: str) -> dict:
     benchmarks = []
     for paper, row in table(platform).items():
         name = PAPER_TO_NAME[paper]
-        for bs, ms in zip(BATCH_SIZES, row):
+        for bs, ms in zip(BATCH_SIZES, row, strict=False):
             if ms is None:
                 continue
             t = ms * bs / 1000.0
-            benchmarks.append({
-                "group": name, "name": f"test_dnn[{name}-bs{bs}]",
-                "fullname": f"pytest_dnnbench/suite/bench_models.py::test_dnn[{name}-bs{bs}]",
-                "params": {"dnn_model": name, "dnn_batch_size": bs}, "param": f"{name}-bs{bs}",
-                "extra_info": {"model": name, "paper_name": paper, "batch_size": bs, "per_image_ms": ms,
-                               "fps": round(1000.0 / ms, 4), "source": "paper", "platform": platform,
-                               "provenance": f"{p['table']} of Bianco et al. 2018: mean over 10 runs; the "
-                                             "spread statistics are unknown and set to 0"},
-                "options": {"timer": "paper (time.time, 10 runs)", "min_rounds": 10, "max_time": None,
-                            "warmup": None, "disable_gc": False},
-                "stats": {"min": t, "max": t, "mean": t, "stddev": 0.0, "rounds": 10, "median": t, "iqr": 0.0,
-                          "q1": t, "q3": t, "iqr_outliers": 0, "stddev_outliers": 0, "outliers": "0;0",
-                          "ld15iqr": t, "hd15iqr": t, "ops": 1.0 / t, "total": 10 * t, "iterations": 1},
-            })
+            benchmarks.append(
+                {
+                    "group": name,
+                    "name": f"test_dnn[{name}-bs{bs}]",
+                    "fullname": f"pytest_dnnbench/suite/bench_models.py::test_dnn[{name}-bs{bs}]",
+                    "params": {"dnn_model": name, "dnn_batch_size": bs},
+                    "param": f"{name}-bs{bs}",
+                    "extra_info": {
+                        "model": name,
+                        "paper_name": paper,
+                        "batch_size": bs,
+                        "per_image_ms": ms,
+                        "fps": round(1000.0 / ms, 4),
+                        "source": "paper",
+                        "platform": platform,
+                        "provenance": f"{p['table']} of Bianco et al. 2018: mean over 10 runs; the "
+                        "spread statistics are unknown and set to 0",
+                    },
+                    "options": {
+                        "timer": "paper (time.time, 10 runs)",
+                        "min_rounds": 10,
+                        "max_time": None,
+                        "warmup": None,
+                        "disable_gc": False,
+                    },
+                    "stats": {
+                        "min": t,
+                        "max": t,
+                        "mean": t,
+                        "stddev": 0.0,
+                        "rounds": 10,
+                        "median": t,
+                        "iqr": 0.0,
+                        "q1": t,
+                        "q3": t,
+                        "iqr_outliers": 0,
+                        "stddev_outliers": 0,
+                        "outliers": "0;0",
+                        "ld15iqr": t,
+                        "hd15iqr": t,
+                        "ops": 1.0 / t,
+                        "total": 10 * t,
+                        "iterations": 1,
+                    },
+                }
+            )
     return {
-        "machine_info": {"node": f"paper-{platform}", "processor": p["host"], "machine": p["device_name"],
-                         "python_implementation": "CPython", "system": "Linux", "release": "",
-                         "python_version": "", "cpu": {"brand_raw": p["host"]},
-                         "dnnbench": {"source": "paper", "platform": platform, "gpus": [p["device_name"]],
-                                      "provenance": platform_block(platform)["provenance"]}},
-        "commit_info": {"id": None, "time": None, "author_time": None, "dirty": False, "project": "bianco2018",
-                        "branch": None},
+        "machine_info": {
+            "node": f"paper-{platform}",
+            "processor": p["host"],
+            "machine": p["device_name"],
+            "python_implementation": "CPython",
+            "system": "Linux",
+            "release": "",
+            "python_version": "",
+            "cpu": {"brand_raw": p["host"]},
+            "dnnbench": {
+                "source": "paper",
+                "platform": platform,
+                "gpus": [p["device_name"]],
+                "provenance": platform_block(platform)["provenance"],
+            },
+        },
+        "commit_info": {
+            "id": None,
+            "time": None,
+            "author_time": None,
+            "dirty": False,
+            "project": "bianco2018",
+            "branch": None,
+        },
         "benchmarks": benchmarks,
         "datetime": "2018-10-19T00:00:00+00:00",
         "version": "5.3.1",

@@ -7,8 +7,6 @@ before configuration live on :class:`~.session.DnnSession`, registered here.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import pytest
 
 from . import hookspecs
@@ -48,7 +46,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(session, "dnnbench-session")
 
 
-def pytest_cmdline_main(config: pytest.Config) -> Optional[int]:
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """``--dnn-list-models``: print the registry and exit (before any test is collected)."""
     if not config.getoption("dnn_list_models", default=False):
         return None

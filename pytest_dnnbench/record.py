@@ -17,15 +17,23 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 if TYPE_CHECKING:
     from .measure.bench import BenchSettings, Measurement
     from .measure.flops import Complexity
 
 __all__ = [
-    "Accuracy", "Check", "Latency", "Record", "RECORD_KEYS", "LATENCY_KEYS", "make_record", "unavailable_accuracy",
+    "Accuracy",
+    "Check",
+    "Latency",
+    "Record",
+    "RECORD_KEYS",
+    "LATENCY_KEYS",
+    "make_record",
+    "unavailable_accuracy",
 ]
 
 #: A JSON object as Python data: its values are arbitrary JSON, hence ``Any``.
@@ -122,8 +130,7 @@ class _Part:
         return copy.deepcopy(self.unknown[key]) if key in self.unknown else default
 
 
-LATENCY_KEYS = ("median", "mean", "stdev", "min", "max", "p90", "p99", "n", "ci_median", "warmup", "capped",
-                "samples")
+LATENCY_KEYS = ("median", "mean", "stdev", "min", "max", "p90", "p99", "n", "ci_median", "warmup", "capped", "samples")
 
 
 @dataclass(frozen=True)
@@ -131,23 +138,22 @@ class Latency(_Part):
     """``latency_ms``: per-call statistics in milliseconds, every sample kept."""
 
     median: float
-    mean: Optional[float] = None
-    stdev: Optional[float] = None
-    min: Optional[float] = None
-    max: Optional[float] = None
-    p90: Optional[float] = None
-    p99: Optional[float] = None
+    mean: float | None = None
+    stdev: float | None = None
+    min: float | None = None
+    max: float | None = None
+    p90: float | None = None
+    p99: float | None = None
     n: int = 0
-    ci_median: Optional[tuple[float, float]] = None
+    ci_median: tuple[float, float] | None = None
     warmup: int = 0
     capped: bool = False
-    stop_reason: Optional[str] = None
-    ci_target: Optional[float] = None
+    stop_reason: str | None = None
+    ci_target: float | None = None
     samples: tuple[float, ...] = ()
     warmup_samples: tuple[float, ...] = ()
 
-    _KEYS: ClassVar[tuple[str, ...]] = LATENCY_KEYS[:-1] + ("stop_reason", "ci_target", "samples",
-                                                            "warmup_samples")
+    _KEYS: ClassVar[tuple[str, ...]] = LATENCY_KEYS[:-1] + ("stop_reason", "ci_target", "samples", "warmup_samples")
     _ALWAYS: ClassVar[frozenset[str]] = frozenset(LATENCY_KEYS)
     _TUPLES: ClassVar[frozenset[str]] = frozenset({"ci_median", "samples", "warmup_samples"})
 
@@ -156,11 +162,11 @@ class Latency(_Part):
 class Accuracy(_Part):
     """``accuracy``: Top-1/Top-5 in percent with their status (measured, reference or unavailable)."""
 
-    top1: Optional[float] = None
-    top5: Optional[float] = None
+    top1: float | None = None
+    top5: float | None = None
     status: str = "unavailable"
-    source: Optional[str] = None
-    n_images: Optional[int] = None
+    source: str | None = None
+    n_images: int | None = None
 
     _KEYS: ClassVar[tuple[str, ...]] = ("top1", "top5", "status", "source", "n_images")
     _ALWAYS: ClassVar[frozenset[str]] = frozenset(_KEYS)
@@ -195,16 +201,40 @@ class Check(_Part):
 
     def with_details(self, **items: Any) -> Check:
         """This check with more detail keys (added after the existing ones)."""
-        return dataclasses.replace(self, unknown={**self.unknown, **items},
-                                   order=self.order + tuple(k for k in items if k not in self.order))
+        return dataclasses.replace(
+            self, unknown={**self.unknown, **items}, order=self.order + tuple(k for k in items if k not in self.order)
+        )
 
 
 #: Keys every record has (``docs/usage.md``, the results file); tests hold records against this list.
 RECORD_KEYS = (
-    "model", "paper_name", "source", "device", "device_name", "precision", "mode", "channels_last",
-    "threads", "cudnn_benchmark", "seed", "batch_size", "input_size", "latency_ms", "per_image_ms", "fps",
-    "memory_bytes", "macs", "flops", "macs_check", "counters_disagree", "params", "param_file_mb",
-    "accuracy", "checks", "outcome", "reason",
+    "model",
+    "paper_name",
+    "source",
+    "device",
+    "device_name",
+    "precision",
+    "mode",
+    "channels_last",
+    "threads",
+    "cudnn_benchmark",
+    "seed",
+    "batch_size",
+    "input_size",
+    "latency_ms",
+    "per_image_ms",
+    "fps",
+    "memory_bytes",
+    "macs",
+    "flops",
+    "macs_check",
+    "counters_disagree",
+    "params",
+    "param_file_mb",
+    "accuracy",
+    "checks",
+    "outcome",
+    "reason",
 )
 
 
@@ -215,53 +245,86 @@ class Record(_Part):
     model: str
     batch_size: int
     latency: Latency
-    paper_name: Optional[str] = None
+    paper_name: str | None = None
     source: str = "custom"
     device: str = "cpu"
-    device_name: Optional[str] = None
+    device_name: str | None = None
     precision: str = "fp32"
     mode: str = "eager"
     channels_last: bool = False
-    threads: Optional[int] = None
-    cudnn_benchmark: Optional[bool] = None
+    threads: int | None = None
+    cudnn_benchmark: bool | None = None
     #: On CUDA: whether fp32 work was allowed to run in TF32 (``--dnn-tf32``); None on the CPU.
-    tf32: Optional[bool] = None
-    seed: Optional[int] = None
+    tf32: bool | None = None
+    seed: int | None = None
     input_size: tuple[int, ...] = ()
-    per_image_ms: Optional[float] = None
-    fps: Optional[float] = None
-    memory: Mapping[str, Optional[int]] = field(default_factory=dict)
-    memory_method: Optional[str] = None
+    per_image_ms: float | None = None
+    fps: float | None = None
+    memory: Mapping[str, int | None] = field(default_factory=dict)
+    memory_method: str | None = None
     #: On CUDA: clocks, power and throttle reasons sampled while the timed calls ran.
-    gpu_state: Optional[Mapping[str, Any]] = None
-    macs: Optional[int] = None
-    flops: Optional[int] = None
-    macs_check: Optional[int] = None
-    counters_disagree: Optional[bool] = None
-    params: Optional[int] = None
-    param_file_mb: Optional[float] = None
-    param_file_bytes: Optional[int] = None
-    complexity_error: Optional[str] = None
+    gpu_state: Mapping[str, Any] | None = None
+    macs: int | None = None
+    flops: int | None = None
+    macs_check: int | None = None
+    counters_disagree: bool | None = None
+    params: int | None = None
+    param_file_mb: float | None = None
+    param_file_bytes: int | None = None
+    complexity_error: str | None = None
     accuracy: Accuracy = field(default_factory=lambda: unavailable_accuracy("accuracy was not evaluated in this run"))
     checks: tuple[Check, ...] = ()
-    outcome: Optional[str] = None
-    reason: Optional[str] = None
-    test: Optional[str] = None
-    isolation: Optional[str] = None
-    build_s: Optional[float] = None
+    outcome: str | None = None
+    reason: str | None = None
+    test: str | None = None
+    isolation: str | None = None
+    build_s: float | None = None
     #: What the record says about its baseline: key, path, status, rounds, reason.
-    baseline: Optional[Mapping[str, Any]] = None
+    baseline: Mapping[str, Any] | None = None
     #: The tolerances the baseline checks used.
-    tolerances: Optional[Mapping[str, float]] = None
+    tolerances: Mapping[str, float] | None = None
     #: Additions of other plugins and conftest files (``pytest_dnnbench_record``).
-    extra: Optional[Mapping[str, Any]] = None
+    extra: Mapping[str, Any] | None = None
 
     _KEYS: ClassVar[tuple[str, ...]] = (
-        "model", "paper_name", "source", "device", "device_name", "precision", "mode", "channels_last",
-        "threads", "cudnn_benchmark", "tf32", "seed", "batch_size", "input_size", "latency_ms", "per_image_ms",
-        "fps", "memory_bytes", "memory_method", "gpu_state", "macs", "flops", "macs_check", "counters_disagree", "params",
-        "param_file_mb", "param_file_bytes", "complexity_error", "accuracy", "checks", "outcome", "reason",
-        "test", "isolation", "build_s", "baseline", "tolerances", "extra",
+        "model",
+        "paper_name",
+        "source",
+        "device",
+        "device_name",
+        "precision",
+        "mode",
+        "channels_last",
+        "threads",
+        "cudnn_benchmark",
+        "tf32",
+        "seed",
+        "batch_size",
+        "input_size",
+        "latency_ms",
+        "per_image_ms",
+        "fps",
+        "memory_bytes",
+        "memory_method",
+        "gpu_state",
+        "macs",
+        "flops",
+        "macs_check",
+        "counters_disagree",
+        "params",
+        "param_file_mb",
+        "param_file_bytes",
+        "complexity_error",
+        "accuracy",
+        "checks",
+        "outcome",
+        "reason",
+        "test",
+        "isolation",
+        "build_s",
+        "baseline",
+        "tolerances",
+        "extra",
     )
     _ALWAYS: ClassVar[frozenset[str]] = frozenset(RECORD_KEYS) | {"memory_method", "param_file_bytes", "test"}
     _JSON_NAMES: ClassVar[Mapping[str, str]] = {"latency": "latency_ms", "memory": "memory_bytes"}
@@ -277,16 +340,16 @@ class Record(_Part):
 def make_record(
     *,
     model: str,
-    paper_name: Optional[str],
+    paper_name: str | None,
     source: str,
     settings: BenchSettings,
     device_name: str,
     threads: int,
     measurement: Measurement,
     complexity: Complexity,
-    test: Optional[str] = None,
-    build_s: Optional[float] = None,
-    isolation: Optional[str] = None,
+    test: str | None = None,
+    build_s: float | None = None,
+    isolation: str | None = None,
 ) -> Record:
     """Assemble one record from a :class:`~.measure.bench.Measurement` and a :class:`~.measure.flops.Complexity`."""
     return Record(

@@ -9,7 +9,8 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from .models.catalog import DEFAULT_MODELS, PAPER_MODELS, TORCHVISION_EXTRA
 from .models.spec import SOURCES, ModelSpec, Preprocess
@@ -70,7 +71,7 @@ class Registry:
         except KeyError:
             raise SelectionError(self._unknown_message(name)) from None
 
-    def copy(self) -> "Registry":
+    def copy(self) -> Registry:
         new = Registry(default=self.default)
         new._specs = dict(self._specs)
         return new
@@ -96,13 +97,13 @@ class Registry:
     def register(
         self,
         name: str,
-        factory: Union[str, Callable[..., Any]],
+        factory: str | Callable[..., Any],
         *,
         input_size: Sequence[int] = (3, 224, 224),
-        preprocess: Optional[Preprocess] = None,
+        preprocess: Preprocess | None = None,
         family: str = "custom",
-        paper_name: Optional[str] = None,
-        kwargs: Optional[dict] = None,
+        paper_name: str | None = None,
+        kwargs: dict | None = None,
         replace: bool = False,
     ) -> ModelSpec:
         """Register a user model.
@@ -117,20 +118,35 @@ class Registry:
         if isinstance(factory, str):
             if ":" not in factory:
                 raise ValueError(f"factory {factory!r} for {name!r} must look like 'package.module:callable'")
-            spec = ModelSpec(name=name, source="custom", builder=factory, input_size=size, family=family,
-                             paper_name=paper_name, preprocess=preprocess,
-                             builder_kwargs=tuple(sorted((kwargs or {}).items())))
+            spec = ModelSpec(
+                name=name,
+                source="custom",
+                builder=factory,
+                input_size=size,
+                family=family,
+                paper_name=paper_name,
+                preprocess=preprocess,
+                builder_kwargs=tuple(sorted((kwargs or {}).items())),
+            )
         elif callable(factory):
             label = f"{getattr(factory, '__module__', '?')}:{getattr(factory, '__qualname__', repr(factory))}"
-            spec = ModelSpec(name=name, source="custom", builder=label, input_size=size, family=family,
-                             paper_name=paper_name, preprocess=preprocess,
-                             builder_kwargs=tuple(sorted((kwargs or {}).items())), factory=factory)
+            spec = ModelSpec(
+                name=name,
+                source="custom",
+                builder=label,
+                input_size=size,
+                family=family,
+                paper_name=paper_name,
+                preprocess=preprocess,
+                builder_kwargs=tuple(sorted((kwargs or {}).items())),
+                factory=factory,
+            )
         else:
             raise TypeError(f"factory for {name!r} must be a callable or 'package.module:callable' string")
         return self.add(spec, replace=replace)
 
     # -- selection ---------------------------------------------------------------------------
-    def select(self, expression: Union[str, Sequence[str]]) -> list[str]:
+    def select(self, expression: str | Sequence[str]) -> list[str]:
         """Resolve a selection (``paper``, ``all``, ``default``, names, globs) to ordered names."""
         tokens = _tokens(expression)
         if not tokens:
@@ -167,7 +183,7 @@ class Registry:
         )
 
 
-def _tokens(expression: Union[str, Sequence[str]]) -> list[str]:
+def _tokens(expression: str | Sequence[str]) -> list[str]:
     parts: list[str] = []
     items = [expression] if isinstance(expression, str) else list(expression)
     for item in items:
@@ -179,7 +195,7 @@ def _tokens(expression: Union[str, Sequence[str]]) -> list[str]:
 REGISTRY = Registry(PAPER_MODELS + TORCHVISION_EXTRA)
 
 
-def register_model(name: str, factory: Union[str, Callable[..., Any]], **kwargs: Any) -> ModelSpec:
+def register_model(name: str, factory: str | Callable[..., Any], **kwargs: Any) -> ModelSpec:
     """Register a model in the process-wide registry (see :meth:`Registry.register`)."""
     return REGISTRY.register(name, factory, **kwargs)
 

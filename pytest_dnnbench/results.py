@@ -9,15 +9,26 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any
 
 from .record import LATENCY_KEYS, RECORD_KEYS
 
-__all__ = ["SCHEMA", "LATENCY_KEYS", "RECORD_KEYS", "ResultsFile", "atomic_write_text", "document", "jsonable",
-           "load_results", "plain"]
+__all__ = [
+    "SCHEMA",
+    "LATENCY_KEYS",
+    "RECORD_KEYS",
+    "ResultsFile",
+    "atomic_write_text",
+    "document",
+    "jsonable",
+    "load_results",
+    "plain",
+]
 
 SCHEMA = "pytest-dnnbench/1"
+
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old or the new file, never half of one."""
@@ -53,7 +64,7 @@ def document(environment: dict, records: Iterable[dict]) -> dict:
 class ResultsFile:
     """The ``--dnn-json`` file: rewritten atomically after every record."""
 
-    def __init__(self, path: Path, environment: Optional[dict] = None):
+    def __init__(self, path: Path, environment: dict | None = None):
         self.path = Path(path)
         self.environment: dict = dict(environment or {})
         self.records: list[dict] = []

@@ -16,10 +16,10 @@ from __future__ import annotations
 import dataclasses
 import time
 import weakref
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -27,8 +27,8 @@ from . import compat
 from .baseline_store import BaselineError, load_baseline, save_run
 from .constraints import check_constraints
 from .gate import BaselineSource, baseline_checks, failure_message, regressions, summary_lines
-from .nodeids import strip_group, suite_cell
 from .isolated import IsolatedModel
+from .nodeids import strip_group, suite_cell
 from .record import Accuracy, Record
 from .registry import ModelSpec, Registry, SelectionError
 from .report.progress import Progress, missing_entry
@@ -37,8 +37,8 @@ from .settings import MARKERS, Settings, item_limits
 
 if TYPE_CHECKING:
     from .accuracy.evaluate import AccuracyRun
-    from .gate import Tolerances
     from .constraints import Constraints
+    from .gate import Tolerances
     from .measure.bench import BenchSettings
 
 SUITE_PATH = Path(__file__).parent / "suite" / "bench_models.py"
@@ -59,7 +59,8 @@ def session_of(config: pytest.Config) -> DnnSession:
         return config.stash[SESSION_KEY]
     except KeyError:
         raise pytest.UsageError(
-            "pytest-dnnbench is not configured (was the plugin disabled with -p no:dnnbench?)") from None
+            "pytest-dnnbench is not configured (was the plugin disabled with -p no:dnnbench?)"
+        ) from None
 
 
 @dataclass
@@ -69,7 +70,7 @@ class CurrentModel:
     spec: ModelSpec
     module: Any
     #: Seconds its build took, until its first test is charged for them.
-    build_s: Optional[float]
+    build_s: float | None
 
 
 class DnnSession:
@@ -80,29 +81,30 @@ class DnnSession:
         self.settings = settings
         self.registry = registry
         workerinput = getattr(config, "workerinput", None)
-        self.worker_id: Optional[str] = workerinput.get("workerid") if workerinput is not None else None
+        self.worker_id: str | None = workerinput.get("workerid") if workerinput is not None else None
         #: Names chosen by --dnn-models (None: benchmark mode is off).
-        self.selected: Optional[list[str]] = None
-        self.device: Optional[str] = None
-        self.environment: Optional[dict[str, Any]] = None
+        self.selected: list[str] | None = None
+        self.device: str | None = None
+        self.environment: dict[str, Any] | None = None
         self.records: list[Record] = []
-        self.missing: dict[tuple[str, Optional[int]], dict[str, Any]] = {}
-        self.results: Optional[ResultsFile] = None
+        self.missing: dict[tuple[str, int | None], dict[str, Any]] = {}
+        self.results: ResultsFile | None = None
         self.progress = Progress()
         self.group_by_model = False
-        self.machine_info: Optional[dict[str, Any]] = None
-        self.accuracy: Optional[AccuracyRun] = None
+        self.machine_info: dict[str, Any] | None = None
+        self.accuracy: AccuracyRun | None = None
         self.baselines = BaselineSource(settings.baseline, settings.rootpath, settings.require_baseline)
         self.notes: list[str] = []
         self.report_written: list[Path] = []
-        self.report_error: Optional[str] = None
+        self.report_error: str | None = None
         self._backend: Any = None
-        self._bench_settings: Optional[BenchSettings] = None
-        self._restore: Optional[Callable[[], None]] = None
-        self._current: Optional[CurrentModel] = None
+        self._bench_settings: BenchSettings | None = None
+        self._restore: Callable[[], None] | None = None
+        self._current: CurrentModel | None = None
         self._complexity: dict[tuple[str, tuple[int, ...]], Any] = {}
         self._foreign_complexity: weakref.WeakKeyDictionary[Any, dict[tuple[int, ...], Any]] = (
-            weakref.WeakKeyDictionary())
+            weakref.WeakKeyDictionary()
+        )
         self._env_sent = False
         self._sigterm_previous: Any = None
 
@@ -140,8 +142,10 @@ class DnnSession:
             import importlib.util
 
             if importlib.util.find_spec("matplotlib") is None:
-                raise pytest.UsageError(f"--dnn-report={self.settings.report_dir}: the report's figures need "
-                                        "matplotlib, which is not installed. pip install matplotlib")
+                raise pytest.UsageError(
+                    f"--dnn-report={self.settings.report_dir}: the report's figures need "
+                    "matplotlib, which is not installed. pip install matplotlib"
+                )
         if not self.is_worker and s.json_path is not None:
             self.results = ResultsFile(s.json_path)
 
@@ -156,7 +160,9 @@ class DnnSession:
                     load_baseline(p)
                 except BaselineError as exc:
                     option = "--dnn-baseline" if path == s.baseline else "--dnn-save-baseline"
-                    raise pytest.UsageError(f"{option}: {exc}. Fix or remove the file (it was left untouched)") from None
+                    raise pytest.UsageError(
+                        f"{option}: {exc}. Fix or remove the file (it was left untouched)"
+                    ) from None
             elif path == s.baseline and path != s.save_baseline and s.baseline_given:
                 # (named in the ini file instead, a missing file is "no baseline applies", said in the summary)
                 raise pytest.UsageError(
@@ -208,7 +214,7 @@ class DnnSession:
             config.option.dist = "loadgroup"
             self.group_by_model = True
 
-    def _gpu_sharing(self, n_workers: int, local_only: bool) -> Optional[str]:
+    def _gpu_sharing(self, n_workers: int, local_only: bool) -> str | None:
         """Why these workers would share a GPU, or None (GPUs are counted where the workers run: here)."""
         from .device import TorchProbe, gpu_sharing_problem
 
@@ -241,21 +247,22 @@ class DnnSession:
                 self.progress.plan[nodeid] = cell
 
     # -- collection ---------------------------------------------------------------------------------
-    def pytest_report_header(self, config: pytest.Config) -> Optional[list[str]]:
+    def pytest_report_header(self, config: pytest.Config) -> list[str] | None:
         lines = []
         if self.benchmark_mode:
             s = self.settings
             lines.append(
                 f"dnnbench: {len(self.selected or [])} models x {len(s.batch_sizes)} batch sizes, "
                 f"device {s.device}, {s.precision}, cudnn.benchmark {'on' if s.cudnn_benchmark else 'off'}, "
-                f"seed {s.seed}, budget {s.policy.max_time_s:g} s/test")
+                f"seed {s.seed}, budget {s.policy.max_time_s:g} s/test"
+            )
         header = self.accuracy.header() if self.accuracy is not None else None
         if header:
             lines.append(header)
         return lines or None
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_pycollect_makemodule(self, module_path: Path, parent: pytest.Collector) -> Optional[pytest.Module]:
+    def pytest_pycollect_makemodule(self, module_path: Path, parent: pytest.Collector) -> pytest.Module | None:
         if module_path == SUITE_PATH:
             return pytest.Module.from_parent(parent, path=module_path, nodeid=SUITE_NODEID)
         return None
@@ -297,8 +304,12 @@ class DnnSession:
         """This test's tolerances and constraints: the options, overridden by its markers."""
         cached = item.stash.get(LIMITS_KEY, None)
         if cached is None:
-            cached = item_limits(self.settings, item.nodeid, item.get_closest_marker("dnn_tolerance"),
-                                 item.get_closest_marker("dnn_constraints"))
+            cached = item_limits(
+                self.settings,
+                item.nodeid,
+                item.get_closest_marker("dnn_tolerance"),
+                item.get_closest_marker("dnn_constraints"),
+            )
             item.stash[LIMITS_KEY] = cached
         return cached
 
@@ -322,8 +333,14 @@ class DnnSession:
 
             s = self.settings
             self._bench_settings = BenchSettings(
-                device=self.device or "cpu", precision=s.precision, channels_last=s.channels_last,
-                threads=s.threads, cudnn_benchmark=s.cudnn_benchmark, tf32=s.tf32, seed=s.seed, policy=s.policy,
+                device=self.device or "cpu",
+                precision=s.precision,
+                channels_last=s.channels_last,
+                threads=s.threads,
+                cudnn_benchmark=s.cudnn_benchmark,
+                tf32=s.tf32,
+                seed=s.seed,
+                policy=s.policy,
             )
         return self._bench_settings
 
@@ -342,7 +359,7 @@ class DnnSession:
             self.environment = collect_environment(self._backend, settings, __version__)
         return self._backend
 
-    def model(self, name: Optional[str]) -> Iterator[Any]:
+    def model(self, name: str | None) -> Iterator[Any]:
         """The ``dnn_model`` fixture: the registry model ``name``, built with random weights, on the device."""
         if name is None:
             raise pytest.UsageError("dnn_model is parametrized by pytest-dnnbench; do not request it indirectly")
@@ -356,8 +373,9 @@ class DnnSession:
         backend.release()  # the previous model's fixture has been finished by now: return its memory first
         start = time.monotonic()
         try:
-            module = self._guarded(lambda: self._build(spec), lambda oom: _oom_message(
-                None, self.bench_settings().device, oom, spec.name))
+            module = self._guarded(
+                lambda: self._build(spec), lambda oom: _oom_message(None, self.bench_settings().device, oom, spec.name)
+            )
         except ModelUnavailable as exc:
             pytest.skip(str(exc))
         # --dnn-max-time bounds the build too: the first test of this model is charged for it.
@@ -400,7 +418,7 @@ class DnnSession:
         self.backend().release()
         pytest.skip(message(oom))
 
-    def _complexity_of(self, spec: Optional[ModelSpec], module: Any, size: tuple[int, ...]) -> Any:
+    def _complexity_of(self, spec: ModelSpec | None, module: Any, size: tuple[int, ...]) -> Any:
         """FLOPs and parameters, once per model and input size (not per batch)."""
         from .measure.bench import make_input
         from .measure.flops import measure_complexity
@@ -419,9 +437,17 @@ class DnnSession:
         return per_module[size]
 
     # -- one test's pipeline -----------------------------------------------------------------------
-    def bench(self, item: pytest.Item, request: pytest.FixtureRequest, model: Any, *,
-              input_size: Optional[Sequence[int]], batch_size: Optional[int], name: Optional[str],
-              forward: Optional[Callable[[Any], object]]) -> dict[str, Any]:
+    def bench(
+        self,
+        item: pytest.Item,
+        request: pytest.FixtureRequest,
+        model: Any,
+        *,
+        input_size: Sequence[int] | None,
+        batch_size: int | None,
+        name: str | None,
+        forward: Callable[[Any], object] | None,
+    ) -> dict[str, Any]:
         """Benchmark ``model`` for test ``item``: measure -> accuracy -> checks -> pytest-benchmark ->
         ``pytest_dnnbench_record`` -> verdict. Returns the record as plain JSON data."""
         if model is None:
@@ -446,15 +472,23 @@ class DnnSession:
         constraint_checks = check_constraints(plain_record, constraints)
         base_checks, info = baseline_checks(self.baselines, plain_record, tolerances)
         record = dataclasses.replace(
-            record, checks=record.checks + tuple(constraint_checks) + tuple(base_checks), baseline=info,
-            tolerances={"latency": tolerances.latency, "memory": tolerances.memory, "top1": tolerances.top1,
-                        "alpha": tolerances.alpha})
+            record,
+            checks=record.checks + tuple(constraint_checks) + tuple(base_checks),
+            baseline=info,
+            tolerances={
+                "latency": tolerances.latency,
+                "memory": tolerances.memory,
+                "top1": tolerances.top1,
+                "alpha": tolerances.alpha,
+            },
+        )
         # Kept now: a check or a hook that fails the test below must not lose the measurement.
         records = item.stash.setdefault(RECORDS_KEY, [])
         records.append(record)
         # 4. pytest-benchmark (a copy of the record)
-        compat.add_to_benchmark_session(self.config, item, record.to_json(), self.settings.policy.min_samples,
-                                        self.settings.policy.max_time_s)
+        compat.add_to_benchmark_session(
+            self.config, item, record.to_json(), self.settings.policy.min_samples, self.settings.policy.max_time_s
+        )
         # 5. other plugins: once, with the finished record; their additions go under record["extra"]
         payload = record.to_json()
         try:
@@ -471,9 +505,16 @@ class DnnSession:
             pytest.fail(failure_message(plain_record, bad_constraints, bad_baseline, info), pytrace=False)
         return record.to_json()
 
-    def _measure(self, item: pytest.Item, model: Any, spec: Optional[ModelSpec],
-                 input_size: Optional[Sequence[int]], batch: int, name: Optional[str],
-                 forward: Optional[Callable[[Any], object]]) -> tuple[Record, Any]:
+    def _measure(
+        self,
+        item: pytest.Item,
+        model: Any,
+        spec: ModelSpec | None,
+        input_size: Sequence[int] | None,
+        batch: int,
+        name: str | None,
+        forward: Callable[[Any], object] | None,
+    ) -> tuple[Record, Any]:
         from .measure.bench import measure, prepare_model
         from .record import make_record
 
@@ -481,8 +522,10 @@ class DnnSession:
         settings = self.bench_settings()
         if input_size is None:
             if spec is None:
-                raise TypeError("dnn_bench(model) needs input_size=(channels, height, width) for a model that is "
-                                "not from the registry")
+                raise TypeError(
+                    "dnn_bench(model) needs input_size=(channels, height, width) for a model that is "
+                    "not from the registry"
+                )
             input_size = spec.input_size
         size = tuple(int(v) for v in input_size)
         if len(size) != 3 or min(size) < 1:
@@ -507,20 +550,26 @@ class DnnSession:
             model=name or (spec.name if spec is not None else type(model).__name__),
             paper_name=spec.paper_name if spec is not None else None,
             source=spec.source if spec is not None else "custom",
-            settings=settings, device_name=backend.device_name(), threads=_threads(),
-            measurement=measurement, complexity=complexity, test=_test_id(item), build_s=build_s,
+            settings=settings,
+            device_name=backend.device_name(),
+            threads=_threads(),
+            measurement=measurement,
+            complexity=complexity,
+            test=_test_id(item),
+            build_s=build_s,
         )
         return record, model
 
-    def _measure_isolated(self, item: pytest.Item, model: IsolatedModel, batch: int, name: Optional[str]) -> Record:
+    def _measure_isolated(self, item: pytest.Item, model: IsolatedModel, batch: int, name: str | None) -> Record:
         """``--dnn-isolate=process``: the measurement runs in a fresh subprocess (see :mod:`.isolated`)."""
         from .isolated import IsolatedOutOfMemory, IsolationError, make_request, run_isolated, timeout_for
 
         settings = self.bench_settings()
         oom = failure = None
         try:
-            req = make_request(model.spec, settings, batch, _test_id(item),
-                               max_host_memory=self.settings.max_host_memory)
+            req = make_request(
+                model.spec, settings, batch, _test_id(item), max_host_memory=self.settings.max_host_memory
+            )
             answer, environment = run_isolated(req, timeout_for(settings))
             record = Record.from_json(answer)
             if self.environment is None and environment is not None:
@@ -535,13 +584,16 @@ class DnnSession:
             pytest.fail(failure, pytrace=False)
         return dataclasses.replace(record, model=name) if name else record
 
-    def _accuracy(self, record: Record, module: Any, spec: Optional[ModelSpec]) -> Accuracy:
+    def _accuracy(self, record: Record, module: Any, spec: ModelSpec | None) -> Accuracy:
         if self.accuracy is None:
             return record.accuracy
         known = self.registry.get(record.model) if record.model in self.registry else None
         evaluated = spec if spec is not None and module is not None and record.model == spec.name else None
-        return Accuracy.from_json(self.accuracy.for_record(
-            module, evaluated, known, record.device, record.channels_last, self._accuracy_progress(record.model)))
+        return Accuracy.from_json(
+            self.accuracy.for_record(
+                module, evaluated, known, record.device, record.channels_last, self._accuracy_progress(record.model)
+            )
+        )
 
     def _accuracy_progress(self, name: str) -> Callable[[str], None]:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -554,8 +606,9 @@ class DnnSession:
 
     # -- reports: records travel with the test's report ---------------------------------------------
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
-                                  ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         records = item.stash.get(RECORDS_KEY, None)
         if call.when == "call" and records:
@@ -572,8 +625,9 @@ class DnnSession:
                 report.dnn_missing = self._missing(item, call, report, params)  # type: ignore[attr-defined]
         return report
 
-    def _missing(self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport,
-                 params: dict[str, Any]) -> dict[str, Any]:
+    def _missing(
+        self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport, params: dict[str, Any]
+    ) -> dict[str, Any]:
         model = str(params["dnn_model"])
         if report.skipped and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
             reason = str(report.longrepr[2])
@@ -582,9 +636,15 @@ class DnnSession:
         else:
             reason = str(report.longrepr or "")
         bs = params.get("dnn_batch_size")
-        return missing_entry(model=model, paper_name=self.registry.get(model).paper_name if model in self.registry
-                             else None, batch_size=int(bs) if bs is not None else None, skipped=report.skipped,
-                             when=call.when, reason=reason, test=item.nodeid)
+        return missing_entry(
+            model=model,
+            paper_name=self.registry.get(model).paper_name if model in self.registry else None,
+            batch_size=int(bs) if bs is not None else None,
+            skipped=report.skipped,
+            when=call.when,
+            reason=reason,
+            test=item.nodeid,
+        )
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:  # a worker's reports reach the controller too
@@ -598,7 +658,7 @@ class DnnSession:
         if report.when == "teardown" and self._xdist_controller() and self.benchmark_mode:
             self._progress_line(self.progress.finished_line(report.nodeid))
 
-    def _keep(self, records: list[dict[str, Any]], environment: Optional[dict[str, Any]]) -> None:
+    def _keep(self, records: list[dict[str, Any]], environment: dict[str, Any] | None) -> None:
         if environment and self.environment is None:
             self.environment = environment
         self.records.extend(Record.from_json(r) for r in records)
@@ -613,7 +673,7 @@ class DnnSession:
             return
         self._progress_line(self.progress.started_line(nodeid))
 
-    def _progress_line(self, line: Optional[str]) -> None:
+    def _progress_line(self, line: str | None) -> None:
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
         if line is None or tr is None or self.config.get_verbosity() < 0:
             return
@@ -644,10 +704,16 @@ class DnnSession:
         s = self.settings
         assert s.save_baseline is not None
         plain_records = [r.to_json() for r in self.records]
-        outcome = save_run(plain_records, self.environment, choice=s.save_baseline, root=s.rootpath,
-                           max_rounds=s.baseline_rounds, force=s.baseline_force,
-                           regressions=len(regressions(plain_records)),
-                           interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+        outcome = save_run(
+            plain_records,
+            self.environment,
+            choice=s.save_baseline,
+            root=s.rootpath,
+            max_rounds=s.baseline_rounds,
+            force=s.baseline_force,
+            regressions=len(regressions(plain_records)),
+            interrupted=exitstatus == pytest.ExitCode.INTERRUPTED,
+        )
         self.notes += outcome.notes
         if outcome.failed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -664,8 +730,14 @@ class DnnSession:
 
             env = dict(self.environment or {})
             records = [r.to_json() for r in self.records]
-            platform = Platform(platform_label(env, records, "this run"), records, env,
-                                list(self.missing.values()), "this run", "results")
+            platform = Platform(
+                platform_label(env, records, "this run"),
+                records,
+                env,
+                list(self.missing.values()),
+                "this run",
+                "results",
+            )
             self.report_written = write_report([platform], out, command=_command(self.config))
         except Exception as exc:  # a broken report must not hide the test results, but must show
             self.report_error = f"{type(exc).__name__}: {exc}"
@@ -687,8 +759,11 @@ class DnnSession:
                 self.results.flush()
             env = self.environment or {}
             tf32 = ", TF32 on" if env.get("tf32_requested") and str(env.get("device", "")).startswith("cuda") else ""
-            tr.write_sep("=", f"dnnbench: {env.get('device', '?')} ({env.get('device_name', '?')}), "
-                              f"{env.get('precision', '?')}{tf32}")
+            tr.write_sep(
+                "=",
+                f"dnnbench: {env.get('device', '?')} ({env.get('device_name', '?')}), "
+                f"{env.get('precision', '?')}{tf32}",
+            )
             for line in format_table(records):
                 tr.write_line(line)
             tr.write_line("memory: " + _memory_note(env))
@@ -699,20 +774,25 @@ class DnnSession:
             tr.write_sep("-", "dnnbench: baselines and deployment constraints")
             for line in summary_lines(gated, self.notes, self.settings.save_baseline is not None):
                 tr.write_line(line)
-        if records and (self.benchmark_mode or self.settings.report_dir is not None) and \
-                self.config.get_verbosity() > -2:
+        if (
+            records
+            and (self.benchmark_mode or self.settings.report_dir is not None)
+            and self.config.get_verbosity() > -2
+        ):
             width = self.config.get_terminal_writer().fullwidth
             tr.write_sep("-", "dnnbench: the paper's tables for this run")
-            for line in format_paper_tables(records, list(self.missing.values()), width,
-                                            memory_note(self.environment or {}, records)):
+            for line in format_paper_tables(
+                records, list(self.missing.values()), width, memory_note(self.environment or {}, records)
+            ):
                 tr.write_line(line)
         out = self.settings.report_dir
         if out is not None:
             if self.report_error:
                 tr.write_line(f"dnnbench: no report written to {out}: {self.report_error}", red=True)
             elif self.report_written:
-                tr.write_line(f"dnnbench: report written to {out} ({len(self.report_written)} files; "
-                              f"open {out / 'report.html'})")
+                tr.write_line(
+                    f"dnnbench: report written to {out} ({len(self.report_written)} files; open {out / 'report.html'})"
+                )
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Undo what the session changed in the process: SIGTERM's handler, torch's settings."""
@@ -760,9 +840,13 @@ class DnnSession:
         machine_info["dnnbench"] = dict(self.machine_info)
 
     @pytest.hookimpl(wrapper=True, optionalhook=True)
-    def pytest_benchmark_compare_machine_info(self, config: pytest.Config, benchmarksession: Any,
-                                              machine_info: dict[str, Any], compared_benchmark: dict[str, Any]
-                                              ) -> Generator[None, Any, Any]:
+    def pytest_benchmark_compare_machine_info(
+        self,
+        config: pytest.Config,
+        benchmarksession: Any,
+        machine_info: dict[str, Any],
+        compared_benchmark: dict[str, Any],
+    ) -> Generator[None, Any, Any]:
         """The paper's runs (baselines/paper) differ from every machine by design: no warning for that.
 
         pytest-benchmark warns (a Python warning) when the compared run's ``machine_info`` differs
@@ -781,6 +865,7 @@ class DnnSession:
 
 
 # -- small helpers ----------------------------------------------------------------------------------
+
 
 def _params(item: pytest.Item) -> dict[str, Any]:
     return dict(getattr(getattr(item, "callspec", None), "params", {}) or {})
@@ -805,13 +890,13 @@ def _threads() -> int:
     return int(torch.get_num_threads())
 
 
-def _oom_message(batch_size: Optional[int], device: str, summary: str, model: Optional[str] = None) -> str:
+def _oom_message(batch_size: int | None, device: str, summary: str, model: str | None = None) -> str:
     from .oom import skip_message
 
     return skip_message(batch_size, device, summary, model=model)
 
 
-def _worker_index(worker_id: Optional[str]) -> Optional[int]:
+def _worker_index(worker_id: str | None) -> int | None:
     """pytest-xdist's ``gwN`` -> N (GPUs are pinned round robin over the workers)."""
     if worker_id and worker_id.startswith("gw") and worker_id[2:].isdigit():
         return int(worker_id[2:])

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pytest
 
@@ -29,9 +30,25 @@ from .gate import Tolerances
 from .measure.timing import SamplingPolicy
 
 __all__ = [
-    "OPTIONS", "Option", "Settings", "addoptions", "item_limits", "usage_error", "PAPER_BATCH_SIZES",
-    "PRECISIONS", "parse_batch_sizes", "parse_device", "parse_choice", "parse_on_off", "parse_int",
-    "parse_duration", "parse_fraction", "parse_tolerance", "parse_probability", "parse_bytes", "parse_rate",
+    "OPTIONS",
+    "Option",
+    "Settings",
+    "addoptions",
+    "item_limits",
+    "usage_error",
+    "PAPER_BATCH_SIZES",
+    "PRECISIONS",
+    "parse_batch_sizes",
+    "parse_device",
+    "parse_choice",
+    "parse_on_off",
+    "parse_int",
+    "parse_duration",
+    "parse_fraction",
+    "parse_tolerance",
+    "parse_probability",
+    "parse_bytes",
+    "parse_rate",
 ]
 
 PAPER_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
@@ -46,6 +63,7 @@ T = TypeVar("T")
 
 # -- the option table ------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Option:
     """One option: its flag, its ini twin (or none), how it is given, its default and its help."""
@@ -56,107 +74,214 @@ class Option:
     #: ``value`` (``--flag=VALUE``), ``switch`` (``--flag``), ``optional`` (``--flag`` or ``--flag=VALUE``).
     kind: Literal["value", "switch", "optional"] = "value"
     #: Ini type of the twin (``string`` or ``bool``), None where there is no twin.
-    ini: Optional[Literal["string", "bool"]] = "string"
-    default: Optional[str] = None
+    ini: Literal["string", "bool"] | None = "string"
+    default: str | None = None
     metavar: str = "VALUE"
     #: For ``optional``: the value of the bare flag.
-    const: Optional[str] = None
+    const: str | None = None
     ini_help: str = ""
 
 
 OPTIONS: tuple[Option, ...] = (
     # what to run, and how
-    Option("--dnn-models", "dnn_models",
-           "benchmark these models: 'paper' (the 44 of Bianco et al.), 'all', 'default', names and globs "
-           "such as 'resnet*', comma separated. Turns on benchmark mode."),
-    Option("--dnn-device", "dnn_device", "device: auto (cuda when present, else cpu), cpu, cuda, cuda:N.",
-           default="auto"),
-    Option("--dnn-batch-sizes", "dnn_batch_sizes", "comma separated batch sizes (default: the paper's 1,2,4,8,16,32,64).",
-           default="1,2,4,8,16,32,64"),
+    Option(
+        "--dnn-models",
+        "dnn_models",
+        "benchmark these models: 'paper' (the 44 of Bianco et al.), 'all', 'default', names and globs "
+        "such as 'resnet*', comma separated. Turns on benchmark mode.",
+    ),
+    Option(
+        "--dnn-device", "dnn_device", "device: auto (cuda when present, else cpu), cpu, cuda, cuda:N.", default="auto"
+    ),
+    Option(
+        "--dnn-batch-sizes",
+        "dnn_batch_sizes",
+        "comma separated batch sizes (default: the paper's 1,2,4,8,16,32,64).",
+        default="1,2,4,8,16,32,64",
+    ),
     Option("--dnn-precision", "dnn_precision", "fp32 (the paper's), fp16 or bf16 (CUDA).", default="fp32"),
     Option("--dnn-threads", "dnn_threads", "CPU threads for torch (default: torch's own choice)."),
-    Option("--dnn-cudnn-benchmark", "dnn_cudnn_benchmark", "cuDNN autotuning, on (default, as in the paper) or off.",
-           default="on"),
+    Option(
+        "--dnn-cudnn-benchmark",
+        "dnn_cudnn_benchmark",
+        "cuDNN autotuning, on (default, as in the paper) or off.",
+        default="on",
+    ),
     Option("--dnn-seed", "dnn_seed", "seed of the random weights and inputs.", default="0"),
     Option("--dnn-min-samples", "dnn_min_samples", "minimum timed calls per test (the paper's 10).", default="10"),
     Option("--dnn-max-samples", "dnn_max_samples", "maximum timed calls per test.", default="5000"),
-    Option("--dnn-ci-target", "dnn_ci_target",
-           "stop sampling once the median's 95%% confidence interval is within this (e.g. 1%% or 0.01).",
-           default="1%"),
-    Option("--dnn-max-time", "dnn_max_time",
-           "time budget per test for warm-up and sampling (e.g. 20, 20s, 2m); a test cut short is marked capped.",
-           default="10s"),
+    Option(
+        "--dnn-ci-target",
+        "dnn_ci_target",
+        "stop sampling once the median's 95%% confidence interval is within this (e.g. 1%% or 0.01).",
+        default="1%",
+    ),
+    Option(
+        "--dnn-max-time",
+        "dnn_max_time",
+        "time budget per test for warm-up and sampling (e.g. 20, 20s, 2m); a test cut short is marked capped.",
+        default="10s",
+    ),
     Option("--dnn-warmup", "dnn_warmup", "minimum warm-up calls before timing.", default="3"),
     Option("--dnn-json", "dnn_json", "write the results file (schema pytest-dnnbench/1) to this path."),
-    Option("--dnn-isolate", "dnn_isolate",
-           "none (default: every test in this process) or process (each model and batch size measured in a "
-           "fresh subprocess; models must be registered by importable name).", default="none"),
-    Option("--dnn-max-host-memory", "dnn_max_host_memory",
-           "host memory a test may add to the process while it builds and measures its model (e.g. 8GB, "
-           "16GiB; Linux resource limit); beyond it the test is skipped as out of memory."),
-    Option("--dnn-channels-last", "dnn_channels_last", "run models and inputs in channels-last memory format.",
-           kind="switch", ini="bool"),
-    Option("--dnn-tf32", "dnn_tf32",
-           "let fp32 convolutions and matrix products run in TF32 on Ampere and newer GPUs (off by default: fp32 "
-           "means fp32, as on the paper's Titan Xp); recorded, and part of the baseline platform key.",
-           kind="switch", ini="bool"),
-    Option("--dnn-allow-parallel-cpu", "dnn_allow_parallel_cpu",
-           "allow benchmark tests on the CPU under pytest-xdist (-n): parallel workers disturb "
-           "each other's timings, so this is refused unless asked for.", kind="switch", ini=None),
-    Option("--dnn-allow-shared-gpu", "dnn_allow_shared_gpu",
-           "allow several pytest-xdist workers on one GPU (more workers than GPUs, or -n with --dnn-device=cuda:N): "
-           "they disturb each other's timings, clocks and memory figures, so this is refused unless asked for.",
-           kind="switch", ini=None),
-    Option("--dnn-list-models", "dnn_list_models",
-           "list the registered models (names, paper names, sources, input sizes) and exit.", kind="switch", ini=None),
+    Option(
+        "--dnn-isolate",
+        "dnn_isolate",
+        "none (default: every test in this process) or process (each model and batch size measured in a "
+        "fresh subprocess; models must be registered by importable name).",
+        default="none",
+    ),
+    Option(
+        "--dnn-max-host-memory",
+        "dnn_max_host_memory",
+        "host memory a test may add to the process while it builds and measures its model (e.g. 8GB, "
+        "16GiB; Linux resource limit); beyond it the test is skipped as out of memory.",
+    ),
+    Option(
+        "--dnn-channels-last",
+        "dnn_channels_last",
+        "run models and inputs in channels-last memory format.",
+        kind="switch",
+        ini="bool",
+    ),
+    Option(
+        "--dnn-tf32",
+        "dnn_tf32",
+        "let fp32 convolutions and matrix products run in TF32 on Ampere and newer GPUs (off by default: fp32 "
+        "means fp32, as on the paper's Titan Xp); recorded, and part of the baseline platform key.",
+        kind="switch",
+        ini="bool",
+    ),
+    Option(
+        "--dnn-allow-parallel-cpu",
+        "dnn_allow_parallel_cpu",
+        "allow benchmark tests on the CPU under pytest-xdist (-n): parallel workers disturb "
+        "each other's timings, so this is refused unless asked for.",
+        kind="switch",
+        ini=None,
+    ),
+    Option(
+        "--dnn-allow-shared-gpu",
+        "dnn_allow_shared_gpu",
+        "allow several pytest-xdist workers on one GPU (more workers than GPUs, or -n with --dnn-device=cuda:N): "
+        "they disturb each other's timings, clocks and memory figures, so this is refused unless asked for.",
+        kind="switch",
+        ini=None,
+    ),
+    Option(
+        "--dnn-list-models",
+        "dnn_list_models",
+        "list the registered models (names, paper names, sources, input sizes) and exit.",
+        kind="switch",
+        ini=None,
+    ),
     # accuracy
-    Option("--dnn-imagenet", "dnn_imagenet",
-           "validation images for Top-1/Top-5: ImageNet-1k val in ImageFolder layout (one folder per synset) or "
-           "the flat ILSVRC2012 val folder with the devkit's ground truth; or any ImageFolder of your own classes.",
-           metavar="DIR", ini_help=" (paths relative to the ini file)"),
-    Option("--dnn-accuracy-limit", "dnn_accuracy_limit",
-           "evaluate accuracy on a class-balanced subset of N images (quick runs); default: all.", metavar="N",
-           ini_help=" (paths relative to the ini file)"),
-    Option("--dnn-weights", "dnn_weights",
-           "random (default), pretrained (local caches only: TORCH_HOME hub checkpoints, Hugging Face cache; "
-           "nothing is downloaded), or a checkpoint file / folder of checkpoints.", metavar="WEIGHTS",
-           ini_help=" (paths relative to the ini file)"),
+    Option(
+        "--dnn-imagenet",
+        "dnn_imagenet",
+        "validation images for Top-1/Top-5: ImageNet-1k val in ImageFolder layout (one folder per synset) or "
+        "the flat ILSVRC2012 val folder with the devkit's ground truth; or any ImageFolder of your own classes.",
+        metavar="DIR",
+        ini_help=" (paths relative to the ini file)",
+    ),
+    Option(
+        "--dnn-accuracy-limit",
+        "dnn_accuracy_limit",
+        "evaluate accuracy on a class-balanced subset of N images (quick runs); default: all.",
+        metavar="N",
+        ini_help=" (paths relative to the ini file)",
+    ),
+    Option(
+        "--dnn-weights",
+        "dnn_weights",
+        "random (default), pretrained (local caches only: TORCH_HOME hub checkpoints, Hugging Face cache; "
+        "nothing is downloaded), or a checkpoint file / folder of checkpoints.",
+        metavar="WEIGHTS",
+        ini_help=" (paths relative to the ini file)",
+    ),
     # baselines, gating, constraints
-    Option("--dnn-baseline", "dnn_baseline",
-           "baseline to check against: a file, 'auto' (baselines/<platform key>.json under the rootdir, the "
-           "default) or 'none'.", default="auto"),
-    Option("--dnn-baseline-rounds", "dnn_baseline_rounds",
-           "rounds kept per entry when saving a baseline (each --dnn-save-baseline run adds one; use at least 5).",
-           default="10"),
-    Option("--dnn-latency-tolerance", "dnn_latency_tolerance",
-           "latency regression threshold: slower than baseline x (1 + this), and significant (e.g. 10%% or 0.1).",
-           default="10%"),
-    Option("--dnn-memory-tolerance", "dnn_memory_tolerance",
-           "memory regression threshold: total memory above baseline x (1 + this).", default="10%"),
-    Option("--dnn-top1-tolerance", "dnn_top1_tolerance",
-           "Top-1 regression threshold in percentage points (measured accuracy only).", default="0.5"),
-    Option("--dnn-latency-alpha", "dnn_latency_alpha",
-           "one-sided significance level of the latency test against the between-round spread (0.001; 0.01 "
-           "catches more, with more false alarms: docs/baselines.md).", default="0.001"),
-    Option("--dnn-max-memory", "dnn_max_memory",
-           "deployment constraint: maximum total process memory (0.7GB = 7e8 bytes, 700MB, 1.4GiB = 1.4 x 2^30, "
-           "bytes)."),
-    Option("--dnn-min-fps", "dnn_min_fps",
-           "deployment constraint: minimum images per second at the batch size under test (e.g. 30)."),
-    Option("--dnn-require-baseline", "dnn_require_baseline", "fail a test for which no baseline applies (for CI).",
-           kind="switch", ini="bool"),
-    Option("--dnn-save-baseline", "dnn_save_baseline",
-           "add this run as one round to a baseline file (default: the platform's file in "
-           "baselines/), merging with the entries already there; written atomically, and not "
-           "after a run with a regression unless --dnn-baseline-force.", kind="optional", ini=None,
-           metavar="PATH", const="auto"),
-    Option("--dnn-baseline-force", "dnn_baseline_force",
-           "with --dnn-save-baseline: save even though this run regressed against the baseline "
-           "(or the file is for another platform).", kind="switch", ini=None),
+    Option(
+        "--dnn-baseline",
+        "dnn_baseline",
+        "baseline to check against: a file, 'auto' (baselines/<platform key>.json under the rootdir, the "
+        "default) or 'none'.",
+        default="auto",
+    ),
+    Option(
+        "--dnn-baseline-rounds",
+        "dnn_baseline_rounds",
+        "rounds kept per entry when saving a baseline (each --dnn-save-baseline run adds one; use at least 5).",
+        default="10",
+    ),
+    Option(
+        "--dnn-latency-tolerance",
+        "dnn_latency_tolerance",
+        "latency regression threshold: slower than baseline x (1 + this), and significant (e.g. 10%% or 0.1).",
+        default="10%",
+    ),
+    Option(
+        "--dnn-memory-tolerance",
+        "dnn_memory_tolerance",
+        "memory regression threshold: total memory above baseline x (1 + this).",
+        default="10%",
+    ),
+    Option(
+        "--dnn-top1-tolerance",
+        "dnn_top1_tolerance",
+        "Top-1 regression threshold in percentage points (measured accuracy only).",
+        default="0.5",
+    ),
+    Option(
+        "--dnn-latency-alpha",
+        "dnn_latency_alpha",
+        "one-sided significance level of the latency test against the between-round spread (0.001; 0.01 "
+        "catches more, with more false alarms: docs/baselines.md).",
+        default="0.001",
+    ),
+    Option(
+        "--dnn-max-memory",
+        "dnn_max_memory",
+        "deployment constraint: maximum total process memory (0.7GB = 7e8 bytes, 700MB, 1.4GiB = 1.4 x 2^30, bytes).",
+    ),
+    Option(
+        "--dnn-min-fps",
+        "dnn_min_fps",
+        "deployment constraint: minimum images per second at the batch size under test (e.g. 30).",
+    ),
+    Option(
+        "--dnn-require-baseline",
+        "dnn_require_baseline",
+        "fail a test for which no baseline applies (for CI).",
+        kind="switch",
+        ini="bool",
+    ),
+    Option(
+        "--dnn-save-baseline",
+        "dnn_save_baseline",
+        "add this run as one round to a baseline file (default: the platform's file in "
+        "baselines/), merging with the entries already there; written atomically, and not "
+        "after a run with a regression unless --dnn-baseline-force.",
+        kind="optional",
+        ini=None,
+        metavar="PATH",
+        const="auto",
+    ),
+    Option(
+        "--dnn-baseline-force",
+        "dnn_baseline_force",
+        "with --dnn-save-baseline: save even though this run regressed against the baseline "
+        "(or the file is for another platform).",
+        kind="switch",
+        ini=None,
+    ),
     # reports
-    Option("--dnn-report", "dnn_report",
-           "write the report into DIR at the end of the run: results.json, results.csv, report.md, "
-           "report.html (self-contained) and the paper's figures as PNG.", metavar="DIR"),
+    Option(
+        "--dnn-report",
+        "dnn_report",
+        "write the report into DIR at the end of the run: results.json, results.csv, report.md, "
+        "report.html (self-contained) and the paper's figures as PNG.",
+        metavar="DIR",
+    ),
 )
 
 
@@ -167,8 +292,9 @@ def addoptions(parser: pytest.Parser) -> None:
         if opt.kind == "switch":
             group.addoption(opt.flag, dest=opt.dest, action="store_true", default=None, help=opt.help)
         elif opt.kind == "optional":
-            group.addoption(opt.flag, dest=opt.dest, nargs="?", const=opt.const, default=None, metavar=opt.metavar,
-                            help=opt.help)
+            group.addoption(
+                opt.flag, dest=opt.dest, nargs="?", const=opt.const, default=None, metavar=opt.metavar, help=opt.help
+            )
         else:
             group.addoption(opt.flag, dest=opt.dest, default=None, metavar=opt.metavar, help=opt.help)
     for opt in OPTIONS:
@@ -179,6 +305,7 @@ def addoptions(parser: pytest.Parser) -> None:
 
 
 # -- errors and parsers (one per kind of value) ---------------------------------------------------
+
 
 def shown(value: Any) -> str:
     """A value as echoed in a message: cut to :data:`MAX_SHOWN` characters."""
@@ -200,8 +327,9 @@ def parse_batch_sizes(value: Any, option: str = "--dnn-batch-sizes") -> tuple[in
         if not part:
             continue
         if not re.fullmatch(r"[+]?\d+", part):
-            raise usage_error(option, value, f"{shown(part)!r} is not a whole number",
-                              "Give positive integers such as 1,8,64")
+            raise usage_error(
+                option, value, f"{shown(part)!r} is not a whole number", "Give positive integers such as 1,8,64"
+            )
         n = int(part)
         if n < 1:
             raise usage_error(option, value, f"batch size {n} is not positive", "Batch sizes start at 1, e.g. 1,8,64")
@@ -290,12 +418,16 @@ def parse_tolerance(value: Any, option: str, unit: Literal["relative", "points"]
     try:
         f = _number(v[:-1]) / 100.0 if unit == "relative" and v.endswith("%") else _number(v)
     except ValueError:
-        fix = ("Give a fraction or a percentage such as 0.1 or 10%" if unit == "relative"
-               else "Give percentage points such as 0.5")
+        fix = (
+            "Give a fraction or a percentage such as 0.1 or 10%"
+            if unit == "relative"
+            else "Give percentage points such as 0.5"
+        )
         raise usage_error(option, value, "not a number", fix) from None
     if f < 0:
-        raise usage_error(option, value, "must be zero or more",
-                          "Give a tolerance such as 10% (latency, memory) or 0.5 (Top-1)")
+        raise usage_error(
+            option, value, "must be zero or more", "Give a tolerance such as 10% (latency, memory) or 0.5 (Top-1)"
+        )
     return f
 
 
@@ -315,8 +447,9 @@ def parse_bytes(value: Any, option: str) -> int:
     try:
         return parse_size(value)
     except (ValueError, OverflowError) as exc:
-        raise usage_error(option, value, str(exc),
-                          "Use e.g. 1.0GB (10^9 bytes), 700MB, 1.4GiB (2^30 bytes) or plain bytes") from None
+        raise usage_error(
+            option, value, str(exc), "Use e.g. 1.0GB (10^9 bytes), 700MB, 1.4GiB (2^30 bytes) or plain bytes"
+        ) from None
 
 
 def parse_rate(value: Any, option: str) -> float:
@@ -335,11 +468,12 @@ def parse_path(value: str, base: Path) -> Path:
 
 # -- reading the options ---------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _Value:
     """An option's raw value and where it came from (``cmdline``, ``ini`` or ``default``)."""
 
-    text: Optional[str]
+    text: str | None
     origin: Literal["cmdline", "ini", "default"]
     base: Path
 
@@ -372,7 +506,7 @@ class _Reader:
                 return _Value(str(ini), "ini", self.ini_dir)
         return _Value(opt.default, "default", self.ini_dir)
 
-    def parsed(self, dest: str, parse: Callable[[Any, str], T]) -> Optional[T]:
+    def parsed(self, dest: str, parse: Callable[[Any, str], T]) -> T | None:
         v = self.value(dest)
         return None if v.text is None else parse(v.text, _BY_DEST[dest].flag)
 
@@ -388,7 +522,7 @@ class _Reader:
             return bool(given)
         return bool(self.config.getini(dest)) if _BY_DEST[dest].ini == "bool" else False
 
-    def path(self, dest: str) -> Optional[Path]:
+    def path(self, dest: str) -> Path | None:
         v = self.value(dest)
         if v.text is None:
             return None
@@ -402,37 +536,37 @@ class Settings:
     """Every option of the session, parsed once at configure time (:meth:`from_config`)."""
 
     # -- what runs, and how
-    models: Optional[str] = None
+    models: str | None = None
     device: str = "auto"
     batch_sizes: tuple[int, ...] = PAPER_BATCH_SIZES
     precision: str = "fp32"
     channels_last: bool = False
-    threads: Optional[int] = None
+    threads: int | None = None
     cudnn_benchmark: bool = True
     tf32: bool = False
     seed: int = 0
     policy: SamplingPolicy = SamplingPolicy()
-    json_path: Optional[Path] = None
+    json_path: Path | None = None
     isolate: str = "none"
-    max_host_memory: Optional[int] = None
+    max_host_memory: int | None = None
     allow_parallel_cpu: bool = False
     allow_shared_gpu: bool = False
     list_models: bool = False
     # -- accuracy
-    imagenet: Optional[Path] = None
-    accuracy_limit: Optional[int] = None
+    imagenet: Path | None = None
+    accuracy_limit: int | None = None
     weights: str = "random"
     # -- baselines and constraints
     baseline: str = "auto"
     baseline_given: bool = False
     require_baseline: bool = False
-    save_baseline: Optional[str] = None
+    save_baseline: str | None = None
     baseline_force: bool = False
     baseline_rounds: int = 10
     tolerances: Tolerances = Tolerances()
     constraints: Constraints = Constraints()
     # -- reports
-    report_dir: Optional[Path] = None
+    report_dir: Path | None = None
     rootpath: Path = Path(".")
 
     @property
@@ -452,10 +586,12 @@ class Settings:
             )
         warmup = r.required("dnn_warmup", lambda v, o: parse_int(v, o, 0))
         policy = SamplingPolicy(
-            min_samples=min_samples, max_samples=max_samples,
+            min_samples=min_samples,
+            max_samples=max_samples,
             ci_target=r.required("dnn_ci_target", parse_fraction),
             max_time_s=r.required("dnn_max_time", parse_duration),
-            warmup_min=warmup, warmup_max=max(warmup, SamplingPolicy.warmup_max),
+            warmup_min=warmup,
+            warmup_max=max(warmup, SamplingPolicy.warmup_max),
         )
         models = r.value("dnn_models").text
         return cls(
@@ -487,8 +623,12 @@ def _parse_host_memory(value: Any, option: str) -> int:
 
     size = parse_bytes(value, option)
     if not GUARD_SUPPORTED:
-        raise usage_error(option, value, "the host-memory guard needs Linux (RLIMIT_DATA and /proc)",
-                          "Leave the option out on this platform")
+        raise usage_error(
+            option,
+            value,
+            "the host-memory guard needs Linux (RLIMIT_DATA and /proc)",
+            "Leave the option out on this platform",
+        )
     return size
 
 
@@ -504,9 +644,12 @@ def _accuracy_settings(r: _Reader) -> dict[str, Any]:
     try:
         weights = parse_weights(text)
     except ValueError as exc:
-        raise usage_error("--dnn-weights", text, str(exc),
-                          "Use random, pretrained (local caches only) or the path of a checkpoint file or folder"
-                          ) from None
+        raise usage_error(
+            "--dnn-weights",
+            text,
+            str(exc),
+            "Use random, pretrained (local caches only) or the path of a checkpoint file or folder",
+        ) from None
     return {"imagenet": data, "accuracy_limit": limit, "weights": weights}
 
 
@@ -533,8 +676,10 @@ def _gating_settings(r: _Reader) -> dict[str, Any]:
         baseline = save  # --dnn-save-baseline=PATH alone: compare with that file too
     require = r.switch("dnn_require_baseline")
     if require and baseline == "none":
-        raise pytest.UsageError("--dnn-require-baseline with --dnn-baseline=none: no baseline could ever apply. "
-                                "Drop one of the two, or name a baseline file (or auto)")
+        raise pytest.UsageError(
+            "--dnn-require-baseline with --dnn-baseline=none: no baseline could ever apply. "
+            "Drop one of the two, or name a baseline file (or auto)"
+        )
     tolerances = Tolerances(
         latency=r.required("dnn_latency_tolerance", parse_tolerance),
         memory=r.required("dnn_memory_tolerance", parse_tolerance),
@@ -549,10 +694,14 @@ def _gating_settings(r: _Reader) -> dict[str, Any]:
         min_fps_source=fps.describe(_BY_DEST["dnn_min_fps"]) if fps.text is not None else "",
     )
     return {
-        "baseline": baseline, "baseline_given": baseline_given, "require_baseline": require,
-        "save_baseline": save, "baseline_force": r.switch("dnn_baseline_force"),
+        "baseline": baseline,
+        "baseline_given": baseline_given,
+        "require_baseline": require,
+        "save_baseline": save,
+        "baseline_force": r.switch("dnn_baseline_force"),
         "baseline_rounds": r.required("dnn_baseline_rounds", _parse_rounds),
-        "tolerances": tolerances, "constraints": constraints,
+        "tolerances": tolerances,
+        "constraints": constraints,
     }
 
 
@@ -562,11 +711,13 @@ def _parse_rounds(value: Any, option: str) -> int:
         raise usage_error(option, value, "not a whole number", "Give a number of rounds such as 10")
     n = int(v)
     if n < 1:
-        raise usage_error(option, value, "must be at least 1", "Give a number of rounds such as 10 (at least 5 recommended)")
+        raise usage_error(
+            option, value, "must be at least 1", "Give a number of rounds such as 10 (at least 5 recommended)"
+        )
     return n
 
 
-def _report_dir(r: _Reader) -> Optional[Path]:
+def _report_dir(r: _Reader) -> Path | None:
     v = r.value("dnn_report")
     if v.text is None:
         return None
@@ -574,8 +725,12 @@ def _report_dir(r: _Reader) -> Optional[Path]:
         raise pytest.UsageError("--dnn-report=: give a directory, e.g. --dnn-report=dnn-report")
     out = parse_path(v.text.strip(), v.base)
     if out.exists() and not out.is_dir():
-        raise usage_error("--dnn-report", v.text, f"{out} exists and is not a directory",
-                          "Give a directory (it is created if missing)")
+        raise usage_error(
+            "--dnn-report",
+            v.text,
+            f"{out} exists and is not a directory",
+            "Give a directory (it is created if missing)",
+        )
     return out
 
 
@@ -589,15 +744,22 @@ MARKERS = (
 )
 
 
-def item_limits(settings: Settings, where: str, tolerance: Optional[pytest.Mark],
-                constraints: Optional[pytest.Mark]) -> tuple[Tolerances, Constraints]:
+def item_limits(
+    settings: Settings, where: str, tolerance: pytest.Mark | None, constraints: pytest.Mark | None
+) -> tuple[Tolerances, Constraints]:
     """This test's tolerances and constraints: the session's, overridden by its markers."""
     tol, cons = settings.tolerances, settings.constraints
     if tolerance is not None:
         kwargs = _marker_kwargs(tolerance, where, "dnn_tolerance", ("latency", "memory", "top1"), "latency=0.2")
-        tol = replace(tol, **{name: parse_tolerance(value, f"{where}: dnn_tolerance({name}",
-                                                    "points" if name == "top1" else "relative")
-                              for name, value in kwargs.items()})
+        tol = replace(
+            tol,
+            **{
+                name: parse_tolerance(
+                    value, f"{where}: dnn_tolerance({name}", "points" if name == "top1" else "relative"
+                )
+                for name, value in kwargs.items()
+            },
+        )
     if constraints is not None:
         kwargs = _marker_kwargs(constraints, where, "dnn_constraints", ("max_memory", "min_fps"), "max_memory='1GB'")
         new: dict[str, Any] = {}
@@ -616,6 +778,8 @@ def _marker_kwargs(mark: pytest.Mark, where: str, name: str, known: tuple[str, .
         raise pytest.UsageError(f"{where}: {name} takes keywords only, e.g. {name}({example})")
     unknown = set(mark.kwargs) - set(known)
     if unknown:
-        raise pytest.UsageError(f"{where}: {name} got unknown keyword(s) {', '.join(sorted(unknown))}; "
-                                f"use {' or '.join(known) if len(known) == 2 else ', '.join(known[:-1]) + ' or ' + known[-1]}")
+        raise pytest.UsageError(
+            f"{where}: {name} got unknown keyword(s) {', '.join(sorted(unknown))}; "
+            f"use {' or '.join(known) if len(known) == 2 else ', '.join(known[:-1]) + ' or ' + known[-1]}"
+        )
     return dict(mark.kwargs)

@@ -8,15 +8,13 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 MIB = 2**20
 GIB = 2**30
 
 __all__ = ["GIB", "MIB", "format_bytes", "format_mib"]
 
 
-def format_bytes(n: Optional[float]) -> str:
+def format_bytes(n: float | None) -> str:
     """Both the decimal and the binary reading, so that no one has to guess: ``1.20 GB (1.12 GiB)``."""
     if n is None:
         return "unknown"
@@ -26,7 +24,7 @@ def format_bytes(n: Optional[float]) -> str:
     return f"{n / 1e6:.4g} MB ({n / MIB:.4g} MiB)"
 
 
-def format_mib(n: Optional[int]) -> str:
+def format_mib(n: int | None) -> str:
     """Bytes as MiB (or GiB from 10 GiB up), always with the unit; ``-`` where unknown."""
     if n is None:
         return "-"

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import settings
-
 from helpers import TINY_CONFTEST, TINY_MODULE
+from hypothesis import settings
 
 # CI runs the same examples every time and gives no deadline on a loaded 2-core machine: a red
 # build then means a real failure, reproducible by running the suite again. Locally, Hypothesis
@@ -26,8 +25,6 @@ def tiny_project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _preload_model_libraries() -> None:
     """Import the model libraries once, before any pytester run.
@@ -40,8 +37,16 @@ def _preload_model_libraries() -> None:
     """
     import importlib
 
-    for name in ("torch", "torchvision", "timm", "thop", "pretrainedmodels", "torch.utils.flop_counter",
-                 "pygal", "pytest_benchmark.histogram"):
+    for name in (
+        "torch",
+        "torchvision",
+        "timm",
+        "thop",
+        "pretrainedmodels",
+        "torch.utils.flop_counter",
+        "pygal",
+        "pytest_benchmark.histogram",
+    ):
         try:
             importlib.import_module(name)
         except ImportError:

@@ -8,7 +8,7 @@ from pathlib import Path
 #: Options that keep a benchmark test to a fraction of a second.
 FAST = ["--dnn-device=cpu", "--dnn-max-time=0.3", "--dnn-min-samples=3", "--dnn-warmup=1"]
 
-TINY_MODULE = '''
+TINY_MODULE = """
 import os
 import pathlib
 
@@ -26,14 +26,14 @@ def tiny(width=8):
 
 def broken():
     raise RuntimeError("this model cannot be built")
-'''
+"""
 
-TINY_CONFTEST = '''
+TINY_CONFTEST = """
 def pytest_dnnbench_register_models(registry, config):
     registry.register("tiny", "tinymodels:tiny", input_size=(3, 32, 32))
     registry.register("tiny_wide", "tinymodels:tiny", input_size=(3, 24, 24), kwargs={"width": 16})
     registry.register("broken", "tinymodels:broken", input_size=(3, 32, 32))
-'''
+"""
 
 
 def load_json(path: Path) -> dict:

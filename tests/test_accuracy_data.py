@@ -57,8 +57,16 @@ def _meta_mat(folder: Path) -> None:
     import numpy as np
     from scipy.io import savemat
 
-    dtype = [("ILSVRC2012_ID", "O"), ("WNID", "O"), ("words", "O"), ("gloss", "O"), ("num_children", "O"),
-             ("children", "O"), ("wordnet_height", "O"), ("num_train_images", "O")]
+    dtype = [
+        ("ILSVRC2012_ID", "O"),
+        ("WNID", "O"),
+        ("words", "O"),
+        ("gloss", "O"),
+        ("num_children", "O"),
+        ("children", "O"),
+        ("wordnet_height", "O"),
+        ("num_train_images", "O"),
+    ]
     rows = [(i, w, f"word {w}", "gloss", 0, np.zeros((1, 0)), 0, 1300) for i, w in enumerate(ID_ORDER, 1)]
     rows.append((len(ID_ORDER) + 1, PARENT, "entity", "gloss", 2, np.array([[1, 2]]), 5, 0))
     synsets = np.array(rows, dtype=dtype).reshape(-1, 1)
@@ -89,7 +97,8 @@ def test_plain_synset_list_instead_of_meta_mat(tmp_path: Path) -> None:
     (flat / "synsets.txt").write_text("".join(f"{w} some words\n" for w in ID_ORDER))
     devkit = open_dataset(flat)
     assert devkit.samples and dict((Path(p).name, y) for p, y in devkit.samples) == {
-        Path(p).name: y for p, y in folder.samples}
+        Path(p).name: y for p, y in folder.samples
+    }
 
 
 def test_sorted_synset_list_is_refused(tmp_path: Path) -> None:
@@ -107,11 +116,23 @@ def test_sorted_synset_list_is_refused(tmp_path: Path) -> None:
         (lambda root: root.mkdir(), "neither class folders nor images"),
         (lambda root: (root / "a").mkdir(parents=True), "hold no images"),
         (lambda root: _png(root / "picture.png", 1), "no ILSVRC2012_validation_ground_truth.txt"),
-        (lambda root: (_png(root / "cat.png", 1), _ground_truth(root), (root / "synsets.txt").write_text(
-            "\n".join(ID_ORDER))), "named ILSVRC2012_val_XXXXXXXX.JPEG"),
+        (
+            lambda root: (
+                _png(root / "cat.png", 1),
+                _ground_truth(root),
+                (root / "synsets.txt").write_text("\n".join(ID_ORDER)),
+            ),
+            "named ILSVRC2012_val_XXXXXXXX.JPEG",
+        ),
         (lambda root: (_png(root / _val_name(1), 1), _ground_truth(root)), "neither meta.mat nor synsets.txt"),
-        (lambda root: (_png(root / _val_name(99), 1), _ground_truth(root), (root / "synsets.txt").write_text(
-            "\n".join(ID_ORDER))), "has no line 99"),
+        (
+            lambda root: (
+                _png(root / _val_name(99), 1),
+                _ground_truth(root),
+                (root / "synsets.txt").write_text("\n".join(ID_ORDER)),
+            ),
+            "has no line 99",
+        ),
     ],
 )
 def test_malformed_folders_say_what_was_expected(tmp_path: Path, make, message: str) -> None:
@@ -145,7 +166,8 @@ def test_label_map() -> None:
 
 
 samples_strategy = st.lists(st.integers(0, 9), min_size=0, max_size=200).map(
-    lambda ys: [(f"img{i:04d}", y) for i, y in enumerate(ys)])
+    lambda ys: [(f"img{i:04d}", y) for i, y in enumerate(ys)]
+)
 
 
 @settings(max_examples=200, deadline=None)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from helpers import FAST, load_json
 
 torch = pytest.importorskip("torch")
@@ -48,7 +47,7 @@ def build_trained():
     return net
 '''
 
-CONFTEST = '''
+CONFTEST = """
 from pytest_dnnbench.registry import Preprocess
 
 DIGITS = Preprocess(resize=32, crop=32, interpolation="bilinear", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
@@ -59,7 +58,7 @@ def pytest_dnnbench_register_models(registry, config):
     registry.register("digits_cnn", "digitsnet:build", input_size=(3, 32, 32), preprocess=DIGITS)
     registry.register("digits_trained", "digitsnet:build_trained", input_size=(3, 32, 32), preprocess=DIGITS)
     registry.register("digits_nopre", "digitsnet:build", input_size=(3, 32, 32))
-'''
+"""
 
 
 def _digit_image(pixels):
@@ -107,7 +106,7 @@ def digits(tmp_path_factory: pytest.TempPathFactory):
             for _ in range(8):
                 perm = torch.randperm(len(x))
                 for b in range(0, len(x), 64):
-                    idx = perm[b:b + 64]
+                    idx = perm[b : b + 64]
                     opt.zero_grad()
                     torch.nn.functional.cross_entropy(net(x[idx]), y[idx]).backward()
                     opt.step()
@@ -150,8 +149,12 @@ def test_digits_accuracy_end_to_end(digits_project: pytest.Pytester, digits) -> 
     root, weights, net = digits
     out = digits_project.path / "r.json"
     result = digits_project.runpytest(
-        *FAST, "--dnn-models=digits_cnn", "--dnn-batch-sizes=1,4", f"--dnn-imagenet={root}",
-        f"--dnn-weights={weights}", f"--dnn-json={out}",
+        *FAST,
+        "--dnn-models=digits_cnn",
+        "--dnn-batch-sizes=1,4",
+        f"--dnn-imagenet={root}",
+        f"--dnn-weights={weights}",
+        f"--dnn-json={out}",
     )
     result.assert_outcomes(passed=2)
     records = load_json(out)["records"]
@@ -173,14 +176,19 @@ def test_digits_accuracy_end_to_end(digits_project: pytest.Pytester, digits) -> 
     assert "(ref)" not in result.stdout.str()
 
 
-def test_factory_weights_and_a_balanced_subset(digits_project: pytest.Pytester, digits,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_factory_weights_and_a_balanced_subset(
+    digits_project: pytest.Pytester, digits, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, weights, _ = digits
     monkeypatch.setenv("DIGITS_WEIGHTS", str(weights))
     out = digits_project.path / "r.json"
     result = digits_project.runpytest(
-        *FAST, "--dnn-models=digits_trained,digits_nopre", "--dnn-batch-sizes=1", f"--dnn-imagenet={root}",
-        "--dnn-accuracy-limit=100", f"--dnn-json={out}",
+        *FAST,
+        "--dnn-models=digits_trained,digits_nopre",
+        "--dnn-batch-sizes=1",
+        f"--dnn-imagenet={root}",
+        "--dnn-accuracy-limit=100",
+        f"--dnn-json={out}",
     )
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*dnnbench accuracy: 100 images (limit 100 of 450), 10 classes*"])
@@ -205,8 +213,9 @@ def test_ini_settings(digits_project: pytest.Pytester, digits) -> None:
         """
     )
     out = digits_project.path / "r.json"
-    digits_project.runpytest(*FAST, "--dnn-models=digits_cnn", "--dnn-batch-sizes=1",
-                             f"--dnn-json={out}").assert_outcomes(passed=1)
+    digits_project.runpytest(
+        *FAST, "--dnn-models=digits_cnn", "--dnn-batch-sizes=1", f"--dnn-json={out}"
+    ).assert_outcomes(passed=1)
     acc = load_json(out)["records"][0]["accuracy"]
     assert acc["status"] == "measured" and acc["n_images"] == 30
 
@@ -239,8 +248,12 @@ def test_long_evaluations_report_progress(digits) -> None:
     from pytest_dnnbench.registry import Preprocess, Registry
 
     root, _, net = digits
-    spec = Registry().register("digits", lambda: net, input_size=(3, 32, 32),
-                               preprocess=Preprocess(resize=32, crop=32, mean=(0.5,) * 3, std=(0.5,) * 3))
+    spec = Registry().register(
+        "digits",
+        lambda: net,
+        input_size=(3, 32, 32),
+        preprocess=Preprocess(resize=32, crop=32, mean=(0.5,) * 3, std=(0.5,) * 3),
+    )
     lines: list[str] = []
     result = evaluate(net, spec, open_dataset(root), "cpu", lines.append, batch_size=8)  # 57 batches
     assert lines[0] == "450 images on cpu, 57 batches of 8"
@@ -269,8 +282,14 @@ def test_devkit_layout_through_the_plugin(digits_project: pytest.Pytester, digit
     (flat / "data" / "ILSVRC2012_validation_ground_truth.txt").write_text("".join(f"{t}\n" for t in truth))
     (flat / "data" / "synsets.txt").write_text("\n".join(id_order) + "\n")
     out = digits_project.path / "r.json"
-    digits_project.runpytest(*FAST, "--dnn-models=digits_cnn", "--dnn-batch-sizes=1", f"--dnn-imagenet={flat}",
-                             f"--dnn-weights={weights}", f"--dnn-json={out}").assert_outcomes(passed=1)
+    digits_project.runpytest(
+        *FAST,
+        "--dnn-models=digits_cnn",
+        "--dnn-batch-sizes=1",
+        f"--dnn-imagenet={flat}",
+        f"--dnn-weights={weights}",
+        f"--dnn-json={out}",
+    ).assert_outcomes(passed=1)
     acc = load_json(out)["records"][0]["accuracy"]
     top1, top5, n = _independent(root, net)
     assert acc["layout"] == "devkit" and acc["n_images"] == n

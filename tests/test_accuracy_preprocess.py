@@ -61,8 +61,18 @@ LIBRARY = {"torchvision": _torchvision_transform, "timm": _timm_transform, "pret
 
 # Seven torchvision/timm/Cadene models: bilinear and bicubic, 224/299, ImageNet, Inception and DPN
 # means, crop_pct 0.875/0.8975, and both Caffe-style BGR 0..255 models.
-SAME_TENSOR = ["resnet50", "inception_v3", "inception_v4", "dpn68", "xception", "se_resnet50", "bninception",
-               "cafferesnet101", "nasnetamobile", "fbresnet152"]
+SAME_TENSOR = [
+    "resnet50",
+    "inception_v3",
+    "inception_v4",
+    "dpn68",
+    "xception",
+    "se_resnet50",
+    "bninception",
+    "cafferesnet101",
+    "nasnetamobile",
+    "fbresnet152",
+]
 
 
 @pytest.mark.parametrize("name", SAME_TENSOR)
@@ -126,9 +136,11 @@ def test_registry_preprocessing_is_the_libraries(spec) -> None:
 def test_bad_preprocessing_is_refused() -> None:
     from pytest_dnnbench.registry import Preprocess
 
-    for bad, match in [(Preprocess(resize=8, crop=8, interpolation="cubic"), "interpolation"),
-                       (Preprocess(resize=8, crop=8, color="GBR"), "color"),
-                       (Preprocess(resize=8, crop=8, mean=(0.5, 0.5)), "mean"),
-                       (Preprocess(resize=8, crop=8, std=(1, 0, 1)), "zero")]:
+    for bad, match in [
+        (Preprocess(resize=8, crop=8, interpolation="cubic"), "interpolation"),
+        (Preprocess(resize=8, crop=8, color="GBR"), "color"),
+        (Preprocess(resize=8, crop=8, mean=(0.5, 0.5)), "mean"),
+        (Preprocess(resize=8, crop=8, std=(1, 0, 1)), "zero"),
+    ]:
         with pytest.raises(ValueError, match=match):
             build_transform(bad)

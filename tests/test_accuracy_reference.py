@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from helpers import FAST, load_json
+
 from pytest_dnnbench.accuracy.evaluate import not_measured
 from pytest_dnnbench.accuracy.reference import CADENE_TABLE, reference_for
 from pytest_dnnbench.registry import REGISTRY
@@ -55,8 +55,12 @@ def test_table_cells() -> None:
     assert accuracy_cell({"accuracy": {"top1": 76.13, "status": "measured"}}) == "76.13"
     assert accuracy_cell({"accuracy": {"top1": 76.13, "status": "reference"}}) == f"76.13 {REFERENCE_MARK}"
     assert accuracy_cell({"accuracy": {"top1": None, "status": "unavailable"}}) == "-"
-    lines = format_table([{"model": "a", "batch_size": 1, "accuracy": {"top1": 70.0, "status": "measured"}},
-                          {"model": "b", "batch_size": 1, "accuracy": {"top1": 71.0, "status": "reference"}}])
+    lines = format_table(
+        [
+            {"model": "a", "batch_size": 1, "accuracy": {"top1": 70.0, "status": "measured"}},
+            {"model": "b", "batch_size": 1, "accuracy": {"top1": 71.0, "status": "reference"}},
+        ]
+    )
     assert "Top-1(%)" in lines[0]
     assert lines[2].split()[7] == "70.00" and lines[3].split()[7:9] == ["71.00", "(ref)"]
     assert lines[-2] == "" and "published reference figure" in lines[-1]
@@ -66,8 +70,9 @@ def test_run_without_data_or_weights(tiny_project: pytest.Pytester, monkeypatch:
     """A paper model's records carry the reference figure; the table marks it; a custom model shows '-'."""
     monkeypatch.setenv("TORCH_HOME", str(tiny_project.path / "empty_torch_home"))
     out = tiny_project.path / "r.json"
-    result = tiny_project.runpytest(*FAST, "--dnn-models=squeezenet1_1,tiny", "--dnn-batch-sizes=1",
-                                    "--dnn-weights=pretrained", f"--dnn-json={out}")
+    result = tiny_project.runpytest(
+        *FAST, "--dnn-models=squeezenet1_1,tiny", "--dnn-batch-sizes=1", "--dnn-weights=pretrained", f"--dnn-json={out}"
+    )
     result.assert_outcomes(passed=2)
     squeeze, tiny = load_json(out)["records"]
     acc = squeeze["accuracy"]

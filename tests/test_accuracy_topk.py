@@ -14,8 +14,7 @@ from pytest_dnnbench.accuracy.topk import target_ranks, topk_accuracy, topk_hits
 
 
 def test_plain_top1_and_top5() -> None:
-    logits = torch.tensor([[0.1, 0.9, 0.0, 0.3, 0.2, 0.05, 0.01],
-                           [5.0, 4.0, 3.0, 2.0, 1.0, 0.0, -1.0]])
+    logits = torch.tensor([[0.1, 0.9, 0.0, 0.3, 0.2, 0.05, 0.01], [5.0, 4.0, 3.0, 2.0, 1.0, 0.0, -1.0]])
     assert topk_hits(logits, [1, 0], (1, 5)) == {1: 2, 5: 2}
     assert topk_hits(logits, [3, 4], (1, 5)) == {1: 0, 5: 2}
     assert topk_hits(logits, [5, 6], (1, 5)) == {1: 0, 5: 1}  # 0.05 is 5th in row 0; -1 is 7th in row 1
@@ -71,9 +70,13 @@ def _reference_hit(row: list[float], target: int, k: int) -> bool:
     return above < k
 
 
-scores = st.one_of(st.sampled_from([0.0, 1.0, -1.0, 0.5]),  # small pool: many ties
-                   st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, width=32),
-                   st.just(float("nan")), st.just(float("inf")), st.just(float("-inf")))
+scores = st.one_of(
+    st.sampled_from([0.0, 1.0, -1.0, 0.5]),  # small pool: many ties
+    st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, width=32),
+    st.just(float("nan")),
+    st.just(float("inf")),
+    st.just(float("-inf")),
+)
 
 
 @st.composite
@@ -92,8 +95,10 @@ def test_matches_the_written_rule(batch) -> None:
     logits, targets, ks = batch
     hits = topk_hits(torch.tensor(logits, dtype=torch.float32), targets, ks)
     for k in ks:
-        assert hits[k] == sum(_reference_hit([float(torch.tensor(v, dtype=torch.float32)) for v in row], t, k)
-                              for row, t in zip(logits, targets))
+        assert hits[k] == sum(
+            _reference_hit([float(torch.tensor(v, dtype=torch.float32)) for v in row], t, k)
+            for row, t in zip(logits, targets, strict=True)
+        )
 
 
 @settings(max_examples=200, deadline=None)
@@ -107,10 +112,11 @@ def test_top_k_grows_with_k_and_agrees_with_sorting_without_ties(batch) -> None:
     assert hits[classes + 1] == len(targets)
     # Without ties or NaN, the rule is plain torch.topk membership.
     distinct = torch.arange(classes, dtype=torch.float32).repeat(len(targets), 1)
-    perm = torch.stack([torch.randperm(classes, generator=torch.Generator().manual_seed(i))
-                        for i in range(len(targets))])
+    perm = torch.stack(
+        [torch.randperm(classes, generator=torch.Generator().manual_seed(i)) for i in range(len(targets))]
+    )
     distinct = distinct.gather(1, perm)
     for k in range(1, classes + 1):
         top = distinct.topk(k, dim=1).indices
-        expected = sum(int(t in row.tolist()) for t, row in zip(targets, top))
+        expected = sum(int(t in row.tolist()) for t, row in zip(targets, top, strict=True))
         assert topk_hits(distinct, targets, (k,))[k] == expected

@@ -57,14 +57,18 @@ def imports(name: str, tree: ast.Module, *, runtime_only: bool = True) -> set[st
             for a in node.names:  # "from . import hookspecs" imports a module
                 candidate = f"{mod}.{a.name}"
                 rel = candidate.removeprefix("pytest_dnnbench.").split(".")
-                if (PACKAGE.joinpath(*rel).with_suffix(".py").exists() or (PACKAGE.joinpath(*rel) / "__init__.py").exists()):
+                if (
+                    PACKAGE.joinpath(*rel).with_suffix(".py").exists()
+                    or (PACKAGE.joinpath(*rel) / "__init__.py").exists()
+                ):
                     found.add(candidate)
     return found
 
 
 def test_only_the_glue_imports_pytest() -> None:
     offenders = sorted(
-        name for name, tree in modules().items()
+        name
+        for name, tree in modules().items()
         if name not in MAY_IMPORT_PYTEST
         and any(m == "pytest" or m.startswith(("pytest.", "_pytest")) for m in imports(name, tree, runtime_only=False))
     )
@@ -78,8 +82,10 @@ def test_the_check_sees_an_import_of_pytest_inside_a_function() -> None:
 
 def test_no_import_cycle_among_the_package_modules() -> None:
     mods = modules()
-    graph = {f"pytest_dnnbench.{n}".rstrip("."): {m for m in imports(n, t) if m.startswith("pytest_dnnbench.")}
-             for n, t in mods.items()}
+    graph = {
+        f"pytest_dnnbench.{n}".rstrip("."): {m for m in imports(n, t) if m.startswith("pytest_dnnbench.")}
+        for n, t in mods.items()
+    }
     graph = {k.removesuffix("."): v for k, v in graph.items()}
     cycles: list[list[str]] = []
     state: dict[str, int] = {}
@@ -90,7 +96,7 @@ def test_no_import_cycle_among_the_package_modules() -> None:
             if nxt not in graph:
                 continue
             if state.get(nxt) == 1:
-                cycles.append(path[path.index(nxt):] + [nxt])
+                cycles.append(path[path.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt, path + [nxt])
         state[node] = 2
@@ -132,8 +138,15 @@ def test_every_pytest_hook_is_implemented_once() -> None:
 
 def test_no_private_attribute_of_pytest_or_its_plugins_outside_compat() -> None:
     """``config._x``, ``terminalreporter._x``, ``xdist...._x``: only compat.py may reach for them."""
-    suspicious = ("_do_configure", "_ensure_unconfigure", "_tw", "_benchmarksession", "_split_scope",
-                  "_store", "_inicache")
+    suspicious = (
+        "_do_configure",
+        "_ensure_unconfigure",
+        "_tw",
+        "_benchmarksession",
+        "_split_scope",
+        "_store",
+        "_inicache",
+    )
     found = []
     for name, tree in modules().items():
         if name == "compat":
@@ -150,17 +163,35 @@ def test_importing_the_plugin_imports_no_torch() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, pytest_dnnbench.plugin; bad = {'torch', 'matplotlib', 'torchvision', 'timm'} & "
-            "set(sys.modules); assert not bad, bad")
+    code = (
+        "import sys, pytest_dnnbench.plugin; bad = {'torch', 'matplotlib', 'torchvision', 'timm'} & "
+        "set(sys.modules); assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize("module", ["gate", "baseline_store", "constraints", "record", "results", "units",
-                                    "nodeids", "paperdata", "registry", "report.progress", "accuracy.evaluate"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "gate",
+        "baseline_store",
+        "constraints",
+        "record",
+        "results",
+        "units",
+        "nodeids",
+        "paperdata",
+        "registry",
+        "report.progress",
+        "accuracy.evaluate",
+    ],
+)
 def test_pure_modules_do_not_import_pytest_at_run_time(module: str) -> None:
     import subprocess
     import sys
 
-    code = (f"import sys, pytest_dnnbench.{module}; bad = {{'torch', 'pytest', '_pytest'}} & set(sys.modules); "
-            "assert not bad, bad")
+    code = (
+        f"import sys, pytest_dnnbench.{module}; bad = {{'torch', 'pytest', '_pytest'}} & set(sys.modules); "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -45,6 +45,7 @@ def make_cuda(with_nvml: bool = True, pid: int = 123) -> tuple[CudaBackend, Fake
 
 # -- CudaBackend and CudaMemoryProbe ---------------------------------------------------------
 
+
 def test_backends_follow_the_protocol() -> None:
     assert isinstance(CpuBackend(), Backend)
     assert isinstance(make_cuda()[0], Backend)
@@ -90,8 +91,12 @@ def test_cuda_probe_total_from_nvml_per_process_figure() -> None:
     proc.run_model(300 * MiB)
     proc.log.clear()
     mem, method = probe.stop()
-    assert mem == {"total": 808 * MiB + 300 * MiB, "allocator_peak": 300 * MiB, "reserved_peak": 308 * MiB,
-                   "context": 800 * MiB}
+    assert mem == {
+        "total": 808 * MiB + 300 * MiB,
+        "allocator_peak": 300 * MiB,
+        "reserved_peak": 308 * MiB,
+        "context": 800 * MiB,
+    }
     assert method.startswith(METHOD_PROCESS + ": NVML's figure for this process")
     assert proc.log[0] == "synchronize"  # pending work finishes before the peaks are read
 
@@ -177,6 +182,7 @@ def test_cuda_describe() -> None:
 
 # -- Nvml over a fake pynvml -----------------------------------------------------------------
 
+
 def _raise(*args: Any) -> Any:
     raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")
 
@@ -188,16 +194,22 @@ def fake_pynvml(**overrides: Any) -> SimpleNamespace:
         def f(*args: Any) -> Any:
             calls.append((name, *args))
             return value(*args) if callable(value) else value
+
         return f
 
     ns = SimpleNamespace(
-        NVML_CLOCK_SM=1, NVML_CLOCK_MEM=2, NVML_TEMPERATURE_GPU=0,
-        nvmlDeviceGetComputeRunningProcesses=rec("procs", [
-            SimpleNamespace(pid=7, usedGpuMemory=100 * MiB),
-            SimpleNamespace(pid=123, usedGpuMemory=900 * MiB),
-            SimpleNamespace(pid=55, usedGpuMemory=None),
-            SimpleNamespace(pid=66, usedGpuMemory=0),  # some drivers in containers: listed, no figure
-        ]),
+        NVML_CLOCK_SM=1,
+        NVML_CLOCK_MEM=2,
+        NVML_TEMPERATURE_GPU=0,
+        nvmlDeviceGetComputeRunningProcesses=rec(
+            "procs",
+            [
+                SimpleNamespace(pid=7, usedGpuMemory=100 * MiB),
+                SimpleNamespace(pid=123, usedGpuMemory=900 * MiB),
+                SimpleNamespace(pid=55, usedGpuMemory=None),
+                SimpleNamespace(pid=66, usedGpuMemory=0),  # some drivers in containers: listed, no figure
+            ],
+        ),
         nvmlDeviceGetClockInfo=rec("clock", lambda h, kind: {1: 1980, 2: 2619}[kind]),
         nvmlDeviceGetMaxClockInfo=rec("maxclock", lambda h, kind: 1980),
         nvmlDeviceGetEnforcedPowerLimit=rec("power", 700000),
@@ -233,8 +245,10 @@ def test_nvml_process_used_bytes_none_when_absent_or_unknown() -> None:
 
 def test_nvml_processes_fall_back_to_the_v2_query() -> None:
     """An older driver lacks the v3 query: pynvml's unversioned call raises, the _v2 one works."""
-    nv = fake_pynvml(nvmlDeviceGetComputeRunningProcesses=_raise,
-                     nvmlDeviceGetComputeRunningProcesses_v2=lambda h: [SimpleNamespace(pid=5, usedGpuMemory=MiB)])
+    nv = fake_pynvml(
+        nvmlDeviceGetComputeRunningProcesses=_raise,
+        nvmlDeviceGetComputeRunningProcesses_v2=lambda h: [SimpleNamespace(pid=5, usedGpuMemory=MiB)],
+    )
     assert Nvml("H", nv).process_used_bytes(5) == MiB
 
 
@@ -252,7 +266,9 @@ def test_nvml_snapshot_converts_power_to_watts() -> None:
 
 def test_nvml_snapshot_tolerates_failing_queries() -> None:
     nv = fake_pynvml(
-        nvmlDeviceGetClockInfo=_raise, nvmlDeviceGetEnforcedPowerLimit=_raise, nvmlDeviceGetTemperature=None,
+        nvmlDeviceGetClockInfo=_raise,
+        nvmlDeviceGetEnforcedPowerLimit=_raise,
+        nvmlDeviceGetTemperature=None,
         nvmlDeviceGetCurrentClocksEventReasons=None,  # older pynvml: only the "throttle" name
         nvmlDeviceGetCurrentClocksThrottleReasons=lambda h: 0x4,
     )
@@ -278,6 +294,7 @@ def _open_module(**kw: Any) -> SimpleNamespace:
             if not ok:
                 raise RuntimeError("not found")
             return f"{kind}-handle"
+
         return f
 
     return SimpleNamespace(
@@ -342,6 +359,7 @@ def test_nvml_open_without_driver_is_none(monkeypatch: pytest.MonkeyPatch) -> No
 
 # -- CudaApi over a fake torch ---------------------------------------------------------------
 
+
 class FakeEvent:
     def __init__(self, log: list, name: str, enable_timing: bool = False):
         self.log, self.name, self.enable_timing = log, name, enable_timing
@@ -352,7 +370,7 @@ class FakeEvent:
     def synchronize(self) -> None:
         self.log.append(f"{self.name}.synchronize")
 
-    def elapsed_time(self, other: "FakeEvent") -> float:
+    def elapsed_time(self, other: FakeEvent) -> float:
         self.log.append(f"{self.name}.elapsed_time({other.name})")
         return 2.75
 
@@ -376,8 +394,15 @@ def fake_cuda_api(log: list) -> CudaApi:
         memory_reserved=lambda i: 33,
         empty_cache=lambda: log.append("empty_cache"),
         get_device_properties=lambda i: SimpleNamespace(
-            name="Fake H100", total_memory=80 * GiB, major=9, minor=0, uuid="abcd-1234",
-            pci_bus_id=0x1B, pci_domain_id=0, pci_device_id=0),
+            name="Fake H100",
+            total_memory=80 * GiB,
+            major=9,
+            minor=0,
+            uuid="abcd-1234",
+            pci_bus_id=0x1B,
+            pci_domain_id=0,
+            pci_device_id=0,
+        ),
     )
     api = CudaApi.__new__(CudaApi)
     api.torch = SimpleNamespace(cuda=cuda)
@@ -405,8 +430,13 @@ def test_cuda_api_calls_target_its_device() -> None:
     assert (api.max_allocated(), api.max_reserved(), api.reserved()) == (11, 22, 33)
     api.empty_cache()
     assert log[-1] == "empty_cache"
-    assert api.properties() == {"name": "Fake H100", "total_memory": 80 * GiB, "capability": "9.0",
-                                "uuid": "abcd-1234", "pci_bus_id": "00000000:1B:00.0"}
+    assert api.properties() == {
+        "name": "Fake H100",
+        "total_memory": 80 * GiB,
+        "capability": "9.0",
+        "uuid": "abcd-1234",
+        "pci_bus_id": "00000000:1B:00.0",
+    }
 
 
 def test_event_timer_samples_after_queueing_and_before_the_wait() -> None:
@@ -455,6 +485,7 @@ def test_pci_bus_id_absent() -> None:
 
 
 # -- CpuBackend ------------------------------------------------------------------------------
+
 
 def test_cpu_backend_timer_returns_positive_ms() -> None:
     backend = CpuBackend()
@@ -610,7 +641,7 @@ def test_measure_runs_under_inference_mode_with_one_untimed_input(monkeypatch: p
     # Memory is read at steady state, after the timed calls: the probe brackets one extra call.
     k = log.index("probe.start")
     assert log[1:k].count("forward") == m.timing.warmup + m.timing.stats.n
-    assert log[k + 1:] == ["forward", "probe.stop"]
+    assert log[k + 1 :] == ["forward", "probe.stop"]
     assert m.memory == {"total": 1, "delta": 0} and m.memory_method.startswith("fake; over 1 dedicated call")
 
 
@@ -630,7 +661,9 @@ def test_measure_uses_forward_when_given() -> None:
 
 def test_measurement_fps_is_none_for_a_zero_median() -> None:
     m = measure(
-        prepare_model(tiny_model(), BenchSettings()), 4, (3, 8, 8),
+        prepare_model(tiny_model(), BenchSettings()),
+        4,
+        (3, 8, 8),
         BenchSettings(policy=SamplingPolicy(min_samples=3, max_samples=20, warmup_min=0, warmup_max=0)),
         _ZeroTimeBackend(),
     )

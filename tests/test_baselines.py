@@ -15,37 +15,74 @@ from pytest_dnnbench import baseline_store as bl
 from pytest_dnnbench import gate
 from pytest_dnnbench.baseline_store import BaselineError, load_baseline, merge_records, platform_key, save_document
 from pytest_dnnbench.gate import Tolerances, compare_latency, t_quantile
+from pytest_dnnbench.measure.stats import summarize
 
 
 def compare_entry(record, entry, tol):
     """The checks as the results file holds them (JSON form)."""
     return [c.to_json() for c in gate.compare_entry(record, entry, tol)]
-from pytest_dnnbench.measure.stats import summarize
 
 
-def record(model="resnet18", bs=1, samples=None, median=None, macs=1000, params=10, total=900 * 2**20,
-           device_name="AMD EPYC 7B13", threads=2, top1=None):
+def record(
+    model="resnet18",
+    bs=1,
+    samples=None,
+    median=None,
+    macs=1000,
+    params=10,
+    total=900 * 2**20,
+    device_name="AMD EPYC 7B13",
+    threads=2,
+    top1=None,
+):
     samples = list(samples if samples is not None else [10.0, 10.1, 9.9, 10.2, 9.8, 10.0, 10.05, 9.95, 10.1, 9.9])
     st_ = summarize(samples)
     lat = st_.as_dict()
     lat.update({"samples": samples, "warmup": 3, "capped": False})
     if median is not None:
         lat["median"] = median
-    acc = {"top1": top1, "top5": None, "status": "measured" if top1 is not None else "unavailable",
-           "source": "", "n_images": 100 if top1 is not None else None}
-    return {"model": model, "batch_size": bs, "device": "cpu", "device_name": device_name, "threads": threads,
-            "precision": "fp32", "mode": "eager", "channels_last": False, "cudnn_benchmark": True, "seed": 0,
-            "input_size": [3, 224, 224], "latency_ms": lat, "per_image_ms": lat["median"] / bs,
-            "fps": 1000 * bs / lat["median"], "memory_bytes": {"total": total, "delta": 1000}, "macs": macs,
-            "flops": 2 * macs, "params": params, "accuracy": acc, "checks": []}
+    acc = {
+        "top1": top1,
+        "top5": None,
+        "status": "measured" if top1 is not None else "unavailable",
+        "source": "",
+        "n_images": 100 if top1 is not None else None,
+    }
+    return {
+        "model": model,
+        "batch_size": bs,
+        "device": "cpu",
+        "device_name": device_name,
+        "threads": threads,
+        "precision": "fp32",
+        "mode": "eager",
+        "channels_last": False,
+        "cudnn_benchmark": True,
+        "seed": 0,
+        "input_size": [3, 224, 224],
+        "latency_ms": lat,
+        "per_image_ms": lat["median"] / bs,
+        "fps": 1000 * bs / lat["median"],
+        "memory_bytes": {"total": total, "delta": 1000},
+        "macs": macs,
+        "flops": 2 * macs,
+        "params": params,
+        "accuracy": acc,
+        "checks": [],
+    }
 
 
 # -- platform key -------------------------------------------------------------------------------
 
+
 def test_platform_key_is_documented_shape() -> None:
-    assert platform_key("cuda:0", "NVIDIA H100 80GB HBM3", 16, "fp32", "eager") == "cuda-nvidia-h100-80gb-hbm3-fp32-eager"
-    assert platform_key("cpu", "Intel(R) Xeon(R) CPU @ 2.20GHz", 2, "fp32", "eager") == \
-        "cpu-intel-r-xeon-r-cpu-2-20ghz-2t-fp32-eager"
+    assert (
+        platform_key("cuda:0", "NVIDIA H100 80GB HBM3", 16, "fp32", "eager") == "cuda-nvidia-h100-80gb-hbm3-fp32-eager"
+    )
+    assert (
+        platform_key("cpu", "Intel(R) Xeon(R) CPU @ 2.20GHz", 2, "fp32", "eager")
+        == "cpu-intel-r-xeon-r-cpu-2-20ghz-2t-fp32-eager"
+    )
     assert platform_key("cpu", "AMD EPYC", 2, "bf16", "eager", channels_last=True) == "cpu-amd-epyc-2t-bf16-eager-cl"
     # threads matter on the CPU, not on a GPU
     assert platform_key("cpu", "x", 1, "fp32", "eager") != platform_key("cpu", "x", 2, "fp32", "eager")
@@ -60,6 +97,7 @@ def test_platform_from_record_says_which_environment() -> None:
 
 
 # -- merging and saving -----------------------------------------------------------------------------
+
 
 def _plat(rec=None):
     return bl.platform_from_record(rec or record())
@@ -95,8 +133,10 @@ def test_a_changed_network_restarts_its_rounds() -> None:
     assert len(doc["entries"][0]["rounds"]) == 1 and doc["entries"][0]["macs"] == 2000
 
 
-@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from([1, 2, 8])), min_size=1, max_size=12),
-       st.integers(min_value=1, max_value=4))
+@given(
+    st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from([1, 2, 8])), min_size=1, max_size=12),
+    st.integers(min_value=1, max_value=4),
+)
 def test_merge_properties(runs, limit) -> None:
     doc = None
     counts: dict = {}
@@ -159,13 +199,25 @@ def test_a_crash_while_writing_leaves_the_old_file(tmp_path: Path, monkeypatch) 
         (b"[]", "top level must be a JSON object"),
         (b'{"schema": "other"}', "schema 'other' is not"),
         (b'{"schema": "pytest-dnnbench-baseline/1", "platform": {}, "entries": []}', "'platform' must be"),
-        (b'{"schema": "pytest-dnnbench-baseline/1", "platform": {"key": "k"}, "entries": {}}', "'entries' must be a list"),
-        (b'{"schema": "pytest-dnnbench-baseline/1", "platform": {"key": "k"}, "entries": [{"model": "a", "batch_size": 0}]}',
-         "'batch_size' must be a positive"),
-        (b'{"schema": "pytest-dnnbench-baseline/1", "platform": {"key": "k"}, "entries": '
-         b'[{"model": "a", "batch_size": 1, "rounds": [{"median_ms": -1}]}]}', "round 0 needs a positive 'median_ms'"),
-        (b'{"schema": "pytest-dnnbench-baseline/1", "platform": {"key": "k"}, "entries": '
-         b'[{"model": "a", "batch_size": 1}, {"model": "a", "batch_size": 1}]}', "repeats a at batch 1"),
+        (
+            b'{"schema": "pytest-dnnbench-baseline/1", "platform": {"key": "k"}, "entries": {}}',
+            "'entries' must be a list",
+        ),
+        (
+            b'{"schema": "pytest-dnnbench-baseline/1", "platform": {"key": "k"}, '
+            b'"entries": [{"model": "a", "batch_size": 0}]}',
+            "'batch_size' must be a positive",
+        ),
+        (
+            b'{"schema": "pytest-dnnbench-baseline/1", "platform": {"key": "k"}, "entries": '
+            b'[{"model": "a", "batch_size": 1, "rounds": [{"median_ms": -1}]}]}',
+            "round 0 needs a positive 'median_ms'",
+        ),
+        (
+            b'{"schema": "pytest-dnnbench-baseline/1", "platform": {"key": "k"}, "entries": '
+            b'[{"model": "a", "batch_size": 1}, {"model": "a", "batch_size": 1}]}',
+            "repeats a at batch 1",
+        ),
         (b"\xff\xfe", "not UTF-8"),
     ],
 )
@@ -194,10 +246,21 @@ def test_truncation_anywhere_is_an_error(tmp_path: Path) -> None:
 
 # -- Student's t ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("p", "dof", "expected"),
-    [(0.99, 1, 31.8205), (0.99, 2, 6.9646), (0.99, 4, 3.7469), (0.99, 6, 3.1427), (0.975, 5, 2.5706),
-     (0.95, 10, 1.8125), (0.99, 1000, 2.3301), (0.5, 3, 0.0), (0.01, 6, -3.1427), (0.99, 2.5, 5.0)],
+    [
+        (0.99, 1, 31.8205),
+        (0.99, 2, 6.9646),
+        (0.99, 4, 3.7469),
+        (0.99, 6, 3.1427),
+        (0.975, 5, 2.5706),
+        (0.95, 10, 1.8125),
+        (0.99, 1000, 2.3301),
+        (0.5, 3, 0.0),
+        (0.01, 6, -3.1427),
+        (0.99, 2.5, 5.0),
+    ],
 )
 def test_t_quantiles(p, dof, expected) -> None:
     if dof == 2.5:  # not a table value: check through the CDF instead
@@ -207,6 +270,7 @@ def test_t_quantiles(p, dof, expected) -> None:
 
 
 # -- the latency decision ---------------------------------------------------------------------------
+
 
 def test_known_cases() -> None:
     quiet = [10.0, 10.2, 9.9, 10.1, 10.0]
@@ -241,15 +305,17 @@ def test_ten_times_faster_baseline_is_a_regression_with_both_figures_in_the_mess
 
 def test_entry_checks_memory_macs_params_and_top1() -> None:
     base = merge_records(None, [record(macs=1000, params=10, total=1000, top1=70.0)], _plat())["entries"][0]
-    checks = {c["metric"]: c for c in compare_entry(record(macs=1001, params=10, total=1200, top1=69.0), base,
-                                                    Tolerances())}
+    checks = {
+        c["metric"]: c for c in compare_entry(record(macs=1001, params=10, total=1200, top1=69.0), base, Tolerances())
+    }
     assert checks["latency"]["passed"]
     assert not checks["memory"]["passed"] and checks["memory"]["limit"] == pytest.approx(1100)
     assert not checks["macs"]["passed"] and "changed by +1" in checks["macs"]["message"]
     assert checks["params"]["passed"]
     assert not checks["top1"]["passed"] and checks["top1"]["limit"] == 69.5
-    looser = {c["metric"]: c for c in compare_entry(record(total=1200, top1=69.0), base,
-                                                    Tolerances(memory=0.25, top1=2.0))}
+    looser = {
+        c["metric"]: c for c in compare_entry(record(total=1200, top1=69.0), base, Tolerances(memory=0.25, top1=2.0))
+    }
     assert looser["memory"]["passed"] and looser["top1"]["passed"]
 
 
@@ -269,9 +335,13 @@ def test_never_flags_identical_sample_sets(samples, k, tol) -> None:
     assert not v.regressed and not v.stale
 
 
-@given(samples_st, st.lists(st.floats(min_value=0.01, max_value=1000.0), min_size=1, max_size=10),
-       st.floats(min_value=1.0, max_value=20.0), st.floats(min_value=1.0, max_value=20.0),
-       st.floats(min_value=0.0, max_value=0.5))
+@given(
+    samples_st,
+    st.lists(st.floats(min_value=0.01, max_value=1000.0), min_size=1, max_size=10),
+    st.floats(min_value=1.0, max_value=20.0),
+    st.floats(min_value=1.0, max_value=20.0),
+    st.floats(min_value=0.0, max_value=0.5),
+)
 def test_monotone_in_the_injected_slowdown(samples, rounds, f1, f2, tol) -> None:
     lo, hi = sorted((f1, f2))
     a = compare_latency(rounds, [s * lo for s in samples], tol)
@@ -280,8 +350,10 @@ def test_monotone_in_the_injected_slowdown(samples, rounds, f1, f2, tol) -> None
     assert b.regressed or not a.regressed  # flagged at a slowdown => flagged at any larger one
 
 
-@given(st.lists(st.floats(min_value=0.01, max_value=1000.0), min_size=1, max_size=3),
-       st.lists(st.floats(min_value=0.01, max_value=1000.0), min_size=1, max_size=2))
+@given(
+    st.lists(st.floats(min_value=0.01, max_value=1000.0), min_size=1, max_size=3),
+    st.lists(st.floats(min_value=0.01, max_value=1000.0), min_size=1, max_size=2),
+)
 def test_tolerant_of_tiny_samples(rounds, samples) -> None:
     v = compare_latency(rounds, samples, 0.1)
     assert math.isfinite(v.statistic) and math.isfinite(v.threshold)

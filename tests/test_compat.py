@@ -21,10 +21,21 @@ def test_pytest_benchmark_metadata_takes_a_fixture_iterations_and_options() -> N
 
     params = list(inspect.signature(Metadata).parameters)
     assert params[:3] == ["fixture", "iterations", "options"]
-    fixture = SimpleNamespace(name="t", fullname="f::t", group="g", param=None, params=None, extra_info={"a": 1},
-                              cprofile_stats=None, has_error=False)
-    meta = Metadata(fixture, iterations=1, options={"timer": "x", "min_rounds": 1, "max_time": 1.0, "warmup": 0,
-                                                    "disable_gc": False})
+    fixture = SimpleNamespace(
+        name="t",
+        fullname="f::t",
+        group="g",
+        param=None,
+        params=None,
+        extra_info={"a": 1},
+        cprofile_stats=None,
+        has_error=False,
+    )
+    meta = Metadata(
+        fixture,
+        iterations=1,
+        options={"timer": "x", "min_rounds": 1, "max_time": 1.0, "warmup": 0, "disable_gc": False},
+    )
     for s in (0.001, 0.002, 0.003):
         meta.stats.update(s)
     assert meta.stats.median == 0.002 and meta.extra_info == {"a": 1}
@@ -48,8 +59,10 @@ def test_xdist_loadscope_calls_split_scope_to_name_a_scope() -> None:
     from xdist.scheduler import LoadScopeScheduling
 
     assert "_split_scope" in vars(LoadScopeScheduling)
-    config = SimpleNamespace(option=SimpleNamespace(maxschedchunk=None, numprocesses=2),
-                             getvalue=lambda name: ["2*popen"] if name == "tx" else None)
+    config = SimpleNamespace(
+        option=SimpleNamespace(maxschedchunk=None, numprocesses=2),
+        getvalue=lambda name: ["2*popen"] if name == "tx" else None,
+    )
     sched = compat.model_scheduler(config, None, ["tiny", "tiny_wide"])  # type: ignore[arg-type]
     assert isinstance(sched, LoadScopeScheduling)
     suite = "pytest_dnnbench/suite/bench_models.py::test_dnn"

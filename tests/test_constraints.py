@@ -91,13 +91,22 @@ def test_bad_fps(bad) -> None:
 
 
 def _record(total=900 * 2**20, fps=40.0, bs=1):
-    return {"model": "m", "batch_size": bs, "memory_bytes": {"total": total}, "fps": fps,
-            "latency_ms": {"median": 1000.0 * bs / fps}}
+    return {
+        "model": "m",
+        "batch_size": bs,
+        "memory_bytes": {"total": total},
+        "fps": fps,
+        "latency_ms": {"median": 1000.0 * bs / fps},
+    }
 
 
 def test_constraint_verdicts_carry_figure_and_limit() -> None:
-    cons = Constraints(max_memory=parse_size("0.7GiB"), min_fps=60, max_memory_source="--dnn-max-memory=0.7GiB",
-                       min_fps_source="--dnn-min-fps=60")
+    cons = Constraints(
+        max_memory=parse_size("0.7GiB"),
+        min_fps=60,
+        max_memory_source="--dnn-max-memory=0.7GiB",
+        min_fps_source="--dnn-min-fps=60",
+    )
     mem, fps = check_constraints(_record(), cons)
     assert mem["kind"] == fps["kind"] == "constraint"
     assert mem["metric"] == "memory" and not mem["passed"]
@@ -126,7 +135,9 @@ def test_format_bytes_labels_both_units() -> None:
 
 
 def test_pure_modules_import_neither_torch_nor_pytest() -> None:
-    code = ("import sys, pytest_dnnbench.constraints, pytest_dnnbench.baseline_store, pytest_dnnbench.paperdata; "
-            "bad = {'torch', 'pytest', '_pytest'} & set(sys.modules); assert not bad, bad")
+    code = (
+        "import sys, pytest_dnnbench.constraints, pytest_dnnbench.baseline_store, pytest_dnnbench.paperdata; "
+        "bad = {'torch', 'pytest', '_pytest'} & set(sys.modules); assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert math.isfinite(parse_fps("29.97"))

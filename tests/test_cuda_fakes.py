@@ -20,8 +20,9 @@ fake TF32 switches agree with the installed torch's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any, Callable, Optional
+from typing import Any
 
 import pytest
 
@@ -35,11 +36,18 @@ class NVMLError(Exception):
 
 # -- the hardware -------------------------------------------------------------------------------
 
+
 class FakeGpu:
     """A GPU (or a MIG instance of one) as its driver sees it."""
 
-    def __init__(self, uuid: str = "GPU-11111111-2222-3333-4444-555555555555", name: str = "Fake H100 80GB",
-                 total: int = 80 * GiB, pci: str = "00000000:1B:00.0", parent: Optional["FakeGpu"] = None) -> None:
+    def __init__(
+        self,
+        uuid: str = "GPU-11111111-2222-3333-4444-555555555555",
+        name: str = "Fake H100 80GB",
+        total: int = 80 * GiB,
+        pci: str = "00000000:1B:00.0",
+        parent: FakeGpu | None = None,
+    ) -> None:
         self.uuid, self.name, self.total, self.pci, self.parent = uuid, name, total, pci, parent
         #: host PID -> bytes the driver attributes to it
         self.procs: dict[int, int] = {}
@@ -60,7 +68,7 @@ class FakeGpu:
     def used(self) -> int:
         return self.driver_used + sum(self.procs.values())
 
-    def add_mig(self, uuid: str, name: str, total: int) -> "FakeGpu":
+    def add_mig(self, uuid: str, name: str, total: int) -> FakeGpu:
         self.mig_enabled = True
         child = FakeGpu(uuid=uuid, name=name, total=total, pci=self.pci, parent=self)
         child.driver_used = 0
@@ -156,13 +164,14 @@ class FakePynvml:
             raise NVMLError("NVML_ERROR_NOT_SUPPORTED")
         out = []
         for pid, used in h.procs.items():
-            figure: Optional[int] = used
+            figure: int | None = used
             if h.figures == "zero":
                 figure = 0
             elif h.figures == "none":
                 figure = None
-            out.append(SimpleNamespace(pid=pid, usedGpuMemory=figure, gpuInstanceId=0xFFFFFFFF,
-                                       computeInstanceId=0xFFFFFFFF))
+            out.append(
+                SimpleNamespace(pid=pid, usedGpuMemory=figure, gpuInstanceId=0xFFFFFFFF, computeInstanceId=0xFFFFFFFF)
+            )
         return out
 
     def nvmlDeviceGetMemoryInfo(self, h: FakeGpu) -> SimpleNamespace:
@@ -208,13 +217,15 @@ class FakePynvml:
 
 #: The pynvml functions the fake stands in for (checked against the installed pynvml below).
 PYNVML_NAMES = sorted(n for n in vars(FakePynvml) if n.startswith("nvml")) + [
-    n for n in vars(FakePynvml) if n.startswith("NVML_")]
+    n for n in vars(FakePynvml) if n.startswith("NVML_")
+]
 
 
 # -- a process using the GPU through torch.cuda ---------------------------------------------------
 
+
 class _Marker:
-    def __init__(self, proc: "FakeCudaProcess", nbytes: int) -> None:
+    def __init__(self, proc: FakeCudaProcess, nbytes: int) -> None:
         self.proc, self.nbytes = proc, nbytes
         proc.live += nbytes
 
@@ -229,8 +240,15 @@ class FakeCudaProcess:
     PID (passed to ``CudaBackend(pid=...)``).
     """
 
-    def __init__(self, gpu: FakeGpu, host_pid: int, context: int = 500 * MiB, libraries: int = 300 * MiB,
-                 workspace: int = 8 * MiB, uuid: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        gpu: FakeGpu,
+        host_pid: int,
+        context: int = 500 * MiB,
+        libraries: int = 300 * MiB,
+        workspace: int = 8 * MiB,
+        uuid: str | None = None,
+    ) -> None:
         self.gpu, self.host_pid = gpu, host_pid
         self.context_bytes, self.library_bytes, self.workspace_bytes = context, libraries, workspace
         self.uuid = uuid if uuid is not None else gpu.uuid.split("-", 1)[1]  # torch's uuid: no prefix
@@ -241,7 +259,7 @@ class FakeCudaProcess:
         self.live = 0
         self.workspace_held = 0
         self.libraries_loaded = False
-        self.sibling: Optional[Callable[[], None]] = None  # what another process does meanwhile
+        self.sibling: Callable[[], None] | None = None  # what another process does meanwhile
 
     def _grow(self, nbytes: int) -> None:
         self.reserved_now += nbytes
@@ -251,8 +269,13 @@ class FakeCudaProcess:
     # -- CudaApi
     def properties(self) -> dict[str, Any]:
         self.log.append("properties")
-        return {"name": self.gpu.name, "total_memory": self.gpu.total, "capability": "9.0", "uuid": self.uuid,
-                "pci_bus_id": self.gpu.pci}
+        return {
+            "name": self.gpu.name,
+            "total_memory": self.gpu.total,
+            "capability": "9.0",
+            "uuid": self.uuid,
+            "pci_bus_id": self.gpu.pci,
+        }
 
     def has_context(self) -> bool:
         return self.host_pid in self.gpu.procs
@@ -302,7 +325,7 @@ class FakeCudaProcess:
         self.reserved_now -= free
         self.gpu.procs[self.host_pid] -= free
 
-    def event_timer(self, fn: Callable[[], object], during: Optional[Callable[[], None]] = None) -> Callable[[], float]:
+    def event_timer(self, fn: Callable[[], object], during: Callable[[], None] | None = None) -> Callable[[], float]:
         def once() -> float:
             fn()
             self.gpu.busy = True  # the queued work runs
@@ -328,8 +351,14 @@ class FakeCudaProcess:
 
 
 def world(n_gpus: int = 1) -> tuple[FakePynvml, list[FakeGpu]]:
-    gpus = [FakeGpu(uuid=f"GPU-{i}{i}{i}{i}aaaa-0000-0000-0000-00000000000{i}", pci=f"00000000:{0x1B + i:02X}:00.0",
-                    name=f"Fake GPU {i}") for i in range(n_gpus)]
+    gpus = [
+        FakeGpu(
+            uuid=f"GPU-{i}{i}{i}{i}aaaa-0000-0000-0000-00000000000{i}",
+            pci=f"00000000:{0x1B + i:02X}:00.0",
+            name=f"Fake GPU {i}",
+        )
+        for i in range(n_gpus)
+    ]
     return FakePynvml(gpus), gpus
 
 
@@ -342,15 +371,24 @@ def nvml_for(nv: FakePynvml, handle: FakeGpu) -> Any:
 
 # -- torch's TF32 switches ----------------------------------------------------------------------
 
+
 class FakeTf32Context:
     """torch 2.9+'s at::Context TF32 state: legacy flags, the fp32_precision table, and their checks."""
 
     def __init__(self) -> None:
         self.allow_tf32_cudnn = True
         self.matmul_precision = "highest"  # float32_matmul_precision
-        self.table = {("generic", "all"): "none", ("cuda", "all"): "none", ("cuda", "matmul"): "none",
-                      ("cuda", "conv"): "tf32", ("cuda", "rnn"): "tf32", ("mkldnn", "all"): "none",
-                      ("mkldnn", "matmul"): "none", ("mkldnn", "conv"): "none", ("mkldnn", "rnn"): "none"}
+        self.table = {
+            ("generic", "all"): "none",
+            ("cuda", "all"): "none",
+            ("cuda", "matmul"): "none",
+            ("cuda", "conv"): "tf32",
+            ("cuda", "rnn"): "tf32",
+            ("mkldnn", "all"): "none",
+            ("mkldnn", "matmul"): "none",
+            ("mkldnn", "conv"): "none",
+            ("mkldnn", "rnn"): "none",
+        }
 
     def precision(self, backend: str, op: str) -> str:
         p = self.table[(backend, op)]
@@ -370,8 +408,10 @@ class FakeTf32Context:
     def get_allow_tf32_cudnn(self) -> bool:
         rnn, conv = self.precision("cuda", "rnn") == "tf32", self.precision("cuda", "conv") == "tf32"
         if not (rnn == conv == self.allow_tf32_cudnn):
-            raise RuntimeError("PyTorch is checking whether allow_tf32 is enabled for cuDNN without a specific "
-                               "operator name, ... you have used a mix of the legacy and new APIs ...")
+            raise RuntimeError(
+                "PyTorch is checking whether allow_tf32 is enabled for cuDNN without a specific "
+                "operator name, ... you have used a mix of the legacy and new APIs ..."
+            )
         return self.allow_tf32_cudnn
 
     def set_allow_tf32_cudnn(self, b: bool) -> None:
@@ -383,8 +423,10 @@ class FakeTf32Context:
         legacy = self.matmul_precision != "highest"
         new = self.precision("cuda", "matmul") == "tf32"
         if legacy != new:
-            raise RuntimeError("PyTorch is checking whether allow_tf32_new is enabled for cuBlas matmul, ... "
-                               "mix of the legacy and new APIs ...")
+            raise RuntimeError(
+                "PyTorch is checking whether allow_tf32_new is enabled for cuBlas matmul, ... "
+                "mix of the legacy and new APIs ..."
+            )
         return new
 
     def set_allow_tf32_cublas(self, b: bool) -> None:
@@ -395,8 +437,10 @@ class FakeTf32Context:
         invalid = self.precision("cuda", "matmul") == "tf32" and self.matmul_precision == "highest"
         invalid = invalid or (self.precision("mkldnn", "matmul") == "bf16" and self.matmul_precision != "medium")
         if invalid:
-            raise RuntimeError("PyTorch is checking the matmul precision without a specific backend name, ... "
-                               "mix of the legacy and new APIs ...")
+            raise RuntimeError(
+                "PyTorch is checking the matmul precision without a specific backend name, ... "
+                "mix of the legacy and new APIs ..."
+            )
         return self.matmul_precision
 
     def set_float32_matmul_precision(self, s: str) -> None:
@@ -439,8 +483,10 @@ def fake_torch(new_api: bool = True) -> SimpleNamespace:
         return _Prop(lambda: ctx.precision(backend, op), lambda v: ctx.set_precision(backend, op, v))
 
     matmul: dict[str, Any] = {"allow_tf32": _Prop(ctx.get_allow_tf32_cublas, ctx.set_allow_tf32_cublas)}
-    cudnn: dict[str, Any] = {"allow_tf32": _Prop(ctx.get_allow_tf32_cudnn, ctx.set_allow_tf32_cudnn),
-                             "benchmark": False}
+    cudnn: dict[str, Any] = {
+        "allow_tf32": _Prop(ctx.get_allow_tf32_cudnn, ctx.set_allow_tf32_cudnn),
+        "benchmark": False,
+    }
     backends: dict[str, Any] = {}
     if new_api:
         matmul["fp32_precision"] = fp32("cuda", "matmul")
@@ -477,6 +523,7 @@ def fake_torch(new_api: bool = True) -> SimpleNamespace:
 
 
 # -- the fakes against the real libraries -----------------------------------------------------------
+
 
 def test_every_faked_nvml_name_exists_in_the_installed_pynvml() -> None:
     pynvml = pytest.importorskip("pynvml")
@@ -569,8 +616,7 @@ def _apply(t: Any, script: list[tuple[str, Any]]) -> None:
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda s: "+".join(f"{a}={b}" for a, b in s) or "default")
-def test_fake_tf32_switches_agree_with_the_installed_torch(script: list[tuple[str, Any]],
-                                                          real_tf32_state: Any) -> None:
+def test_fake_tf32_switches_agree_with_the_installed_torch(script: list[tuple[str, Any]], real_tf32_state: Any) -> None:
     torch = real_tf32_state
     if not hasattr(torch.backends.cudnn, "conv"):
         pytest.skip("this torch has no fp32_precision API")
@@ -581,6 +627,7 @@ def test_fake_tf32_switches_agree_with_the_installed_torch(script: list[tuple[st
 
 
 # -- shared fixture: the real torch's TF32 state, put back as torch starts ----------------------------
+
 
 def reset_real_tf32(torch: Any) -> None:
     """Back to torch's defaults (legacy flags first: their setters touch the new table)."""
@@ -605,4 +652,3 @@ def real_tf32_state() -> Any:
     yield torch
     reset_real_tf32(torch)
     assert _read(torch) == before
-

@@ -23,14 +23,19 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 def test_xdist_workers_on_one_named_gpu_are_refused(project: pytest.Pytester) -> None:
     result = project.runpytest(*FAST, "-n", "2", "--dnn-models=tiny", "--dnn-device=cuda:0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--dnn-device=cuda:0 with 2 pytest-xdist workers: every worker would run on the "
-                                 "same GPU*--dnn-allow-shared-gpu*"])
+    result.stderr.fnmatch_lines(
+        [
+            "*--dnn-device=cuda:0 with 2 pytest-xdist workers: every worker would run on the "
+            "same GPU*--dnn-allow-shared-gpu*"
+        ]
+    )
 
 
 def test_more_xdist_workers_than_gpus_are_refused(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     device = importlib.import_module("pytest_dnnbench.device")
-    fake = device.TorchProbe(cuda_available=lambda: True, device_count=lambda: 2, torch_version=lambda: "fake",
-                             cpu_supports=lambda p: True)
+    fake = device.TorchProbe(
+        cuda_available=lambda: True, device_count=lambda: 2, torch_version=lambda: "fake", cpu_supports=lambda p: True
+    )
     monkeypatch.setattr(device.TorchProbe, "default", classmethod(lambda cls: fake))
     result = project.runpytest(*FAST, "-n", "3", "--dnn-models=tiny", "--dnn-device=cuda")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -53,8 +58,9 @@ def test_isolated_runs_make_no_backend_in_the_parent(project: pytest.Pytester, m
 
     monkeypatch.setattr(backends, "make_backend", refuse)
     out = project.path / "r.json"
-    result = project.runpytest(*FAST, "--dnn-isolate=process", "--dnn-models=tiny", "--dnn-batch-sizes=1",
-                               f"--dnn-json={out}")
+    result = project.runpytest(
+        *FAST, "--dnn-isolate=process", "--dnn-models=tiny", "--dnn-batch-sizes=1", f"--dnn-json={out}"
+    )
     result.assert_outcomes(passed=1)
     doc = load_json(out)
     assert doc["records"][0]["isolation"] == "process"
@@ -66,8 +72,9 @@ def test_tf32_is_off_by_default_and_recorded_on_request(project: pytest.Pytester
     project.runpytest(*FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1", f"--dnn-json={out}").assert_outcomes(passed=1)
     env = load_json(out)["environment"]
     assert env["tf32_requested"] is False
-    project.runpytest(*FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1", "--dnn-tf32",
-                      f"--dnn-json={out}").assert_outcomes(passed=1)
+    project.runpytest(
+        *FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1", "--dnn-tf32", f"--dnn-json={out}"
+    ).assert_outcomes(passed=1)
     doc = load_json(out)
     assert doc["environment"]["tf32_requested"] is True
     assert "tf32" not in doc["records"][0]  # a CPU record: TF32 does not apply

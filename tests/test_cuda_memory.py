@@ -6,10 +6,8 @@ Every test runs the real :class:`CudaBackend` and :class:`Nvml` over the fakes o
 
 from __future__ import annotations
 
-from typing import Optional
-
 import pytest
-from test_cuda_fakes import GiB, MiB, FakeCudaProcess, FakeGpu, FakePynvml, nvml_for, world
+from test_cuda_fakes import FakeCudaProcess, FakeGpu, FakePynvml, GiB, MiB, nvml_for, world
 
 from pytest_dnnbench.measure.backends import (
     METHOD_CONTEXT,
@@ -27,8 +25,9 @@ CONTAINER_PID = 7  # what os.getpid() says inside the container
 HOST_PID = 48213  # what NVML lists for the same process
 
 
-def backend_in(gpu: FakeGpu, nv: FakePynvml, own_pid: int, host_pid: int,
-               proc: Optional[FakeCudaProcess] = None) -> tuple[CudaBackend, FakeCudaProcess]:
+def backend_in(
+    gpu: FakeGpu, nv: FakePynvml, own_pid: int, host_pid: int, proc: FakeCudaProcess | None = None
+) -> tuple[CudaBackend, FakeCudaProcess]:
     proc = proc if proc is not None else FakeCudaProcess(gpu, host_pid)
     return CudaBackend(0, api=proc, nvml=nvml_for(nv, gpu), pid=own_pid), proc
 
@@ -42,6 +41,7 @@ def measure_memory(backend: CudaBackend, proc: FakeCudaProcess, activations: int
 
 
 # -- item 1: containers without the host PID namespace ---------------------------------------------
+
 
 def test_container_host_pid_is_found_when_the_context_appears() -> None:
     nv, (gpu,) = world()
@@ -101,6 +101,7 @@ def test_no_pid_is_guessed_when_nothing_is_certain() -> None:
 
 
 # -- item 2: zero and missing per-process figures ----------------------------------------------------
+
 
 @pytest.mark.parametrize("figures", ["zero", "none"])
 def test_zero_or_missing_figures_fall_back_to_the_device_level(figures: str) -> None:
@@ -169,15 +170,26 @@ def test_nvml_figures_of_zero_or_not_available_count_as_none() -> None:
     assert nvml.process_used_bytes(2) is None
 
 
-@pytest.mark.parametrize(("value", "floor", "ceiling", "expected"), [
-    (0, 0, None, None), (None, 0, None, None), (-5, 0, None, None), (2**64 - 1, 0, None, None),
-    (True, 0, None, None), ("12", 0, None, 12), (100, 200, None, None), (100, 0, 50, None), (100, 100, 100, 100),
-])
-def test_plausible_bytes(value: object, floor: int, ceiling: Optional[int], expected: Optional[int]) -> None:
+@pytest.mark.parametrize(
+    ("value", "floor", "ceiling", "expected"),
+    [
+        (0, 0, None, None),
+        (None, 0, None, None),
+        (-5, 0, None, None),
+        (2**64 - 1, 0, None, None),
+        (True, 0, None, None),
+        ("12", 0, None, 12),
+        (100, 200, None, None),
+        (100, 0, 50, None),
+        (100, 100, 100, 100),
+    ],
+)
+def test_plausible_bytes(value: object, floor: int, ceiling: int | None, expected: int | None) -> None:
     assert plausible_bytes(value, floor, ceiling) == expected
 
 
 # -- item 3: the context holds cuDNN and cuBLAS ------------------------------------------------------
+
 
 def test_context_is_read_after_cudnn_and_cublas_are_loaded() -> None:
     nv, (gpu,) = world()

@@ -6,7 +6,7 @@ import sys
 from typing import Any
 
 import pytest
-from test_cuda_fakes import GiB, MiB, FakeCudaProcess, FakePynvml, nvml_for, world
+from test_cuda_fakes import FakeCudaProcess, FakePynvml, GiB, MiB, nvml_for, world
 
 from pytest_dnnbench.measure.backends import (
     CudaBackend,
@@ -21,13 +21,15 @@ from pytest_dnnbench.measure.environment import nvml_inventory
 MIG_UUID = "MIG-0a1b2c3d-0000-4444-8888-123456789abc"
 
 
-def open_with(monkeypatch: pytest.MonkeyPatch, nv: FakePynvml, uuid: Any, pci: Any, index: int,
-              env: dict[str, str]) -> Any:
+def open_with(
+    monkeypatch: pytest.MonkeyPatch, nv: FakePynvml, uuid: Any, pci: Any, index: int, env: dict[str, str]
+) -> Any:
     monkeypatch.setitem(sys.modules, "pynvml", nv)
     return Nvml.open(uuid, pci, index, env=env)
 
 
 # -- item 8: MIG --------------------------------------------------------------------------------------
+
 
 def mig_world() -> tuple[FakePynvml, Any, Any]:
     nv, (gpu,) = world()
@@ -79,26 +81,38 @@ def _not_found(*args: Any) -> Any:
 
 # -- item 8: CUDA's numbering and NVML's -------------------------------------------------------------
 
-@pytest.mark.parametrize(("env", "index", "count", "expected"), [
-    ({}, 1, 2, None),  # CUDA's default order (fastest first) need not be PCI order
-    ({"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}, 1, 2, 1),
-    ({}, 0, 1, 0),  # one GPU: one order
-    ({"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "3,1"}, 0, 4, 3),
-    ({"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "3,1"}, 1, 4, 1),
-    ({"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "3,1"}, 2, 4, None),
-    ({"CUDA_VISIBLE_DEVICES": "3,1"}, 0, 4, None),
-    ({"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "GPU-abc"}, 0, 4, None),  # UUID: looked up
-    ({"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "7"}, 0, 4, None),  # no such GPU
-    ({"CUDA_DEVICE_ORDER": "FASTEST_FIRST"}, 0, 2, None),
-])
+
+@pytest.mark.parametrize(
+    ("env", "index", "count", "expected"),
+    [
+        ({}, 1, 2, None),  # CUDA's default order (fastest first) need not be PCI order
+        ({"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}, 1, 2, 1),
+        ({}, 0, 1, 0),  # one GPU: one order
+        ({"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "3,1"}, 0, 4, 3),
+        ({"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "3,1"}, 1, 4, 1),
+        ({"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "3,1"}, 2, 4, None),
+        ({"CUDA_VISIBLE_DEVICES": "3,1"}, 0, 4, None),
+        ({"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "GPU-abc"}, 0, 4, None),  # UUID: looked up
+        ({"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "7"}, 0, 4, None),  # no such GPU
+        ({"CUDA_DEVICE_ORDER": "FASTEST_FIRST"}, 0, 2, None),
+    ],
+)
 def test_nvml_index_for_cuda_index(env: dict[str, str], index: int, count: int, expected: Any) -> None:
     assert nvml_index_for_cuda_index(index, count, env) == expected
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    (None, None), ("", []), ("0,1", ["0", "1"]), (" 1 , 0 ", ["1", "0"]), ("0,-1,1", ["0"]),
-    ("GPU-ab12,MIG-cd34", ["GPU-ab12", "MIG-cd34"]), ("nvidia0", []),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("", []),
+        ("0,1", ["0", "1"]),
+        (" 1 , 0 ", ["1", "0"]),
+        ("0,-1,1", ["0"]),
+        ("GPU-ab12,MIG-cd34", ["GPU-ab12", "MIG-cd34"]),
+        ("nvidia0", []),
+    ],
+)
 def test_visible_device_entries(value: Any, expected: Any) -> None:
     assert visible_device_entries(value) == expected
 
@@ -138,6 +152,7 @@ def test_inventory_of_identical_gpus_and_of_mig_instances() -> None:
 
 
 # -- item 9: the GPU's state while the timed calls run -----------------------------------------------
+
 
 def throttled_world() -> tuple[FakePynvml, Any]:
     """A GPU that looks fine when idle and is power-capped while it works."""

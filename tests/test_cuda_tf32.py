@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_cuda_fakes import _apply, _read, fake_torch, real_tf32_state  # noqa: F401 - fixture
+from test_cuda_fakes import _apply, _read, fake_torch
+from test_cuda_fakes import real_tf32_state as real_tf32_state  # a fixture, used by name
 
 from pytest_dnnbench.measure.backends import CpuBackend
 from pytest_dnnbench.measure.bench import (
@@ -25,6 +26,7 @@ from pytest_dnnbench.measure.bench import (
 )
 from pytest_dnnbench.measure.environment import collect_environment
 
+
 @pytest.fixture(autouse=True)
 def _no_tf32_env_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     """The figures below are torch's flags alone, whatever the machine's environment says."""
@@ -37,6 +39,7 @@ MIXED = [("conv", "ieee")]  # what e.g. transformers' test setup does: new API o
 
 # -- item 4: fp32 means fp32 ---------------------------------------------------------------------
 
+
 def test_tf32_is_off_by_default_in_the_settings() -> None:
     assert BenchSettings().tf32 is False
 
@@ -44,8 +47,12 @@ def test_tf32_is_off_by_default_in_the_settings() -> None:
 @pytest.mark.parametrize("new_api", [True, False])
 def test_set_tf32_off_and_restore_on_fake_torches(new_api: bool) -> None:
     t = fake_torch(new_api=new_api)
-    assert read_tf32_flags(t, env={}) == {"tf32_matmul": False, "tf32_cudnn": True,
-                                          "api": TF32_API_NEW if new_api else TF32_API_LEGACY, "env_overrides": {}}
+    assert read_tf32_flags(t, env={}) == {
+        "tf32_matmul": False,
+        "tf32_cudnn": True,
+        "api": TF32_API_NEW if new_api else TF32_API_LEGACY,
+        "env_overrides": {},
+    }
     before = _read(t)
     restore = set_tf32(False, t)
     assert read_tf32_flags(t)["tf32_cudnn"] is False and read_tf32_flags(t)["tf32_matmul"] is False
@@ -54,8 +61,12 @@ def test_set_tf32_off_and_restore_on_fake_torches(new_api: bool) -> None:
     restore()
     assert _read(t) == before
     restore = set_tf32(True, t)
-    assert read_tf32_flags(t, env={}) == {"tf32_matmul": True, "tf32_cudnn": True, "api": tf32_api(t),
-                                          "env_overrides": {}}
+    assert read_tf32_flags(t, env={}) == {
+        "tf32_matmul": True,
+        "tf32_cudnn": True,
+        "api": tf32_api(t),
+        "env_overrides": {},
+    }
     assert t.get_float32_matmul_precision() == "high"
     restore()
     assert _read(t) == before
@@ -109,13 +120,18 @@ def test_environment_records_the_tf32_actually_in_force(real_tf32_state: Any) ->
 
 # -- item 5: reading never raises ------------------------------------------------------------------
 
+
 def test_reading_a_mixed_state_never_raises_on_the_fake() -> None:
     t = fake_torch()
     _apply(t, MIXED)
     with pytest.raises(RuntimeError, match="mix of the legacy and new"):
-        t.backends.cudnn.allow_tf32  # what the environment used to read
-    assert read_tf32_flags(t, env={}) == {"tf32_matmul": False, "tf32_cudnn": False, "api": TF32_API_NEW,
-                                          "env_overrides": {}}
+        _ = t.backends.cudnn.allow_tf32  # what the environment used to read
+    assert read_tf32_flags(t, env={}) == {
+        "tf32_matmul": False,
+        "tf32_cudnn": False,
+        "api": TF32_API_NEW,
+        "env_overrides": {},
+    }
     _apply(t, [("matmul", "tf32")])
     assert read_float32_matmul_precision(t) is None  # raises inside torch: None here
     assert read_tf32_flags(t)["tf32_matmul"] is True
@@ -125,7 +141,7 @@ def test_mixed_state_in_the_installed_torch_reads_sets_and_restores(real_tf32_st
     torch = real_tf32_state
     _apply(torch, MIXED)
     with pytest.raises(RuntimeError):
-        torch.backends.cudnn.allow_tf32
+        _ = torch.backends.cudnn.allow_tf32
     before = _read(torch)
     settings = BenchSettings()
     restore = apply_process_settings(settings)  # used to raise while the backend was built
@@ -150,8 +166,12 @@ def test_no_torch_api_at_all() -> None:
     class Bare:
         backends = object()
 
-    assert read_tf32_flags(Bare(), env={}) == {"tf32_matmul": None, "tf32_cudnn": None, "api": None,
-                                               "env_overrides": {}}
+    assert read_tf32_flags(Bare(), env={}) == {
+        "tf32_matmul": None,
+        "tf32_cudnn": None,
+        "api": None,
+        "env_overrides": {},
+    }
     set_tf32(False, Bare())()  # nothing to set, nothing to restore
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,7 +9,7 @@ from hypothesis import strategies as st
 from pytest_dnnbench.device import DeviceError, TorchProbe, check_precision, gpu_sharing_problem, resolve_device
 
 
-def probe(gpus: Optional[int], cpu_ok: bool = True) -> TorchProbe:
+def probe(gpus: int | None, cpu_ok: bool = True) -> TorchProbe:
     """``gpus=None``: no CUDA at all; else CUDA available with that many devices."""
     return TorchProbe(
         cuda_available=lambda: gpus is not None,
@@ -29,6 +27,7 @@ def exploding() -> TorchProbe:
 
 
 # -- resolve_device --------------------------------------------------------------------------
+
 
 def test_cpu_is_cpu_without_asking_torch() -> None:
     assert resolve_device("cpu", exploding()) == "cpu"
@@ -87,6 +86,7 @@ def test_worker_index_round_robin_property(gpus: int, worker: int, requested: st
 
 # -- check_precision -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("device", ["cpu", "cuda:0", "cuda:3"])
 def test_fp32_is_always_fine(device: str) -> None:
     check_precision("fp32", device, exploding())
@@ -121,12 +121,21 @@ def test_reduced_precision_on_cuda_is_not_refused(precision: str) -> None:
 
 # -- gpu_sharing_problem (issue item 6: xdist workers sharing one GPU) ----------------------------
 
-@pytest.mark.parametrize(("workers", "device", "gpus"), [
-    (0, "cuda", 1), (1, "cuda", 1), (1, "cuda:0", 4),  # a single process never shares
-    (4, "cpu", 0), (4, "cpu", 2),  # CPU runs
-    (4, "auto", 0),  # auto without a GPU runs on the CPU
-    (2, "cuda", 2), (2, "auto", 4), (8, "cuda", 8),  # at most one worker per GPU
-])
+
+@pytest.mark.parametrize(
+    ("workers", "device", "gpus"),
+    [
+        (0, "cuda", 1),
+        (1, "cuda", 1),
+        (1, "cuda:0", 4),  # a single process never shares
+        (4, "cpu", 0),
+        (4, "cpu", 2),  # CPU runs
+        (4, "auto", 0),  # auto without a GPU runs on the CPU
+        (2, "cuda", 2),
+        (2, "auto", 4),
+        (8, "cuda", 8),  # at most one worker per GPU
+    ],
+)
 def test_no_sharing(workers: int, device: str, gpus: int) -> None:
     assert gpu_sharing_problem(workers, device, gpus) is None
 
@@ -148,8 +157,11 @@ def test_every_worker_pinned_to_one_named_gpu(gpus: int) -> None:
     assert "--dnn-allow-shared-gpu" in msg and "--dnn-device=cuda" in msg
 
 
-@given(workers=st.integers(0, 64), gpus=st.integers(0, 16),
-       device=st.sampled_from(["cpu", "auto", "cuda", "cuda:0", "cuda:3"]))
+@given(
+    workers=st.integers(0, 64),
+    gpus=st.integers(0, 16),
+    device=st.sampled_from(["cpu", "auto", "cuda", "cuda:0", "cuda:3"]),
+)
 def test_sharing_property(workers: int, gpus: int, device: str) -> None:
     """A problem exactly when two workers would land on one GPU under resolve_device's round robin."""
     msg = gpu_sharing_problem(workers, device, gpus)

@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from helpers import FAST, TINY_CONFTEST, load_json
+
 from pytest_dnnbench.baseline_store import load_baseline, platform_key
 
 pytest.importorskip("torch")
@@ -23,7 +23,7 @@ RUN = [*FAST, "--dnn-threads=1", "--dnn-max-time=0.1", "--benchmark-disable", "-
 #: Fakes measurements from fake.json (next to the conftest): latency, total memory, MACs, Top-1. The
 #: record is final once measured (pytest_dnnbench_record cannot change it), so the fakes sit where the
 #: figures are made: the measurement, the complexity count and the accuracy evaluation.
-FAKE_HOOK = '''
+FAKE_HOOK = """
 import dataclasses
 import importlib
 import json
@@ -70,7 +70,7 @@ def _fake_measurements(monkeypatch):
     monkeypatch.setattr(bench, "measure", measure)
     monkeypatch.setattr(flops, "measure_complexity", measure_complexity)
     monkeypatch.setattr(evaluate.AccuracyRun, "for_record", for_record)
-'''
+"""
 
 
 @pytest.fixture
@@ -117,6 +117,7 @@ def summary(result: pytest.RunResult) -> str:
 
 # -- saving and the platform file ---------------------------------------------------------------
 
+
 def test_save_writes_the_platform_file_and_later_runs_compare_with_it(project: pytest.Pytester) -> None:
     fake(project, ms=2.0)
     out = project.path / "r.json"
@@ -126,8 +127,9 @@ def test_save_writes_the_platform_file_and_later_runs_compare_with_it(project: p
     key = platform_key(rec["device"], rec["device_name"], rec["threads"], rec["precision"], rec["mode"])
     path = only_file(project)
     assert path.name == f"{key}.json" and key.startswith("cpu-") and "-1t-fp32-eager" in key
-    assert f"baseline saved: baselines/{key}.json (2 entries updated, 0 kept; rounds per updated entry: 1" \
-        in summary(result)
+    assert f"baseline saved: baselines/{key}.json (2 entries updated, 0 kept; rounds per updated entry: 1" in summary(
+        result
+    )
     b = load_baseline(path)
     assert b.platform["device_name"] == rec["device_name"] and b.platform["threads"] == 1
     assert b.platform["environment"]["torch"]
@@ -170,6 +172,7 @@ def test_explicit_save_path_is_also_what_is_compared(project: pytest.Pytester) -
 
 # -- no baseline ---------------------------------------------------------------------------------
 
+
 def test_no_baseline_is_said_plainly_and_required_fails(project: pytest.Pytester) -> None:
     result = run(project, batches="1")
     result.assert_outcomes(passed=1)
@@ -180,8 +183,9 @@ def test_no_baseline_is_said_plainly_and_required_fails(project: pytest.Pytester
     result = run(project, "--dnn-require-baseline", batches="1,2")
     result.assert_outcomes(failed=2)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["*no baseline applies to tiny at batch 1: no baseline file baselines/cpu-*"
-                                 "(--dnn-require-baseline)*"])
+    result.stdout.fnmatch_lines(
+        ["*no baseline applies to tiny at batch 1: no baseline file baselines/cpu-*(--dnn-require-baseline)*"]
+    )
 
 
 def test_baseline_none_turns_checks_off(project: pytest.Pytester) -> None:
@@ -195,6 +199,7 @@ def test_baseline_none_turns_checks_off(project: pytest.Pytester) -> None:
 
 # -- each check's failure --------------------------------------------------------------------------
 
+
 def test_baseline_ten_times_faster_than_reality_fails_latency(project: pytest.Pytester) -> None:
     fake(project, ms=2.0)
     run(project, "--dnn-save-baseline", batches="1").assert_outcomes(passed=1)
@@ -204,11 +209,14 @@ def test_baseline_ten_times_faster_than_reality_fails_latency(project: pytest.Py
     result = run(project, "--dnn-save-baseline", batches="1")
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
-    assert re.search(r"dnnbench: tiny at batch 1 failed 1 check\(s\)\n"
-                     r"baseline regression \(against baselines/cpu-\S+\.json\):\n"
-                     r"  - latency of tiny at batch 1: median 2 ms per batch, baseline 0.2 ms "
-                     r"\(median of 1 round\(s\)\), limit 0.22 ms \(\+10 %\): 10.00x the baseline, above the "
-                     r"limit and significant; t = \+[\d.]+ vs critical 22.33", out), out
+    assert re.search(
+        r"dnnbench: tiny at batch 1 failed 1 check\(s\)\n"
+        r"baseline regression \(against baselines/cpu-\S+\.json\):\n"
+        r"  - latency of tiny at batch 1: median 2 ms per batch, baseline 0.2 ms "
+        r"\(median of 1 round\(s\)\), limit 0.22 ms \(\+10 %\): 10.00x the baseline, above the "
+        r"limit and significant; t = \+[\d.]+ vs critical 22.33",
+        out,
+    ), out
     # A regressed run never overwrites the baseline.
     assert path.read_bytes() == before
     assert "baseline not saved: 1 regression(s) in this run" in summary(result)
@@ -234,8 +242,11 @@ def test_baseline_ten_times_slower_passes_with_a_stale_note_not_a_warning(projec
     result = run(project, "-W", "error", f"--dnn-json={out}", batches="1")
     result.assert_outcomes(passed=1)
     text = summary(result)
-    assert re.search(r"stale baseline: tiny at batch 1 ran 10\.00x faster than baselines/cpu-\S+\.json "
-                     r"\(3 ms against 30 ms\): refresh it with --dnn-save-baseline", text), text
+    assert re.search(
+        r"stale baseline: tiny at batch 1 ran 10\.00x faster than baselines/cpu-\S+\.json "
+        r"\(3 ms against 30 ms\): refresh it with --dnn-save-baseline",
+        text,
+    ), text
     assert "warnings summary" not in result.stdout.str()
     (lat,) = [c for c in load_json(out)["records"][0]["checks"] if c["metric"] == "latency"]
     assert lat["passed"] and lat["stale"] and lat["ratio"] == pytest.approx(0.1)
@@ -247,8 +258,12 @@ def test_changed_macs_fail(project: pytest.Pytester) -> None:
     fake(project, macs_delta=1)
     result = run(project, batches="1")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*baseline regression (against baselines/cpu-*",
-                                 "*- MACs of tiny at batch 1: * against baseline * (limit: no change), changed by +1"])
+    result.stdout.fnmatch_lines(
+        [
+            "*baseline regression (against baselines/cpu-*",
+            "*- MACs of tiny at batch 1: * against baseline * (limit: no change), changed by +1",
+        ]
+    )
 
 
 def test_memory_regression_fails_with_both_figures(project: pytest.Pytester) -> None:
@@ -257,8 +272,12 @@ def test_memory_regression_fails_with_both_figures(project: pytest.Pytester) -> 
     fake(project, ms=2.0, total=600 * 2**20)
     result = run(project, batches="1")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*- memory of tiny at batch 1: total 600.0 MiB (629,145,600 bytes), baseline "
-                                 "500.0 MiB, limit 550.0 MiB (+10 %): 1.20x the baseline"])
+    result.stdout.fnmatch_lines(
+        [
+            "*- memory of tiny at batch 1: total 600.0 MiB (629,145,600 bytes), baseline "
+            "500.0 MiB, limit 550.0 MiB (+10 %): 1.20x the baseline"
+        ]
+    )
     run(project, "--dnn-memory-tolerance=25%", batches="1").assert_outcomes(passed=1)
 
 
@@ -268,8 +287,9 @@ def test_top1_drop_fails_once_measured(project: pytest.Pytester) -> None:
     fake(project, ms=2.0, top1=69.0)
     result = run(project, batches="1")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*- Top-1 of tiny at batch 1: 69.00 % against baseline 70.00 %, limit 69.50 % "
-                                 "(-0.5 points)"])
+    result.stdout.fnmatch_lines(
+        ["*- Top-1 of tiny at batch 1: 69.00 % against baseline 70.00 %, limit 69.50 % (-0.5 points)"]
+    )
     run(project, "--dnn-top1-tolerance=1.5", batches="1").assert_outcomes(passed=1)
 
 
@@ -295,23 +315,33 @@ def test_latency_regression_and_the_tolerance_marker(project: pytest.Pytester) -
     fake(project, ms=3.0)  # 50 % slower than five identical rounds
     result = run(project, "test_mine.py", batches="1")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*test_default*", "*latency of tiny at batch 1: median 3 ms per batch, baseline 2 ms "
-                                 "(median of 5 round(s)), limit 2.2 ms (+10 %): 1.50x the baseline*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_default*",
+            "*latency of tiny at batch 1: median 3 ms per batch, baseline 2 ms "
+            "(median of 5 round(s)), limit 2.2 ms (+10 %): 1.50x the baseline*",
+        ]
+    )
     assert "FAILED test_mine.py::test_default[tiny]" in result.stdout.str()
     run(project, "--dnn-latency-tolerance=0.6", batches="1").assert_outcomes(passed=1)
 
 
 # -- constraints ---------------------------------------------------------------------------------
 
+
 def test_constraints_from_options_fail_with_figure_and_limit(project: pytest.Pytester) -> None:
     result = run(project, "--dnn-max-memory=1MB", "--dnn-min-fps=1e12", "--dnn-baseline=none", batches="2")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*dnnbench: tiny at batch 2 failed 2 check(s)",
-                                 "*deployment constraint violated (too slow or too big for the device):",
-                                 "*- memory of tiny at batch 2: total * GB (* GiB) = * bytes > limit 1 MB "
-                                 "(0.9537 MiB) = 1,000,000 bytes (--dnn-max-memory=1MB)",
-                                 "*- FPS of tiny at batch 2: * images/s (median * ms per batch of 2) < minimum "
-                                 "1e+12 FPS (--dnn-min-fps=1e12)"])
+    result.stdout.fnmatch_lines(
+        [
+            "*dnnbench: tiny at batch 2 failed 2 check(s)",
+            "*deployment constraint violated (too slow or too big for the device):",
+            "*- memory of tiny at batch 2: total * GB (* GiB) = * bytes > limit 1 MB "
+            "(0.9537 MiB) = 1,000,000 bytes (--dnn-max-memory=1MB)",
+            "*- FPS of tiny at batch 2: * images/s (median * ms per batch of 2) < minimum "
+            "1e+12 FPS (--dnn-min-fps=1e12)",
+        ]
+    )
     assert "baseline regression" not in result.stdout.str()
     result = run(project, "--dnn-max-memory=1TiB", "--dnn-min-fps=0.001", batches="1")
     result.assert_outcomes(passed=1)
@@ -335,8 +365,12 @@ def test_constraints_marker_on_users_own_tests(project: pytest.Pytester) -> None
     )
     result = project.runpytest(*RUN, "test_mine.py", "--dnn-min-fps=1e12")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*- memory of conv at batch 1: total * bytes > limit * = 1,000 bytes "
-                                 "(marker dnn_constraints(max_memory=1000))"])
+    result.stdout.fnmatch_lines(
+        [
+            "*- memory of conv at batch 1: total * bytes > limit * = 1,000 bytes "
+            "(marker dnn_constraints(max_memory=1000))"
+        ]
+    )
     assert "FAILED test_mine.py::test_too_big" in result.stdout.str()
 
 
@@ -347,14 +381,18 @@ def test_constraint_and_baseline_failures_are_reported_separately(project: pytes
     result = run(project, "--dnn-min-fps=1000", batches="1")  # 10 ms per image = 100 FPS
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
-    assert re.search(r"failed 2 check\(s\)\ndeployment constraint violated \(too slow or too big for the device\):\n"
-                     r"  - FPS of tiny at batch 1: 100 images/s .*\n"
-                     r"baseline regression \(against baselines/\S+\):\n  - latency of tiny at batch 1", out), out
+    assert re.search(
+        r"failed 2 check\(s\)\ndeployment constraint violated \(too slow or too big for the device\):\n"
+        r"  - FPS of tiny at batch 1: 100 images/s .*\n"
+        r"baseline regression \(against baselines/\S+\):\n  - latency of tiny at batch 1",
+        out,
+    ), out
     text = summary(result)
     assert "baseline regressions: 1" in text and "deployment constraint violations: 1" in text
 
 
 # -- bad files and bad values ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("content", [b'{"schema": "pytest-dnnbench-baseline/1", "platform": {"ke', b"{oops}"])
 def test_corrupt_explicit_baseline_is_a_usage_error_and_untouched(project: pytest.Pytester, content: bytes) -> None:
@@ -391,12 +429,16 @@ def test_corrupt_platform_file_fails_tests_and_is_not_overwritten(project: pytes
         (["--dnn-latency-tolerance=-5%"], "*--dnn-latency-tolerance=-5%: must be zero or more*"),
         (["--dnn-latency-alpha=2"], "*--dnn-latency-alpha=2: must lie between 0 and 0.5*"),
         (["--dnn-baseline-rounds=0"], "*--dnn-baseline-rounds=0: must be at least 1*"),
-        (["--dnn-baseline=nowhere.json"], "*--dnn-baseline=*nowhere.json: the file does not exist*--dnn-save-baseline=*"),
+        (
+            ["--dnn-baseline=nowhere.json"],
+            "*--dnn-baseline=*nowhere.json: the file does not exist*--dnn-save-baseline=*",
+        ),
         (["--dnn-baseline=none", "--dnn-require-baseline"], "*no baseline could ever apply*"),
     ],
 )
-def test_bad_values_stop_before_any_model_is_built(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
-                                                   args: list, expected: str) -> None:
+def test_bad_values_stop_before_any_model_is_built(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, args: list, expected: str
+) -> None:
     marker = project.path / "built.txt"
     monkeypatch.setenv("DNN_BUILD_MARKER", str(marker))
     result = project.runpytest("--dnn-models=tiny", *args)
@@ -405,8 +447,9 @@ def test_bad_values_stop_before_any_model_is_built(project: pytest.Pytester, mon
     assert not marker.exists()
 
 
-def test_bad_marker_values_stop_before_any_model_is_built(project: pytest.Pytester,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_marker_values_stop_before_any_model_is_built(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     marker = project.path / "built.txt"
     monkeypatch.setenv("DNN_BUILD_MARKER", str(marker))
     project.makepyfile(
@@ -426,27 +469,43 @@ def test_bad_marker_values_stop_before_any_model_is_built(project: pytest.Pytest
 
 def test_markers_are_registered(project: pytest.Pytester) -> None:
     result = project.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.dnn_tolerance(latency=None, memory=None, top1=None)*",
-                                 "@pytest.mark.dnn_constraints(max_memory=None, min_fps=None)*"])
+    result.stdout.fnmatch_lines(
+        [
+            "@pytest.mark.dnn_tolerance(latency=None, memory=None, top1=None)*",
+            "@pytest.mark.dnn_constraints(max_memory=None, min_fps=None)*",
+        ]
+    )
 
 
 def test_under_xdist_the_controller_saves_every_record(project: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
     fake(project, ms=2.0)
-    result = project.runpytest_subprocess(*RUN, "-n", "2", "--dnn-allow-parallel-cpu",
-                                          "--dnn-models=tiny,tiny_wide", "--dnn-batch-sizes=1,2",
-                                          "--dnn-save-baseline")
+    result = project.runpytest_subprocess(
+        *RUN,
+        "-n",
+        "2",
+        "--dnn-allow-parallel-cpu",
+        "--dnn-models=tiny,tiny_wide",
+        "--dnn-batch-sizes=1,2",
+        "--dnn-save-baseline",
+    )
     result.assert_outcomes(passed=4)
     assert sorted(load_baseline(only_file(project)).entries) == [
-        ("tiny", 1), ("tiny", 2), ("tiny_wide", 1), ("tiny_wide", 2)]
+        ("tiny", 1),
+        ("tiny", 2),
+        ("tiny_wide", 1),
+        ("tiny_wide", 2),
+    ]
 
 
 def test_ini_settings(project: pytest.Pytester) -> None:
     """Every option has an ini twin; a baseline named in the ini file is read relative to it."""
     fake(project, ms=2.0, total=500 * 2**20)
     run(project, "--dnn-save-baseline=ci/base.json", batches="1").assert_outcomes(passed=1)
-    project.makeini("[pytest]\ndnn_baseline = ci/base.json\ndnn_require_baseline = true\n"
-                    "dnn_memory_tolerance = 50%\ndnn_max_memory = 1.0GB\n")
+    project.makeini(
+        "[pytest]\ndnn_baseline = ci/base.json\ndnn_require_baseline = true\n"
+        "dnn_memory_tolerance = 50%\ndnn_max_memory = 1.0GB\n"
+    )
     fake(project, ms=2.0, total=700 * 2**20)  # +40 % memory: within the ini's 50 %; 734 MB < 1.0 GB
     result = run(project, batches="1")
     result.assert_outcomes(passed=1)
@@ -454,8 +513,12 @@ def test_ini_settings(project: pytest.Pytester) -> None:
     fake(project, ms=2.0, total=2 * 10**9)
     result = run(project, batches="1")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*- memory of tiny at batch 1: total 2 GB (1.86 GiB) = 2,000,000,000 bytes > limit "
-                                 "1 GB (0.931 GiB) = 1,000,000,000 bytes (ini dnn_max_memory = 1.0GB)"])
+    result.stdout.fnmatch_lines(
+        [
+            "*- memory of tiny at batch 1: total 2 GB (1.86 GiB) = 2,000,000,000 bytes > limit "
+            "1 GB (0.931 GiB) = 1,000,000,000 bytes (ini dnn_max_memory = 1.0GB)"
+        ]
+    )
     (project.path / "ci" / "base.json").unlink()
     result = run(project, batches="1")  # a missing file named in the ini: no baseline applies (required: fails)
     result.assert_outcomes(failed=1)

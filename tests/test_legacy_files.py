@@ -53,10 +53,12 @@ def test_report_files_are_written_as_before(tmp_path: Path, monkeypatch: pytest.
     doc = json.loads((DATA / "report-results.json").read_text(encoding="utf-8"))
     records = [Record.from_json(r).to_json() for r in doc["records"]]
     env = doc["environment"]
-    platform = Platform(platform_label(env, records, "this run"), records, env, list(doc.get("missing", [])),
-                        "this run", "results")
+    platform = Platform(
+        platform_label(env, records, "this run"), records, env, list(doc.get("missing", [])), "this run", "results"
+    )
     build.write_report([platform], tmp_path, command=stamp.group(2))
     assert (tmp_path / "report.md").read_text(encoding="utf-8") == md
     assert (tmp_path / "results.csv").read_text(encoding="utf-8") == (DATA / "results.csv").read_text(encoding="utf-8")
-    assert (tmp_path / "results.json").read_text(encoding="utf-8") == \
-        (DATA / "report-results.json").read_text(encoding="utf-8")
+    assert (tmp_path / "results.json").read_text(encoding="utf-8") == (DATA / "report-results.json").read_text(
+        encoding="utf-8"
+    )

@@ -46,6 +46,7 @@ class FakeProc:
 
 # -- CpuMemoryProbe --------------------------------------------------------------------------
 
+
 def test_start_collects_trims_resets_then_reads_rss() -> None:
     proc = FakeProc([{"VmRSS": 100 * MiB, "VmHWM": 900 * MiB}])
     proc.probe().start()
@@ -53,10 +54,12 @@ def test_start_collects_trims_resets_then_reads_rss() -> None:
 
 
 def test_stop_reports_the_reset_peak_and_the_delta() -> None:
-    proc = FakeProc([
-        {"VmRSS": 100 * MiB, "VmHWM": 100 * MiB},  # at start, just after the reset
-        {"VmRSS": 120 * MiB, "VmHWM": 250 * MiB},  # at stop: the peak was during the calls
-    ])
+    proc = FakeProc(
+        [
+            {"VmRSS": 100 * MiB, "VmHWM": 100 * MiB},  # at start, just after the reset
+            {"VmRSS": 120 * MiB, "VmHWM": 250 * MiB},  # at stop: the peak was during the calls
+        ]
+    )
     probe = proc.probe()
     probe.start()
     mem, method = probe.stop()
@@ -74,10 +77,13 @@ def test_stop_never_reports_a_negative_delta() -> None:
 
 
 def test_stop_falls_back_to_an_rss_lower_bound_when_reset_fails() -> None:
-    proc = FakeProc([
-        {"VmRSS": 100 * MiB, "VmHWM": 2000 * MiB},  # an old peak that cannot be cleared
-        {"VmRSS": 130 * MiB, "VmHWM": 2000 * MiB},
-    ], resettable=False)
+    proc = FakeProc(
+        [
+            {"VmRSS": 100 * MiB, "VmHWM": 2000 * MiB},  # an old peak that cannot be cleared
+            {"VmRSS": 130 * MiB, "VmHWM": 2000 * MiB},
+        ],
+        resettable=False,
+    )
     probe = proc.probe()
     probe.start()
     mem, method = probe.stop()
@@ -197,9 +203,14 @@ def test_real_probe_sees_an_allocation_between_start_and_stop() -> None:
 
 # -- CpuMemoryPass: the dedicated memory call ------------------------------------------------
 
+
 def test_memory_pass_sets_exact_thresholds_runs_the_call_and_restores() -> None:
     from pytest_dnnbench.measure.memory import (
-        EXACT_MMAP_THRESHOLD, EXACT_TRIM_THRESHOLD, PINNED_MMAP_THRESHOLD, PINNED_TRIM_THRESHOLD, CpuMemoryPass,
+        EXACT_MMAP_THRESHOLD,
+        EXACT_TRIM_THRESHOLD,
+        PINNED_MMAP_THRESHOLD,
+        PINNED_TRIM_THRESHOLD,
+        CpuMemoryPass,
     )
 
     log: list = []
@@ -228,7 +239,7 @@ def test_memory_pass_sets_exact_thresholds_runs_the_call_and_restores() -> None:
     assert log[0] == ("thresholds", EXACT_MMAP_THRESHOLD, EXACT_TRIM_THRESHOLD)
     assert log.count("call") == 2
     assert log.index("reset") < log.index("call")
-    assert ("thresholds", PINNED_MMAP_THRESHOLD, PINNED_TRIM_THRESHOLD) in log[log.index("call"):]
+    assert ("thresholds", PINNED_MMAP_THRESHOLD, PINNED_TRIM_THRESHOLD) in log[log.index("call") :]
     assert "hooks.remove" in log
     assert "over 2 dedicated call(s)" in method and "128 KiB" in method
 
@@ -247,8 +258,9 @@ def test_memory_pass_restores_thresholds_when_the_call_fails() -> None:
 
     mem_pass = CpuMemoryPass(
         call=boom,
-        probe=CpuMemoryProbe(status=lambda: {"VmRSS": 1, "VmHWM": 1}, reset=lambda: True, trim=lambda: True,
-                             collect=lambda: None),
+        probe=CpuMemoryProbe(
+            status=lambda: {"VmRSS": 1, "VmHWM": 1}, reset=lambda: True, trim=lambda: True, collect=lambda: None
+        ),
         set_thresholds=lambda mmap, trim: seen.append((mmap, trim)) or True,
         trim_after_modules=lambda: Hooks(),
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from helpers import load_json
 
 pytest.importorskip("torch")
@@ -12,9 +11,15 @@ pytest.importorskip("torch")
 def _resnet18_bs8(pytester: pytest.Pytester, models: str) -> dict:
     out = pytester.path / f"{models.replace(',', '_')}.json"
     result = pytester.runpytest_subprocess(
-        "--dnn-device=cpu", f"--dnn-models={models}", "--dnn-batch-sizes=8", "--dnn-max-time=3",
-        "--dnn-min-samples=3", "--dnn-warmup=2", f"--dnn-json={out}",
-        "-p", "no:cacheprovider",
+        "--dnn-device=cpu",
+        f"--dnn-models={models}",
+        "--dnn-batch-sizes=8",
+        "--dnn-max-time=3",
+        "--dnn-min-samples=3",
+        "--dnn-warmup=2",
+        f"--dnn-json={out}",
+        "-p",
+        "no:cacheprovider",
     )
     result.assert_outcomes(passed=len(models.split(",")))
     (rec,) = [r for r in load_json(out)["records"] if r["model"] == "resnet18"]

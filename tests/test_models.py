@@ -11,8 +11,8 @@ from __future__ import annotations
 import gc
 import importlib.util
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 import torch
@@ -100,8 +100,9 @@ def measured() -> Callable[[str], Measured]:
     def get(name: str) -> Measured:
         spec = REGISTRY.get(name)
         if spec.source == "pretrainedmodels" and importlib.util.find_spec("pretrainedmodels") is None:
-            pytest.skip(f"{name} comes from Cadene's pretrainedmodels, not installed here "
-                        "(pip install pretrainedmodels six)")
+            pytest.skip(
+                f"{name} comes from Cadene's pretrainedmodels, not installed here (pip install pretrainedmodels six)"
+            )
         if name not in cache:
             try:
                 cache[name] = _measure(name)

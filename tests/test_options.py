@@ -30,10 +30,17 @@ def assert_usage_error(parse, value: str, option: str, fix_words: tuple[str, ...
 
 # -- batch sizes -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("1", (1,)), ("1,2,4,8,16,32,64", (1, 2, 4, 8, 16, 32, 64)), (" 8 , 1 ", (8, 1)), ("4,4,2,4", (4, 2)),
-     ("+3", (3,)), ("1,", (1,))],
+    [
+        ("1", (1,)),
+        ("1,2,4,8,16,32,64", (1, 2, 4, 8, 16, 32, 64)),
+        (" 8 , 1 ", (8, 1)),
+        ("4,4,2,4", (4, 2)),
+        ("+3", (3,)),
+        ("1,", (1,)),
+    ],
 )
 def test_batch_sizes_good(value: str, expected: tuple[int, ...]) -> None:
     assert parse_batch_sizes(value) == expected
@@ -49,17 +56,26 @@ def test_batch_sizes_message_names_the_bad_part() -> None:
     assert "'x'" in msg
 
 
-@given(st.lists(st.integers(min_value=1, max_value=10**6), min_size=1, max_size=20),
-       st.sampled_from([",", ", ", " ,"]))
+@given(st.lists(st.integers(min_value=1, max_value=10**6), min_size=1, max_size=20), st.sampled_from([",", ", ", " ,"]))
 def test_batch_sizes_round_trip(sizes: list[int], sep: str) -> None:
     assert parse_batch_sizes(sep.join(map(str, sizes))) == tuple(dict.fromkeys(sizes))
 
 
 # -- device and precision --------------------------------------------------------------------
 
-@pytest.mark.parametrize(("value", "expected"),
-                         [("auto", "auto"), ("cpu", "cpu"), ("cuda", "cuda"), ("cuda:0", "cuda:0"),
-                          ("cuda:12", "cuda:12"), (" CUDA:1 ", "cuda:1"), ("CPU", "cpu")])
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("auto", "auto"),
+        ("cpu", "cpu"),
+        ("cuda", "cuda"),
+        ("cuda:0", "cuda:0"),
+        ("cuda:12", "cuda:12"),
+        (" CUDA:1 ", "cuda:1"),
+        ("CPU", "cpu"),
+    ],
+)
 def test_device_good(value: str, expected: str) -> None:
     assert parse_device(value) == expected
 
@@ -81,31 +97,52 @@ def test_precision_bad(value: str) -> None:
 
 # -- on/off ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("value", "expected"),
-                         [("on", True), ("ON", True), ("true", True), ("1", True), ("yes", True), (True, True),
-                          ("off", False), ("false", False), ("0", False), ("no", False), (False, False)])
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("on", True),
+        ("ON", True),
+        ("true", True),
+        ("1", True),
+        ("yes", True),
+        (True, True),
+        ("off", False),
+        ("false", False),
+        ("0", False),
+        ("no", False),
+        (False, False),
+    ],
+)
 def test_on_off_good(value: object, expected: bool) -> None:
     assert parse_on_off(value, "--dnn-cudnn-benchmark") is expected
 
 
 @pytest.mark.parametrize("value", ["-1", "abc", "", "1,,x", "1.5", "2", "onn"])
 def test_on_off_bad(value: str) -> None:
-    assert_usage_error(lambda v: parse_on_off(v, "--dnn-cudnn-benchmark"), value, "--dnn-cudnn-benchmark",
-                       ("--dnn-cudnn-benchmark=on or --dnn-cudnn-benchmark=off",))
+    assert_usage_error(
+        lambda v: parse_on_off(v, "--dnn-cudnn-benchmark"),
+        value,
+        "--dnn-cudnn-benchmark",
+        ("--dnn-cudnn-benchmark=on or --dnn-cudnn-benchmark=off",),
+    )
 
 
 # -- integers --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("value", "minimum", "expected"),
-                         [("0", 0, 0), ("1", 1, 1), (" 42 ", 1, 42), ("+7", 0, 7), (5, 1, 5)])
+
+@pytest.mark.parametrize(
+    ("value", "minimum", "expected"), [("0", 0, 0), ("1", 1, 1), (" 42 ", 1, 42), ("+7", 0, 7), (5, 1, 5)]
+)
 def test_int_good(value: object, minimum: int, expected: int) -> None:
     assert parse_int(value, "--dnn-seed", minimum) == expected
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "abc", "", "1,,x", "1.5", "1e3"])
 def test_int_bad(value: str) -> None:
-    msg = assert_usage_error(lambda v: parse_int(v, "--dnn-min-samples", 1), value, "--dnn-min-samples",
-                             ("integer of at least 1",))
+    msg = assert_usage_error(
+        lambda v: parse_int(v, "--dnn-min-samples", 1), value, "--dnn-min-samples", ("integer of at least 1",)
+    )
     assert "at least 1" in msg
 
 
@@ -116,22 +153,36 @@ def test_int_minimum_zero_accepts_zero_rejects_negative() -> None:
 
 # -- durations -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("value", "seconds"),
-                         [("20", 20.0), ("20s", 20.0), ("500ms", 0.5), ("2m", 120.0), ("1.5", 1.5),
-                          (" 3 sec ", 3.0), ("1min", 60.0), ("1h", 3600.0), (".25s", 0.25), ("10MS", 0.01),
-                          (7, 7.0)])
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("20", 20.0),
+        ("20s", 20.0),
+        ("500ms", 0.5),
+        ("2m", 120.0),
+        ("1.5", 1.5),
+        (" 3 sec ", 3.0),
+        ("1min", 60.0),
+        ("1h", 3600.0),
+        (".25s", 0.25),
+        ("10MS", 0.01),
+        (7, 7.0),
+    ],
+)
 def test_duration_good(value: object, seconds: float) -> None:
     assert parse_duration(value) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "abc", "", "1,,x", "0s", "0ms", "5 days", "inf", "nan", "1e3",
-                                   "9" * 400])
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "", "1,,x", "0s", "0ms", "5 days", "inf", "nan", "1e3", "9" * 400])
 def test_duration_bad(value: str) -> None:
     assert_usage_error(parse_duration, value, "--dnn-max-time", ("such as 20, 20s, 500ms or 2m",))
 
 
-@given(st.integers(min_value=1, max_value=10**6), st.sampled_from([("", 1.0), ("s", 1.0), ("ms", 1e-3),
-                                                                    ("m", 60.0), ("min", 60.0), ("h", 3600.0)]))
+@given(
+    st.integers(min_value=1, max_value=10**6),
+    st.sampled_from([("", 1.0), ("s", 1.0), ("ms", 1e-3), ("m", 60.0), ("min", 60.0), ("h", 3600.0)]),
+)
 def test_duration_units(n: int, unit: tuple[str, float]) -> None:
     suffix, factor = unit
     assert parse_duration(f"{n}{suffix}") == pytest.approx(n * factor)
@@ -139,9 +190,10 @@ def test_duration_units(n: int, unit: tuple[str, float]) -> None:
 
 # -- fractions -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("value", "expected"),
-                         [("1%", 0.01), ("0.01", 0.01), ("2.5%", 0.025), (" 5 %", 0.05), ("0.5", 0.5),
-                          ("99%", 0.99)])
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("1%", 0.01), ("0.01", 0.01), ("2.5%", 0.025), (" 5 %", 0.05), ("0.5", 0.5), ("99%", 0.99)]
+)
 def test_fraction_good(value: str, expected: float) -> None:
     assert parse_fraction(value) == pytest.approx(expected)
 

@@ -10,10 +10,14 @@ import pytest
 
 from pytest_dnnbench import paperdata
 from pytest_dnnbench.baseline_store import (
-    baseline_from_document, document_text, load_baseline, paper_baseline_files, paper_benchmark_files,
+    baseline_from_document,
+    document_text,
+    load_baseline,
+    paper_baseline_files,
+    paper_benchmark_files,
 )
-from pytest_dnnbench.paperdata import paper_baseline
 from pytest_dnnbench.models.catalog import PAPER_MODELS
+from pytest_dnnbench.paperdata import paper_baseline
 
 TRANSCRIPT = Path(__file__).resolve().parents[1] / ".." / "shared" / "paper" / "bianco2018-transcript.txt"
 _CANDIDATES = [TRANSCRIPT, Path("/work/shared/paper/bianco2018-transcript.txt")]
@@ -28,7 +32,7 @@ def _transcript() -> list[str]:
 
 def parse_table1() -> dict[str, dict[str, list[str]]]:
     """Table 1 as the transcript has it: platform -> row name -> the cells it kept (strings)."""
-    line = next(l for l in _transcript() if "TABLE 1: Inference time vs. batch size" in l)
+    line = next(t for t in _transcript() if "TABLE 1: Inference time vs. batch size" in t)
     header = "DNN 1 2 4 8 16 32 64"
     a = line.index(header)
     b = line.index(header, a + 1)
@@ -36,7 +40,7 @@ def parse_table1() -> dict[str, dict[str, list[str]]]:
     names = sorted(paperdata.PAPER_TO_NAME, key=len, reverse=True)
     pattern = "(" + "|".join(re.escape(n) for n in names) + ")"
     tables = {}
-    for platform, segment in (("titan_xp", line[a + len(header):b]), ("jetson_tx1", line[b + len(header):end])):
+    for platform, segment in (("titan_xp", line[a + len(header) : b]), ("jetson_tx1", line[b + len(header) : end])):
         parts = re.split(pattern, segment)
         assert not parts[0].strip()
         rows = {parts[i]: parts[i + 1].split() for i in range(1, len(parts), 2)}
@@ -70,12 +74,12 @@ def test_every_kept_cell_matches_the_transcript(platform: str) -> None:
             assert list(stored) == [float(c) for c in cells], name
         elif platform == "jetson_tx1":
             # Short rows lost their last columns (out of memory); a lone integer is a truncated cell.
-            for bs, cell, value in zip(paperdata.BATCH_SIZES, cells, stored):
+            for bs, cell, value in zip(paperdata.BATCH_SIZES, cells, stored, strict=False):
                 if "." in cell:
                     assert value == float(cell), (name, bs)
                 else:
                     assert value is None and f"only '{cell}' survives" in paperdata.NULL_REASONS[(platform, name, bs)]
-            for bs, value in list(zip(paperdata.BATCH_SIZES, stored))[len(cells):]:
+            for bs, value in list(zip(paperdata.BATCH_SIZES, stored, strict=False))[len(cells) :]:
                 assert value is None and "system memory" in paperdata.NULL_REASONS[(platform, name, bs)], (name, bs)
         else:
             # Titan Xp: cells lost at unknown positions; only batch 1 can be placed.
@@ -105,10 +109,12 @@ def test_the_issues_example_cells() -> None:
 
 
 def test_memory_only_where_attributable() -> None:
-    line = next(l for l in _transcript() if "F. MEMORY USAGE VS MODEL COMPLEXITY" in l)
+    line = next(t for t in _transcript() if "F. MEMORY USAGE VS MODEL COMPLEXITY" in t)
     m = re.search(r"have a (\d+)MB and (\d+)MB memory footprint.*?equal to (\d+)MB and (\d+)MB", line)
     assert m, "the transcript's §V-F sentence changed"
-    expected = dict(zip(["squeezenet1_0", "squeezenet1_1", "mobilenet_v1", "mobilenet_v2"], map(int, m.groups())))
+    expected = dict(
+        zip(["squeezenet1_0", "squeezenet1_1", "mobilenet_v1", "mobilenet_v2"], map(int, m.groups()), strict=True)
+    )
     assert expected == {"squeezenet1_0": 943, "squeezenet1_1": 921, "mobilenet_v1": 650, "mobilenet_v2": 648}
     titan = paper_baseline("titan_xp")
     for (model, bs), e in titan.entries.items():
@@ -141,7 +147,9 @@ def test_shipped_files_are_what_the_module_generates_and_they_load() -> None:
         assert len(b.entries) == 44 * 7
         assert b.platform["source"] == "paper" and "arXiv:1810.00736" in b.platform["provenance"]
         assert b.key.startswith("paper-cuda-nvidia-")
-    assert baseline_from_document(paperdata.baseline_document("titan_xp")).key == "paper-cuda-nvidia-titan-xp-fp32-eager"
+    assert (
+        baseline_from_document(paperdata.baseline_document("titan_xp")).key == "paper-cuda-nvidia-titan-xp-fp32-eager"
+    )
 
 
 def test_benchmark_runs_leave_null_cells_out_and_use_seconds_per_call() -> None:
@@ -163,9 +171,18 @@ def test_compare_with_the_paper_end_to_end(pytester: pytest.Pytester) -> None:
     # The shipped file (held equal to this by test_shipped_files_...), copied into a storage inside the cwd.
     (storage / "0001_bianco2018-titan-xp.json").write_text(json.dumps(paperdata.benchmark_document("titan_xp")))
     result = pytester.runpytest(
-        "--dnn-device=cpu", "--dnn-models=squeezenet1_1", "--dnn-batch-sizes=1", "--dnn-max-time=0.3",
-        "--dnn-min-samples=3", "--dnn-threads=1", "--dnn-baseline=none", f"--benchmark-storage={storage}",
-        "--benchmark-compare=0001", "--benchmark-columns=min,median,rounds", "-p", "no:cacheprovider",
+        "--dnn-device=cpu",
+        "--dnn-models=squeezenet1_1",
+        "--dnn-batch-sizes=1",
+        "--dnn-max-time=0.3",
+        "--dnn-min-samples=3",
+        "--dnn-threads=1",
+        "--dnn-baseline=none",
+        f"--benchmark-storage={storage}",
+        "--benchmark-compare=0001",
+        "--benchmark-columns=min,median,rounds",
+        "-p",
+        "no:cacheprovider",
     )
     result.assert_outcomes(passed=1)
     out = result.stdout.str()

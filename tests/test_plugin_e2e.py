@@ -6,8 +6,8 @@ import re
 import sys
 
 import pytest
-
 from helpers import FAST, TINY_CONFTEST, load_json
+
 from pytest_dnnbench.results import LATENCY_KEYS, RECORD_KEYS, SCHEMA
 
 pytest.importorskip("torch")
@@ -20,7 +20,7 @@ def _table_rows(stdout: str) -> dict[tuple[str, str], list[str]]:
     header = lines[start + 1].split()
     assert header[:7] == ["model", "batch", "ms/image", "FPS", "memory", "GFLOPs", "params(M)"]
     rows = {}
-    for line in lines[start + 3:]:
+    for line in lines[start + 3 :]:
         if not line.strip() or line.startswith(("memory:", "results written", "=", "-")):
             break
         cells = line.split()
@@ -31,8 +31,12 @@ def _table_rows(stdout: str) -> dict[tuple[str, str], list[str]]:
 def test_paper_models_ids_and_table(pytester: pytest.Pytester) -> None:
     """The issue's command: four tests with the right ids, then one table row per test."""
     result = pytester.runpytest(
-        "--dnn-device=cpu", "--dnn-models=resnet18,mobilenet_v2", "--dnn-batch-sizes=1,4",
-        "--dnn-max-time=0.3", "--dnn-min-samples=3", "-v",
+        "--dnn-device=cpu",
+        "--dnn-models=resnet18,mobilenet_v2",
+        "--dnn-batch-sizes=1,4",
+        "--dnn-max-time=0.3",
+        "--dnn-min-samples=3",
+        "-v",
     )
     result.assert_outcomes(passed=4)
     ids = re.findall(r"::test_dnn\[([^\]]+)\] PASSED", result.stdout.str())
@@ -80,8 +84,23 @@ def test_results_file_follows_the_schema(tiny_project: pytest.Pytester) -> None:
     data = load_json(out)
     assert data["schema"] == SCHEMA
     env = data["environment"]
-    for key in ("torch", "torchvision", "timm", "cuda", "cudnn", "cpu", "threads", "precision", "mode",
-                "cudnn_benchmark", "tf32_matmul", "tf32_cudnn", "seed", "plugin_version", "device_name"):
+    for key in (
+        "torch",
+        "torchvision",
+        "timm",
+        "cuda",
+        "cudnn",
+        "cpu",
+        "threads",
+        "precision",
+        "mode",
+        "cudnn_benchmark",
+        "tf32_matmul",
+        "tf32_cudnn",
+        "seed",
+        "plugin_version",
+        "device_name",
+    ):
         assert key in env, key
     assert [r["batch_size"] for r in data["records"]] == [1, 2]
     for rec in data["records"]:
@@ -105,10 +124,20 @@ def test_results_file_follows_the_schema(tiny_project: pytest.Pytester) -> None:
 def test_every_option_reaches_the_record(tiny_project: pytest.Pytester) -> None:
     out = tiny_project.path / "r.json"
     result = tiny_project.runpytest(
-        "--dnn-device=cpu", "--dnn-models=tiny", "--dnn-batch-sizes=3", "--dnn-precision=bf16",
-        "--dnn-channels-last", "--dnn-threads=1", "--dnn-cudnn-benchmark=off", "--dnn-seed=7",
-        "--dnn-min-samples=12", "--dnn-max-samples=12", "--dnn-ci-target=0.5%", "--dnn-max-time=30",
-        "--dnn-warmup=4", f"--dnn-json={out}",
+        "--dnn-device=cpu",
+        "--dnn-models=tiny",
+        "--dnn-batch-sizes=3",
+        "--dnn-precision=bf16",
+        "--dnn-channels-last",
+        "--dnn-threads=1",
+        "--dnn-cudnn-benchmark=off",
+        "--dnn-seed=7",
+        "--dnn-min-samples=12",
+        "--dnn-max-samples=12",
+        "--dnn-ci-target=0.5%",
+        "--dnn-max-time=30",
+        "--dnn-warmup=4",
+        f"--dnn-json={out}",
     )
     result.assert_outcomes(passed=1)
     rec = load_json(out)["records"][0]
@@ -127,8 +156,13 @@ def test_every_option_reaches_the_record(tiny_project: pytest.Pytester) -> None:
 def test_budget_caps_sampling(tiny_project: pytest.Pytester) -> None:
     out = tiny_project.path / "r.json"
     tiny_project.runpytest(
-        "--dnn-device=cpu", "--dnn-models=tiny", "--dnn-batch-sizes=1", "--dnn-max-time=0.05",
-        "--dnn-min-samples=100000", "--dnn-max-samples=100000", f"--dnn-json={out}",
+        "--dnn-device=cpu",
+        "--dnn-models=tiny",
+        "--dnn-batch-sizes=1",
+        "--dnn-max-time=0.05",
+        "--dnn-min-samples=100000",
+        "--dnn-max-samples=100000",
+        f"--dnn-json={out}",
     ).assert_outcomes(passed=1)
     lat = load_json(out)["records"][0]["latency_ms"]
     assert lat["capped"] is True and lat["stop_reason"] == "budget"
@@ -307,8 +341,12 @@ def test_benchmark_disable_still_writes_our_results(tiny_project: pytest.Pyteste
     ours = tiny_project.path / "ours.json"
     bench_json = tiny_project.path / "bench.json"
     result = tiny_project.runpytest(
-        *FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1", "--benchmark-disable",
-        f"--benchmark-json={bench_json}", f"--dnn-json={ours}",
+        *FAST,
+        "--dnn-models=tiny",
+        "--dnn-batch-sizes=1",
+        "--benchmark-disable",
+        f"--benchmark-json={bench_json}",
+        f"--dnn-json={ours}",
     )
     result.assert_outcomes(passed=1)
     assert len(load_json(ours)["records"]) == 1
@@ -362,8 +400,23 @@ def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     assert result.ret == 0, result.stderr.str()
     out = result.stdout.str()
-    for option in ("--dnn-models", "--dnn-device", "--dnn-batch-sizes", "--dnn-ci-target", "--dnn-max-time",
-                   "--dnn-json", "--dnn-list-models", "--dnn-imagenet", "--dnn-weights", "--dnn-report",
-                   "--dnn-baseline", "--dnn-save-baseline", "--dnn-max-memory", "--dnn-min-fps",
-                   "--dnn-max-host-memory", "--dnn-isolate", "--dnn-allow-parallel-cpu"):
+    for option in (
+        "--dnn-models",
+        "--dnn-device",
+        "--dnn-batch-sizes",
+        "--dnn-ci-target",
+        "--dnn-max-time",
+        "--dnn-json",
+        "--dnn-list-models",
+        "--dnn-imagenet",
+        "--dnn-weights",
+        "--dnn-report",
+        "--dnn-baseline",
+        "--dnn-save-baseline",
+        "--dnn-max-memory",
+        "--dnn-min-fps",
+        "--dnn-max-host-memory",
+        "--dnn-isolate",
+        "--dnn-allow-parallel-cpu",
+    ):
         assert option in out, option

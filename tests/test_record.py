@@ -15,7 +15,10 @@ from pytest_dnnbench.record import RECORD_KEYS, Accuracy, Check, Latency, Record
 LEGACY = Path(__file__).parent / "data" / "legacy-0.1.0" / "results.json"
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=8,
@@ -26,8 +29,11 @@ def legacy_record() -> dict:
     return json.loads(LEGACY.read_text())["records"][0]
 
 
-@given(extra=st.dictionaries(st.text(min_size=1, max_size=10).filter(lambda k: k not in Record._KEYS),
-                             json_values, max_size=4))
+@given(
+    extra=st.dictionaries(
+        st.text(min_size=1, max_size=10).filter(lambda k: k not in Record._KEYS), json_values, max_size=4
+    )
+)
 def test_unknown_keys_survive_a_round_trip_in_their_place(extra: dict) -> None:
     rec = legacy_record()
     mixed = dict(list(rec.items())[:5]) | extra | dict(list(rec.items())[5:])

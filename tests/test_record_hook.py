@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import FAST, TINY_CONFTEST, TINY_MODULE, load_json
 
-HOOK = '''
+HOOK = """
 import json, os, pytest
 
 def pytest_dnnbench_record(record, item):
@@ -16,7 +16,7 @@ def pytest_dnnbench_record(record, item):
     record["fps"] = -1.0  # ignored: the figures are what was measured
     if record["batch_size"] == 2:
         pytest.fail("the project refuses batch 2")
-'''
+"""
 
 
 @pytest.fixture
@@ -32,8 +32,9 @@ def test_the_hook_sees_the_finished_record_once_and_may_fail_the_test(project: p
     import json
 
     out = project.path / "r.json"
-    result = project.runpytest(*FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1,2", "--dnn-max-memory=100GB",
-                               f"--dnn-json={out}")
+    result = project.runpytest(
+        *FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1,2", "--dnn-max-memory=100GB", f"--dnn-json={out}"
+    )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*the project refuses batch 2*"])
     calls = [json.loads(line) for line in (project.path / "hook.log").read_text().splitlines()]

@@ -296,7 +296,9 @@ def test_register_importable_string_factory() -> None:
     assert import_object(spec.builder) is collections.OrderedDict
 
 
-@pytest.mark.parametrize("factory, error", [("collections.OrderedDict", ValueError), (42, TypeError), (None, TypeError)])
+@pytest.mark.parametrize(
+    "factory, error", [("collections.OrderedDict", ValueError), (42, TypeError), (None, TypeError)]
+)
 def test_register_rejects_bad_factory(factory, error) -> None:
     reg = REGISTRY.copy()
     with pytest.raises(error):
@@ -334,7 +336,9 @@ def test_register_replace() -> None:
     assert REGISTRY.get("resnet18").source == "torchvision"
 
 
-@pytest.mark.parametrize("name", ["a,b", "res*", "res?et", "res[n]et", "", " spaced", "two words", "tab\tname", *KEYWORDS])
+@pytest.mark.parametrize(
+    "name", ["a,b", "res*", "res?et", "res[n]et", "", " spaced", "two words", "tab\tname", *KEYWORDS]
+)
 def test_register_rejects_invalid_names(name: str) -> None:
     reg = REGISTRY.copy()
     before = reg.names()

@@ -12,12 +12,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
 from helpers import FAST, load_json
+from report_synthetic import platform_records, write_results
+
 from pytest_dnnbench.__main__ import main
 from pytest_dnnbench.report.inputs import InputError, load_platform, records_from_baseline
 from pytest_dnnbench.results import SCHEMA, load_results
-from report_synthetic import platform_records, write_results
 
 # Imported here, before any pytester run: an in-process run restores sys.modules afterwards.
 pytest.importorskip("matplotlib")
@@ -25,8 +25,12 @@ import matplotlib.backends.backend_agg  # noqa: E402,F401
 import matplotlib.figure  # noqa: E402,F401
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-FIGURES = ("fig1_top1_vs_gflops.png", "fig2_accuracy_density.png", "fig3_top1_vs_fps.png",
-           "fig4_memory_vs_model_size.png")
+FIGURES = (
+    "fig1_top1_vs_gflops.png",
+    "fig2_accuracy_density.png",
+    "fig3_top1_vs_fps.png",
+    "fig4_memory_vs_model_size.png",
+)
 
 
 def check_report_dir(out: Path) -> str:
@@ -47,15 +51,22 @@ def check_report_dir(out: Path) -> str:
 
 def test_dnn_report_writes_every_file(tiny_project: pytest.Pytester) -> None:
     out = tiny_project.path / "rep"
-    result = tiny_project.runpytest(*FAST, "--dnn-models=tiny,tiny_wide,broken", "--dnn-batch-sizes=1,2",
-                                    "--dnn-report=rep")
+    result = tiny_project.runpytest(
+        *FAST, "--dnn-models=tiny,tiny_wide,broken", "--dnn-batch-sizes=1,2", "--dnn-report=rep"
+    )
     result.assert_outcomes(passed=4, errors=2)
     data = load_results(out / "results.json")
     assert data["schema"] == SCHEMA and len(data["records"]) == 4
     assert {(r["model"], r["batch_size"]) for r in data["records"]} == {
-        ("tiny", 1), ("tiny", 2), ("tiny_wide", 1), ("tiny_wide", 2)}
+        ("tiny", 1),
+        ("tiny", 2),
+        ("tiny_wide", 1),
+        ("tiny_wide", 2),
+    }
     assert {(m["model"], m["batch_size"], m["outcome"]) for m in data["missing"]} == {
-        ("broken", 1, "failed"), ("broken", 2, "failed")}
+        ("broken", 1, "failed"),
+        ("broken", 2, "failed"),
+    }
     rows = list(csv.DictReader(io.StringIO((out / "results.csv").read_text(encoding="utf-8"))))
     assert len(rows) == len(data["records"])
     assert [r["model"] for r in rows] == [r["model"] for r in data["records"]]
@@ -80,9 +91,12 @@ def test_dnn_report_ini_and_bad_value(tiny_project: pytest.Pytester) -> None:
 
 def two_results(tmp_path: Path) -> tuple[Path, Path]:
     a = write_results(tmp_path / "a.json", platform_records(), "Alpha CPU")
-    b = write_results(tmp_path / "b.json", platform_records(scale=3.0, device_name="Beta CPU"), "Beta CPU",
-                      missing=[{"model": "fast_net", "batch_size": 2, "outcome": "failed",
-                                "reason": "RuntimeError: out of memory"}])
+    b = write_results(
+        tmp_path / "b.json",
+        platform_records(scale=3.0, device_name="Beta CPU"),
+        "Beta CPU",
+        missing=[{"model": "fast_net", "batch_size": 2, "outcome": "failed", "reason": "RuntimeError: out of memory"}],
+    )
     return a, b
 
 
@@ -107,8 +121,9 @@ def test_report_command_one_file_and_labels(tmp_path: Path) -> None:
     assert main(["report", str(a), "--out", str(tmp_path / "one")]) == 0
     check_report_dir(tmp_path / "one")
     assert len(load_results(tmp_path / "one" / "results.json")["records"]) == len(platform_records())
-    assert main(["report", str(a), str(b), "--out", str(tmp_path / "lab"), "--label", "laptop",
-                 "--label", "server"]) == 0
+    assert (
+        main(["report", str(a), str(b), "--out", str(tmp_path / "lab"), "--label", "laptop", "--label", "server"]) == 0
+    )
     assert "server ÷ laptop" in (tmp_path / "lab" / "report.md").read_text(encoding="utf-8")
 
 
@@ -125,9 +140,16 @@ def test_report_command_rejects_other_files(tmp_path: Path, capsys: pytest.Captu
 def test_baseline_adapter() -> None:
     baseline = SimpleNamespace(
         platform={"key": "paper-titan-xp", "device_name": "NVIDIA TITAN Xp", "precision": "fp32", "mode": "eager"},
-        entries={("resnet18", 1): {"per_image_ms": 1.79, "fps": 558.7, "memory_bytes": {"total": 700 * 2**20},
-                                   "accuracy": {"top1": 69.64, "status": "reference"}},
-                 ("resnet18", 2): {"per_image_ms": 1.01, "memory_bytes": {"total": None}}})
+        entries={
+            ("resnet18", 1): {
+                "per_image_ms": 1.79,
+                "fps": 558.7,
+                "memory_bytes": {"total": 700 * 2**20},
+                "accuracy": {"top1": 69.64, "status": "reference"},
+            },
+            ("resnet18", 2): {"per_image_ms": 1.01, "memory_bytes": {"total": None}},
+        },
+    )
     p = records_from_baseline(baseline, source="paper.json")
     assert p.label == "paper-titan-xp (fp32)" and p.kind == "baseline"
     r1, r2 = p.records
@@ -177,9 +199,21 @@ def chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     exe = find_chromium()
     profile = tmp_path / "profile"
     profile.mkdir(exist_ok=True)
-    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args]
+    cmd = [
+        exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 

@@ -13,14 +13,32 @@ from pytest_dnnbench.report.fits import least_squares, two_lines, upper_bound, u
 #: Titan Xp, batch 1 (Bianco et al. Table 1: ms per image) and the Top-1 of the paper's Table 3,
 #: for the 26 models whose Top-1 the paper prints. The paper's bound: a = 83.3, b = -0.0244.
 TITAN_XP_B1 = [
-    ("bninception", 5.79, 73.48), ("googlenet", 4.54, 66.45), ("squeezenet1_1", 1.6, 58.18),
-    ("resnet18", 1.79, 69.64), ("resnet34", 3.11, 73.27), ("resnet50", 5.1, 76.01), ("resnet101", 8.9, 77.31),
-    ("resnet152", 14.31, 78.25), ("inception_v3", 10.1, 77.5), ("inception_v4", 18.96, 80.1),
-    ("inception_resnet_v2", 25.94, 80.28), ("densenet121", 8.93, 74.47), ("xception", 6.44, 78.79),
-    ("dpn68", 10.68, 75.95), ("dpn98", 22.31, 79.23), ("dpn131", 29.7, 79.44), ("se_resnet50", 8.32, 77.61),
-    ("se_resnet101", 15.1, 78.42), ("senet154", 53.8, 81.32), ("se_resnext50_32x4d", 12.06, 79.11),
-    ("se_resnext101_32x4d", 24.96, 80.28), ("nasnetalarge", 32.3, 82.5), ("nasnetamobile", 22.36, 74.1),
-    ("mobilenet_v1", 2.45, 69.52), ("mobilenet_v2", 3.34, 71.81), ("fbresnet152", 14.55, 77.44),
+    ("bninception", 5.79, 73.48),
+    ("googlenet", 4.54, 66.45),
+    ("squeezenet1_1", 1.6, 58.18),
+    ("resnet18", 1.79, 69.64),
+    ("resnet34", 3.11, 73.27),
+    ("resnet50", 5.1, 76.01),
+    ("resnet101", 8.9, 77.31),
+    ("resnet152", 14.31, 78.25),
+    ("inception_v3", 10.1, 77.5),
+    ("inception_v4", 18.96, 80.1),
+    ("inception_resnet_v2", 25.94, 80.28),
+    ("densenet121", 8.93, 74.47),
+    ("xception", 6.44, 78.79),
+    ("dpn68", 10.68, 75.95),
+    ("dpn98", 22.31, 79.23),
+    ("dpn131", 29.7, 79.44),
+    ("se_resnet50", 8.32, 77.61),
+    ("se_resnet101", 15.1, 78.42),
+    ("senet154", 53.8, 81.32),
+    ("se_resnext50_32x4d", 12.06, 79.11),
+    ("se_resnext101_32x4d", 24.96, 80.28),
+    ("nasnetalarge", 32.3, 82.5),
+    ("nasnetamobile", 22.36, 74.1),
+    ("mobilenet_v1", 2.45, 69.52),
+    ("mobilenet_v2", 3.34, 71.81),
+    ("fbresnet152", 14.55, 77.44),
 ]
 
 
@@ -35,18 +53,21 @@ def test_least_squares_recovers_a_known_line() -> None:
 def test_least_squares_known_noisy_answer() -> None:
     # y = 1 + 2x with residuals +1, -1, -1, +1 (orthogonal to 1 and x): the fit is exactly 1 + 2x.
     xs = [0.0, 1.0, 2.0, 3.0]
-    ys = [1 + 2 * x + r for x, r in zip(xs, [1, -1, -1, 1])]
+    ys = [1 + 2 * x + r for x, r in zip(xs, [1, -1, -1, 1], strict=True)]
     fit = least_squares(xs, ys)
     assert (fit.intercept, fit.slope) == (pytest.approx(1.0), pytest.approx(2.0))
     assert fit.sse == pytest.approx(4.0)
 
 
-@pytest.mark.parametrize("xs, ys, why", [
-    ([], [], "too few points"),
-    ([1.0], [2.0], "too few points"),
-    ([2.0, 2.0, 2.0], [1.0, 2.0, 3.0], "same x"),
-    ([1.0, None, float("nan")], [1.0, 2.0, 3.0], "too few points"),
-])
+@pytest.mark.parametrize(
+    "xs, ys, why",
+    [
+        ([], [], "too few points"),
+        ([1.0], [2.0], "too few points"),
+        ([2.0, 2.0, 2.0], [1.0, 2.0, 3.0], "same x"),
+        ([1.0, None, float("nan")], [1.0, 2.0, 3.0], "too few points"),
+    ],
+)
 def test_least_squares_says_too_few_points(xs, ys, why) -> None:
     fit = least_squares(xs, ys)
     assert not fit.ok and why in fit.note
@@ -141,8 +162,13 @@ def test_upper_bound_is_the_linear_programs_optimum(pts) -> None:
     fit = upper_bound(xs, ys)
     n = len(xs)
     # minimise n*a + b*sum(x)  s.t.  -(a + b x_i) <= -y_i
-    res = scipy_optimize.linprog([n, sum(xs)], A_ub=[[-1.0, -x] for x in xs], b_ub=[-y for y in ys],
-                                 bounds=[(None, None), (None, None)], method="highs")
+    res = scipy_optimize.linprog(
+        [n, sum(xs)],
+        A_ub=[[-1.0, -x] for x in xs],
+        b_ub=[-y for y in ys],
+        bounds=[(None, None), (None, None)],
+        method="highs",
+    )
     assert res.status == 0
     ours = n * fit.intercept + fit.slope * sum(xs)
     assert ours == pytest.approx(res.fun, rel=1e-6, abs=1e-5 * (1 + abs(res.fun)))
@@ -164,7 +190,7 @@ def test_upper_hull_is_above_all_points(pts) -> None:
     assert [x for x, _ in hull] == sorted({x for x, _ in hull})
     for x, y in pts:
         # Between two hull vertices the hull is above the point.
-        for (x0, y0), (x1, y1) in zip(hull, hull[1:]):
+        for (x0, y0), (x1, y1) in zip(hull, hull[1:], strict=False):
             if x0 <= x <= x1:
                 # The fraction first: (y1 - y0) * (x - x0) can underflow where the ratio cannot.
                 assert y0 + (y1 - y0) * ((x - x0) / (x1 - x0)) >= y - 1e-6 * (1 + abs(y))

@@ -6,11 +6,11 @@ import csv
 import io
 
 import pytest
+from report_synthetic import platform_records, rec
 
 from pytest_dnnbench.report import tables as T
 from pytest_dnnbench.report.csvfile import flatten_record, to_csv
 from pytest_dnnbench.report.terminal import format_paper_tables, render_grid, render_table3
-from report_synthetic import platform_records, rec
 
 
 def names(choices):
@@ -67,8 +67,15 @@ def test_table1_missing_cells_carry_reasons_never_zero() -> None:
     records = platform_records()
     records.append(rec("oom_net", 1, 30.0, 900))
     records.append(rec("oom_net", 2, None, None, outcome="failed", reason="RuntimeError: out of memory"))
-    missing = [{"model": "unbuildable", "paper_name": "Unbuildable", "batch_size": 1, "outcome": "skipped",
-                "reason": "pretrainedmodels is not installed"}]
+    missing = [
+        {
+            "model": "unbuildable",
+            "paper_name": "Unbuildable",
+            "batch_size": 1,
+            "outcome": "skipped",
+            "reason": "pretrainedmodels is not installed",
+        }
+    ]
     t = T.table1(records, missing)
     assert t.header == ["model", "1", "2"]
     rows = {r[0].text: r for r in t.rows}
@@ -84,8 +91,9 @@ def test_table1_missing_cells_carry_reasons_never_zero() -> None:
     assert rows["big_net"][1].cls == "fps5"
 
 
-@pytest.mark.parametrize("fps, band", [(1001, 0), (1000, 1), (250.1, 1), (62.5, 4), (30.5, 4), (15.1, 5),
-                                       (5.01, 6), (5, 7), (0.1, 7)])
+@pytest.mark.parametrize(
+    "fps, band", [(1001, 0), (1000, 1), (250.1, 1), (62.5, 4), (30.5, 4), (15.1, 5), (5.01, 6), (5, 7), (0.1, 7)]
+)
 def test_fps_bands_follow_the_papers_key(fps, band) -> None:
     assert T.fps_band(fps) == band
 
@@ -127,8 +135,9 @@ def test_csv_one_row_per_record_flattened() -> None:
 
 @pytest.mark.parametrize("width", [40, 60, 80, 200])
 def test_terminal_tables_fit_the_width(width) -> None:
-    records = [rec(f"model_with_a_rather_long_name_{i}", bs, 3.0, 500) for i in range(3)
-               for bs in (1, 2, 4, 8, 16, 32, 64)]
+    records = [
+        rec(f"model_with_a_rather_long_name_{i}", bs, 3.0, 500) for i in range(3) for bs in (1, 2, 4, 8, 16, 32, 64)
+    ]
     lines = render_grid(T.table1(records), width)
     body = [ln for ln in lines[1:] if not ln.startswith(("[", "("))]
     assert all(len(ln) <= width for ln in body), [ln for ln in body if len(ln) > width]
@@ -148,8 +157,10 @@ def test_terminal_table3_and_all_tables() -> None:
 
 
 def test_table3_notes_models_without_batch_1_figures() -> None:
-    records = [rec("a", 1, 5.0, 300, top1=70.0, status="measured"), rec("b", 1, 5.0, None, top1=80.0,
-                                                                         status="measured")]
+    records = [
+        rec("a", 1, 5.0, 300, top1=70.0, status="measured"),
+        rec("b", 1, 5.0, None, top1=80.0, status="measured"),
+    ]
     t = T.table3(records, fallback=lambda m: None)
     assert [c.text for c in t.rows[0][1].lines] == ["a  70.00"]
     assert "not considered (no batch-1 FPS or memory figure): b" in t.notes

@@ -14,6 +14,7 @@ from pytest_dnnbench.measure.bench import BenchSettings, Measurement
 from pytest_dnnbench.measure.flops import Complexity
 from pytest_dnnbench.measure.stats import summarize
 from pytest_dnnbench.measure.timing import TimingResult
+from pytest_dnnbench.record import Accuracy, make_record
 from pytest_dnnbench.results import (
     LATENCY_KEYS,
     RECORD_KEYS,
@@ -22,15 +23,19 @@ from pytest_dnnbench.results import (
     atomic_write_text,
     load_results,
 )
-from pytest_dnnbench.record import Accuracy, make_record
 
 MiB = 2**20
 
 
 def timing(samples: list[float], capped: bool = False) -> TimingResult:
     return TimingResult(
-        samples_ms=tuple(samples), warmup_ms=(30.0, 12.0, 10.0), stats=summarize(samples), capped=capped,
-        stop_reason="budget" if capped else "target", elapsed_s=1.0, ci_target=0.01,
+        samples_ms=tuple(samples),
+        warmup_ms=(30.0, 12.0, 10.0),
+        stats=summarize(samples),
+        capped=capped,
+        stop_reason="budget" if capped else "target",
+        elapsed_s=1.0,
+        ci_target=0.01,
     )
 
 
@@ -46,17 +51,23 @@ def measurement(samples: list[float] | None = None, batch: int = 8) -> Measureme
 
 def record(model: str = "resnet18", **kw) -> dict:
     args = dict(
-        model=model, paper_name="ResNet-18", source="torchvision",
+        model=model,
+        paper_name="ResNet-18",
+        source="torchvision",
         settings=BenchSettings(device="cpu", threads=4, seed=3),
-        device_name="Some CPU", threads=4, measurement=measurement(),
-        complexity=Complexity(macs=1_814_000_000, macs_check=1_819_000_000, params=11_689_512,
-                              param_file_bytes=46_800_000),
+        device_name="Some CPU",
+        threads=4,
+        measurement=measurement(),
+        complexity=Complexity(
+            macs=1_814_000_000, macs_check=1_819_000_000, params=11_689_512, param_file_bytes=46_800_000
+        ),
     )
     args.update(kw)
     return make_record(**args).to_json()
 
 
 # -- make_record -----------------------------------------------------------------------------
+
 
 def test_record_has_every_schema_key() -> None:
     rec = record()
@@ -87,11 +98,19 @@ def test_record_values() -> None:
 def test_record_complexity_error_and_a_replaced_accuracy() -> None:
     import dataclasses
 
-    built = make_record(model="m", paper_name=None, source="custom", settings=BenchSettings(), device_name="cpu",
-                        threads=1, measurement=measurement(),
-                        complexity=Complexity(macs=None, macs_check=None, params=10, param_file_bytes=40, error="boom"))
-    rec = dataclasses.replace(built, accuracy=Accuracy(top1=0.7, top5=0.9, status="reference", source="paper"),
-                              extra={"note": "x"}).to_json()
+    built = make_record(
+        model="m",
+        paper_name=None,
+        source="custom",
+        settings=BenchSettings(),
+        device_name="cpu",
+        threads=1,
+        measurement=measurement(),
+        complexity=Complexity(macs=None, macs_check=None, params=10, param_file_bytes=40, error="boom"),
+    )
+    rec = dataclasses.replace(
+        built, accuracy=Accuracy(top1=0.7, top5=0.9, status="reference", source="paper"), extra={"note": "x"}
+    ).to_json()
     assert rec["macs"] is None and rec["flops"] is None
     assert rec["complexity_error"] == "boom"
     assert rec["extra"] == {"note": "x"}
@@ -107,6 +126,7 @@ def test_fps_is_none_not_inf_for_a_zero_median() -> None:
 
 
 # -- the results file ------------------------------------------------------------------------
+
 
 def test_results_file_is_valid_json_after_each_record(tmp_path: Path) -> None:
     path = tmp_path / "out" / "results.json"
@@ -138,9 +158,11 @@ def test_results_file_serialises_tuples_and_paths(tmp_path: Path) -> None:
 
 # -- atomic writes ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("failing", ["replace", "fsync"])
-def test_atomic_write_never_leaves_a_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  failing: str) -> None:
+def test_atomic_write_never_leaves_a_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
     path = tmp_path / "results.json"
     atomic_write_text(path, '{"old": true}\n')
 
@@ -190,6 +212,7 @@ def test_atomic_write_respects_the_umask(tmp_path: Path) -> None:
 
 # -- load_results ----------------------------------------------------------------------------
 
+
 def test_load_results_rejects_non_json(tmp_path: Path) -> None:
     p = tmp_path / "notes.txt"
     p.write_text("this is not json {", encoding="utf-8")
@@ -206,8 +229,9 @@ def test_load_results_rejects_binary_garbage_clearly(tmp_path: Path) -> None:
     assert str(p) in str(exc.value)
 
 
-@pytest.mark.parametrize("content", ['{"schema": "pytest-dnnbench/0", "records": []}', '{"records": []}', "[]",
-                                     '"pytest-dnnbench/1"'])
+@pytest.mark.parametrize(
+    "content", ['{"schema": "pytest-dnnbench/0", "records": []}', '{"records": []}', "[]", '"pytest-dnnbench/1"']
+)
 def test_load_results_rejects_a_wrong_schema(tmp_path: Path, content: str) -> None:
     p = tmp_path / "r.json"
     p.write_text(content, encoding="utf-8")

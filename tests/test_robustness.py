@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import FAST, TINY_CONFTEST, TINY_MODULE, load_json
+
 from pytest_dnnbench.oom import GUARD_SUPPORTED, describe, host_memory_guard, is_out_of_memory, skip_message
 
 torch = pytest.importorskip("torch")
@@ -104,13 +104,16 @@ def slow_build():
     return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())
 '''
 
-FAULTY_CONFTEST = TINY_CONFTEST + '''
+FAULTY_CONFTEST = (
+    TINY_CONFTEST
+    + """
     import torch.nn as nn
 
     registry.register("local", lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten()), input_size=(3, 16, 16))
     for name in ("oomy", "hungry", "sleepy", "slow_build", "crashy", "pid_tiny"):
         registry.register(name, "faultymodels:" + name, input_size=(3, 16, 16))
-'''
+"""
+)
 
 
 @pytest.fixture
@@ -123,19 +126,23 @@ def faulty_project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 # -- out of memory ---------------------------------------------------------------------------------
 
+
 def test_injected_oom_at_batch_8_skips_and_the_next_test_runs(faulty_project: pytest.Pytester) -> None:
     out = faulty_project.path / "r.json"
-    result = faulty_project.runpytest(*FAST, "--dnn-models=oomy,tiny", "--dnn-batch-sizes=1,8", "-rs", "-v",
-                                      f"--dnn-json={out}")
+    result = faulty_project.runpytest(
+        *FAST, "--dnn-models=oomy,tiny", "--dnn-batch-sizes=1,8", "-rs", "-v", f"--dnn-json={out}"
+    )
     result.assert_outcomes(passed=3, skipped=1)
-    result.stdout.fnmatch_lines([
-        "*test_dnn?oomy-bs1? PASSED*",
-        "*test_dnn?oomy-bs8? SKIPPED*",
-        "*test_dnn?tiny-bs1? PASSED*",
-        "*test_dnn?tiny-bs8? PASSED*",
-        "SKIPPED [[]1[]] *out of memory at batch 8 on cpu (OutOfMemoryError: CUDA out of memory. "
-        "Tried to allocate 20.00 GiB (injected))",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_dnn?oomy-bs1? PASSED*",
+            "*test_dnn?oomy-bs8? SKIPPED*",
+            "*test_dnn?tiny-bs1? PASSED*",
+            "*test_dnn?tiny-bs8? PASSED*",
+            "SKIPPED [[]1[]] *out of memory at batch 8 on cpu (OutOfMemoryError: CUDA out of memory. "
+            "Tried to allocate 20.00 GiB (injected))",
+        ]
+    )
     records = load_json(out)["records"]
     assert [(r["model"], r["batch_size"]) for r in records] == [("oomy", 1), ("tiny", 1), ("tiny", 8)]
     assert all(r["outcome"] == "passed" for r in records)
@@ -154,8 +161,14 @@ def test_oom_is_a_missing_cell_of_the_report(faulty_project: pytest.Pytester) ->
 @pytest.mark.skipif(not GUARD_SUPPORTED, reason="the host-memory guard needs Linux RLIMIT_DATA")
 def test_host_memory_guard_skips_the_hungry_test_only(faulty_project: pytest.Pytester) -> None:
     out = faulty_project.path / "r.json"
-    result = faulty_project.runpytest(*FAST, "--dnn-models=hungry,tiny", "--dnn-batch-sizes=1", "-rs",
-                                      "--dnn-max-host-memory=64MiB", f"--dnn-json={out}")
+    result = faulty_project.runpytest(
+        *FAST,
+        "--dnn-models=hungry,tiny",
+        "--dnn-batch-sizes=1",
+        "-rs",
+        "--dnn-max-host-memory=64MiB",
+        f"--dnn-json={out}",
+    )
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED *out of memory at batch 1 on cpu (RuntimeError: *can't allocate memory*"])
     assert [r["model"] for r in load_json(out)["records"]] == ["tiny"]
@@ -173,15 +186,22 @@ def test_bad_host_memory_limit_is_a_usage_error(faulty_project: pytest.Pytester)
 def test_out_of_memory_errors_are_recognised() -> None:
     assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
     assert is_out_of_memory(MemoryError())
-    assert is_out_of_memory(RuntimeError(
-        "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried "
-        "to allocate 209715200 bytes. Error code 12 (Cannot allocate memory)"))
+    assert is_out_of_memory(
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried "
+            "to allocate 209715200 bytes. Error code 12 (Cannot allocate memory)"
+        )
+    )
     assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
     assert not is_out_of_memory(ValueError("out of memory"))  # only the allocators' errors
     assert describe(RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: x")) == (
-        "RuntimeError: err == 0. DefaultCPUAllocator: x")
+        "RuntimeError: err == 0. DefaultCPUAllocator: x"
+    )
     assert describe(MemoryError()) == "MemoryError"
-    assert skip_message(8, "cuda:1", "OutOfMemoryError: boom") == "out of memory at batch 8 on cuda:1 (OutOfMemoryError: boom)"
+    assert (
+        skip_message(8, "cuda:1", "OutOfMemoryError: boom")
+        == "out of memory at batch 8 on cuda:1 (OutOfMemoryError: boom)"
+    )
 
 
 @pytest.mark.skipif(not GUARD_SUPPORTED, reason="the host-memory guard needs Linux RLIMIT_DATA")
@@ -200,12 +220,19 @@ def test_host_memory_guard_refuses_and_restores_the_limit() -> None:
 
 # -- the time budget covers the build --------------------------------------------------------------
 
+
 def test_max_time_charges_the_build_to_the_first_test(faulty_project: pytest.Pytester, monkeypatch) -> None:
     monkeypatch.setenv("DNN_BUILD_SLEEP", "0.8")
     out = faulty_project.path / "r.json"
-    result = faulty_project.runpytest("--dnn-device=cpu", "--dnn-max-time=0.5", "--dnn-min-samples=3",
-                                      "--dnn-warmup=3", "--dnn-models=slow_build", "--dnn-batch-sizes=1,2",
-                                      f"--dnn-json={out}")
+    result = faulty_project.runpytest(
+        "--dnn-device=cpu",
+        "--dnn-max-time=0.5",
+        "--dnn-min-samples=3",
+        "--dnn-warmup=3",
+        "--dnn-models=slow_build",
+        "--dnn-batch-sizes=1,2",
+        f"--dnn-json={out}",
+    )
     result.assert_outcomes(passed=2)
     first, second = load_json(out)["records"]
     assert first["latency_ms"]["capped"] and first["latency_ms"]["stop_reason"] == "budget"
@@ -215,6 +242,7 @@ def test_max_time_charges_the_build_to_the_first_test(faulty_project: pytest.Pyt
 
 
 # -- interruption ----------------------------------------------------------------------------------
+
 
 def _wait_for(predicate, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
@@ -229,12 +257,27 @@ def _wait_for(predicate, timeout: float = 60.0) -> None:
 def test_interrupted_run_leaves_valid_results(faulty_project: pytest.Pytester, signum: int) -> None:
     out = faulty_project.path / "r.json"
     marker = faulty_project.path / "sleeping"
-    env = dict(os.environ, DNN_SLEEP_MARKER=str(marker),
-               PYTHONPATH=os.pathsep.join([str(faulty_project.path), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        DNN_SLEEP_MARKER=str(marker),
+        PYTHONPATH=os.pathsep.join([str(faulty_project.path), os.environ.get("PYTHONPATH", "")]),
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *FAST, "--dnn-models=tiny,sleepy", "--dnn-batch-sizes=1,2",
-         f"--dnn-json={out}", "-p", "no:cacheprovider"],
-        cwd=faulty_project.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *FAST,
+            "--dnn-models=tiny,sleepy",
+            "--dnn-batch-sizes=1,2",
+            f"--dnn-json={out}",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=faulty_project.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         _wait_for(marker.exists)  # tiny-bs1, tiny-bs2, sleepy-bs1 done; sleepy-bs2 sleeping
@@ -262,20 +305,24 @@ def test_sigterm_handler_is_restored_after_the_run(faulty_project: pytest.Pytest
 
 # -- --dnn-isolate=process ---------------------------------------------------------------------------
 
+
 def test_isolated_runs_measure_in_fresh_processes(faulty_project: pytest.Pytester, monkeypatch) -> None:
     from pytest_dnnbench.results import LATENCY_KEYS, RECORD_KEYS
 
     pids = faulty_project.path / "pids"
     monkeypatch.setenv("DNN_PID_FILE", str(pids))
     out = faulty_project.path / "r.json"
-    result = faulty_project.runpytest(*FAST, "--dnn-isolate=process", "--dnn-models=pid_tiny",
-                                      "--dnn-batch-sizes=1,2", f"--dnn-json={out}")
+    result = faulty_project.runpytest(
+        *FAST, "--dnn-isolate=process", "--dnn-models=pid_tiny", "--dnn-batch-sizes=1,2", f"--dnn-json={out}"
+    )
     result.assert_outcomes(passed=2)
     built_in = [int(p) for p in pids.read_text().split()]
     assert len(set(built_in)) == 2 and os.getpid() not in built_in  # one fresh process per test, never here
     records = load_json(out)["records"]
     assert [(r["model"], r["batch_size"], r["isolation"]) for r in records] == [
-        ("pid_tiny", 1, "process"), ("pid_tiny", 2, "process")]
+        ("pid_tiny", 1, "process"),
+        ("pid_tiny", 2, "process"),
+    ]
     for rec in records:
         assert set(RECORD_KEYS) <= set(rec) and set(LATENCY_KEYS) <= set(rec["latency_ms"])
         assert rec["outcome"] == "passed" and rec["memory_bytes"]["total"] > 0 and rec["params"] > 0
@@ -283,18 +330,20 @@ def test_isolated_runs_measure_in_fresh_processes(faulty_project: pytest.Pyteste
 
 
 def test_isolated_process_that_dies_fails_its_test(faulty_project: pytest.Pytester) -> None:
-    result = faulty_project.runpytest(*FAST, "--dnn-isolate=process", "--dnn-models=crashy,tiny",
-                                      "--dnn-batch-sizes=1")
+    result = faulty_project.runpytest(*FAST, "--dnn-isolate=process", "--dnn-models=crashy,tiny", "--dnn-batch-sizes=1")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines([
-        "*isolated measurement of crashy at batch 1: the process exited with status 3; stderr (last lines):*",
-        "*crashy: the process is about to die*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*isolated measurement of crashy at batch 1: the process exited with status 3; stderr (last lines):*",
+            "*crashy: the process is about to die*",
+        ]
+    )
 
 
 def test_isolated_oom_skips(faulty_project: pytest.Pytester) -> None:
-    result = faulty_project.runpytest(*FAST, "--dnn-isolate=process", "--dnn-models=oomy", "--dnn-batch-sizes=1,8",
-                                      "-rs")
+    result = faulty_project.runpytest(
+        *FAST, "--dnn-isolate=process", "--dnn-models=oomy", "--dnn-batch-sizes=1,8", "-rs"
+    )
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED *out of memory at batch 8 on cpu (OutOfMemoryError: CUDA out of memory*"])
 

@@ -9,9 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from pytest_dnnbench.models.shufflenet import ShuffleNetV1, channel_shuffle, shufflenet_v1
 
 
-def _unit_cost(
-    cin: int, cout: int, hw_in: int, stride: int, g: int, first_g: int
-) -> tuple[int, int]:
+def _unit_cost(cin: int, cout: int, hw_in: int, stride: int, g: int, first_g: int) -> tuple[int, int]:
     """(parameters, multiply-adds) of one ShuffleNet unit, by hand.
 
     Bottleneck ``b = cout / 4``; the residual branch outputs ``cout - cin``
@@ -24,15 +22,14 @@ def _unit_cost(
     branch = cout - cin if stride == 2 else cout
     hw_out = hw_in // stride
     params = (
-        cin * b // first_g + 2 * b  # 1x1 group conv + BN
-        + 9 * b + 2 * b  # 3x3 depthwise conv + BN
-        + b * branch // g + 2 * branch  # 1x1 group conv + BN
+        cin * b // first_g
+        + 2 * b  # 1x1 group conv + BN
+        + 9 * b
+        + 2 * b  # 3x3 depthwise conv + BN
+        + b * branch // g
+        + 2 * branch  # 1x1 group conv + BN
     )
-    macs = (
-        hw_in * hw_in * b * (cin // first_g)
-        + hw_out * hw_out * b * 9
-        + hw_out * hw_out * branch * (b // g)
-    )
+    macs = hw_in * hw_in * b * (cin // first_g) + hw_out * hw_out * b * 9 + hw_out * hw_out * branch * (b // g)
     return params, macs
 
 
@@ -41,7 +38,7 @@ def _shufflenet_cost(g: int, stage_out: tuple[int, int, int], classes: int = 100
     params = 3 * 24 * 9 + 2 * 24  # conv1 + BN
     macs = 112 * 112 * 24 * 3 * 9  # conv1 output is 112x112; max pool -> 56x56
     cin, hw = 24, 56
-    for stage, (repeats, cout) in enumerate(zip((4, 8, 4), stage_out)):
+    for stage, (repeats, cout) in enumerate(zip((4, 8, 4), stage_out, strict=True)):
         for unit in range(repeats):
             stride = 2 if unit == 0 else 1
             first_g = 1 if stage == 0 and unit == 0 else g
@@ -79,9 +76,7 @@ def test_parameter_count_g8(g8_model: ShuffleNetV1) -> None:
     #   fc                           1536*1000 + 1000                     = 1_537_000
     # The body without the classifier is 897_768 parameters, the "about 0.9M"
     # often quoted; with the 1000-way classifier the total is 2_434_768.
-    expected = (
-        696 + 8_592 + 33_696 + 21_696 + 286_272 + 80_256 + 466_560 + 1_537_000
-    )
+    expected = 696 + 8_592 + 33_696 + 21_696 + 286_272 + 80_256 + 466_560 + 1_537_000
     assert expected == 2_434_768
     assert _shufflenet_cost(8, (384, 768, 1536))[0] == expected
     assert n_params == expected

@@ -33,6 +33,7 @@ def _binom_cdf(k: int, n: int) -> float:
 
 # -- percentile ------------------------------------------------------------------------------
 
+
 @given(st.lists(finite, min_size=1, max_size=60), st.floats(min_value=0.0, max_value=100.0))
 def test_percentile_matches_numpy_default(values: list[float], q: float) -> None:
     s = sorted(values)
@@ -70,6 +71,7 @@ def test_percentile_rejects_empty() -> None:
 
 
 # -- median_ci -------------------------------------------------------------------------------
+
 
 @given(st.lists(finite, min_size=1, max_size=300))
 def test_median_ci_is_a_pair_of_samples_around_the_median(values: list[float]) -> None:
@@ -170,6 +172,7 @@ def test_median_ci_large_n_uses_conservative_ranks(n: int) -> None:
 
 # -- ci_half_width ---------------------------------------------------------------------------
 
+
 def test_ci_half_width() -> None:
     assert ci_half_width(10.0, (9.0, 10.5)) == pytest.approx(0.1)
     assert ci_half_width(10.0, (9.9, 12.0)) == pytest.approx(0.2)
@@ -178,6 +181,7 @@ def test_ci_half_width() -> None:
 
 
 # -- summarize -------------------------------------------------------------------------------
+
 
 @given(st.lists(positive, min_size=1, max_size=200))
 @settings(deadline=None)

@@ -18,9 +18,16 @@ CELL = re.compile(r"\S+(?: \S+)*")  # cells are separated by two spaces or more
 
 def full(**kw) -> dict:
     rec = {
-        "model": "resnet18", "batch_size": 8, "per_image_ms": 2.34567, "fps": 426.3,
-        "memory_bytes": {"total": 812 * MiB, "delta": 40 * MiB}, "flops": 3_628_000_000, "params": 11_689_512,
-        "latency_ms": {"n": 57, "capped": False}, "counters_disagree": False, "outcome": "passed",
+        "model": "resnet18",
+        "batch_size": 8,
+        "per_image_ms": 2.34567,
+        "fps": 426.3,
+        "memory_bytes": {"total": 812 * MiB, "delta": 40 * MiB},
+        "flops": 3_628_000_000,
+        "params": 11_689_512,
+        "latency_ms": {"n": 57, "capped": False},
+        "counters_disagree": False,
+        "outcome": "passed",
     }
     rec.update(kw)
     return rec
@@ -32,10 +39,19 @@ def cells(line: str) -> list[re.Match]:
 
 # -- format_bytes ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("n", "text"),
-    [(None, "-"), (0, "0 MiB"), (700 * MiB, "700 MiB"), (int(1.4 * GiB), "1434 MiB"),
-     (10 * GiB - MiB, "10239 MiB"), (10 * GiB, "10.0 GiB"), (int(79.6 * GiB), "79.6 GiB"), (3 * MiB // 2, "2 MiB")],
+    [
+        (None, "-"),
+        (0, "0 MiB"),
+        (700 * MiB, "700 MiB"),
+        (int(1.4 * GiB), "1434 MiB"),
+        (10 * GiB - MiB, "10239 MiB"),
+        (10 * GiB, "10.0 GiB"),
+        (int(79.6 * GiB), "79.6 GiB"),
+        (3 * MiB // 2, "2 MiB"),
+    ],
 )
 def test_format_bytes(n: int | None, text: str) -> None:
     assert format_bytes(n) == text
@@ -50,6 +66,7 @@ def test_format_bytes_always_has_a_unit(n: int) -> None:
 
 
 # -- rows ------------------------------------------------------------------------------------
+
 
 def test_row_of_a_full_record() -> None:
     assert record_row(full()) == ("resnet18", "8", "2.346", "426.3", "812 MiB", "3.63", "11.69", "57", "")
@@ -72,18 +89,23 @@ def test_real_zeros_are_not_dashes() -> None:
 
 @pytest.mark.parametrize(
     ("changes", "note"),
-    [({"latency_ms": {"n": 10, "capped": True}}, "capped"),
-     ({"counters_disagree": True}, "flops?"),
-     ({"outcome": "failed"}, "failed"),
-     ({"outcome": None}, ""),
-     ({"latency_ms": {"n": 10, "capped": True}, "counters_disagree": True, "outcome": "failed"},
-      "capped, flops?, failed")],
+    [
+        ({"latency_ms": {"n": 10, "capped": True}}, "capped"),
+        ({"counters_disagree": True}, "flops?"),
+        ({"outcome": "failed"}, "failed"),
+        ({"outcome": None}, ""),
+        (
+            {"latency_ms": {"n": 10, "capped": True}, "counters_disagree": True, "outcome": "failed"},
+            "capped, flops?, failed",
+        ),
+    ],
 )
 def test_notes(changes: dict, note: str) -> None:
     assert record_row(full(**changes))[-1] == note
 
 
 # -- the table -------------------------------------------------------------------------------
+
 
 def test_table_header_and_rule() -> None:
     lines = format_table([full()])
@@ -100,9 +122,16 @@ def test_empty_table_is_the_header() -> None:
 def test_table_columns_are_aligned() -> None:
     recs = [
         full(),
-        full(model="nasnetalarge", batch_size=64, per_image_ms=123.456789, fps=8.1,
-             memory_bytes={"total": 12 * GiB}, flops=47_700_000_000, params=88_753_150,
-             latency_ms={"n": 5000, "capped": True}),
+        full(
+            model="nasnetalarge",
+            batch_size=64,
+            per_image_ms=123.456789,
+            fps=8.1,
+            memory_bytes={"total": 12 * GiB},
+            flops=47_700_000_000,
+            params=88_753_150,
+            latency_ms={"n": 5000, "capped": True},
+        ),
         {"model": "m", "batch_size": 1},
         full(model="vgg16", counters_disagree=True, outcome="failed"),
     ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
 
 import pytest
 from hypothesis import given, settings
@@ -35,8 +35,13 @@ class FakeClock:
 class ScriptedTimer:
     """Returns the scripted call times (ms) and advances the clock by each of them."""
 
-    def __init__(self, clock: FakeClock, times: Callable[[int], float] | Iterable[float],
-                 log: Optional[list] = None, overhead_s: float = 0.0):
+    def __init__(
+        self,
+        clock: FakeClock,
+        times: Callable[[int], float] | Iterable[float],
+        log: list | None = None,
+        overhead_s: float = 0.0,
+    ):
         self.clock = clock
         if callable(times):
             self._next = times
@@ -81,6 +86,7 @@ def no_warmup(**kw) -> SamplingPolicy:
 
 
 # -- warm-up ---------------------------------------------------------------------------------
+
 
 def test_warmup_stops_once_stable() -> None:
     clock = FakeClock()
@@ -134,6 +140,7 @@ def test_warmup_min_is_kept_even_past_the_warmup_fraction() -> None:
 
 
 # -- sampling --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("min_samples", [1, 10, 25])
 def test_constant_times_stop_at_target_after_min_samples(min_samples: int) -> None:
@@ -192,8 +199,12 @@ def test_sampling_invariants(times, min_samples, extra, max_time_s, warmup_min, 
     clock = FakeClock()
     timer = ScriptedTimer(clock, lambda i: times[i % len(times)])
     policy = SamplingPolicy(
-        min_samples=min_samples, max_samples=min_samples + extra, max_time_s=max_time_s,
-        warmup_min=warmup_min, warmup_max=warmup_min + warmup_extra, ci_target=ci_target,
+        min_samples=min_samples,
+        max_samples=min_samples + extra,
+        max_time_s=max_time_s,
+        warmup_min=warmup_min,
+        warmup_max=warmup_min + warmup_extra,
+        ci_target=ci_target,
     )
     res = sample_latency(timer, policy, clock)
     n = res.stats.n
@@ -232,6 +243,7 @@ def test_on_sample_sees_every_sample() -> None:
 
 
 # -- budget ----------------------------------------------------------------------------------
+
 
 def test_budget_check_stops_before_a_call_that_would_overrun() -> None:
     clock = FakeClock()
@@ -299,6 +311,7 @@ def test_warmup_respects_the_overall_deadline() -> None:
 
 # -- before_sampling -------------------------------------------------------------------------
 
+
 def test_before_sampling_runs_once_between_warmup_and_first_sample() -> None:
     clock = FakeClock()
     log: list = []
@@ -308,7 +321,7 @@ def test_before_sampling_runs_once_between_warmup_and_first_sample() -> None:
     k = log.index("start")
     assert k == res.warmup  # every warm-up call before, every timed call after
     assert len(log) - k - 1 == res.stats.n
-    assert [v for _, v in log[k + 1:]] == list(res.samples_ms)
+    assert [v for _, v in log[k + 1 :]] == list(res.samples_ms)
 
 
 def test_before_sampling_runs_without_warmup_too() -> None:
@@ -320,6 +333,7 @@ def test_before_sampling_runs_without_warmup_too() -> None:
 
 
 # -- results ---------------------------------------------------------------------------------
+
 
 def test_latency_dict_has_the_record_keys() -> None:
     clock = FakeClock()
@@ -334,6 +348,7 @@ def test_latency_dict_has_the_record_keys() -> None:
 
 
 # -- policy ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "kwargs",
@@ -367,6 +382,7 @@ def test_policy_defaults_follow_the_design() -> None:
 
 
 # -- perf_counter_timer ----------------------------------------------------------------------
+
 
 def test_perf_counter_timer_returns_milliseconds() -> None:
     ticks = iter([1_000_000, 3_500_000, 10_000_000, 10_000_250])

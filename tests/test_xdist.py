@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from helpers import FAST, load_json
 
 pytest.importorskip("xdist")
@@ -16,8 +15,15 @@ PARALLEL_CPU = "--dnn-allow-parallel-cpu"
 def test_workers_records_are_merged_at_the_controller(tiny_project: pytest.Pytester) -> None:
     out = tiny_project.path / "r.json"
     result = tiny_project.runpytest(
-        *FAST, "-n", "2", PARALLEL_CPU, "--dnn-models=tiny,tiny_wide", "--dnn-batch-sizes=1,2,3",
-        f"--dnn-json={out}", "-p", "no:cacheprovider",
+        *FAST,
+        "-n",
+        "2",
+        PARALLEL_CPU,
+        "--dnn-models=tiny,tiny_wide",
+        "--dnn-batch-sizes=1,2,3",
+        f"--dnn-json={out}",
+        "-p",
+        "no:cacheprovider",
     )
     result.assert_outcomes(passed=6)
     data = load_json(out)
@@ -27,15 +33,23 @@ def test_workers_records_are_merged_at_the_controller(tiny_project: pytest.Pytes
     assert all(r["outcome"] == "passed" for r in data["records"])
     # The records name the test as pytest does without xdist (no loadgroup "@model" suffix).
     assert {r["test"] for r in data["records"]} == {
-        f"pytest_dnnbench/suite/bench_models.py::test_dnn[{m}-bs{b}]" for m in ("tiny", "tiny_wide") for b in (1, 2, 3)}
+        f"pytest_dnnbench/suite/bench_models.py::test_dnn[{m}-bs{b}]" for m in ("tiny", "tiny_wide") for b in (1, 2, 3)
+    }
     # The controller prints the table, built from the workers' records.
     result.stdout.fnmatch_lines(["*dnnbench: cpu*", "tiny_wide*3*"])
 
 
 def test_all_tests_of_a_model_go_to_one_worker(tiny_project: pytest.Pytester) -> None:
     result = tiny_project.runpytest(
-        *FAST, "-n", "2", PARALLEL_CPU, "--dnn-models=tiny,tiny_wide", "--dnn-batch-sizes=1,2,3,4", "-v",
-        "-p", "no:cacheprovider",
+        *FAST,
+        "-n",
+        "2",
+        PARALLEL_CPU,
+        "--dnn-models=tiny,tiny_wide",
+        "--dnn-batch-sizes=1,2,3,4",
+        "-v",
+        "-p",
+        "no:cacheprovider",
     )
     result.assert_outcomes(passed=8)
     stdout = result.stdout.str()
@@ -49,8 +63,17 @@ def test_all_tests_of_a_model_go_to_one_worker(tiny_project: pytest.Pytester) ->
 
 def test_a_dist_mode_the_user_chose_is_kept(tiny_project: pytest.Pytester) -> None:
     result = tiny_project.runpytest(
-        *FAST, "-n", "2", "--dist", "load", PARALLEL_CPU, "--dnn-models=tiny", "--dnn-batch-sizes=1,2", "-v",
-        "-p", "no:cacheprovider",
+        *FAST,
+        "-n",
+        "2",
+        "--dist",
+        "load",
+        PARALLEL_CPU,
+        "--dnn-models=tiny",
+        "--dnn-batch-sizes=1,2",
+        "-v",
+        "-p",
+        "no:cacheprovider",
     )
     result.assert_outcomes(passed=2)
     assert "scheduling tests via LoadScheduling" in result.stdout.str()
@@ -61,8 +84,9 @@ def test_parallel_cpu_without_opt_in_fails_fast(tiny_project: pytest.Pytester, m
     monkeypatch.setenv("DNN_BUILD_MARKER", str(marker))
     result = tiny_project.runpytest(*FAST, "-n", "2", "--dnn-models=tiny", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([
-        "*2 pytest-xdist workers would benchmark on the CPU at the same time*--dnn-allow-parallel-cpu*"])
+    result.stderr.fnmatch_lines(
+        ["*2 pytest-xdist workers would benchmark on the CPU at the same time*--dnn-allow-parallel-cpu*"]
+    )
     assert not marker.exists()  # nothing was built
 
 
@@ -101,8 +125,9 @@ def test_each_worker_is_pinned_to_its_gpu_with_a_faked_device_list(monkeypatch) 
     from pytest_dnnbench.session import DnnSession
     from pytest_dnnbench.settings import Settings
 
-    fake = device_mod.TorchProbe(cuda_available=lambda: True, device_count=lambda: 2,
-                                 torch_version=lambda: "fake", cpu_supports=lambda p: True)
+    fake = device_mod.TorchProbe(
+        cuda_available=lambda: True, device_count=lambda: 2, torch_version=lambda: "fake", cpu_supports=lambda p: True
+    )
     monkeypatch.setattr(device_mod.TorchProbe, "default", classmethod(lambda cls: fake))
     settings = Settings(models="tiny", device="cuda", batch_sizes=(1,))
 

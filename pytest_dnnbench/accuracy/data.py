@@ -21,9 +21,9 @@ from __future__ import annotations
 import os
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 GROUND_TRUTH = "ILSVRC2012_validation_ground_truth.txt"
@@ -67,7 +67,7 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
 
 
-def open_dataset(root: "str | os.PathLike[str]") -> Dataset:
+def open_dataset(root: str | os.PathLike[str]) -> Dataset:
     """Read a validation folder in either layout; raise :class:`DatasetError` saying what was expected."""
     path = Path(root).expanduser()
     if not path.exists():
@@ -104,7 +104,7 @@ def _image_folder(root: Path, dirs: Sequence[os.DirEntry]) -> Dataset:
     return Dataset(root=str(root), layout="imagefolder", classes=classes, samples=tuple(samples))
 
 
-def _find_devkit(root: Path) -> Optional[Path]:
+def _find_devkit(root: Path) -> Path | None:
     for folder in (root, root / "data", root / DEVKIT_DIR / "data", root.parent / DEVKIT_DIR / "data", root.parent):
         if (folder / GROUND_TRUTH).is_file():
             return folder
@@ -176,7 +176,7 @@ def read_meta_mat(path: Path) -> dict[int, str]:
         children = [int(v) for v in synsets["num_children"]]
     except Exception as exc:  # scipy raises many kinds for a bad file
         raise DatasetError(f"{path} is not the devkit's meta.mat (a 'synsets' struct array): {exc}") from None
-    return {i: w for i, w, c in zip(ids, wnids, children) if c == 0}
+    return {i: w for i, w, c in zip(ids, wnids, children, strict=True) if c == 0}
 
 
 def read_synset_list(path: Path) -> dict[int, str]:
@@ -198,7 +198,7 @@ def read_synset_list(path: Path) -> dict[int, str]:
     return {i: w for i, w in enumerate(wnids, 1)}
 
 
-def balanced_subset(samples: Sequence[tuple[str, int]], limit: Optional[int], seed: int = 0) -> list[tuple[str, int]]:
+def balanced_subset(samples: Sequence[tuple[str, int]], limit: int | None, seed: int = 0) -> list[tuple[str, int]]:
     """At most ``limit`` samples, as evenly spread over the classes as possible.
 
     Round after round each class gives its next image (sorted file order); the order of classes
@@ -225,7 +225,7 @@ def balanced_subset(samples: Sequence[tuple[str, int]], limit: Optional[int], se
     return [samples[i] for i in sorted(chosen)]
 
 
-def imagenet_synsets() -> Optional[list[str]]:
+def imagenet_synsets() -> list[str] | None:
     """The 1000 ImageNet-1k WordNet ids in the standard (sorted) order, from timm's shipped list."""
     import importlib.util
 
@@ -241,7 +241,7 @@ def imagenet_synsets() -> Optional[list[str]]:
     return None
 
 
-def label_map(classes: Sequence[str], n_outputs: int) -> tuple[Optional[list[int]], str]:
+def label_map(classes: Sequence[str], n_outputs: int) -> tuple[list[int] | None, str]:
     """Map dataset labels to the model's output indices; (None, reason) when they cannot match.
 
     Same number of classes: label i is output i (sorted class order). A 1000-way model on a folder

@@ -15,9 +15,10 @@ import copy
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from ..models.spec import ModelSpec
 from .data import Dataset, balanced_subset, label_map, open_dataset
@@ -29,6 +30,7 @@ EVAL_BATCH = 32
 #: Progress lines for evaluations of at least this many batches (about ten lines each).
 PROGRESS_MIN_BATCHES = 20
 
+
 @dataclass
 class AccuracyRun:
     """This session's accuracy evaluation: the data set, the weights asked for, results per model.
@@ -38,22 +40,24 @@ class AccuracyRun:
     """
 
     weights_choice: str = "random"
-    limit: Optional[int] = None
-    dataset: Optional[Dataset] = None
-    n_available: Optional[int] = None
+    limit: int | None = None
+    dataset: Dataset | None = None
+    n_available: int | None = None
     #: model name -> accuracy (JSON form), measured or not.
     cache: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: model name -> weights info, or ``{"error": reason}``.
     weights: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def header(self) -> Optional[str]:
+    def header(self) -> str | None:
         """The report-header line when data was given, else None."""
         d = self.dataset
         if d is None:
             return None
         limit = f" (limit {self.limit} of {self.n_available})" if self.limit else ""
-        return (f"dnnbench accuracy: {len(d)} images{limit}, {len(d.classes)} classes, {d.layout} layout at "
-                f"{d.root}; weights {self.weights_choice}")
+        return (
+            f"dnnbench accuracy: {len(d)} images{limit}, {len(d.classes)} classes, {d.layout} layout at "
+            f"{d.root}; weights {self.weights_choice}"
+        )
 
     def load_weights(self, model: Any, spec: ModelSpec) -> None:
         """Load the weights ``--dnn-weights`` asks for into ``model``; a failure is kept as the reason."""
@@ -66,20 +70,30 @@ class AccuracyRun:
         # A new model object: its accuracy is measured anew.
         self.cache.pop(spec.name, None)
 
-    def for_record(self, model: Any, spec: Optional[ModelSpec], known: Optional[ModelSpec], device: str,
-                   channels_last: bool, progress: Callable[[str], None]) -> dict[str, Any]:
+    def for_record(
+        self,
+        model: Any,
+        spec: ModelSpec | None,
+        known: ModelSpec | None,
+        device: str,
+        channels_last: bool,
+        progress: Callable[[str], None],
+    ) -> dict[str, Any]:
         """The accuracy of a record: ``spec`` is the registry model benchmarked (None for a module of the
         test's own); ``known`` the registry entry of the record's name, for the reference figure."""
         if spec is None:
-            reason = ("accuracy is evaluated for registry models benchmarked through the dnn_model fixture; "
-                      "register the model (pytest_dnnbench_register_models) with its preprocessing")
+            reason = (
+                "accuracy is evaluated for registry models benchmarked through the dnn_model fixture; "
+                "register the model (pytest_dnnbench_register_models) with its preprocessing"
+            )
             return not_measured(known, reason)
         if spec.name not in self.cache:
             self.cache[spec.name] = self._measure(model, spec, device, channels_last, progress)
         return copy.deepcopy(self.cache[spec.name])
 
-    def _measure(self, model: Any, spec: ModelSpec, device: str, channels_last: bool,
-                 progress: Callable[[str], None]) -> dict[str, Any]:
+    def _measure(
+        self, model: Any, spec: ModelSpec, device: str, channels_last: bool, progress: Callable[[str], None]
+    ) -> dict[str, Any]:
         """Measure, or say why not (with the reference figure where one is published)."""
         reasons = []
         weights = self.weights.get(spec.name, {"weights": self.weights_choice})
@@ -101,9 +115,13 @@ class AccuracyRun:
         except Exception as exc:  # the benchmark goes on; the record says what went wrong
             return not_measured(spec, f"evaluation failed: {type(exc).__name__}: {exc}", weights)
         out: dict[str, Any] = {
-            "top1": result["top1"], "top5": result["top5"], "status": "measured",
-            "source": (f"measured on {result['n_images']} images of {dataset.root} ({dataset.layout} layout), "
-                       f"weights {weights.get('weights')}"),
+            "top1": result["top1"],
+            "top5": result["top5"],
+            "status": "measured",
+            "source": (
+                f"measured on {result['n_images']} images of {dataset.root} ({dataset.layout} layout), "
+                f"weights {weights.get('weights')}"
+            ),
             "n_images": result["n_images"],
             "unit": "%",
             "reason": None,
@@ -124,20 +142,24 @@ class AccuracyRun:
         return out
 
 
-def open_run(data: Optional[Path], limit: Optional[int], weights: str) -> AccuracyRun:
+def open_run(data: Path | None, limit: int | None, weights: str) -> AccuracyRun:
     """This session's :class:`AccuracyRun`; :class:`~.data.DatasetError` where the data cannot be used."""
     run = AccuracyRun(weights_choice=weights, limit=limit)
     if data is not None:
         dataset = open_dataset(str(data))
         run.n_available = len(dataset)
         if limit is not None:
-            dataset = Dataset(root=dataset.root, layout=dataset.layout, classes=dataset.classes,
-                              samples=tuple(balanced_subset(dataset.samples, limit)))
+            dataset = Dataset(
+                root=dataset.root,
+                layout=dataset.layout,
+                classes=dataset.classes,
+                samples=tuple(balanced_subset(dataset.samples, limit)),
+            )
         run.dataset = dataset
     return run
 
 
-def _reference(spec: Optional[ModelSpec]) -> Optional[dict]:
+def _reference(spec: ModelSpec | None) -> dict | None:
     if spec is None:
         return None
     from .reference import reference_for
@@ -145,12 +167,18 @@ def _reference(spec: Optional[ModelSpec]) -> Optional[dict]:
     return reference_for(spec)
 
 
-def not_measured(spec: Optional[ModelSpec], reason: str, weights: Optional[dict] = None) -> dict:
+def not_measured(spec: ModelSpec | None, reason: str, weights: dict | None = None) -> dict:
     """Status ``reference`` with the published figure where one exists, else ``unavailable``."""
     ref = _reference(spec)
     out = {
-        "top1": None, "top5": None, "status": "unavailable", "source": reason, "n_images": None,
-        "unit": "%", "reason": reason, "paper_top1": spec.paper_top1 if spec is not None else None,
+        "top1": None,
+        "top5": None,
+        "status": "unavailable",
+        "source": reason,
+        "n_images": None,
+        "unit": "%",
+        "reason": reason,
+        "paper_top1": spec.paper_top1 if spec is not None else None,
         "reference": ref,
     }
     if ref is not None:
@@ -164,12 +192,19 @@ class EvaluationError(RuntimeError):
     """The model and the data do not fit (e.g. number of classes)."""
 
 
-def evaluate(model: Any, spec: ModelSpec, dataset: Dataset, device: str,
-             progress: Optional[Callable[[str], None]] = None, batch_size: int = EVAL_BATCH,
-             channels_last: bool = False) -> dict:
+def evaluate(
+    model: Any,
+    spec: ModelSpec,
+    dataset: Dataset,
+    device: str,
+    progress: Callable[[str], None] | None = None,
+    batch_size: int = EVAL_BATCH,
+    channels_last: bool = False,
+) -> dict:
     """Top-1/Top-5 (percent) of ``model`` on ``dataset`` with ``spec``'s preprocessing, on ``device``."""
-    import torch
     from concurrent.futures import ThreadPoolExecutor
+
+    import torch
 
     from .preprocess import build_transform, describe, load_image
     from .topk import target_ranks
@@ -189,7 +224,7 @@ def evaluate(model: Any, spec: ModelSpec, dataset: Dataset, device: str,
     n_batches = math.ceil(len(samples) / batch_size)
     every = max(1, math.ceil(n_batches / 10)) if n_batches >= PROGRESS_MIN_BATCHES else 0
     hits1 = hits5 = done = 0
-    mapping: Optional[list[int]] = None
+    mapping: list[int] | None = None
     order = ""
     start = time.perf_counter()
     workers = max(1, min(8, os.cpu_count() or 1))
@@ -197,7 +232,7 @@ def evaluate(model: Any, spec: ModelSpec, dataset: Dataset, device: str,
         progress(f"{len(samples)} images on {device}, {n_batches} batches of {batch_size}")
     with ThreadPoolExecutor(max_workers=workers) as pool, torch.inference_mode():
         for b in range(n_batches):
-            chunk = samples[b * batch_size:(b + 1) * batch_size]
+            chunk = samples[b * batch_size : (b + 1) * batch_size]
             images = list(pool.map(prepare, chunk))
             x = torch.stack(images).to(device=dev, dtype=dtype)
             if channels_last:
@@ -218,10 +253,16 @@ def evaluate(model: Any, spec: ModelSpec, dataset: Dataset, device: str,
             hits5 += int(ranks.numel()) if logits.shape[1] < 5 else int((ranks < 5).sum())
             done += len(chunk)
             if progress and every and ((b + 1) % every == 0 or b + 1 == n_batches):
-                progress(f"{done}/{len(samples)} images, top-1 so far {100.0 * hits1 / done:.2f} %, "
-                         f"{time.perf_counter() - start:.0f} s")
+                progress(
+                    f"{done}/{len(samples)} images, top-1 so far {100.0 * hits1 / done:.2f} %, "
+                    f"{time.perf_counter() - start:.0f} s"
+                )
     seconds = time.perf_counter() - start
     return {
-        "top1": 100.0 * hits1 / done, "top5": 100.0 * hits5 / done, "n_images": done,
-        "label_order": order, "preprocess": describe(spec.preprocess), "seconds": round(seconds, 3),
+        "top1": 100.0 * hits1 / done,
+        "top5": 100.0 * hits5 / done,
+        "n_images": done,
+        "label_order": order,
+        "preprocess": describe(spec.preprocess),
+        "seconds": round(seconds, 3),
     }

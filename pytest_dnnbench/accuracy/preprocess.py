@@ -16,7 +16,8 @@ torch, torchvision and PIL are imported when a transform is built.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..models.spec import Preprocess
 
@@ -42,9 +43,14 @@ def check_preprocess(pre: Preprocess) -> None:
 def describe(pre: Preprocess) -> dict:
     """The preprocessing as plain JSON data (for the record)."""
     return {
-        "resize": int(pre.resize), "crop": int(pre.crop), "interpolation": pre.interpolation,
-        "mean": [float(v) for v in pre.mean], "std": [float(v) for v in pre.std], "color": pre.color,
-        "value_range": float(pre.value_range), "source": pre.source,
+        "resize": int(pre.resize),
+        "crop": int(pre.crop),
+        "interpolation": pre.interpolation,
+        "mean": [float(v) for v in pre.mean],
+        "std": [float(v) for v in pre.std],
+        "color": pre.color,
+        "value_range": float(pre.value_range),
+        "source": pre.source,
     }
 
 

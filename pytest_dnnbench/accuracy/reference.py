@@ -13,13 +13,10 @@ The paper's own Top-1 (``ModelSpec.paper_top1``) is carried beside, never in pla
 
 from __future__ import annotations
 
-from typing import Optional
-
 from ..models.spec import ModelSpec
 
 CADENE_SOURCE = (
-    "Cadene/pretrained-models.pytorch README, 'Accuracy on validation set (single model)', "
-    "'Our porting' row"
+    "Cadene/pretrained-models.pytorch README, 'Accuracy on validation set (single model)', 'Our porting' row"
 )
 
 #: short name -> (Top-1, Top-5, what the row is called in Cadene's README)
@@ -46,7 +43,7 @@ CADENE_TABLE: dict[str, tuple[float, float, str]] = {
 }
 
 
-def torchvision_reference(builder: str, weights: str) -> Optional[dict]:
+def torchvision_reference(builder: str, weights: str) -> dict | None:
     """Top-1/Top-5 from torchvision's weights meta (imports torchvision)."""
     try:
         import torchvision.models
@@ -63,7 +60,7 @@ def torchvision_reference(builder: str, weights: str) -> Optional[dict]:
     }
 
 
-def reference_for(spec: ModelSpec) -> Optional[dict]:
+def reference_for(spec: ModelSpec) -> dict | None:
     """The published figure for ``spec``'s paper weights, or None where none is known."""
     if spec.source == "torchvision" and spec.weights:
         return torchvision_reference(spec.builder, spec.weights)

@@ -11,7 +11,8 @@ class (an undefined output is never rewarded).
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 TIE_RULE = "pessimistic: a class scoring equal to the true class ranks above it"
 

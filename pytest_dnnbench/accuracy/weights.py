@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import urlparse
 
 from ..models.spec import ModelSpec
@@ -27,7 +27,7 @@ class WeightsUnavailable(RuntimeError):
     """The requested weights are not on this machine (or do not fit the model); says where it looked."""
 
 
-def parse_weights(value: Optional[str]) -> str:
+def parse_weights(value: str | None) -> str:
     """``random``, ``pretrained`` or an existing path; raise ValueError otherwise."""
     v = (value or "random").strip()
     if v.lower() in ("random", "pretrained"):
@@ -69,7 +69,7 @@ def _canonical_files(spec: ModelSpec) -> list[str]:
     return []
 
 
-def _hf_cache_dir() -> Optional[str]:
+def _hf_cache_dir() -> str | None:
     """The Hugging Face hub cache as the environment names it now (``HF_HUB_CACHE``, ``HF_HOME``)."""
     if os.environ.get("HF_HUB_CACHE"):
         return os.environ["HF_HUB_CACHE"]
@@ -86,6 +86,7 @@ def _timm_cfg(spec: ModelSpec) -> dict:
 
 
 # -- locating ----------------------------------------------------------------------------------
+
 
 def locate_cached(spec: ModelSpec) -> Path:
     """The local cache file of ``spec``'s pretrained weights; WeightsUnavailable saying where it looked."""
@@ -113,7 +114,8 @@ def locate_cached(spec: ModelSpec) -> Path:
                 try_to_load_from_cache = None
             if try_to_load_from_cache is not None:
                 for filename in ([cfg["hf_hub_filename"]] if cfg.get("hf_hub_filename") else []) + [
-                    "model.safetensors", "pytorch_model.bin"
+                    "model.safetensors",
+                    "pytorch_model.bin",
                 ]:
                     found = try_to_load_from_cache(hub_id, filename, cache_dir=_hf_cache_dir())
                     if isinstance(found, str) and os.path.isfile(found):
@@ -146,6 +148,7 @@ def locate_in_folder(spec: ModelSpec, folder: Path) -> Path:
 
 # -- loading -----------------------------------------------------------------------------------
 
+
 def read_state_dict(path: Path) -> dict:
     """A state dict from a checkpoint file (safetensors, or torch.load with weights_only)."""
     import torch
@@ -169,7 +172,7 @@ def read_state_dict(path: Path) -> dict:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsUnavailable(f"{path} holds no state dict of tensors")
     if obj and all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
     return obj
 
 
@@ -212,8 +215,9 @@ def _load_library(model: Any, spec: ModelSpec, path: Path) -> None:
         import timm
 
         overlay = {"file": str(path), "source": "file"}
-        fresh = timm.create_model(spec.builder, pretrained=True, pretrained_cfg_overlay=overlay,
-                                  **dict(spec.builder_kwargs))
+        fresh = timm.create_model(
+            spec.builder, pretrained=True, pretrained_cfg_overlay=overlay, **dict(spec.builder_kwargs)
+        )
         apply_state_dict(model, fresh.state_dict(), str(path))
     else:
         apply_state_dict(model, read_state_dict(path), str(path))

@@ -34,8 +34,9 @@ import gc
 import os
 import statistics
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Optional, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .memory import CpuMemoryPass, CpuMemoryProbe, malloc_trim
 from .timing import Timer, perf_counter_timer
@@ -74,12 +75,13 @@ METHOD_UNAVAILABLE = "unavailable"
 
 # -- what every backend offers -----------------------------------------------------------------
 
+
 class MemoryProbe(Protocol):
     """Brackets the timed calls: ``start()`` after warm-up, ``stop()`` after the last timed call."""
 
     def start(self) -> None: ...
 
-    def stop(self) -> tuple[dict[str, Optional[int]], str]:
+    def stop(self) -> tuple[dict[str, int | None], str]:
         """The ``memory_bytes`` block and the method (``memory_method``) that gave ``total``."""
         ...
 
@@ -106,7 +108,7 @@ class Backend(Protocol):
         """Wait for all queued work on the device."""
         ...
 
-    def memory_probe(self, call: Optional[Callable[[], object]] = None) -> MemoryProbe:
+    def memory_probe(self, call: Callable[[], object] | None = None) -> MemoryProbe:
         """A fresh probe for one measurement (``call`` lets the CPU probe run its own pass)."""
         ...
 
@@ -128,12 +130,12 @@ class Backend(Protocol):
         """Clocks, power and throttle reasons now (empty on the CPU)."""
         ...
 
-    def timed_state(self) -> Optional[dict[str, Any]]:
+    def timed_state(self) -> dict[str, Any] | None:
         """The device state sampled during the last measurement's timed calls (None on the CPU)."""
         ...
 
 
-def _call(fn: Optional[Callable[..., Any]], *args: Any) -> Any:
+def _call(fn: Callable[..., Any] | None, *args: Any) -> Any:
     """``fn(*args)``, or None when ``fn`` is missing or raises (NVML queries are all optional)."""
     if fn is None:
         return None
@@ -143,7 +145,7 @@ def _call(fn: Optional[Callable[..., Any]], *args: Any) -> Any:
         return None
 
 
-def plausible_bytes(value: Any, floor: int = 0, ceiling: Optional[int] = None) -> Optional[int]:
+def plausible_bytes(value: Any, floor: int = 0, ceiling: int | None = None) -> int | None:
     """``value`` as a byte count when it can be real, else None.
 
     A process that holds a CUDA context holds at least hundreds of MiB, and
@@ -169,6 +171,7 @@ def plausible_bytes(value: Any, floor: int = 0, ceiling: Optional[int] = None) -
 
 # -- torch.cuda -------------------------------------------------------------------------------
 
+
 class CudaApi:
     """The handful of ``torch.cuda`` calls the CUDA backend makes."""
 
@@ -178,7 +181,7 @@ class CudaApi:
         self.torch: Any = torch
         self.index = index
 
-    def has_context(self) -> Optional[bool]:
+    def has_context(self) -> bool | None:
         """Whether this process already holds a CUDA context on the device (None: unknown).
 
         When it does, what the device used "before the context" cannot be read
@@ -245,7 +248,7 @@ class CudaApi:
             "pci_bus_id": _pci_bus_id(p),
         }
 
-    def event_timer(self, fn: Callable[[], object], during: Optional[Callable[[], None]] = None) -> Timer:
+    def event_timer(self, fn: Callable[[], object], during: Callable[[], None] | None = None) -> Timer:
         """Time one call with CUDA events; the end event is waited for, so calls never overlap.
 
         ``during`` runs after the work is queued and before the wait: the GPU
@@ -268,7 +271,7 @@ class CudaApi:
         return once
 
 
-def _pci_bus_id(props: Any) -> Optional[str]:
+def _pci_bus_id(props: Any) -> str | None:
     bus = getattr(props, "pci_bus_id", None)
     if bus is None:
         return None
@@ -277,7 +280,8 @@ def _pci_bus_id(props: Any) -> Optional[str]:
 
 # -- CUDA's numbering and NVML's ----------------------------------------------------------------
 
-def visible_device_entries(value: Optional[str]) -> Optional[list[str]]:
+
+def visible_device_entries(value: str | None) -> list[str] | None:
     """``CUDA_VISIBLE_DEVICES`` as CUDA reads it: None when unset, else its entries.
 
     CUDA stops at the first entry that is neither a non-negative index nor a
@@ -295,7 +299,7 @@ def visible_device_entries(value: Optional[str]) -> Optional[list[str]]:
     return out
 
 
-def nvml_index_for_cuda_index(index: int, nvml_count: int, env: Mapping[str, str]) -> Optional[int]:
+def nvml_index_for_cuda_index(index: int, nvml_count: int, env: Mapping[str, str]) -> int | None:
     """NVML's index of CUDA device ``index``, only where both numberings are known to agree.
 
     NVML numbers GPUs by PCI bus id; CUDA does so only under
@@ -329,7 +333,7 @@ def _bare_uuid(uuid: Any) -> str:
     text = text.strip().lower()
     for prefix in ("gpu-", "mig-"):
         if text.startswith(prefix):
-            return text[len(prefix):]
+            return text[len(prefix) :]
     return text
 
 
@@ -342,7 +346,7 @@ def _is_mig_handle(nv: Any, handle: Any) -> bool:
     return bool(_value(_call(getattr(nv, "nvmlDeviceIsMigDeviceHandle", None), handle)))
 
 
-def _narrow_to_mig(nv: Any, handle: Any, uuid: Optional[str]) -> Any:
+def _narrow_to_mig(nv: Any, handle: Any, uuid: str | None) -> Any:
     """``handle``, or the MIG instance of it that CUDA runs on (None when that cannot be told).
 
     A GPU in MIG mode is not what a CUDA process runs on: its memory and
@@ -365,8 +369,7 @@ def _narrow_to_mig(nv: Any, handle: Any, uuid: Optional[str]) -> Any:
     return None
 
 
-def _find_handle(nv: Any, uuid: Optional[str], pci_bus_id: Optional[str], index: int,
-                 env: Mapping[str, str]) -> Any:
+def _find_handle(nv: Any, uuid: str | None, pci_bus_id: str | None, index: int, env: Mapping[str, str]) -> Any:
     for key in _uuid_keys(uuid) if uuid else []:
         handle = _call(getattr(nv, "nvmlDeviceGetHandleByUUID", None), key)
         if handle is not None:
@@ -387,13 +390,14 @@ def _find_handle(nv: Any, uuid: Optional[str], pci_bus_id: Optional[str], index:
 
 # -- NVML -------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class NvmlProcess:
     """One compute process on the device as NVML lists it (``pid`` in the host's namespace)."""
 
     pid: int
     #: None where NVML gives no usable figure (not available, or 0 bytes).
-    used_bytes: Optional[int]
+    used_bytes: int | None
 
 
 #: NVML's clock event ("throttle") reason bits, by name (nvmlClocksEventReason* in pynvml).
@@ -422,7 +426,7 @@ VIOLATION_POLICIES: tuple[tuple[str, str, int], ...] = (
 )
 
 
-def throttle_reason_names(mask: Optional[int]) -> list[str]:
+def throttle_reason_names(mask: int | None) -> list[str]:
     """The names of the bits set in an NVML clock-event reason mask."""
     if mask is None:
         return []
@@ -452,8 +456,9 @@ class Nvml:
         return self.parent is not self.handle
 
     @classmethod
-    def open(cls, uuid: Optional[str], pci_bus_id: Optional[str], index: int,
-             env: Optional[Mapping[str, str]] = None) -> Optional["Nvml"]:
+    def open(
+        cls, uuid: str | None, pci_bus_id: str | None, index: int, env: Mapping[str, str] | None = None
+    ) -> Nvml | None:
         """The NVML device of CUDA device ``index``, by UUID (``GPU-``/``MIG-``), PCI bus id, then index.
 
         The index is used only where CUDA's and NVML's numberings are known to
@@ -477,7 +482,7 @@ class Nvml:
     def _q(self, fn: str, *args: Any, handle: Any = None) -> Any:
         return _call(getattr(self.nv, fn, None), self.handle if handle is None else handle, *args)
 
-    def processes(self) -> Optional[list[NvmlProcess]]:
+    def processes(self) -> list[NvmlProcess] | None:
         """The compute processes on the device (None where NVML cannot list them).
 
         Zero and "not available" figures become None (:func:`plausible_bytes`).
@@ -498,7 +503,7 @@ class Nvml:
             return out
         return None
 
-    def process_used_bytes(self, pid: int) -> Optional[int]:
+    def process_used_bytes(self, pid: int) -> int | None:
         """GPU memory NVML attributes to ``pid`` (None where it has no such entry or no usable figure).
 
         ``pid`` is the PID as NVML sees it: the host's, which differs from
@@ -509,7 +514,7 @@ class Nvml:
                 return p.used_bytes
         return None
 
-    def device_memory(self) -> tuple[Optional[int], Optional[int]]:
+    def device_memory(self) -> tuple[int | None, int | None]:
         """(used, total) bytes of the device (a MIG instance's own where MIG is on)."""
         info = self._q("nvmlDeviceGetMemoryInfo")
         if info is None:
@@ -517,7 +522,7 @@ class Nvml:
         used, total = getattr(info, "used", None), getattr(info, "total", None)
         return (int(used) if used is not None else None, int(total) if total is not None else None)
 
-    def device_used_bytes(self) -> Optional[int]:
+    def device_used_bytes(self) -> int | None:
         return self.device_memory()[0]
 
     def _reasons(self) -> Any:
@@ -533,11 +538,13 @@ class Nvml:
         return {
             "sm_clock_mhz": self._q("nvmlDeviceGetClockInfo", getattr(nv, "NVML_CLOCK_SM", 1), handle=self.parent),
             "mem_clock_mhz": self._q("nvmlDeviceGetClockInfo", getattr(nv, "NVML_CLOCK_MEM", 2), handle=self.parent),
-            "max_sm_clock_mhz": self._q("nvmlDeviceGetMaxClockInfo", getattr(nv, "NVML_CLOCK_SM", 1),
-                                        handle=self.parent),
+            "max_sm_clock_mhz": self._q(
+                "nvmlDeviceGetMaxClockInfo", getattr(nv, "NVML_CLOCK_SM", 1), handle=self.parent
+            ),
             "power_limit_w": None if power is None else power / 1000.0,
-            "temperature_c": self._q("nvmlDeviceGetTemperature", getattr(nv, "NVML_TEMPERATURE_GPU", 0),
-                                     handle=self.parent),
+            "temperature_c": self._q(
+                "nvmlDeviceGetTemperature", getattr(nv, "NVML_TEMPERATURE_GPU", 0), handle=self.parent
+            ),
             "throttle_reasons": self._reasons(),
         }
 
@@ -549,8 +556,9 @@ class Nvml:
             "sm_clock_mhz": self._q("nvmlDeviceGetClockInfo", getattr(nv, "NVML_CLOCK_SM", 1), handle=self.parent),
             "mem_clock_mhz": self._q("nvmlDeviceGetClockInfo", getattr(nv, "NVML_CLOCK_MEM", 2), handle=self.parent),
             "power_w": None if power is None else power / 1000.0,
-            "temperature_c": self._q("nvmlDeviceGetTemperature", getattr(nv, "NVML_TEMPERATURE_GPU", 0),
-                                     handle=self.parent),
+            "temperature_c": self._q(
+                "nvmlDeviceGetTemperature", getattr(nv, "NVML_TEMPERATURE_GPU", 0), handle=self.parent
+            ),
             "throttle_reasons": self._reasons(),
         }
 
@@ -568,7 +576,7 @@ class Nvml:
                 out[name] = int(t)
         return out
 
-    def driver_version(self) -> Optional[str]:
+    def driver_version(self) -> str | None:
         try:
             v = self.nv.nvmlSystemGetDriverVersion()
         except Exception:  # noqa: BLE001
@@ -578,7 +586,8 @@ class Nvml:
 
 # -- GPU state during the timed calls ----------------------------------------------------------
 
-def _spread(values: Iterable[Any]) -> Optional[dict[str, float]]:
+
+def _spread(values: Iterable[Any]) -> dict[str, float] | None:
     vals = [float(v) for v in values if v is not None]
     if not vals:
         return None
@@ -596,8 +605,13 @@ class GpuStateSampler:
     violation counters are read at ``begin()`` and ``end()``.
     """
 
-    def __init__(self, nvml: Optional[Nvml], clock: Callable[[], float] = time.monotonic,
-                 interval_s: float = 0.05, max_samples: int = 200) -> None:
+    def __init__(
+        self,
+        nvml: Nvml | None,
+        clock: Callable[[], float] = time.monotonic,
+        interval_s: float = 0.05,
+        max_samples: int = 200,
+    ) -> None:
         self.nvml = nvml
         self.clock = clock
         self.interval_s = interval_s
@@ -621,7 +635,7 @@ class GpuStateSampler:
         self._last = now
         self.samples.append(self.nvml.sample())
 
-    def end(self) -> Optional[dict[str, Any]]:
+    def end(self) -> dict[str, Any] | None:
         """The summary of what was seen since ``begin()`` (None without NVML)."""
         was_active, self.active = self.active, False
         if self.nvml is None or not was_active:
@@ -631,15 +645,16 @@ class GpuStateSampler:
         after = self.nvml.violation_ns()
         violation_ms = {k: (after[k] - v) / 1e6 for k, v in self._violations.items() if k in after}
         masks = [int(s["throttle_reasons"]) for s in samples if s.get("throttle_reasons") is not None]
-        mask: Optional[int] = None
+        mask: int | None = None
         if masks:
             mask = 0
             for m in masks:
                 mask |= m
-        slowed: Optional[bool] = None
+        slowed: bool | None = None
         if mask is not None or violation_ms:
             slowed = bool(mask is not None and mask & ~BENIGN_REASONS) or any(
-                violation_ms.get(k, 0.0) > 0 for k in ("power", "thermal", "reliability"))
+                violation_ms.get(k, 0.0) > 0 for k in ("power", "thermal", "reliability")
+            )
         return {
             "samples": len(samples),
             "during_timed_calls": during,
@@ -656,12 +671,13 @@ class GpuStateSampler:
 
 # -- which NVML entry is this process ------------------------------------------------------------
 
+
 def _marker_bytes(own_pid: int) -> int:
     """A marker size that differs between processes started together (32 to 62 MiB)."""
     return (32 + 2 * (own_pid % 16)) * MiB
 
 
-def _identify_by_marker(nvml: Nvml, api: Any, candidates: set[int], own_pid: int) -> Optional[int]:
+def _identify_by_marker(nvml: Nvml, api: Any, candidates: set[int], own_pid: int) -> int | None:
     """The one candidate whose NVML figure grows by what a marker allocation reserved."""
     before = {p.pid: p.used_bytes for p in nvml.processes() or []}
     reserved0 = api.reserved()
@@ -686,8 +702,14 @@ def _identify_by_marker(nvml: Nvml, api: Any, candidates: set[int], own_pid: int
     return hits[0] if len(hits) == 1 else None
 
 
-def find_nvml_pid(nvml: Optional[Nvml], api: Any, own_pid: int, before: Optional[list[NvmlProcess]],
-                  after: Optional[list[NvmlProcess]], context_existed: Optional[bool]) -> tuple[Optional[int], str]:
+def find_nvml_pid(
+    nvml: Nvml | None,
+    api: Any,
+    own_pid: int,
+    before: list[NvmlProcess] | None,
+    after: list[NvmlProcess] | None,
+    context_existed: bool | None,
+) -> tuple[int | None, str]:
     """This process's PID as NVML lists it, and how it was found.
 
     ``before``/``after``: NVML's process list just before and just after this
@@ -702,7 +724,7 @@ def find_nvml_pid(nvml: Optional[Nvml], api: Any, own_pid: int, before: Optional
     if after is None:
         return None, "NVML cannot list the processes on this GPU"
     pids = {p.pid for p in after}
-    new: Optional[set[int]] = None
+    new: set[int] | None = None
     if before is not None and context_existed is False:
         new = pids - {p.pid for p in before}
         if len(new) == 1:
@@ -725,6 +747,7 @@ def find_nvml_pid(nvml: Optional[Nvml], api: Any, own_pid: int, before: Optional
 
 # -- backends ---------------------------------------------------------------------------------
 
+
 class CpuBackend:
     """Host timing with ``perf_counter_ns``; peak RSS for memory."""
 
@@ -740,7 +763,7 @@ class CpuBackend:
     def synchronize(self) -> None:
         pass
 
-    def memory_probe(self, call: Optional[Callable[[], object]] = None) -> Any:
+    def memory_probe(self, call: Callable[[], object] | None = None) -> Any:
         """The bracket probe, or with ``call`` the dedicated memory pass (see :class:`CpuMemoryPass`)."""
         if call is None:
             return self._probe_factory()
@@ -763,7 +786,7 @@ class CpuBackend:
         """No GPU: nothing to record (empty, so that callers can skip it)."""
         return {}
 
-    def timed_state(self) -> Optional[dict[str, Any]]:
+    def timed_state(self) -> dict[str, Any] | None:
         return None
 
 
@@ -778,17 +801,26 @@ class CudaMemoryProbe:
     ``context + reserved_peak`` (``context+reserved``).
     """
 
-    def __init__(self, api: Any, nvml: Optional[Nvml], context: Optional[int], pid: Optional[int], *,
-                 sampler: Optional[GpuStateSampler] = None, pid_how: str = "",
-                 pre_context_used: Optional[int] = None, pids_at_context: Optional[frozenset[int]] = None,
-                 device_total: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        api: Any,
+        nvml: Nvml | None,
+        context: int | None,
+        pid: int | None,
+        *,
+        sampler: GpuStateSampler | None = None,
+        pid_how: str = "",
+        pre_context_used: int | None = None,
+        pids_at_context: frozenset[int] | None = None,
+        device_total: int | None = None,
+    ) -> None:
         self.api, self.nvml, self.context, self.pid = api, nvml, context, pid
         self.sampler = sampler
         self.pid_how = pid_how
         self.pre_context_used = pre_context_used
         self.pids_at_context = pids_at_context
         self.device_total = device_total
-        self.gpu_state: Optional[dict[str, Any]] = None
+        self.gpu_state: dict[str, Any] | None = None
 
     def start(self) -> None:
         self.api.synchronize()
@@ -796,7 +828,7 @@ class CudaMemoryProbe:
         if self.sampler is not None:
             self.sampler.begin()
 
-    def stop(self) -> tuple[dict[str, Optional[int]], str]:
+    def stop(self) -> tuple[dict[str, int | None], str]:
         self.api.synchronize()
         if self.sampler is not None:
             self.gpu_state = self.sampler.end()
@@ -812,13 +844,15 @@ class CudaMemoryProbe:
             "context": self.context,
         }, method
 
-    def _total(self, reserved_now: int, reserved_peak: int) -> tuple[Optional[int], str]:
+    def _total(self, reserved_now: int, reserved_peak: int) -> tuple[int | None, str]:
         nvml = self.nvml
         if nvml is not None and self.pid is not None:
             used = plausible_bytes(nvml.process_used_bytes(self.pid), floor=reserved_now, ceiling=self.device_total)
             if used is not None:
-                return used, (f"{METHOD_PROCESS}: NVML's figure for this process after the timed calls "
-                              f"(NVML PID {self.pid}: {self.pid_how})")
+                return used, (
+                    f"{METHOD_PROCESS}: NVML's figure for this process after the timed calls "
+                    f"(NVML PID {self.pid}: {self.pid_how})"
+                )
         if nvml is not None and self.pre_context_used is not None:
             now_pids = nvml.processes()
             current = frozenset(p.pid for p in now_pids) if now_pids is not None else None
@@ -827,13 +861,18 @@ class CudaMemoryProbe:
                 delta = None if used_now is None else used_now - self.pre_context_used
                 total = plausible_bytes(delta, floor=reserved_now, ceiling=self.device_total)
                 if total is not None:
-                    checked = ("no other process came or went" if current
-                               else "NVML lists no processes here: others unchecked")
-                    return total, (f"{METHOD_DEVICE}: device used memory after the timed calls minus before "
-                                   f"this process's CUDA context ({checked})")
+                    checked = (
+                        "no other process came or went" if current else "NVML lists no processes here: others unchecked"
+                    )
+                    return total, (
+                        f"{METHOD_DEVICE}: device used memory after the timed calls minus before "
+                        f"this process's CUDA context ({checked})"
+                    )
         if self.context is not None:
-            return self.context + reserved_peak, (f"{METHOD_CONTEXT}: CUDA context (read once, after cuDNN and "
-                                                  "cuBLAS were loaded) + allocator reserved peak")
+            return self.context + reserved_peak, (
+                f"{METHOD_CONTEXT}: CUDA context (read once, after cuDNN and "
+                "cuBLAS were loaded) + allocator reserved peak"
+            )
         return None, f"{METHOD_UNAVAILABLE}: NVML gives no figure for this process or device"
 
 
@@ -842,8 +881,14 @@ class CudaBackend:
 
     kind = "cuda"
 
-    def __init__(self, index: int, api: Optional[Any] = None, nvml: Any = "auto", pid: Optional[int] = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        index: int,
+        api: Any | None = None,
+        nvml: Any = "auto",
+        pid: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.index = index
         self.device = f"cuda:{index}"
         self.api: Any = api if api is not None else CudaApi(index)
@@ -853,20 +898,20 @@ class CudaBackend:
         self.props: dict[str, Any] = props
         if nvml == "auto":
             nvml = Nvml.open(props.get("uuid"), props.get("pci_bus_id"), index)
-        self.nvml: Optional[Nvml] = nvml
+        self.nvml: Nvml | None = nvml
         self.sampler = GpuStateSampler(self.nvml, clock=clock)
-        self._probe: Optional[CudaMemoryProbe] = None
+        self._probe: CudaMemoryProbe | None = None
 
         # Before the context: which processes are on the device, and what it uses.
         existed = self.api.has_context()
         before = self.nvml.processes() if self.nvml is not None else None
-        self.pre_context_used: Optional[int] = None
-        nvml_total: Optional[int] = None
+        self.pre_context_used: int | None = None
+        nvml_total: int | None = None
         if self.nvml is not None:
             used, nvml_total = self.nvml.device_memory()
             if existed is False:
                 self.pre_context_used = used
-        self.device_total: Optional[int] = nvml_total or props.get("total_memory")
+        self.device_total: int | None = nvml_total or props.get("total_memory")
 
         self.api.create_context()
         self.api.load_libraries()
@@ -875,18 +920,18 @@ class CudaBackend:
         # The marker may have added or removed nobody, but re-read: the set the device-level method compares to.
         if self.nvml is not None:
             after = self.nvml.processes()
-        self.pids_at_context: Optional[frozenset[int]] = (
-            frozenset(p.pid for p in after) if after is not None else None)
+        self.pids_at_context: frozenset[int] | None = frozenset(p.pid for p in after) if after is not None else None
         # What the process holds beyond its caching allocator: the CUDA context with cuDNN and cuBLAS.
         self.context, self.context_method = self._read_context()
 
-    def _read_context(self) -> tuple[Optional[int], str]:
+    def _read_context(self) -> tuple[int | None, str]:
         if self.nvml is None:
             return None, f"{METHOD_UNAVAILABLE}: no NVML device"
         reserved = self.api.reserved()
         if self.nvml_pid is not None:
-            used = plausible_bytes(self.nvml.process_used_bytes(self.nvml_pid), floor=reserved + 1,
-                                   ceiling=self.device_total)
+            used = plausible_bytes(
+                self.nvml.process_used_bytes(self.nvml_pid), floor=reserved + 1, ceiling=self.device_total
+            )
             if used is not None:
                 return used - reserved, METHOD_PROCESS
         if self.pre_context_used is not None:
@@ -904,15 +949,21 @@ class CudaBackend:
     def synchronize(self) -> None:
         self.api.synchronize()
 
-    def memory_probe(self, call: Optional[Callable[[], object]] = None) -> CudaMemoryProbe:
+    def memory_probe(self, call: Callable[[], object] | None = None) -> CudaMemoryProbe:
         self._probe = CudaMemoryProbe(
-            self.api, self.nvml, self.context, self.nvml_pid, sampler=self.sampler, pid_how=self.nvml_pid_how,
-            pre_context_used=self.pre_context_used, pids_at_context=self.pids_at_context,
+            self.api,
+            self.nvml,
+            self.context,
+            self.nvml_pid,
+            sampler=self.sampler,
+            pid_how=self.nvml_pid_how,
+            pre_context_used=self.pre_context_used,
+            pids_at_context=self.pids_at_context,
             device_total=self.device_total,
         )
         return self._probe
 
-    def timed_state(self) -> Optional[dict[str, Any]]:
+    def timed_state(self) -> dict[str, Any] | None:
         return self._probe.gpu_state if self._probe is not None else None
 
     def release(self) -> None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any
 
 from .memory import pin_malloc_thresholds
 from .timing import Clock, SamplingPolicy, TimingResult, sample_latency
@@ -31,7 +32,7 @@ class BenchSettings:
     device: str = "cpu"
     precision: str = "fp32"
     channels_last: bool = False
-    threads: Optional[int] = None
+    threads: int | None = None
     cudnn_benchmark: bool = True
     #: Let fp32 convolutions and matrix products run in TF32 on Ampere and newer. Off by default:
     #: torch's own default (cuDNN TF32 on) would make a record labelled fp32 measure TF32.
@@ -40,7 +41,7 @@ class BenchSettings:
     mode: str = "eager"
     policy: SamplingPolicy = field(default_factory=SamplingPolicy)
 
-    def with_device(self, device: str) -> "BenchSettings":
+    def with_device(self, device: str) -> BenchSettings:
         return replace(self, device=device)
 
 
@@ -53,14 +54,14 @@ class Measurement:
     input_size: tuple[int, int, int]
     #: Clocks, power and throttle reasons sampled while the timed calls ran (None on the CPU):
     #: snapshots at the start and end of a run see an idle GPU and never show throttling.
-    gpu_state: Optional[dict[str, Any]] = None
+    gpu_state: dict[str, Any] | None = None
 
     @property
     def per_image_ms(self) -> float:
         return self.timing.stats.median / self.batch_size
 
     @property
-    def fps(self) -> Optional[float]:
+    def fps(self) -> float | None:
         median = self.timing.stats.median
         return 1000.0 * self.batch_size / median if median > 0 else None
 
@@ -150,7 +151,7 @@ def _site(torch: Any, path: tuple[str, ...]) -> Any:
     return obj
 
 
-def _get_precision(torch: Any, path: tuple[str, ...]) -> Optional[str]:
+def _get_precision(torch: Any, path: tuple[str, ...]) -> str | None:
     """The ``fp32_precision`` of a site (inherited value), or None where it cannot be read."""
     value = _safe(lambda: _site(torch, path).fp32_precision)
     return value if isinstance(value, str) else None
@@ -165,12 +166,11 @@ def _set_precision(torch: Any, path: tuple[str, ...], value: str) -> None:
     _set_attr(lambda: _site(torch, path), "fp32_precision", value)
 
 
-def tf32_api(torch: Any) -> Optional[str]:
+def tf32_api(torch: Any) -> str | None:
     """Which TF32 API this torch has: ``"fp32_precision"``, ``"legacy"`` or None."""
     if all(_get_precision(torch, path) is not None for _, path in _NEW_TF32_SITES[:2]):
         return TF32_API_NEW
-    if _safe(lambda: hasattr(torch.backends.cuda.matmul, "allow_tf32") and hasattr(torch.backends.cudnn,
-                                                                                    "allow_tf32")):
+    if _safe(lambda: hasattr(torch.backends.cuda.matmul, "allow_tf32") and hasattr(torch.backends.cudnn, "allow_tf32")):
         return TF32_API_LEGACY
     return None
 
@@ -183,7 +183,7 @@ def _torch(torch_module: Any) -> Any:
     return torch
 
 
-def read_tf32_flags(torch_module: Any = None, env: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
+def read_tf32_flags(torch_module: Any = None, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Whether fp32 matrix products (cuBLAS) and convolutions (cuDNN) may run in TF32. Never raises.
 
     ``{"tf32_matmul": bool|None, "tf32_cudnn": bool|None, "api": "legacy"|"fp32_precision"|None,
@@ -216,7 +216,7 @@ def read_tf32_flags(torch_module: Any = None, env: Optional[Mapping[str, str]] =
     return out
 
 
-def read_float32_matmul_precision(torch_module: Any = None) -> Optional[str]:
+def read_float32_matmul_precision(torch_module: Any = None) -> str | None:
     """``torch.get_float32_matmul_precision()``, or None where a mixed TF32 state makes it raise."""
     value = _safe(lambda: _torch(torch_module).get_float32_matmul_precision())
     return value if isinstance(value, str) else None
@@ -239,7 +239,7 @@ def set_tf32(enabled: bool, torch_module: Any = None) -> Callable[[], None]:
     api = tf32_api(torch)
     if api is None:
         return lambda: None
-    prev_cudnn: Optional[bool] = _safe(lambda: bool(torch.backends.cudnn.allow_tf32))
+    prev_cudnn: bool | None = _safe(lambda: bool(torch.backends.cudnn.allow_tf32))
     prev_matmul_precision = read_float32_matmul_precision(torch)
     # (site, previous fp32_precision); set_float32_matmul_precision (used to restore) also sets
     # oneDNN's matmul precision, so that site is put back too.
@@ -295,10 +295,10 @@ def measure(
     batch_size: int,
     input_size: tuple[int, int, int],
     settings: BenchSettings,
-    backend: "Backend",
+    backend: Backend,
     clock: Clock = time.monotonic,
-    start: Optional[float] = None,
-    forward: Optional[Callable[[Any], object]] = None,
+    start: float | None = None,
+    forward: Callable[[Any], object] | None = None,
 ) -> Measurement:
     """Time ``model`` on a batch and read the steady-state memory around the timed calls.
 
@@ -322,6 +322,10 @@ def measure(
     timed_state = getattr(backend, "timed_state", None)
     gpu_state = timed_state() if timed_state is not None else None
     return Measurement(
-        timing=timing, memory=memory, memory_method=method, batch_size=batch_size,
-        input_size=(int(input_size[0]), int(input_size[1]), int(input_size[2])), gpu_state=gpu_state,
+        timing=timing,
+        memory=memory,
+        memory_method=method,
+        batch_size=batch_size,
+        input_size=(int(input_size[0]), int(input_size[1]), int(input_size[2])),
+        gpu_state=gpu_state,
     )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from .memory import PINNED_MMAP_THRESHOLD, PINNED_TRIM_THRESHOLD
 
 
-def _version(module: str) -> Optional[str]:
+def _version(module: str) -> str | None:
     try:
         from importlib.metadata import version
 
@@ -77,7 +78,7 @@ def collect_environment(backend: Any, settings: Any, plugin_version: str) -> dic
     return env
 
 
-def _cudnn_version(torch: Any) -> Optional[int]:
+def _cudnn_version(torch: Any) -> int | None:
     try:
         version = torch.backends.cudnn.version()
     except Exception:  # noqa: BLE001
@@ -121,7 +122,7 @@ def _nvml_inventory() -> dict[str, Any]:
     return nvml_inventory(pynvml, os.environ)
 
 
-def _name(nv: Any, handle: Any) -> Optional[str]:
+def _name(nv: Any, handle: Any) -> str | None:
     try:
         name = nv.nvmlDeviceGetName(handle)
     except Exception:  # noqa: BLE001
@@ -168,7 +169,7 @@ def nvml_inventory(nv: Any, env: Mapping[str, str]) -> dict[str, Any]:
 
     try:
         driver_raw = nv.nvmlSystemGetDriverVersion()
-        driver: Optional[str] = driver_raw.decode() if isinstance(driver_raw, bytes) else str(driver_raw)
+        driver: str | None = driver_raw.decode() if isinstance(driver_raw, bytes) else str(driver_raw)
     except Exception:  # noqa: BLE001
         driver = None
     try:
@@ -176,11 +177,11 @@ def nvml_inventory(nv: Any, env: Mapping[str, str]) -> dict[str, Any]:
         gpus = [nv.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
         entries = visible_device_entries(env.get("CUDA_VISIBLE_DEVICES"))
         if entries is None:
-            names: list[Optional[str]] = [_name(nv, h) for h in gpus]
+            names: list[str | None] = [_name(nv, h) for h in gpus]
         else:
             pci_order = env.get("CUDA_DEVICE_ORDER", "").strip().upper() == "PCI_BUS_ID"
             all_names = {_name(nv, h) for h in gpus}
-            by_uuid: Optional[list[tuple[str, Any]]] = None
+            by_uuid: list[tuple[str, Any]] | None = None
             names = []
             for entry in entries:
                 if entry.isdigit():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import io
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 #: Counters further apart than this (relative) are flagged in the record.
 DISAGREEMENT = 0.05
@@ -21,14 +21,14 @@ MIB = 2**20
 
 @dataclass(frozen=True)
 class Complexity:
-    macs: Optional[int]
-    macs_check: Optional[int]
+    macs: int | None
+    macs_check: int | None
     params: int
     param_file_bytes: int
-    error: Optional[str] = None
+    error: str | None = None
 
     @property
-    def flops(self) -> Optional[int]:
+    def flops(self) -> int | None:
         return None if self.macs is None else 2 * self.macs
 
     @property
@@ -52,7 +52,7 @@ class Complexity:
         }
 
 
-def counters_disagree(macs: Optional[int], macs_check: Optional[int], tolerance: float = DISAGREEMENT) -> bool:
+def counters_disagree(macs: int | None, macs_check: int | None, tolerance: float = DISAGREEMENT) -> bool:
     """True when both counts exist and differ by more than ``tolerance`` of the larger."""
     if macs is None or macs_check is None:
         return macs is not macs_check  # one counter failed: that is a disagreement worth a look
@@ -74,8 +74,8 @@ def param_file_bytes(model: Any) -> int:
 
 def thop_macs(model: Any, example: Any) -> int:
     """MACs of one forward pass of ``example`` counted by thop, on a deep copy of ``model``."""
-    import torch
     import thop
+    import torch
 
     clone = copy.deepcopy(model).eval()
     try:
@@ -101,11 +101,11 @@ def measure_complexity(model: Any, example: Any) -> Complexity:
     """Count MACs for ``example`` (one image), parameters and file size of ``model``."""
     errors = []
     try:
-        macs: Optional[int] = thop_macs(model, example)
+        macs: int | None = thop_macs(model, example)
     except Exception as exc:  # noqa: BLE001 - a counter failing must not fail the benchmark
         macs, _ = None, errors.append(f"thop: {type(exc).__name__}: {exc}")
     try:
-        check: Optional[int] = flop_counter_macs(model, example)
+        check: int | None = flop_counter_macs(model, example)
     except Exception as exc:  # noqa: BLE001
         check, _ = None, errors.append(f"FlopCounterMode: {type(exc).__name__}: {exc}")
     return Complexity(

@@ -12,8 +12,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 STATUS_PATH = "/proc/self/status"
 CLEAR_REFS_PATH = "/proc/self/clear_refs"
@@ -44,7 +45,7 @@ def reset_peak_rss(path: str = CLEAR_REFS_PATH) -> bool:
         return False
 
 
-_libc: Optional[ctypes.CDLL] = None
+_libc: ctypes.CDLL | None = None
 
 
 def malloc_trim() -> bool:
@@ -87,7 +88,7 @@ def pin_malloc_thresholds(mmap: int = PINNED_MMAP_THRESHOLD, trim: int = PINNED_
         return False
 
 
-def peak_rss_bytes() -> Optional[int]:
+def peak_rss_bytes() -> int | None:
     """The process's peak RSS so far, from the kernel, in bytes (None where unknown)."""
     st = read_status()
     if "VmHWM" in st:
@@ -110,7 +111,7 @@ class CpuMemoryProbe:
     collect: Callable[[], object] = gc.collect
 
     def __post_init__(self) -> None:
-        self._before: Optional[int] = None
+        self._before: int | None = None
         self._resettable = False
 
     def start(self) -> None:
@@ -119,7 +120,7 @@ class CpuMemoryProbe:
         self._resettable = self.reset()
         self._before = self.status().get("VmRSS")
 
-    def stop(self) -> tuple[dict[str, Optional[int]], str]:
+    def stop(self) -> tuple[dict[str, int | None], str]:
         """Returns (``memory_bytes`` block, method description)."""
         st = self.status()
         before = self._before
@@ -164,7 +165,7 @@ class CpuMemoryPass:
     def start(self) -> None:
         """Nothing to do before the timed calls."""
 
-    def stop(self) -> tuple[dict[str, Optional[int]], str]:
+    def stop(self) -> tuple[dict[str, int | None], str]:
         exact = self.set_thresholds(EXACT_MMAP_THRESHOLD, EXACT_TRIM_THRESHOLD)
         hooks = (self.trim_after_modules or _trim_after_every_module)()
         try:

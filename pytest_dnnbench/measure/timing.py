@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from .stats import LatencyStats, ci_half_width, summarize
 
@@ -111,7 +111,7 @@ def _stable(times: list[float], window: int, tolerance: float) -> bool:
     if len(times) < 2 * window:
         return False
     last = statistics.median(times[-window:])
-    before = statistics.median(times[-2 * window:-window])
+    before = statistics.median(times[-2 * window : -window])
     return before > 0 and abs(last - before) / before <= tolerance
 
 
@@ -143,9 +143,9 @@ def sample_latency(
     timer: Timer,
     policy: SamplingPolicy = SamplingPolicy(),
     clock: Clock = time.monotonic,
-    on_sample: Optional[Callable[[float], None]] = None,
-    start: Optional[float] = None,
-    before_sampling: Optional[Callable[[], None]] = None,
+    on_sample: Callable[[float], None] | None = None,
+    start: float | None = None,
+    before_sampling: Callable[[], None] | None = None,
 ) -> TimingResult:
     """Warm up, then sample ``timer`` adaptively (see :class:`SamplingPolicy`).
 

@@ -19,48 +19,97 @@ DPN_STD = (1 / (0.0167 * 255),) * 3
 
 
 def _tv_pre(crop: int = 224, resize: int = 256, interpolation: str = "bilinear") -> Preprocess:
-    return Preprocess(resize=resize, crop=crop, interpolation=interpolation,
-                      mean=IMAGENET_MEAN, std=IMAGENET_STD, source="torchvision weights transforms")
+    return Preprocess(
+        resize=resize,
+        crop=crop,
+        interpolation=interpolation,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        source="torchvision weights transforms",
+    )
 
 
 def _timm_pre(crop: int, crop_pct: float, interpolation: str, mean, std) -> Preprocess:
     # timm: scale_size = floor(img_size / crop_pct), then a centre crop of img_size.
     import math
 
-    return Preprocess(resize=int(math.floor(crop / crop_pct)), crop=crop, interpolation=interpolation,
-                      mean=tuple(mean), std=tuple(std), source="timm pretrained_cfg")
+    return Preprocess(
+        resize=int(math.floor(crop / crop_pct)),
+        crop=crop,
+        interpolation=interpolation,
+        mean=tuple(mean),
+        std=tuple(std),
+        source="timm pretrained_cfg",
+    )
 
 
 def _cadene_pre(mean, std, color: str = "RGB", value_range: float = 1.0, crop: int = 224) -> Preprocess:
     # pretrainedmodels.utils.TransformImage: Resize(floor(size / 0.875)), CenterCrop(size).
     import math
 
-    return Preprocess(resize=int(math.floor(crop / 0.875)), crop=crop, interpolation="bilinear",
-                      mean=tuple(mean), std=tuple(std), color=color, value_range=value_range,
-                      source="pretrainedmodels pretrained_settings")
+    return Preprocess(
+        resize=int(math.floor(crop / 0.875)),
+        crop=crop,
+        interpolation="bilinear",
+        mean=tuple(mean),
+        std=tuple(std),
+        color=color,
+        value_range=value_range,
+        source="pretrainedmodels pretrained_settings",
+    )
 
 
 def _tv(name, paper, family, *, crop=224, resize=256, top1=None, kwargs=()):
     return ModelSpec(
-        name=name, paper_name=paper, source="torchvision", builder=name, input_size=(3, crop, crop),
-        family=family, preprocess=_tv_pre(crop, resize), weights="IMAGENET1K_V1", paper_top1=top1,
+        name=name,
+        paper_name=paper,
+        source="torchvision",
+        builder=name,
+        input_size=(3, crop, crop),
+        family=family,
+        preprocess=_tv_pre(crop, resize),
+        weights="IMAGENET1K_V1",
+        paper_top1=top1,
         builder_kwargs=tuple(kwargs),
     )
 
 
-def _timm(name, paper, family, builder, *, crop=224, crop_pct=0.875, interp="bilinear",
-          mean=IMAGENET_MEAN, std=IMAGENET_STD, top1=None):
+def _timm(
+    name,
+    paper,
+    family,
+    builder,
+    *,
+    crop=224,
+    crop_pct=0.875,
+    interp="bilinear",
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+    top1=None,
+):
     return ModelSpec(
-        name=name, paper_name=paper, source="timm", builder=builder, input_size=(3, crop, crop),
-        family=family, preprocess=_timm_pre(crop, crop_pct, interp, mean, std), weights=None,
+        name=name,
+        paper_name=paper,
+        source="timm",
+        builder=builder,
+        input_size=(3, crop, crop),
+        family=family,
+        preprocess=_timm_pre(crop, crop_pct, interp, mean, std),
+        weights=None,
         paper_top1=top1,
     )
 
 
 def _cadene(name, paper, family, *, mean, std, color="RGB", value_range=1.0, top1=None):
     return ModelSpec(
-        name=name, paper_name=paper, source="pretrainedmodels", builder=name, input_size=(3, 224, 224),
-        family=family, preprocess=_cadene_pre(mean, std, color, value_range), weights="imagenet",
+        name=name,
+        paper_name=paper,
+        source="pretrainedmodels",
+        builder=name,
+        input_size=(3, 224, 224),
+        family=family,
+        preprocess=_cadene_pre(mean, std, color, value_range),
+        weights="imagenet",
         paper_top1=top1,
     )
 
@@ -81,8 +130,16 @@ PAPER_MODELS: tuple[ModelSpec, ...] = (
     _tv("vgg16_bn", "VGG-16_BN", "vgg"),
     _tv("vgg19", "VGG-19", "vgg"),
     _tv("vgg19_bn", "VGG-19_BN", "vgg"),
-    _cadene("bninception", "BN-Inception", "inception", mean=(104, 117, 128), std=(1, 1, 1),
-            color="BGR", value_range=255.0, top1=73.48),
+    _cadene(
+        "bninception",
+        "BN-Inception",
+        "inception",
+        mean=(104, 117, 128),
+        std=(1, 1, 1),
+        color="BGR",
+        value_range=255.0,
+        top1=73.48,
+    ),
     _tv("googlenet", "GoogLeNet", "inception", top1=66.45, kwargs=_AUX_OFF),
     _tv("squeezenet1_0", "SqueezeNet-v1.0", "squeezenet"),
     _tv("squeezenet1_1", "SqueezeNet-v1.1", "squeezenet", top1=58.18),
@@ -92,19 +149,47 @@ PAPER_MODELS: tuple[ModelSpec, ...] = (
     _tv("resnet101", "ResNet-101", "resnet", top1=77.31),
     _tv("resnet152", "ResNet-152", "resnet", top1=78.25),
     _tv("inception_v3", "Inception-v3", "inception", crop=299, resize=342, top1=77.50, kwargs=_AUX_OFF),
-    _timm("inception_v4", "Inception-v4", "inception", "inception_v4", crop=299, interp="bicubic",
-          mean=INCEPTION_MEAN, std=INCEPTION_STD, top1=80.10),
-    _timm("inception_resnet_v2", "Inception-ResNet-v2", "inception", "inception_resnet_v2", crop=299,
-          crop_pct=0.8975, interp="bicubic", mean=INCEPTION_MEAN, std=INCEPTION_STD, top1=80.28),
+    _timm(
+        "inception_v4",
+        "Inception-v4",
+        "inception",
+        "inception_v4",
+        crop=299,
+        interp="bicubic",
+        mean=INCEPTION_MEAN,
+        std=INCEPTION_STD,
+        top1=80.10,
+    ),
+    _timm(
+        "inception_resnet_v2",
+        "Inception-ResNet-v2",
+        "inception",
+        "inception_resnet_v2",
+        crop=299,
+        crop_pct=0.8975,
+        interp="bicubic",
+        mean=INCEPTION_MEAN,
+        std=INCEPTION_STD,
+        top1=80.28,
+    ),
     _tv("densenet121", "DenseNet-121 (k=32)", "densenet", top1=74.47),
     _tv("densenet169", "DenseNet-169 (k=32)", "densenet"),
     _tv("densenet201", "DenseNet-201 (k=32)", "densenet"),
     _tv("densenet161", "DenseNet-161 (k=48)", "densenet"),
     _timm("resnext101_32x4d", "ResNeXt-101 (32x4d)", "resnext", "resnext101_32x4d"),
-    _timm("resnext101_64x4d", "ResNeXt-101 (64x4d)", "resnext", "resnext101_64x4d", crop_pct=0.95,
-          interp="bicubic"),
-    _timm("xception", "Xception", "xception", "legacy_xception", crop=299, crop_pct=0.8975,
-          interp="bicubic", mean=INCEPTION_MEAN, std=INCEPTION_STD, top1=78.79),
+    _timm("resnext101_64x4d", "ResNeXt-101 (64x4d)", "resnext", "resnext101_64x4d", crop_pct=0.95, interp="bicubic"),
+    _timm(
+        "xception",
+        "Xception",
+        "xception",
+        "legacy_xception",
+        crop=299,
+        crop_pct=0.8975,
+        interp="bicubic",
+        mean=INCEPTION_MEAN,
+        std=INCEPTION_STD,
+        top1=78.79,
+    ),
     _timm("dpn68", "DPN-68", "dpn", "dpn68", interp="bicubic", mean=DPN_MEAN, std=DPN_STD, top1=75.95),
     _timm("dpn98", "DPN-98", "dpn", "dpn98", interp="bicubic", mean=DPN_MEAN, std=DPN_STD, top1=79.23),
     _timm("dpn131", "DPN-131", "dpn", "dpn131", interp="bicubic", mean=DPN_MEAN, std=DPN_STD, top1=79.44),
@@ -113,22 +198,52 @@ PAPER_MODELS: tuple[ModelSpec, ...] = (
     _timm("se_resnet152", "SE-ResNet-152", "senet", "legacy_seresnet152"),
     _timm("senet154", "SENet-154", "senet", "legacy_senet154", top1=81.32),
     _timm("se_resnext50_32x4d", "SE-ResNeXt-50 (32x4d)", "senet", "legacy_seresnext50_32x4d", top1=79.11),
-    _timm("se_resnext101_32x4d", "SE-ResNeXt-101 (32x4d)", "senet", "legacy_seresnext101_32x4d",
-          top1=80.28),
-    _timm("nasnetalarge", "NASNet-A-Large", "nasnet", "nasnetalarge", crop=331, crop_pct=0.911,
-          interp="bicubic", mean=INCEPTION_MEAN, std=INCEPTION_STD, top1=82.50),
+    _timm("se_resnext101_32x4d", "SE-ResNeXt-101 (32x4d)", "senet", "legacy_seresnext101_32x4d", top1=80.28),
+    _timm(
+        "nasnetalarge",
+        "NASNet-A-Large",
+        "nasnet",
+        "nasnetalarge",
+        crop=331,
+        crop_pct=0.911,
+        interp="bicubic",
+        mean=INCEPTION_MEAN,
+        std=INCEPTION_STD,
+        top1=82.50,
+    ),
     _cadene("nasnetamobile", "NASNet-A-Mobile", "nasnet", mean=INCEPTION_MEAN, std=INCEPTION_STD, top1=74.10),
-    _timm("mobilenet_v1", "MobileNet-v1", "mobilenet", "mobilenetv1_100", interp="bicubic",
-          mean=INCEPTION_MEAN, std=INCEPTION_STD, top1=69.52),
+    _timm(
+        "mobilenet_v1",
+        "MobileNet-v1",
+        "mobilenet",
+        "mobilenetv1_100",
+        interp="bicubic",
+        mean=INCEPTION_MEAN,
+        std=INCEPTION_STD,
+        top1=69.52,
+    ),
     _tv("mobilenet_v2", "MobileNet-v2", "mobilenet", top1=71.81),
     ModelSpec(
-        name="shufflenet", paper_name="ShuffleNet (v1, g=8)", source="dnnbench",
-        builder="pytest_dnnbench.models.shufflenet:shufflenet_v1", input_size=(3, 224, 224),
-        family="shufflenet", preprocess=_tv_pre(), weights=None, builder_kwargs=(("groups", 8),),
+        name="shufflenet",
+        paper_name="ShuffleNet (v1, g=8)",
+        source="dnnbench",
+        builder="pytest_dnnbench.models.shufflenet:shufflenet_v1",
+        input_size=(3, 224, 224),
+        family="shufflenet",
+        preprocess=_tv_pre(),
+        weights=None,
+        builder_kwargs=(("groups", 8),),
     ),
     _cadene("fbresnet152", "FBResNet-152", "resnet", mean=IMAGENET_MEAN, std=IMAGENET_STD, top1=77.44),
-    _cadene("cafferesnet101", "CaffeResNet-101", "resnet", mean=(102.9801, 115.9465, 122.7717),
-            std=(1, 1, 1), color="BGR", value_range=255.0),
+    _cadene(
+        "cafferesnet101",
+        "CaffeResNet-101",
+        "resnet",
+        mean=(102.9801, 115.9465, 122.7717),
+        std=(1, 1, 1),
+        color="BGR",
+        value_range=255.0,
+    ),
 )
 
 # torchvision's other ImageNet-1k classifiers: (name, crop, resize, interpolation, default weights).
@@ -194,8 +309,19 @@ _TV_EXTRA = (
 
 
 def _family(builder: str) -> str:
-    for prefix in ("convnext", "efficientnet", "maxvit", "mnasnet", "mobilenet", "regnet", "resnext",
-                   "shufflenet", "swin", "vit", "wide_resnet"):
+    for prefix in (
+        "convnext",
+        "efficientnet",
+        "maxvit",
+        "mnasnet",
+        "mobilenet",
+        "regnet",
+        "resnext",
+        "shufflenet",
+        "swin",
+        "vit",
+        "wide_resnet",
+    ):
         if builder.startswith(prefix):
             return prefix
     return builder
@@ -210,11 +336,18 @@ def _extra(builder: str, crop: int, resize: int, interp: str, weights: str) -> M
     name = "tv_" + builder if builder == "resnext101_64x4d" else builder
     pre = _tv_pre(crop, resize, interp)
     if builder in _TV_HALF_NORM:
-        pre = Preprocess(resize=resize, crop=crop, interpolation=interp, mean=INCEPTION_MEAN, std=INCEPTION_STD,
-                         source=pre.source)
+        pre = Preprocess(
+            resize=resize, crop=crop, interpolation=interp, mean=INCEPTION_MEAN, std=INCEPTION_STD, source=pre.source
+        )
     return ModelSpec(
-        name=name, paper_name=None, source="torchvision", builder=builder, input_size=(3, crop, crop),
-        family=_family(builder), preprocess=pre, weights=weights,
+        name=name,
+        paper_name=None,
+        source="torchvision",
+        builder=builder,
+        input_size=(3, crop, crop),
+        family=_family(builder),
+        preprocess=pre,
+        weights=weights,
     )
 
 

@@ -139,9 +139,7 @@ class ShuffleUnit(nn.Module):
             nn.Conv2d(bottleneck, branch_out, 1, groups=groups, bias=False),
             nn.BatchNorm2d(branch_out),
         )
-        self.shortcut: nn.Module = (
-            nn.AvgPool2d(3, stride=2, padding=1) if stride == 2 else nn.Identity()
-        )
+        self.shortcut: nn.Module = nn.AvgPool2d(3, stride=2, padding=1) if stride == 2 else nn.Identity()
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -185,9 +183,7 @@ class ShuffleNetV1(nn.Module):
         self.width_mult = width_mult
 
         conv1_out = _make_divisible(CONV1_OUT_CHANNELS * width_mult, groups)
-        stage_out = [
-            _make_divisible(c * width_mult, 4 * groups) for c in STAGE_OUT_CHANNELS[groups]
-        ]
+        stage_out = [_make_divisible(c * width_mult, 4 * groups) for c in STAGE_OUT_CHANNELS[groups]]
 
         self.conv1 = nn.Sequential(
             nn.Conv2d(3, conv1_out, 3, stride=2, padding=1, bias=False),
@@ -198,7 +194,7 @@ class ShuffleNetV1(nn.Module):
 
         stages: list[nn.Sequential] = []
         in_channels = conv1_out
-        for stage_index, (repeats, out_channels) in enumerate(zip(STAGE_REPEATS, stage_out)):
+        for stage_index, (repeats, out_channels) in enumerate(zip(STAGE_REPEATS, stage_out, strict=True)):
             units: list[nn.Module] = []
             for unit_index in range(repeats):
                 first = unit_index == 0

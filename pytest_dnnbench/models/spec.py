@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Union
+from typing import Any
 
 #: Where a model's builder comes from.
 SOURCES = ("torchvision", "timm", "pretrainedmodels", "dnnbench", "custom")
@@ -43,12 +44,12 @@ class ModelSpec:
     builder: str
     input_size: tuple[int, int, int]
     family: str = ""
-    paper_name: Optional[str] = None
-    preprocess: Optional[Preprocess] = None
-    weights: Optional[str] = None
+    paper_name: str | None = None
+    preprocess: Preprocess | None = None
+    weights: str | None = None
     builder_kwargs: tuple[tuple[str, Any], ...] = ()
-    paper_top1: Optional[float] = None
-    factory: Optional[Callable[..., Any]] = field(default=None, compare=False, repr=False)
+    paper_top1: float | None = None
+    factory: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def in_paper(self) -> bool:
@@ -69,4 +70,4 @@ class ModelSpec:
         return f"{self.source}.{self.builder}"
 
 
-ModelFactory = Union[str, Callable[..., Any]]
+ModelFactory = str | Callable[..., Any]

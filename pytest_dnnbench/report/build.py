@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
 
-from . import tables as T
 from ..results import jsonable
+from . import tables as T
 from .csvfile import to_csv
 
 FILES = ("results.json", "results.csv", "report.md", "report.html")
@@ -28,7 +28,7 @@ class Report:
     sections: list[tuple[str, list]] = field(default_factory=list)
     figures: list = field(default_factory=list)
     #: The figures go after the section with this heading (None: at the end).
-    figures_after: Optional[str] = None
+    figures_after: str | None = None
     collapsed: set = field(default_factory=set)
     #: Upper bounds (Fig. 3) and memory fits (Fig. 4) per platform label.
     fits: dict = field(default_factory=dict)
@@ -37,14 +37,20 @@ class Report:
 def memory_note(environment: dict, records: Sequence[dict] = ()) -> str:
     device = str((environment or {}).get("device") or next((r.get("device") for r in records if r.get("device")), ""))
     method = next((r.get("memory_method") for r in records if r.get("memory_method")), None)
-    what = ("process GPU memory at steady state (CUDA context included)" if device.startswith("cuda")
-            else "peak resident set size of the process during the timed calls (framework included)"
-            if device == "cpu" else "total memory as recorded")
-    return f"memory_bytes.total: {what}{f' [{method}]' if method else ''}; MiB = 2^20 bytes; colours: the paper's GB (GiB) key"
+    what = (
+        "process GPU memory at steady state (CUDA context included)"
+        if device.startswith("cuda")
+        else "peak resident set size of the process during the timed calls (framework included)"
+        if device == "cpu"
+        else "total memory as recorded"
+    )
+    shown = f" [{method}]" if method else ""
+    return f"memory_bytes.total: {what}{shown}; MiB = 2^20 bytes; colours: the paper's GB (GiB) key"
 
 
-def build(platforms: Sequence[T.Platform], *, title: Optional[str] = None, command: Optional[str] = None,
-          figures: bool = True) -> Report:
+def build(
+    platforms: Sequence[T.Platform], *, title: str | None = None, command: str | None = None, figures: bool = True
+) -> Report:
     from .. import __version__
 
     platforms = list(platforms)
@@ -52,33 +58,49 @@ def build(platforms: Sequence[T.Platform], *, title: Optional[str] = None, comma
         raise ValueError("a report needs at least one results file or run")
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     if title is None:
-        title = ("pytest-dnnbench report: " + platforms[0].label if len(platforms) == 1
-                 else f"pytest-dnnbench report: {len(platforms)} platforms side by side")
+        title = (
+            "pytest-dnnbench report: " + platforms[0].label
+            if len(platforms) == 1
+            else f"pytest-dnnbench report: {len(platforms)} platforms side by side"
+        )
     rep = Report(title, platforms)
-    rep.intro.append(f"Made by pytest-dnnbench {__version__} on {now}."
-                     + (f" Command: {command}" if command else ""))
+    rep.intro.append(f"Made by pytest-dnnbench {__version__} on {now}." + (f" Command: {command}" if command else ""))
     for p in platforms:
         n_missing = len(p.missing)
-        rep.intro.append(f"{p.label}: {len(p.records)} records"
-                         + (f", {n_missing} tests without a figure" if n_missing else "")
-                         + (f" (from {p.source})" if p.source else ""))
-    rep.intro.append("Missing cells (–) carry a numbered note with the reason; nothing missing is shown as zero. "
-                     "Memory in MiB/GiB (2^20/2^30 bytes): the paper's MB/GB are nvidia-smi's MiB/GiB.")
+        rep.intro.append(
+            f"{p.label}: {len(p.records)} records"
+            + (f", {n_missing} tests without a figure" if n_missing else "")
+            + (f" (from {p.source})" if p.source else "")
+        )
+    rep.intro.append(
+        "Missing cells (–) carry a numbered note with the reason; nothing missing is shown as zero. "
+        "Memory in MiB/GiB (2^20/2^30 bytes): the paper's MB/GB are nvidia-smi's MiB/GiB."
+    )
     if len(platforms) == 1:
         p = platforms[0]
-        rep.sections.append(("Tables", [
-            T.table1(p.records, p.missing),
-            T.table2(p.records, p.missing, memory_note(p.environment, p.records)),
-            T.table3(p.records),
-        ]))
+        rep.sections.append(
+            (
+                "Tables",
+                [
+                    T.table1(p.records, p.missing),
+                    T.table2(p.records, p.missing, memory_note(p.environment, p.records)),
+                    T.table3(p.records),
+                ],
+            )
+        )
         rep.figures_after = "Tables"
         rep.sections.append(("Environment", [T.environment_table(p.environment)]))
     else:
-        rep.sections.append(("Side by side", [
-            T.compare_table(platforms, "per_image_ms"),
-            T.compare_table(platforms, "fps", batch_sizes=[1]),
-            T.compare_table(platforms, "memory"),
-        ]))
+        rep.sections.append(
+            (
+                "Side by side",
+                [
+                    T.compare_table(platforms, "per_image_ms"),
+                    T.compare_table(platforms, "fps", batch_sizes=[1]),
+                    T.compare_table(platforms, "memory"),
+                ],
+            )
+        )
         per_platform_t3 = []
         for p in platforms:
             t3 = T.table3_table(T.select_table3(p.records), title=f"Table 3: {p.label}")
@@ -87,8 +109,15 @@ def build(platforms: Sequence[T.Platform], *, title: Optional[str] = None, comma
         rep.figures_after = "Table 3 per platform"
         for p in platforms:
             heading = f"Tables 1 and 2: {p.label}"
-            rep.sections.append((heading, [T.table1(p.records, p.missing),
-                                           T.table2(p.records, p.missing, memory_note(p.environment, p.records))]))
+            rep.sections.append(
+                (
+                    heading,
+                    [
+                        T.table1(p.records, p.missing),
+                        T.table2(p.records, p.missing, memory_note(p.environment, p.records)),
+                    ],
+                )
+            )
             rep.collapsed.add(heading)
         rep.sections.append(("Environments", [T.environment_table(p.environment, p.label) for p in platforms]))
         rep.collapsed.add("Environments")
@@ -111,8 +140,9 @@ def _write_text(path: Path, text: str) -> Path:
     return path
 
 
-def write_report(platforms: Sequence[T.Platform], out: Path, *, title: Optional[str] = None,
-                 command: Optional[str] = None) -> list[Path]:
+def write_report(
+    platforms: Sequence[T.Platform], out: Path, *, title: str | None = None, command: str | None = None
+) -> list[Path]:
     """Write every file of the report into ``out``; returns their paths."""
     from ..results import SCHEMA
     from . import html, markdown

@@ -16,17 +16,21 @@ Where a figure has nothing to plot, or too few points for a fit, the PNG says so
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from . import fits
 from .tables import MIB, Platform, Top1, _num, paper_top1, top1_by_model, total_memory
 
 DPI = 90
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
-STATUS_LABEL = {"measured": "Top-1 measured", "reference": "Top-1 reference (not measured)",
-                "paper": "Top-1 from the paper (not measured)"}
+STATUS_LABEL = {
+    "measured": "Top-1 measured",
+    "reference": "Top-1 reference (not measured)",
+    "paper": "Top-1 from the paper (not measured)",
+}
 
 
 @dataclass
@@ -43,9 +47,7 @@ def require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError as exc:  # pragma: no cover - exercised where matplotlib is absent
-        raise ImportError(
-            "the report's figures need matplotlib: pip install matplotlib"
-        ) from exc
+        raise ImportError("the report's figures need matplotlib: pip install matplotlib") from exc
 
 
 def _figure(width: float = 7.0, height: float = 4.6, ncols: int = 1) -> tuple[Any, Any]:
@@ -65,20 +67,31 @@ def _png(fig: Any) -> bytes:
 
 
 def _say(ax: Any, text: str) -> None:
-    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=10, wrap=True,
-            color="#444444", bbox={"boxstyle": "round", "fc": "#f4f4f4", "ec": "#cccccc"})
+    ax.text(
+        0.5,
+        0.5,
+        text,
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        fontsize=10,
+        wrap=True,
+        color="#444444",
+        bbox={"boxstyle": "round", "fc": "#f4f4f4", "ec": "#cccccc"},
+    )
 
 
 # -- per-model facts, merged over platforms (complexity and accuracy do not depend on the device) --
+
 
 @dataclass
 class ModelFacts:
     model: str
     name: str
     top1: Top1
-    gflops: Optional[float]
-    params_m: Optional[float]
-    param_file_mb: Optional[float]
+    gflops: float | None
+    params_m: float | None
+    param_file_mb: float | None
 
 
 def model_facts(platforms: Sequence[Platform], fallback: Any = paper_top1) -> list[ModelFacts]:
@@ -102,7 +115,7 @@ def model_facts(platforms: Sequence[Platform], fallback: Any = paper_top1) -> li
     return list(out.values())
 
 
-def _status_style(status: Optional[str]) -> dict:
+def _status_style(status: str | None) -> dict:
     if status == "measured":
         return {"alpha": 0.75}
     return {"alpha": 0.35, "hatch": "///"}
@@ -140,12 +153,17 @@ def _annotate(ax: Any, x: float, y: float, text: str) -> None:
 
 # -- Fig. 1 -------------------------------------------------------------------------------------
 
-def fig1(platforms: Sequence[Platform], facts: Optional[list[ModelFacts]] = None) -> FigureFile:
+
+def fig1(platforms: Sequence[Platform], facts: list[ModelFacts] | None = None) -> FigureFile:
     facts = facts if facts is not None else model_facts(platforms)
     pts = [f for f in facts if f.top1.value is not None and f.gflops is not None]
-    ff = FigureFile("fig1", "fig1_top1_vs_gflops.png", "Fig. 1: Top-1 accuracy vs GFLOPs",
-                    "Top-1 (%) against GFLOPs of one forward pass of one image (a multiply-add = 2 FLOPs); "
-                    "ball area proportional to the parameters.")
+    ff = FigureFile(
+        "fig1",
+        "fig1_top1_vs_gflops.png",
+        "Fig. 1: Top-1 accuracy vs GFLOPs",
+        "Top-1 (%) against GFLOPs of one forward pass of one image (a multiply-add = 2 FLOPs); "
+        "ball area proportional to the parameters.",
+    )
     fig, ax = _figure()
     ax.set_xlabel("GFLOPs (one image)")
     ax.set_ylabel("Top-1 accuracy (%)")
@@ -161,9 +179,16 @@ def fig1(platforms: Sequence[Platform], facts: Optional[list[ModelFacts]] = None
             if not sel:
                 continue
             sizes = [30 + 1200 * (f.params_m or 0.5) / biggest for f in sel]
-            ax.scatter([f.gflops for f in sel], [f.top1.value for f in sel], s=sizes, label=STATUS_LABEL[status],
-                       color=COLORS[0] if status == "measured" else COLORS[4], edgecolors="#333333",
-                       linewidths=0.5, **_status_style(status))
+            ax.scatter(
+                [f.gflops for f in sel],
+                [f.top1.value for f in sel],
+                s=sizes,
+                label=STATUS_LABEL[status],
+                color=COLORS[0] if status == "measured" else COLORS[4],
+                edgecolors="#333333",
+                linewidths=0.5,
+                **_status_style(status),
+            )
             for f in sel:
                 _annotate(ax, f.gflops, f.top1.value, f.name)  # type: ignore[arg-type]
         ax.legend(fontsize=7, loc="lower right", markerscale=0.4)
@@ -176,11 +201,16 @@ def fig1(platforms: Sequence[Platform], facts: Optional[list[ModelFacts]] = None
 
 # -- Fig. 2 -------------------------------------------------------------------------------------
 
-def fig2(platforms: Sequence[Platform], facts: Optional[list[ModelFacts]] = None) -> FigureFile:
+
+def fig2(platforms: Sequence[Platform], facts: list[ModelFacts] | None = None) -> FigureFile:
     facts = facts if facts is not None else model_facts(platforms)
     pts = [f for f in facts if f.top1.value is not None and f.params_m]
-    ff = FigureFile("fig2", "fig2_accuracy_density.png", "Fig. 2: accuracy density",
-                    "(a) accuracy density = Top-1 (%) per million parameters; (b) Top-1 against accuracy density.")
+    ff = FigureFile(
+        "fig2",
+        "fig2_accuracy_density.png",
+        "Fig. 2: accuracy density",
+        "(a) accuracy density = Top-1 (%) per million parameters; (b) Top-1 against accuracy density.",
+    )
     fig, (ax_a, ax_b) = _figure(9.0, 4.6, ncols=2)
     ax_a.set_title("(a) Top-1 per million parameters", fontsize=10)
     ax_b.set_title("(b) Top-1 vs accuracy density", fontsize=10)
@@ -198,10 +228,15 @@ def fig2(platforms: Sequence[Platform], facts: Optional[list[ModelFacts]] = None
         ax_a.set_yticks(range(len(pts)), [f.name for f in pts], fontsize=7 if len(pts) < 25 else 5)
         ax_a.set_xlabel("Top-1 % per M parameters")
         for status in ("measured", "reference", "paper"):
-            sel = [(d, f) for d, f in zip(dens, pts) if f.top1.status == status]
+            sel = [(d, f) for d, f in zip(dens, pts, strict=True) if f.top1.status == status]
             if sel:
-                ax_b.scatter([d for d, _ in sel], [f.top1.value for _, f in sel], label=STATUS_LABEL[status],
-                             color=COLORS[0] if status == "measured" else COLORS[4], s=25)
+                ax_b.scatter(
+                    [d for d, _ in sel],
+                    [f.top1.value for _, f in sel],
+                    label=STATUS_LABEL[status],
+                    color=COLORS[0] if status == "measured" else COLORS[4],
+                    s=25,
+                )
                 for d, f in sel:
                     _annotate(ax_b, d, f.top1.value, f.name)  # type: ignore[arg-type]
         ax_b.legend(fontsize=7, loc="lower right")
@@ -215,19 +250,29 @@ def fig2(platforms: Sequence[Platform], facts: Optional[list[ModelFacts]] = None
 
 # -- Fig. 3 -------------------------------------------------------------------------------------
 
+
 def _batch1(p: Platform) -> dict[str, dict]:
-    return {str(r.get("model")): r for r in p.records
-            if int(r.get("batch_size") or 0) == 1 and r.get("outcome") != "skipped"}
+    return {
+        str(r.get("model")): r
+        for r in p.records
+        if int(r.get("batch_size") or 0) == 1 and r.get("outcome") != "skipped"
+    }
 
 
-def fig3(platforms: Sequence[Platform], facts: Optional[list[ModelFacts]] = None) -> tuple[FigureFile, dict[str, fits.Fit]]:
+def fig3(
+    platforms: Sequence[Platform], facts: list[ModelFacts] | None = None
+) -> tuple[FigureFile, dict[str, fits.Fit]]:
     facts = facts if facts is not None else model_facts(platforms)
     acc = {f.model: f for f in facts}
-    ff = FigureFile("fig3", "fig3_top1_vs_fps.png", "Fig. 3: Top-1 accuracy vs images per second (batch 1)",
-                    "Top-1 (%) against images per second at batch 1 (log scale), with the linear upper bound "
-                    "Top-1 = a + b·FPS: the line on or above every point with the least total vertical distance "
-                    "to them (it looks curved on the log axis). The paper: a = 83.3, b = -0.0244 (Titan Xp); "
-                    "a = 83.0, b = -0.2025 (Jetson TX1).")
+    ff = FigureFile(
+        "fig3",
+        "fig3_top1_vs_fps.png",
+        "Fig. 3: Top-1 accuracy vs images per second (batch 1)",
+        "Top-1 (%) against images per second at batch 1 (log scale), with the linear upper bound "
+        "Top-1 = a + b·FPS: the line on or above every point with the least total vertical distance "
+        "to them (it looks curved on the log axis). The paper: a = 83.3, b = -0.0244 (Titan Xp); "
+        "a = 83.0, b = -0.2025 (Jetson TX1).",
+    )
     fig, ax = _figure()
     ax.set_xscale("log")
     all_fps: list[float] = []
@@ -240,10 +285,14 @@ def fig3(platforms: Sequence[Platform], facts: Optional[list[ModelFacts]] = None
         color = COLORS[k % len(COLORS)]
         # Each platform's own Top-1 first (the paper's figures for the paper's platform), else any.
         own = top1_by_model(p.records)
-        top1 = {m: (own[m] if own.get(m) is not None and own[m].value is not None else acc[m].top1)
-                for m in own if m in acc}
-        pts = [(float(r["fps"]), top1[m].value, acc[m].name) for m, r in _batch1(p).items()
-               if _num(r.get("fps")) and m in top1 and top1[m].value is not None]
+        top1 = {
+            m: (own[m] if own.get(m) is not None and own[m].value is not None else acc[m].top1) for m in own if m in acc
+        }
+        pts = [
+            (float(r["fps"]), top1[m].value, acc[m].name)
+            for m, r in _batch1(p).items()
+            if _num(r.get("fps")) and m in top1 and top1[m].value is not None
+        ]
         label = p.label if len(platforms) > 1 else "models"
         if not pts:
             ff.notes.append(f"{p.label}: no batch-1 model with both FPS and a Top-1 accuracy")
@@ -258,10 +307,18 @@ def fig3(platforms: Sequence[Platform], facts: Optional[list[ModelFacts]] = None
         if bound.ok:
             lo, hi = min(x for x, _, _ in pts), max(x for x, _, _ in pts)
             xs = [lo * (hi / lo) ** (i / 199) for i in range(200)] if hi > lo else [lo]
-            ax.plot(xs, [bound(x) for x in xs], color=color, lw=1.2, ls="--",
-                    label=f"bound: a = {bound.intercept:.4g}, b = {bound.slope:.4g}")
-            ff.notes.append(f"{p.label}: upper bound Top-1 = {bound.intercept:.4g} + ({bound.slope:.4g})·FPS "
-                            f"(n = {bound.n})" + (f"; {bound.note}" if bound.note else ""))
+            ax.plot(
+                xs,
+                [bound(x) for x in xs],
+                color=color,
+                lw=1.2,
+                ls="--",
+                label=f"bound: a = {bound.intercept:.4g}, b = {bound.slope:.4g}",
+            )
+            ff.notes.append(
+                f"{p.label}: upper bound Top-1 = {bound.intercept:.4g} + ({bound.slope:.4g})·FPS "
+                f"(n = {bound.n})" + (f"; {bound.note}" if bound.note else "")
+            )
         else:
             ff.notes.append(f"{p.label}: {bound.note}; no bound drawn")
     if plotted == 0:
@@ -276,14 +333,18 @@ def fig3(platforms: Sequence[Platform], facts: Optional[list[ModelFacts]] = None
 
 # -- Fig. 4 -------------------------------------------------------------------------------------
 
-def fig4(platforms: Sequence[Platform], facts: Optional[list[ModelFacts]] = None) -> tuple[FigureFile, dict[str, Any]]:
+
+def fig4(platforms: Sequence[Platform], facts: list[ModelFacts] | None = None) -> tuple[FigureFile, dict[str, Any]]:
     facts = facts if facts is not None else model_facts(platforms)
     size = {f.model: f for f in facts}
-    ff = FigureFile("fig4", "fig4_memory_vs_model_size.png",
-                    "Fig. 4: total memory vs parameter-file size (batch 1)",
-                    "total memory at batch 1 (MiB) against the size of the serialized parameters (MiB), with the "
-                    "least-squares line and, where the points fall into two groups, a two-line fit. The paper "
-                    "(Titan Xp): slopes 1.10 and 1.15, intercepts 910 and 639 MB.")
+    ff = FigureFile(
+        "fig4",
+        "fig4_memory_vs_model_size.png",
+        "Fig. 4: total memory vs parameter-file size (batch 1)",
+        "total memory at batch 1 (MiB) against the size of the serialized parameters (MiB), with the "
+        "least-squares line and, where the points fall into two groups, a two-line fit. The paper "
+        "(Titan Xp): slopes 1.10 and 1.15, intercepts 910 and 639 MB.",
+    )
     fig, ax = _figure()
     ax.set_xlabel("parameter-file size (MiB)")
     ax.set_ylabel("total memory, batch 1 (MiB)")
@@ -292,8 +353,11 @@ def fig4(platforms: Sequence[Platform], facts: Optional[list[ModelFacts]] = None
     plotted = 0
     for k, p in enumerate(platforms):
         color = COLORS[k % len(COLORS)]
-        pts = [(size[m].param_file_mb, total_memory(r) / MIB, size[m].name) for m, r in _batch1(p).items()
-               if m in size and size[m].param_file_mb and total_memory(r)]
+        pts = [
+            (size[m].param_file_mb, total_memory(r) / MIB, size[m].name)
+            for m, r in _batch1(p).items()
+            if m in size and size[m].param_file_mb and total_memory(r)
+        ]
         if not pts:
             ff.notes.append(f"{p.label}: no batch-1 model with both a memory figure and a parameter-file size")
             continue
@@ -307,22 +371,38 @@ def fig4(platforms: Sequence[Platform], facts: Optional[list[ModelFacts]] = None
         out[p.label] = {"least_squares": one, "two_lines": two}
         lo, hi = min(xs), max(xs)
         if one.ok:
-            ax.plot([lo, hi], [one(lo), one(hi)], color=color, lw=1.0,
-                    label=f"least squares: {one.slope:.3g}·x + {one.intercept:.4g}")
+            ax.plot(
+                [lo, hi],
+                [one(lo), one(hi)],
+                color=color,
+                lw=1.0,
+                label=f"least squares: {one.slope:.3g}·x + {one.intercept:.4g}",
+            )
             sign = "-" if one.slope < 0 else "+"
-            ff.notes.append(f"{p.label}: least squares memory = {one.intercept:.4g} MiB {sign} {abs(one.slope):.3g} × "
-                            f"file size (n = {one.n})")
+            ff.notes.append(
+                f"{p.label}: least squares memory = {one.intercept:.4g} MiB {sign} {abs(one.slope):.3g} × "
+                f"file size (n = {one.n})"
+            )
         else:
             ff.notes.append(f"{p.label}: {one.note}; no line drawn")
         if two.ok and two.distinct:
-            for g, (line, idx) in enumerate(zip(two.lines, two.groups)):
+            for g, (line, idx) in enumerate(zip(two.lines, two.groups, strict=True)):
                 gx = [xs[i] for i in idx]
-                ax.plot([min(gx), max(gx)], [line(min(gx)), line(max(gx))], color=color, lw=1.2,
-                        ls="--" if g == 0 else ":",
-                        label=f"line {g + 1}: {line.slope:.3g}·x + {line.intercept:.4g} ({len(idx)} models)")
-            ff.notes.append(f"{p.label}: two lines: " + "; ".join(
-                f"slope {f.slope:.3g}, intercept {f.intercept:.4g} MiB ({len(g)} models)"
-                for f, g in zip(two.lines, two.groups)))
+                ax.plot(
+                    [min(gx), max(gx)],
+                    [line(min(gx)), line(max(gx))],
+                    color=color,
+                    lw=1.2,
+                    ls="--" if g == 0 else ":",
+                    label=f"line {g + 1}: {line.slope:.3g}·x + {line.intercept:.4g} ({len(idx)} models)",
+                )
+            ff.notes.append(
+                f"{p.label}: two lines: "
+                + "; ".join(
+                    f"slope {f.slope:.3g}, intercept {f.intercept:.4g} MiB ({len(g)} models)"
+                    for f, g in zip(two.lines, two.groups, strict=True)
+                )
+            )
         else:
             ff.notes.append(f"{p.label}: no two-line fit ({two.note})")
     if plotted == 0:

@@ -19,8 +19,8 @@ a caller draws nothing then and prints the note instead of a wrong line.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 __all__ = ["Fit", "TwoLineFit", "least_squares", "upper_bound", "two_lines", "upper_hull"]
 
@@ -29,11 +29,11 @@ __all__ = ["Fit", "TwoLineFit", "least_squares", "upper_bound", "two_lines", "up
 class Fit:
     """``y = intercept + slope * x`` (when ``ok``), fitted on ``n`` points."""
 
-    intercept: Optional[float]
-    slope: Optional[float]
+    intercept: float | None
+    slope: float | None
     n: int
-    note: Optional[str] = None
-    sse: Optional[float] = None
+    note: str | None = None
+    sse: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -48,8 +48,10 @@ class Fit:
         if not self.ok:
             return f"no line ({self.note})"
         sign = "-" if self.slope < 0 else "+"  # type: ignore[operator]
-        return (f"{y_name} = {_g(self.intercept, digits)} {sign} {_g(abs(self.slope), digits)}·{x_name}"  # type: ignore[arg-type]
-                f"  (a = {_g(self.intercept, digits)}, b = {_g(self.slope, digits)}, n = {self.n})")
+        return (
+            f"{y_name} = {_g(self.intercept, digits)} {sign} {_g(abs(self.slope), digits)}·{x_name}"  # type: ignore[arg-type]
+            f"  (a = {_g(self.intercept, digits)}, b = {_g(self.slope, digits)}, n = {self.n})"
+        )
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,10 @@ class TwoLineFit:
     lines: tuple[Fit, ...]
     groups: tuple[tuple[int, ...], ...]
     n: int
-    note: Optional[str] = None
-    sse: Optional[float] = None
+    note: str | None = None
+    sse: float | None = None
     #: The one least-squares line's residual sum of squares, for comparison.
-    sse_one_line: Optional[float] = None
+    sse_one_line: float | None = None
     iterations: int = 0
     #: True when two lines explain the points clearly better than one (see :func:`two_lines`).
     distinct: bool = False
@@ -81,7 +83,7 @@ def _finite_pairs(xs: Sequence[float], ys: Sequence[float]) -> list[tuple[float,
     if len(xs) != len(ys):
         raise ValueError(f"x and y differ in length ({len(xs)} vs {len(ys)})")
     pts = []
-    for x, y in zip(xs, ys):
+    for x, y in zip(xs, ys, strict=True):
         if x is None or y is None:
             continue
         x, y = float(x), float(y)
@@ -100,7 +102,7 @@ def _distinct_x(pts: Sequence[tuple[float, float]]) -> int:
     scale = max(1.0, max(abs(x) for x, _ in pts))
     xs = sorted(x for x, _ in pts)
     count = 1
-    for prev, cur in zip(xs, xs[1:]):
+    for prev, cur in zip(xs, xs[1:], strict=False):
         if cur - prev > 1e-12 * scale:
             count += 1
     return count
@@ -164,7 +166,7 @@ def upper_bound(xs: Sequence[float], ys: Sequence[float], *, min_points: int = 3
     mx = math.fsum(x for x, _ in pts) / n
     note = None
     chosen = None
-    for (x0, y0), (x1, y1) in zip(hull, hull[1:]):
+    for (x0, y0), (x1, y1) in zip(hull, hull[1:], strict=False):
         if x0 <= mx <= x1:
             chosen = (x0, y0, x1, y1)
             if mx == x1 and (x1, y1) != hull[-1]:
@@ -203,8 +205,11 @@ def two_lines(
     the points "fall into two groups" (noise alone always splits a little better than one line).
     """
     pts = _finite_pairs(xs, ys)
-    idx = [i for i, (x, y) in enumerate(zip(xs, ys))
-           if x is not None and y is not None and math.isfinite(float(x)) and math.isfinite(float(y))]
+    idx = [
+        i
+        for i, (x, y) in enumerate(zip(xs, ys, strict=True))
+        if x is not None and y is not None and math.isfinite(float(x)) and math.isfinite(float(y))
+    ]
     n = len(pts)
     need = 2 * min_group
     if n < need:
@@ -218,12 +223,19 @@ def two_lines(
     for iterations in range(1, max_iter + 1):
         groups = [[k for k in range(n) if assign[k] == g] for g in (0, 1)]
         if any(len(g) < min_group for g in groups):
-            return TwoLineFit((), (), n, note=f"the points do not form two groups of at least {min_group}",
-                              sse_one_line=one.sse, iterations=iterations)
+            return TwoLineFit(
+                (),
+                (),
+                n,
+                note=f"the points do not form two groups of at least {min_group}",
+                sse_one_line=one.sse,
+                iterations=iterations,
+            )
         lines = [least_squares([pts[k][0] for k in g], [pts[k][1] for k in g]) for g in groups]
         if not all(f.ok for f in lines):
-            return TwoLineFit((), (), n, note="a group has all its points at one x",
-                              sse_one_line=one.sse, iterations=iterations)
+            return TwoLineFit(
+                (), (), n, note="a group has all its points at one x", sse_one_line=one.sse, iterations=iterations
+            )
         new = [0 if abs(y - lines[0](x)) <= abs(y - lines[1](x)) else 1 for x, y in pts]
         if new == assign:
             break
@@ -236,10 +248,19 @@ def two_lines(
     sse = math.fsum(f.sse or 0.0 for f in lines)
     mx = math.fsum(p[0] for p in pts) / n
     gap = abs(lines[0](mx) - lines[1](mx))
-    distinct = (one.sse is not None and one.sse > 0 and sse <= distinct_ratio * one.sse
-                and gap >= min_gap * _spread([p[1] for p in pts]))
+    distinct = (
+        one.sse is not None
+        and one.sse > 0
+        and sse <= distinct_ratio * one.sse
+        and gap >= min_gap * _spread([p[1] for p in pts])
+    )
     return TwoLineFit(
-        tuple(lines), tuple(tuple(idx[k] for k in g) for g in groups), n, sse=sse, sse_one_line=one.sse,
-        iterations=iterations, distinct=bool(distinct),
+        tuple(lines),
+        tuple(tuple(idx[k] for k in g) for g in groups),
+        n,
+        sse=sse,
+        sse_one_line=one.sse,
+        iterations=iterations,
+        distinct=bool(distinct),
         note=None if distinct else "two lines explain the points little better than one",
     )

@@ -60,29 +60,33 @@ def _sup(notes: list) -> str:
     return "".join(f"<sup>{n}</sup>" for n in notes)
 
 
-def _td(cell: "Cell") -> str:
+def _td(cell: Cell) -> str:
     if cell.header:
         return f'<td class="name">{_e(cell.text)}{_sup(cell.notes)}</td>'
     if cell.lines is not None:
         if not cell.lines:
             return f'<td class="missing list">{_e(cell.text)}{_sup(cell.notes)}</td>'
-        items = "".join(
-            f'<li class="{_e(c.cls or "")}">{_e(c.text)}{_sup(c.notes)}</li>' for c in cell.lines)
+        items = "".join(f'<li class="{_e(c.cls or "")}">{_e(c.text)}{_sup(c.notes)}</li>' for c in cell.lines)
         return f'<td class="list"><ol>{items}</ol>{_sup(cell.notes)}</td>'
     cls = f' class="{_e(cell.cls)}"' if cell.cls else ""
     return f"<td{cls}>{_e(cell.text)}{_sup(cell.notes)}</td>"
 
 
-def table(t: "Table", level: int = 3) -> str:
+def table(t: Table, level: int = 3) -> str:
     parts = [f'<h{level} id="{_e(t.key)}">{_e(t.title)}</h{level}>']
     if t.caption:
         parts.append(f'<p class="caption">{_e(t.caption)}</p>')
     if t.legend:
-        parts.append('<p class="legend">' + "".join(f'<span class="{_e(c)}">{_e(label)}</span>' for c, label in t.legend)
-                     + "</p>")
+        parts.append(
+            '<p class="legend">'
+            + "".join(f'<span class="{_e(c)}">{_e(label)}</span>' for c, label in t.legend)
+            + "</p>"
+        )
     if t.rows:
-        heads = "".join(f'<th class="name">{_e(h)}</th>' if i < _name_cols(t) else f"<th>{_e(h)}</th>"
-                        for i, h in enumerate(t.header))
+        heads = "".join(
+            f'<th class="name">{_e(h)}</th>' if i < _name_cols(t) else f"<th>{_e(h)}</th>"
+            for i, h in enumerate(t.header)
+        )
         body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in t.rows)
         parts.append(f'<div class="scroll"><table><thead><tr>{heads}</tr></thead><tbody>{body}</tbody></table></div>')
     else:
@@ -92,11 +96,11 @@ def table(t: "Table", level: int = 3) -> str:
     return "\n".join(parts)
 
 
-def _name_cols(t: "Table") -> int:
+def _name_cols(t: Table) -> int:
     return sum(1 for c in t.rows[0] if c.header) if t.rows else 1
 
 
-def figures(report: "Report") -> str:
+def figures(report: Report) -> str:
     parts = ['<h2 id="figures">Figures</h2>']
     for f in report.figures:
         data = base64.b64encode(f.png).decode("ascii")
@@ -105,11 +109,13 @@ def figures(report: "Report") -> str:
             f'<figure id="{_e(f.key)}"><h3>{_e(f.title)}</h3>'
             f'<img src="data:image/png;base64,{data}" alt="{_e(f.title)}" data-file="{_e(f.filename)}">'
             f"<figcaption>{_e(f.caption)}</figcaption>"
-            + (f'<ul class="notes">{notes}</ul>' if notes else "") + "</figure>")
+            + (f'<ul class="notes">{notes}</ul>' if notes else "")
+            + "</figure>"
+        )
     return "\n".join(parts)
 
 
-def render(report: "Report") -> str:
+def render(report: Report) -> str:
     body = [f"<h1>{_e(report.title)}</h1>"]
     body += [f"<p>{_e(line)}</p>" for line in report.intro if line.strip()]
     for heading, tables in report.sections:
@@ -126,8 +132,9 @@ def render(report: "Report") -> str:
     if report.figures_after is None:
         body.append(figures(report))
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(report.title)}</title><style>{_css()}</style></head>\n<body>\n"
-        + "\n".join(body) + "\n</body></html>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
     )

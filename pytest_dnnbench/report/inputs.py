@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ..results import SCHEMA, load_results
 from .tables import Platform, platform_label
@@ -35,8 +35,9 @@ def load_platform(path: Path) -> Platform:
             raise InputError(str(exc)) from None
         env = doc.get("environment") or {}
         records = [r for r in doc.get("records") or [] if isinstance(r, dict)]
-        return Platform(platform_label(env, records, path.stem), records, env,
-                        list(doc.get("missing") or []), str(path), "results")
+        return Platform(
+            platform_label(env, records, path.stem), records, env, list(doc.get("missing") or []), str(path), "results"
+        )
     if isinstance(schema, str) and "baseline" in schema:
         return load_baseline_platform(path)
     raise InputError(
@@ -75,19 +76,34 @@ def records_from_baseline(baseline: Any, source: str = "") -> Platform:
             paper_name = None
         mem = entry.get("memory_bytes") or {}
         acc = entry.get("accuracy") or {}
-        records.append({
-            "model": model, "paper_name": entry.get("paper_name") or paper_name, "device": device,
-            "device_name": device_name, "precision": precision, "mode": platform.get("mode"),
-            "batch_size": int(batch), "per_image_ms": entry.get("per_image_ms"), "fps": _fps(entry),
-            "memory_bytes": {"total": mem.get("total")} if isinstance(mem, dict) else {"total": None},
-            "macs": entry.get("macs"), "flops": entry.get("flops"), "params": entry.get("params"),
-            "param_file_mb": entry.get("param_file_mb"),
-            "accuracy": {"top1": acc.get("top1"), "top5": acc.get("top5"),
-                         "status": acc.get("status") or ("reference" if acc.get("top1") is not None else "unavailable"),
-                         "source": acc.get("source") or source},
-            "outcome": "passed", "reason": None, "baseline": True,
-            "missing": dict(entry.get("missing") or {}) if isinstance(entry.get("missing"), dict) else {},
-        })
+        records.append(
+            {
+                "model": model,
+                "paper_name": entry.get("paper_name") or paper_name,
+                "device": device,
+                "device_name": device_name,
+                "precision": precision,
+                "mode": platform.get("mode"),
+                "batch_size": int(batch),
+                "per_image_ms": entry.get("per_image_ms"),
+                "fps": _fps(entry),
+                "memory_bytes": {"total": mem.get("total")} if isinstance(mem, dict) else {"total": None},
+                "macs": entry.get("macs"),
+                "flops": entry.get("flops"),
+                "params": entry.get("params"),
+                "param_file_mb": entry.get("param_file_mb"),
+                "accuracy": {
+                    "top1": acc.get("top1"),
+                    "top5": acc.get("top5"),
+                    "status": acc.get("status") or ("reference" if acc.get("top1") is not None else "unavailable"),
+                    "source": acc.get("source") or source,
+                },
+                "outcome": "passed",
+                "reason": None,
+                "baseline": True,
+                "missing": dict(entry.get("missing") or {}) if isinstance(entry.get("missing"), dict) else {},
+            }
+        )
     records.sort(key=lambda r: (r["model"], r["batch_size"]))
     env = {"device": device, "device_name": device_name, "precision": precision, "baseline_platform": platform}
     if platform.get("source") == "paper":
@@ -99,7 +115,7 @@ def records_from_baseline(baseline: Any, source: str = "") -> Platform:
     return Platform(label, records, env, [], source, "baseline")
 
 
-def _fps(entry: dict) -> Optional[float]:
+def _fps(entry: dict) -> float | None:
     if entry.get("fps") is not None:
         return entry["fps"]
     ms = entry.get("per_image_ms")

@@ -13,17 +13,21 @@ def _esc(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _cell(cell: "Cell") -> str:
+def _cell(cell: Cell) -> str:
     marks = "".join(f"<sup>{n}</sup>" for n in cell.notes)
     if cell.lines is not None:
         if not cell.lines:
             return _esc(cell.text) + marks
-        return "<br>".join(f"{i}. {_esc(c.text)}{''.join(f'<sup>{n}</sup>' for n in c.notes)}"
-                           for i, c in enumerate(cell.lines, 1)) + marks
+        return (
+            "<br>".join(
+                f"{i}. {_esc(c.text)}{''.join(f'<sup>{n}</sup>' for n in c.notes)}" for i, c in enumerate(cell.lines, 1)
+            )
+            + marks
+        )
     return _esc(cell.text) + marks
 
 
-def table(t: "Table", level: int = 3) -> list[str]:
+def table(t: Table, level: int = 3) -> list[str]:
     out = [f"{'#' * level} {t.title}", ""]
     if t.caption:
         out += [f"_{_esc(t.caption)}_", ""]
@@ -44,7 +48,7 @@ def table(t: "Table", level: int = 3) -> list[str]:
     return out
 
 
-def render(report: "Report") -> str:
+def render(report: Report) -> str:
     out = [f"# {report.title}", ""]
     out += [line for line in report.intro]
     out.append("")
@@ -59,7 +63,7 @@ def render(report: "Report") -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def figures(report: "Report") -> list[str]:
+def figures(report: Report) -> list[str]:
     out = ["## Figures", ""]
     for f in report.figures:
         out += [f"### {f.title}", "", f"![{_esc(f.title)}]({f.filename})", "", f"_{_esc(f.caption)}_", ""]

@@ -8,7 +8,7 @@ models run at once); it answers with the line to print, if any.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 __all__ = ["Progress", "missing_entry"]
 
@@ -16,15 +16,15 @@ __all__ = ["Progress", "missing_entry"]
 @dataclass
 class Progress:
     #: node id -> (model, batch size) of the benchmark tests, in run order.
-    plan: dict[str, tuple[str, Optional[int]]] = field(default_factory=dict)
-    announced: Optional[str] = None
+    plan: dict[str, tuple[str, int | None]] = field(default_factory=dict)
+    announced: str | None = None
     started: set[str] = field(default_factory=set)
     finished: set[str] = field(default_factory=set)
 
     def models(self) -> list[str]:
         return list(dict.fromkeys(m for m, _ in self.plan.values()))
 
-    def started_line(self, nodeid: str) -> Optional[str]:
+    def started_line(self, nodeid: str) -> str | None:
         """At a test's start: the line announcing its model, when it is the first test of that model."""
         if nodeid not in self.plan:
             return None
@@ -36,10 +36,12 @@ class Progress:
         models = self.models()
         sizes = [str(b) for m, b in self.plan.values() if m == model]
         left = len(self.plan) - len(self.started) + 1
-        return (f"dnnbench: model {models.index(model) + 1}/{len(models)} {model}, batch sizes "
-                f"{','.join(sizes)} ({left} of {len(self.plan)} tests left)")
+        return (
+            f"dnnbench: model {models.index(model) + 1}/{len(models)} {model}, batch sizes "
+            f"{','.join(sizes)} ({left} of {len(self.plan)} tests left)"
+        )
 
-    def finished_line(self, nodeid: str) -> Optional[str]:
+    def finished_line(self, nodeid: str) -> str | None:
         """At a test's end: the line saying its model is complete, when it was the model's last test."""
         if nodeid not in self.plan:
             return None
@@ -49,15 +51,25 @@ class Progress:
             return None
         models = self.models()
         done = sum(1 for m in models if all(n in self.finished for n, (mm, _) in self.plan.items() if mm == m))
-        return (f"dnnbench: {model} done ({done} of {len(models)} models; "
-                f"{len(self.plan) - len(self.finished)} of {len(self.plan)} tests left)")
+        return (
+            f"dnnbench: {model} done ({done} of {len(models)} models; "
+            f"{len(self.plan) - len(self.finished)} of {len(self.plan)} tests left)"
+        )
 
 
-def missing_entry(*, model: str, paper_name: Optional[str], batch_size: Optional[int], skipped: bool, when: str,
-                  reason: str, test: str) -> dict[str, Any]:
+def missing_entry(
+    *, model: str, paper_name: str | None, batch_size: int | None, skipped: bool, when: str, reason: str, test: str
+) -> dict[str, Any]:
     """A cell of the tables that has no record (a model that could not be built, a batch out of memory)."""
     reason = reason.strip()
     if reason.startswith("Skipped: "):
-        reason = reason[len("Skipped: "):]
-    return {"model": model, "paper_name": paper_name, "batch_size": batch_size,
-            "outcome": "skipped" if skipped else "failed", "when": when, "reason": reason[:2000], "test": test}
+        reason = reason[len("Skipped: ") :]
+    return {
+        "model": model,
+        "paper_name": paper_name,
+        "batch_size": batch_size,
+        "outcome": "skipped" if skipped else "failed",
+        "when": when,
+        "reason": reason[:2000],
+        "test": test,
+    }

@@ -15,8 +15,9 @@ run, no accuracy known) is shown as missing with a numbered note giving the reas
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any
 
 GIB = 2**30
 MIB = 2**20
@@ -44,14 +45,15 @@ STATUS_TEXT = {
 
 # -- cells and tables ---------------------------------------------------------------------------
 
+
 @dataclass
 class Cell:
     text: str
-    value: Optional[float] = None
-    cls: Optional[str] = None
+    value: float | None = None
+    cls: str | None = None
     notes: list[int] = field(default_factory=list)
     #: Several lines in one cell (Table 3's lists); ``text`` is then their summary.
-    lines: Optional[list["Cell"]] = None
+    lines: list[Cell] | None = None
     header: bool = False
 
     @property
@@ -85,6 +87,7 @@ class Notes:
 
 # -- records ------------------------------------------------------------------------------------
 
+
 def display_name(rec: dict) -> str:
     return str(rec.get("paper_name") or rec.get("model"))
 
@@ -114,7 +117,7 @@ def index(records: Iterable[dict]) -> dict[tuple[str, int], dict]:
     return {(str(r.get("model")), int(r.get("batch_size") or 0)): r for r in records}
 
 
-def _num(v: Any) -> Optional[float]:
+def _num(v: Any) -> float | None:
     if isinstance(v, bool) or v is None:
         return None
     try:
@@ -124,7 +127,7 @@ def _num(v: Any) -> Optional[float]:
     return f if f == f and f not in (float("inf"), float("-inf")) else None
 
 
-def total_memory(rec: dict) -> Optional[float]:
+def total_memory(rec: dict) -> float | None:
     return _num((rec.get("memory_bytes") or {}).get("total"))
 
 
@@ -133,8 +136,9 @@ def short_reason(reason: Any, limit: int = 320) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _missing_reason(model: str, bs: int, missing: dict[tuple[str, int], dict], rec: Optional[dict],
-                    field_name: str = "") -> str:
+def _missing_reason(
+    model: str, bs: int, missing: dict[tuple[str, int], dict], rec: dict | None, field_name: str = ""
+) -> str:
     if rec is not None:
         why = (rec.get("missing") or {}).get(field_name) if isinstance(rec.get("missing"), dict) else None
         if why:
@@ -149,10 +153,11 @@ def _missing_reason(model: str, bs: int, missing: dict[tuple[str, int], dict], r
 
 # -- accuracy -----------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Top1:
-    value: Optional[float]
-    status: Optional[str]  # measured | reference | paper | None
+    value: float | None
+    status: str | None  # measured | reference | paper | None
     source: str = ""
 
     @property
@@ -165,7 +170,7 @@ class Top1:
         return f"{self.value:.2f}{self.mark}"
 
 
-def paper_top1(model: str) -> Optional[float]:
+def paper_top1(model: str) -> float | None:
     from ..registry import REGISTRY
 
     try:
@@ -174,7 +179,7 @@ def paper_top1(model: str) -> Optional[float]:
         return None
 
 
-def best_top1(model: str, records: Iterable[dict], fallback: Callable[[str], Optional[float]] = paper_top1) -> Top1:
+def best_top1(model: str, records: Iterable[dict], fallback: Callable[[str], float | None] = paper_top1) -> Top1:
     """Measured Top-1, else a reference figure, else the paper's own (registry), else none."""
     ref = None
     for r in records:
@@ -194,14 +199,14 @@ def best_top1(model: str, records: Iterable[dict], fallback: Callable[[str], Opt
     return Top1(None, None, "")
 
 
-def top1_by_model(records: Sequence[dict], fallback: Callable[[str], Optional[float]] = paper_top1) -> dict[str, Top1]:
+def top1_by_model(records: Sequence[dict], fallback: Callable[[str], float | None] = paper_top1) -> dict[str, Top1]:
     by: dict[str, list[dict]] = {}
     for r in records:
         by.setdefault(str(r.get("model")), []).append(r)
     return {m: best_top1(m, rs, fallback) for m, rs in by.items()}
 
 
-def accuracy_legend(used: Iterable[Optional[str]]) -> list[str]:
+def accuracy_legend(used: Iterable[str | None]) -> list[str]:
     out = []
     for status in ("measured", "reference", "paper"):
         if status in used:
@@ -212,7 +217,8 @@ def accuracy_legend(used: Iterable[Optional[str]]) -> list[str]:
 
 # -- bands --------------------------------------------------------------------------------------
 
-def fps_band(fps: Optional[float]) -> Optional[int]:
+
+def fps_band(fps: float | None) -> int | None:
     if fps is None:
         return None
     for i, bound in enumerate(FPS_BANDS):
@@ -221,7 +227,7 @@ def fps_band(fps: Optional[float]) -> Optional[int]:
     return len(FPS_BANDS)
 
 
-def mem_band(total_bytes: Optional[float]) -> Optional[int]:
+def mem_band(total_bytes: float | None) -> int | None:
     if total_bytes is None:
         return None
     gib = total_bytes / GIB
@@ -257,15 +263,16 @@ def format_mib(total_bytes: float) -> str:
 
 # -- Tables 1 and 2 -----------------------------------------------------------------------------
 
+
 def _grid(
     key: str,
     title: str,
     caption: str,
     records: Sequence[dict],
     missing: Sequence[dict],
-    value: Callable[[dict], Optional[float]],
+    value: Callable[[dict], float | None],
     text: Callable[[float], str],
-    band: Callable[[dict, float], Optional[int]],
+    band: Callable[[dict, float], int | None],
     band_prefix: str,
     legend: list[tuple[str, str]],
     field_name: str = "",
@@ -283,7 +290,9 @@ def _grid(
             rec = recs.get((model, bs))
             v = value(rec) if rec is not None else None
             if v is None:
-                row.append(Cell(MISSING, cls="missing", notes=[notes.add(_missing_reason(model, bs, miss, rec, field_name))]))
+                row.append(
+                    Cell(MISSING, cls="missing", notes=[notes.add(_missing_reason(model, bs, miss, rec, field_name))])
+                )
                 continue
             cell = Cell(text(v), value=v)
             b = band(rec, v)
@@ -296,30 +305,44 @@ def _grid(
     return Table(key, title, ["model"] + [str(bs) for bs in sizes], rows, notes.texts, caption, legend)
 
 
-def _per_image(rec: dict) -> Optional[float]:
+def _per_image(rec: dict) -> float | None:
     return _num(rec.get("per_image_ms"))
 
 
 def table1(records: Sequence[dict], missing: Sequence[dict] = ()) -> Table:
     return _grid(
-        "table1", "Table 1: inference time per image (ms) by batch size",
+        "table1",
+        "Table 1: inference time per image (ms) by batch size",
         "median time of one batch divided by the batch size; colours: the paper's FPS key",
-        records, missing, _per_image, format_ms,
-        lambda rec, v: fps_band(_num(rec.get("fps")) or (1000.0 / v if v > 0 else None)), "fps", fps_legend(),
+        records,
+        missing,
+        _per_image,
+        format_ms,
+        lambda rec, v: fps_band(_num(rec.get("fps")) or (1000.0 / v if v > 0 else None)),
+        "fps",
+        fps_legend(),
         "per_image_ms",
     )
 
 
 def table2(records: Sequence[dict], missing: Sequence[dict] = (), memory_note: str = "") -> Table:
     return _grid(
-        "table2", "Table 2: total memory (MiB) by batch size",
+        "table2",
+        "Table 2: total memory (MiB) by batch size",
         memory_note or "memory_bytes.total; MiB = 2^20 bytes; colours: the paper's GB (GiB) key",
-        records, missing, total_memory, format_mib, lambda rec, v: mem_band(v), "mem", mem_legend(),
+        records,
+        missing,
+        total_memory,
+        format_mib,
+        lambda rec, v: mem_band(v),
+        "mem",
+        mem_legend(),
         "memory_bytes.total",
     )
 
 
 # -- Table 3 ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Choice:
@@ -339,7 +362,7 @@ class Table3:
     unranked: dict[tuple[float, float], list[Choice]]
     memory_limits: tuple[float, ...]
     fps_limits: tuple[float, ...]
-    note: Optional[str] = None
+    note: str | None = None
     statuses: set = field(default_factory=set)
     #: Models left out for want of a batch-1 FPS or memory figure.
     excluded: list = field(default_factory=list)
@@ -351,13 +374,19 @@ def select_table3(
     memory_limits_gib: Sequence[float] = MEMORY_LIMITS_GIB,
     fps_limits: Sequence[float] = FPS_LIMITS,
     top_n: int = TOP_N,
-    fallback: Callable[[str], Optional[float]] = paper_top1,
+    fallback: Callable[[str], float | None] = paper_top1,
 ) -> Table3:
     """The best ``top_n`` models by Top-1 with batch-1 memory <= limit and batch-1 FPS >= limit."""
     accs = top1_by_model(records, fallback)
     names = names_of(records)
-    b1 = [r for r in records if int(r.get("batch_size") or 0) == 1 and r.get("outcome") != "skipped"
-          and _num(r.get("fps")) is not None and total_memory(r) is not None]
+    b1 = [
+        r
+        for r in records
+        if int(r.get("batch_size") or 0) == 1
+        and r.get("outcome") != "skipped"
+        and _num(r.get("fps")) is not None
+        and total_memory(r) is not None
+    ]
     by_model = {str(r.get("model")): r for r in b1}
     excluded = [names[m] for m in model_order(records) if m not in by_model]
     note = None
@@ -368,10 +397,14 @@ def select_table3(
     statuses = set()
     for mem in memory_limits_gib:
         for fps in fps_limits:
-            fit = [Choice(m, names[m], accs.get(m, Top1(None, None)), float(r["fps"]), total_memory(r) or 0.0)
-                   for m, r in by_model.items() if total_memory(r) <= mem * GIB and float(r["fps"]) >= fps]
-            ranked = sorted((c for c in fit if c.top1.value is not None),
-                            key=lambda c: (-c.top1.value, -c.fps, c.model))  # type: ignore[operator]
+            fit = [
+                Choice(m, names[m], accs.get(m, Top1(None, None)), float(r["fps"]), total_memory(r) or 0.0)
+                for m, r in by_model.items()
+                if total_memory(r) <= mem * GIB and float(r["fps"]) >= fps
+            ]
+            ranked = sorted(
+                (c for c in fit if c.top1.value is not None), key=lambda c: (-c.top1.value, -c.fps, c.model)
+            )  # type: ignore[operator]
             cells[(mem, fps)] = ranked[:top_n]
             statuses.update(c.top1.status for c in ranked[:top_n])
             unranked[(mem, fps)] = sorted((c for c in fit if c.top1.value is None), key=lambda c: (-c.fps, c.model))
@@ -383,15 +416,22 @@ def table3(records: Sequence[dict], **kwargs: Any) -> Table:
     return table3_table(sel)
 
 
-def table3_table(sel: Table3, title: str = "Table 3: best models by Top-1 under memory and FPS constraints (batch 1)") -> Table:
+def table3_table(
+    sel: Table3, title: str = "Table 3: best models by Top-1 under memory and FPS constraints (batch 1)"
+) -> Table:
     notes = Notes()
     rows = []
     for mem in sel.memory_limits:
         row = [Cell(f"memory ≤ {mem:g} GiB", header=True)]
         for fps in sel.fps_limits:
-            lines = [Cell(f"{c.name}  {c.top1.text()}", value=c.top1.value,
-                          cls="ref" if c.top1.status in ("reference", "paper") else None)
-                     for c in sel.cells[(mem, fps)]]
+            lines = [
+                Cell(
+                    f"{c.name}  {c.top1.text()}",
+                    value=c.top1.value,
+                    cls="ref" if c.top1.status in ("reference", "paper") else None,
+                )
+                for c in sel.cells[(mem, fps)]
+            ]
             extra = sel.unranked[(mem, fps)]
             if extra and len(lines) < TOP_N:
                 n = notes.add("no Top-1 known for this model (no measurement, no reference): not ranked")
@@ -399,8 +439,14 @@ def table3_table(sel: Table3, title: str = "Table 3: best models by Top-1 under 
                     lines.append(Cell(f"{c.name}  {MISSING}", cls="missing", notes=[n]))
             if not lines:
                 lines = []
-                row.append(Cell("none fits", cls="missing", lines=[],
-                                notes=[notes.add(sel.note or "no model measured here meets both constraints")]))
+                row.append(
+                    Cell(
+                        "none fits",
+                        cls="missing",
+                        lines=[],
+                        notes=[notes.add(sel.note or "no model measured here meets both constraints")],
+                    )
+                )
                 continue
             row.append(Cell(f"{len(lines)} models", lines=lines))
         rows.append(row)
@@ -408,12 +454,17 @@ def table3_table(sel: Table3, title: str = "Table 3: best models by Top-1 under 
         notes.add("not considered (no batch-1 FPS or memory figure): " + ", ".join(sel.excluded))
     for text in accuracy_legend(sel.statuses):
         notes.add(text)
-    caption = ("models with batch-1 total memory ≤ the limit (GiB, the paper's GB) and batch-1 FPS ≥ the limit, "
-               "best Top-1 first")
-    return Table("table3", title, ["memory \\ FPS"] + [f"≥ {f:g} FPS" for f in sel.fps_limits], rows, notes.texts, caption)
+    caption = (
+        "models with batch-1 total memory ≤ the limit (GiB, the paper's GB) and batch-1 FPS ≥ the limit, "
+        "best Top-1 first"
+    )
+    return Table(
+        "table3", title, ["memory \\ FPS"] + [f"≥ {f:g} FPS" for f in sel.fps_limits], rows, notes.texts, caption
+    )
 
 
 # -- several platforms --------------------------------------------------------------------------
+
 
 @dataclass
 class Platform:
@@ -453,7 +504,7 @@ def compare_table(
     platforms: Sequence[Platform],
     metric: str,
     *,
-    batch_sizes: Optional[Sequence[int]] = None,
+    batch_sizes: Sequence[int] | None = None,
 ) -> Table:
     """Rows (model, batch); a column per platform and a ratio column per platform after the
     first: ``ratio = platform / first`` (time and memory: above 1 = slower / larger than the
@@ -481,14 +532,16 @@ def compare_table(
     if batch_sizes is not None:
         sizes &= set(batch_sizes)
     notes = Notes()
-    header = ["model", "batch"] + [p.label for p in platforms] + [f"{p.label} ÷ {platforms[0].label}" for p in platforms[1:]]
+    header = (
+        ["model", "batch"] + [p.label for p in platforms] + [f"{p.label} ÷ {platforms[0].label}" for p in platforms[1:]]
+    )
     rows = []
     dropped = 0
     for model in models:
         for bs in sorted(sizes):
-            vals: list[Optional[float]] = []
+            vals: list[float | None] = []
             row = [Cell(names.get(model, model), header=True), Cell(str(bs), header=True)]
-            for rec_i, miss_i in zip(recs, misses):
+            for rec_i, miss_i in zip(recs, misses, strict=True):
                 rec = rec_i.get((model, bs))
                 v = value(rec) if rec is not None else None
                 vals.append(v)
@@ -497,8 +550,13 @@ def compare_table(
                         row.append(Cell(MISSING, cls="missing", notes=[notes.add("not in this platform's results")]))
                     else:
                         field_name = "memory_bytes.total" if metric == "memory" else "per_image_ms"
-                        row.append(Cell(MISSING, cls="missing",
-                                        notes=[notes.add(_missing_reason(model, bs, miss_i, rec, field_name))]))
+                        row.append(
+                            Cell(
+                                MISSING,
+                                cls="missing",
+                                notes=[notes.add(_missing_reason(model, bs, miss_i, rec, field_name))],
+                            )
+                        )
                 else:
                     cls = None
                     if metric in ("per_image_ms", "fps"):
@@ -522,8 +580,9 @@ def compare_table(
             rows.append(row)
     caption = f"{title}; ratio = that platform's {unit} ÷ {platforms[0].label}'s"
     if dropped:
-        caption += (f"; {dropped} (model, batch) pairs that only one platform other than {platforms[0].label} "
-                    "has are left out")
+        caption += (
+            f"; {dropped} (model, batch) pairs that only one platform other than {platforms[0].label} has are left out"
+        )
     legend = fps_legend() if metric != "memory" else mem_legend()
     return Table(f"compare_{metric}", f"Side by side: {title}", header, rows, notes.texts, caption, legend)
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
-from ..units import MIB, format_mib
+from ..units import format_mib
 
 
-def _fmt(value: Optional[float], spec: str, missing: str = "-") -> str:
+def _fmt(value: float | None, spec: str, missing: str = "-") -> str:
     return missing if value is None else format(value, spec)
 
 
@@ -42,8 +42,10 @@ def record_row(rec: dict) -> tuple[str, ...]:
 #: The accuracy column, shown after params(M) when the records carry accuracy (real runs always do).
 TOP1_COLUMN = "Top-1(%)"
 REFERENCE_MARK = "(ref)"
-REFERENCE_LEGEND = (f"{TOP1_COLUMN}: plain = measured in this run; {REFERENCE_MARK} = published reference figure, "
-                    "not measured here (accuracy.reason says why); - = unavailable")
+REFERENCE_LEGEND = (
+    f"{TOP1_COLUMN}: plain = measured in this run; {REFERENCE_MARK} = published reference figure, "
+    "not measured here (accuracy.reason says why); - = unavailable"
+)
 
 
 def accuracy_cell(rec: dict) -> str:
@@ -67,7 +69,7 @@ def format_table(records: Iterable[dict]) -> list[str]:
     right = {1, 2, 3, 4, 5, 6, 7}
     if with_accuracy:
         columns = COLUMNS[:7] + (TOP1_COLUMN,) + COLUMNS[7:]
-        rows = [row[:7] + (accuracy_cell(r),) + row[7:] for row, r in zip(rows, records)]
+        rows = [row[:7] + (accuracy_cell(r),) + row[7:] for row, r in zip(rows, records, strict=True)]
         right = {1, 2, 3, 4, 5, 6, 7, 8}
     rows = [columns] + rows
     widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
@@ -84,6 +86,7 @@ def format_table(records: Iterable[dict]) -> list[str]:
 
 
 # -- the paper's tables, condensed to the terminal's width ------------------------------------------
+
 
 def _cell_text(cell) -> str:
     marks = "".join(f"[{n}]" for n in cell.notes)
@@ -113,8 +116,10 @@ def render_grid(table, width: int = 80, name_width: int = 22) -> list[str]:
         if k == 0:
             lines.append("-" * min(width, len(lines[-1])))
     if shown < ncols:
-        lines.append(f"({ncols - shown} of {ncols - head_cols} columns not shown at this terminal width: "
-                     f"{', '.join(header[shown:])}; the full table is in --dnn-report)")
+        lines.append(
+            f"({ncols - shown} of {ncols - head_cols} columns not shown at this terminal width: "
+            f"{', '.join(header[shown:])}; the full table is in --dnn-report)"
+        )
     lines.extend(_wrap(f"[{i}] {_ascii(t)}", width) for i, t in enumerate(table.notes, 1))
     return lines
 
@@ -124,7 +129,7 @@ def render_table3(table, width: int = 80) -> list[str]:
     lines = [_wrap(_ascii(table.title), width)]
     for row in table.rows:
         mem = _ascii(row[0].text)
-        for head, cell in zip(table.header[1:], row[1:]):
+        for head, cell in zip(table.header[1:], row[1:], strict=True):
             picks = cell.lines or []
             if picks:
                 text = ", ".join(_ascii(_cell_text(c)).replace("  ", " ") for c in picks)
@@ -161,5 +166,6 @@ def _ascii(text: str) -> str:
 def _wrap(text: str, width: int, indent: str = "    ") -> str:
     import textwrap
 
-    return "\n".join(textwrap.wrap(text, width=max(20, width), subsequent_indent=indent,
-                                   break_on_hyphens=False)) or text
+    return (
+        "\n".join(textwrap.wrap(text, width=max(20, width), subsequent_indent=indent, break_on_hyphens=False)) or text
+    )
