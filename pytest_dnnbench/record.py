@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Accuracy",
     "Check",
+    "JsonObject",
     "Latency",
     "Record",
     "RECORD_KEYS",
