@@ -25,13 +25,13 @@ import json
 import math
 import re
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from .measure.stats import percentile
+from .record import JsonMapping, JsonObject
 from .results import atomic_write_text
 
 __all__ = [
@@ -101,7 +101,7 @@ def platform_key(
     return key + "-cl" if channels_last else key
 
 
-def platform_from_record(record: Mapping[str, Any], environment: Mapping[str, Any] | None = None) -> dict:
+def platform_from_record(record: JsonMapping, environment: JsonMapping | None = None) -> JsonObject:
     """The ``platform`` block of a baseline made from this record (and the run's environment)."""
     env = dict(environment or {})
     device = str(record.get("device", env.get("device", "cpu")))
@@ -161,24 +161,24 @@ class Baseline:
     """
 
     path: Path | None
-    platform: dict
-    entries: dict
+    platform: JsonObject
+    entries: dict[tuple[str, int], JsonObject]
     max_rounds: int = DEFAULT_MAX_ROUNDS
-    document: dict = field(default_factory=dict, repr=False, compare=False)
+    document: JsonObject = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def key(self) -> str:
         return str(self.platform.get("key"))
 
-    def entry(self, model: str, batch_size: int) -> dict | None:
+    def entry(self, model: str, batch_size: int) -> JsonObject | None:
         return self.entries.get((model, int(batch_size)))
 
 
-def _where(path: Any) -> str:
+def _where(path: Path | str | None) -> str:
     return str(path) if path is not None else "<baseline>"
 
 
-def load_baseline(path: Any) -> Baseline:
+def load_baseline(path: Path | str) -> Baseline:
     """Read and check a baseline file; :class:`BaselineError` names the file and what is wrong."""
     p = Path(path)
     try:
@@ -223,7 +223,7 @@ def _unbalanced(text: str) -> bool:
     return in_string or depth > 0
 
 
-def baseline_from_document(data: Any, path: Any = None) -> Baseline:
+def baseline_from_document(data: object, path: Path | str | None = None) -> Baseline:
     where = _where(path)
     if not isinstance(data, dict):
         raise BaselineError(f"baseline file {where}: the top level must be a JSON object, not {type(data).__name__}")
@@ -241,7 +241,7 @@ def baseline_from_document(data: Any, path: Any = None) -> Baseline:
     raw_entries = data.get("entries")
     if not isinstance(raw_entries, list):
         raise BaselineError(f"baseline file {where}: 'entries' must be a list")
-    entries: dict = {}
+    entries: dict[tuple[str, int], JsonObject] = {}
     for i, e in enumerate(raw_entries):
         _check_entry(e, i, where)
         k = (e["model"], int(e["batch_size"]))
@@ -257,11 +257,11 @@ def baseline_from_document(data: Any, path: Any = None) -> Baseline:
     )
 
 
-def _num(v: Any) -> bool:
+def _num(v: object) -> bool:
     return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
 
 
-def _check_entry(e: Any, i: int, where: str) -> None:
+def _check_entry(e: object, i: int, where: str) -> None:
     if not isinstance(e, dict):
         raise BaselineError(f"baseline file {where}: entry {i} is not an object")
     if not isinstance(e.get("model"), str) or not e["model"]:
@@ -311,7 +311,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def round_from_record(record: Mapping[str, Any], created: str | None = None) -> dict:
+def round_from_record(record: JsonMapping, created: str | None = None) -> JsonObject:
     """One round: what a later comparison needs from this run, bounded in size (21 quantiles, not every sample)."""
     lat = record["latency_ms"]
     samples = sorted(float(s) for s in lat.get("samples") or [])
@@ -350,7 +350,7 @@ def log_spread(medians: Sequence[float]) -> float | None:
     return float(statistics.stdev(logs)) if len(logs) >= 2 else None
 
 
-def summarize_entry(entry: dict) -> dict:
+def summarize_entry(entry: JsonObject) -> JsonObject:
     """Recompute an entry's headline figures from its rounds (median over rounds; latest for counts)."""
     rounds = entry.get("rounds") or []
     if not rounds:
@@ -383,17 +383,17 @@ def _int_or_none(v: float | None) -> int | None:
     return None if v is None else int(round(v))
 
 
-def new_document(platform: dict, max_rounds: int = DEFAULT_MAX_ROUNDS) -> dict:
+def new_document(platform: JsonObject, max_rounds: int = DEFAULT_MAX_ROUNDS) -> JsonObject:
     return {"schema": SCHEMA, "platform": dict(platform), "max_rounds": int(max_rounds), "entries": []}
 
 
 def merge_records(
-    document: dict | None,
-    records: Iterable[Mapping[str, Any]],
-    platform: dict,
+    document: JsonObject | None,
+    records: Iterable[JsonMapping],
+    platform: JsonObject,
     max_rounds: int | None = None,
     created: str | None = None,
-) -> dict:
+) -> JsonObject:
     """Add one round per record to ``document`` (a new one if None); other entries are kept.
 
     Rounds beyond ``max_rounds`` (the oldest) are dropped. An entry whose network changed
@@ -430,20 +430,20 @@ def merge_records(
     return doc
 
 
-def _changed_network(last_round: dict, rec: Mapping[str, Any], entry: dict) -> bool:
+def _changed_network(last_round: JsonObject, rec: JsonMapping, entry: JsonObject) -> bool:
     for key in ("macs", "params"):
         a, b = last_round.get(key), rec.get(key)
         if a is not None and b is not None and a != b:
             return True
     size = entry.get("input_size")
-    return bool(size) and list(rec.get("input_size") or size) != list(size)
+    return bool(size) and list(rec.get("input_size") or size or ()) != list(size or ())
 
 
-def document_text(document: dict) -> str:
+def document_text(document: JsonObject) -> str:
     return json.dumps(document, indent=1, allow_nan=False, sort_keys=False) + "\n"
 
 
-def save_document(path: Any, document: dict) -> None:
+def save_document(path: Path | str, document: JsonObject) -> None:
     """Write atomically: readers (and a crash or Ctrl-C) see the old file or the new one, never half of one."""
     baseline_from_document(document, path)  # never write what we could not read back
     atomic_write_text(Path(path), document_text(document))
@@ -481,8 +481,8 @@ class SaveOutcome:
 
 
 def save_run(
-    records: Sequence[Mapping[str, Any]],
-    environment: Mapping[str, Any] | None,
+    records: Sequence[JsonMapping],
+    environment: JsonMapping | None,
     *,
     choice: str,
     root: Path,
@@ -512,7 +512,7 @@ def save_run(
             "overwrites the baseline (add --dnn-baseline-force to accept it)"
         )
         return out
-    groups: dict[str, tuple[dict[str, Any], list[Mapping[str, Any]]]] = {}
+    groups: dict[str, tuple[JsonObject, list[JsonMapping]]] = {}
     for rec in usable:
         plat = platform_from_record(rec, environment)
         groups.setdefault(plat["key"], (plat, []))[1].append(rec)
@@ -542,8 +542,8 @@ def _save_group(
     path: Path,
     shown: str,
     key: str,
-    plat: dict[str, Any],
-    recs: Sequence[Mapping[str, Any]],
+    plat: JsonObject,
+    recs: Sequence[JsonMapping],
     max_rounds: int,
     force: bool,
     forced: bool,

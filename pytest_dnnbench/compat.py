@@ -12,13 +12,14 @@ so that an upgrade that changes it fails a test instead of silently dropping a f
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
 from .nodeids import scope_of
+from .record import JsonMapping
 
 if TYPE_CHECKING:
     from xdist.scheduler import LoadScopeScheduling
@@ -26,9 +27,17 @@ if TYPE_CHECKING:
 __all__ = ["benchmark_session_active", "add_to_benchmark_session", "model_scheduler"]
 
 
-def _benchmark_session(config: pytest.Config) -> Any:
+class _BenchmarkSession(Protocol):
+    """What is used of pytest-benchmark's ``BenchmarkSession``."""
+
+    disabled: bool
+    benchmarks: list[object]
+
+
+def _benchmark_session(config: pytest.Config) -> _BenchmarkSession | None:
     """pytest-benchmark's session object, or None (not installed, or ``-p no:benchmark``)."""
-    return config.pluginmanager.get_plugin("pytest-benchmark")
+    bs: _BenchmarkSession | None = config.pluginmanager.get_plugin("pytest-benchmark")
+    return bs
 
 
 def benchmark_session_active(config: pytest.Config) -> bool:
@@ -37,7 +46,7 @@ def benchmark_session_active(config: pytest.Config) -> bool:
 
 
 def add_to_benchmark_session(
-    config: pytest.Config, node: pytest.Item, record: Mapping[str, Any], min_rounds: int, max_time: float
+    config: pytest.Config, node: pytest.Item, record: JsonMapping, min_rounds: int, max_time: float
 ) -> None:
     """Put one record's samples into pytest-benchmark's session, as one of its benchmarks.
 
@@ -63,7 +72,7 @@ def add_to_benchmark_session(
         cprofile_stats=None,
         has_error=False,
     )
-    meta = Metadata(
+    meta = Metadata(  # type: ignore[no-untyped-call]  # pytest-benchmark's classes are unannotated
         fixture,
         iterations=1,
         options={
@@ -75,11 +84,18 @@ def add_to_benchmark_session(
         },
     )
     for ms in lat["samples"]:
-        meta.stats.update(ms / 1000.0)
+        meta.stats.update(ms / 1000.0)  # type: ignore[no-untyped-call]  # (same)
     bs.benchmarks.append(meta)
 
 
-def model_scheduler(config: pytest.Config, log: Any | None, names: Iterable[str]) -> LoadScopeScheduling:
+class XdistLog(Protocol):
+    """pytest-xdist's ``Producer`` logger: an attribute gives a sub-logger of that name."""
+
+    @property
+    def modelgroupsched(self) -> object: ...
+
+
+def model_scheduler(config: pytest.Config, log: XdistLog | None, names: Iterable[str]) -> LoadScopeScheduling:
     """pytest-xdist's ``loadscope`` scheduler where the scope of a benchmark test is its model.
 
     xdist's own ``loadgroup`` groups by the ``xdist_group`` mark through an ``@group`` suffix that

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from .record import Check
+from .record import Check, JsonMapping
 from .units import format_bytes
 
 __all__ = ["Constraints", "check_constraints", "format_bytes", "parse_fps", "parse_size"]
@@ -39,7 +37,7 @@ _UNITS = {
 _SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?\s*([A-Za-z]*)\s*$")
 
 
-def parse_size(value: Any) -> int:
+def parse_size(value: object) -> int:
     """``"0.7GB"`` -> 700000000, ``"1.4GiB"`` -> 1503238554, ``"700MB"``, ``"123456"`` (bytes).
 
     Units: B, kB/KB, MB, GB, TB (powers of 10) and KiB, MiB, GiB, TiB (powers of 2),
@@ -92,7 +90,7 @@ def _exact_scale(text: str, number: float, factor: int) -> float:
 _FPS_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?\s*(fps)?\s*$", re.IGNORECASE)
 
 
-def parse_fps(value: Any) -> float:
+def parse_fps(value: object) -> float:
     """``"30"``, ``"29.97"``, ``"60fps"`` -> frames (images) per second, positive and finite."""
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a frame rate")
@@ -121,7 +119,7 @@ class Constraints:
         return self.max_memory is not None or self.min_fps is not None
 
 
-def check_constraints(record: Mapping[str, Any], constraints: Constraints) -> list[Check]:
+def check_constraints(record: JsonMapping, constraints: Constraints) -> list[Check]:
     """One check per constraint that applies (``kind="constraint"``), for a record in JSON form."""
     checks: list[Check] = []
     where = f"{record.get('model')} at batch {record.get('batch_size')}"

@@ -9,11 +9,18 @@ the next model replaces it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
+from .isolated import IsolatedModel
+from .record import JsonObject
 from .session import session_of
+
+if TYPE_CHECKING:
+    import torch
+
+    from .measure.backends import Backend
 
 
 @pytest.fixture(scope="session")
@@ -23,13 +30,13 @@ def dnn_device(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def dnn_backend(request: pytest.FixtureRequest, dnn_device: str) -> Any:
+def dnn_backend(request: pytest.FixtureRequest, dnn_device: str) -> Backend:
     """The measurement backend (timers, memory probes) for ``dnn_device``."""
     return session_of(request.config).backend()
 
 
 @pytest.fixture(scope="session")
-def dnn_model(request: pytest.FixtureRequest, dnn_device: str) -> Iterator[Any]:
+def dnn_model(request: pytest.FixtureRequest, dnn_device: str) -> Iterator[torch.nn.Module | IsolatedModel]:
     """The registry model named by the test's parameter, built with random weights and ready on the device."""
     yield from session_of(request.config).model(getattr(request, "param", None))
 
@@ -48,13 +55,13 @@ class DnnBench:
 
     def __call__(
         self,
-        model: Any = None,
+        model: torch.nn.Module | None = None,
         *,
         input_size: Sequence[int] | None = None,
         batch_size: int | None = None,
         name: str | None = None,
-        forward: Callable[[Any], object] | None = None,
-    ) -> dict[str, Any]:
+        forward: Callable[[torch.Tensor], object] | None = None,
+    ) -> JsonObject:
         """Benchmark ``model`` (default: this test's ``dnn_model``) at the batch size under test.
 
         ``input_size`` is (channels, height, width) of one image; registry models know theirs.

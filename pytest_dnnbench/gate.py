@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .baseline_store import Baseline, BaselineError, load_baseline, platform_from_record, shown_path
 from .measure.stats import median_ci
-from .record import Check
+from .record import Check, JsonMapping, JsonObject
 
 # -- the decisions -------------------------------------------------------------------------------
 
@@ -33,7 +32,7 @@ class Tolerances:
     top1: float = 0.5
     alpha: float = 0.001
 
-    def replace(self, **kwargs: Any) -> Tolerances:
+    def replace(self, **kwargs: float) -> Tolerances:
         from dataclasses import replace
 
         return replace(self, **kwargs)
@@ -159,7 +158,7 @@ def compare_latency(
     )
 
 
-def compare_entry(record: Mapping[str, Any], entry: Mapping[str, Any], tol: Tolerances) -> list[Check]:
+def compare_entry(record: JsonMapping, entry: JsonMapping, tol: Tolerances) -> list[Check]:
     """Baseline checks of one record against its entry: latency, memory, MACs, parameters, Top-1."""
     checks: list[Check] = []
     where = f"{record.get('model')} at batch {record.get('batch_size')}"
@@ -360,7 +359,7 @@ def t_quantile(p: float, dof: float) -> float:
 # -- which baseline applies to a record ----------------------------------------------------------
 
 #: What a record says about its baseline (``record.baseline``): key, path, status, rounds, reason.
-BaselineInfo = dict[str, Any]
+BaselineInfo = JsonObject
 
 
 @dataclass
@@ -404,9 +403,7 @@ def display_path(path: Path, root: Path) -> str:
     return shown_path(path, root)
 
 
-def baseline_checks(
-    source: BaselineSource, record: Mapping[str, Any], tol: Tolerances
-) -> tuple[list[Check], BaselineInfo]:
+def baseline_checks(source: BaselineSource, record: JsonMapping, tol: Tolerances) -> tuple[list[Check], BaselineInfo]:
     """The baseline checks of one record (JSON form), and what the record says about its baseline."""
     key = platform_from_record(record)["key"]
     path = source.path_for(key)
@@ -462,7 +459,7 @@ def baseline_checks(
 
 
 def failure_message(
-    record: Mapping[str, Any], bad_constraints: Sequence[Check], bad_baseline: Sequence[Check], info: Mapping[str, Any]
+    record: JsonMapping, bad_constraints: Sequence[Check], bad_baseline: Sequence[Check], info: JsonMapping
 ) -> str:
     """The text a test fails with when checks failed: constraints and regressions apart."""
     lines = [
@@ -478,7 +475,7 @@ def failure_message(
     return "\n".join(lines)
 
 
-def regressions(records: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
+def regressions(records: Sequence[JsonMapping]) -> list[tuple[JsonMapping, JsonMapping]]:
     """(record, check) of every failed baseline comparison (not a missing or unusable file)."""
     return [
         (r, c)
@@ -488,10 +485,10 @@ def regressions(records: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str,
     ]
 
 
-def summary_lines(records: Sequence[Mapping[str, Any]], notes: Sequence[str], save_requested: bool) -> list[str]:
+def summary_lines(records: Sequence[JsonMapping], notes: Sequence[str], save_requested: bool) -> list[str]:
     """The end-of-run section on baselines and constraints, from the run's records (JSON form)."""
     lines: list[str] = []
-    by_status: dict[Any, list[Mapping[str, Any]]] = {}
+    by_status: dict[object, list[JsonMapping]] = {}
     for r in records:
         by_status.setdefault(r["baseline"].get("status"), []).append(r)
     compared = by_status.get("compared", [])

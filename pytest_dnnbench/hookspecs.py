@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
+    from .record import JsonObject
     from .registry import Registry
 
 hookspec = pytest.hookspec
@@ -26,7 +27,7 @@ def pytest_dnnbench_register_models(registry: Registry, config: pytest.Config) -
 
 
 @hookspec
-def pytest_dnnbench_record(record: dict[str, Any], item: pytest.Item) -> None:
+def pytest_dnnbench_record(record: JsonObject, item: pytest.Item) -> None:
     """Called once for each finished record, on the process that ran ``item``, before the verdict.
 
     ``record`` is a copy of the finished record as plain JSON data: measurements, accuracy, and

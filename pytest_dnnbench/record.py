@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Accuracy",
     "Check",
+    "JsonMapping",
     "JsonObject",
     "Latency",
     "Record",
@@ -37,8 +38,11 @@ __all__ = [
     "unavailable_accuracy",
 ]
 
-#: A JSON object as Python data: its values are arbitrary JSON, hence ``Any``.
+#: A JSON object as Python data (a record, a results file, an environment): its values are arbitrary
+#: JSON, hence ``Any`` -- the one place where the package says so; JSON is checked where it is read.
 JsonObject = dict[str, Any]
+#: The same, read-only (a record handed to a check or a report).
+JsonMapping = Mapping[str, Any]
 
 P = TypeVar("P", bound="_Part")
 
@@ -52,7 +56,7 @@ class _Part:
     the nested parts in ``_NESTED`` (a part) and ``_NESTED_LISTS`` (a tuple of parts).
     """
 
-    unknown: Mapping[str, Any] = field(default_factory=dict, compare=True, kw_only=True)
+    unknown: JsonMapping = field(default_factory=dict, compare=True, kw_only=True)
     order: tuple[str, ...] = field(default=(), compare=False, kw_only=True)
 
     _KEYS: ClassVar[tuple[str, ...]] = ()
@@ -69,13 +73,13 @@ class _Part:
         return {cls._JSON_NAMES.get(n, n): n for n in names}
 
     @classmethod
-    def from_json(cls: type[P], data: Mapping[str, Any]) -> P:
+    def from_json(cls: type[P], data: JsonMapping) -> P:
         """Read a part; unknown keys are kept (deep-copied), and so is the order of the keys."""
         if not isinstance(data, Mapping):
             raise TypeError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
         fields = cls._field_of()
-        kwargs: dict[str, Any] = {}
-        unknown: dict[str, Any] = {}
+        kwargs: JsonObject = {}  # JSON values, and the parts made from them
+        unknown: JsonObject = {}
         for key, value in data.items():
             name = fields.get(key)
             if name is None:
@@ -90,7 +94,7 @@ class _Part:
                 kwargs[name] = copy.deepcopy(value)
         return cls(**kwargs, unknown=unknown, order=tuple(data))
 
-    def _value(self, key: str) -> Any:
+    def _value(self, key: str) -> object:
         name = self._field_of().get(key)
         if name is None:
             return copy.deepcopy(self.unknown[key])
@@ -122,7 +126,7 @@ class _Part:
                 out[key] = self._value(key)
         return out
 
-    def get(self, key: str, default: Any = None) -> Any:
+    def get(self, key: str, default: object = None) -> object:
         """The JSON value under ``key`` (typed field or unknown key), as ``dict.get`` would give it."""
         fields = self._field_of()
         if key in fields:
@@ -188,19 +192,19 @@ class Check(_Part):
     kind: str
     metric: str
     passed: bool
-    limit: Any = None
-    measured: Any = None
+    limit: float | None = None
+    measured: float | None = None
     message: str = ""
 
     _KEYS: ClassVar[tuple[str, ...]] = ("kind", "metric", "limit", "measured", "passed", "message")
     _ALWAYS: ClassVar[frozenset[str]] = frozenset(_KEYS)
 
     @classmethod
-    def make(cls, **items: Any) -> Check:
+    def make(cls, **items: object) -> Check:
         """A check from keyword items in the order they are written (details kept in that order)."""
         return cls.from_json(items)
 
-    def with_details(self, **items: Any) -> Check:
+    def with_details(self, **items: object) -> Check:
         """This check with more detail keys (added after the existing ones)."""
         return dataclasses.replace(
             self, unknown={**self.unknown, **items}, order=self.order + tuple(k for k in items if k not in self.order)
@@ -264,7 +268,7 @@ class Record(_Part):
     memory: Mapping[str, int | None] = field(default_factory=dict)
     memory_method: str | None = None
     #: On CUDA: clocks, power and throttle reasons sampled while the timed calls ran.
-    gpu_state: Mapping[str, Any] | None = None
+    gpu_state: JsonMapping | None = None
     macs: int | None = None
     flops: int | None = None
     macs_check: int | None = None
@@ -281,11 +285,11 @@ class Record(_Part):
     isolation: str | None = None
     build_s: float | None = None
     #: What the record says about its baseline: key, path, status, rounds, reason.
-    baseline: Mapping[str, Any] | None = None
+    baseline: JsonMapping | None = None
     #: The tolerances the baseline checks used.
     tolerances: Mapping[str, float] | None = None
     #: Additions of other plugins and conftest files (``pytest_dnnbench_record``).
-    extra: Mapping[str, Any] | None = None
+    extra: JsonMapping | None = None
 
     _KEYS: ClassVar[tuple[str, ...]] = (
         "model",

@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
-from .record import LATENCY_KEYS, RECORD_KEYS
+from .record import LATENCY_KEYS, RECORD_KEYS, JsonMapping, JsonObject
 
 __all__ = [
     "SCHEMA",
@@ -57,24 +56,24 @@ def _umask() -> int:
     return mask
 
 
-def document(environment: dict, records: Iterable[dict]) -> dict:
+def document(environment: JsonObject, records: Iterable[JsonObject]) -> JsonObject:
     return {"schema": SCHEMA, "environment": environment, "records": list(records)}
 
 
 class ResultsFile:
     """The ``--dnn-json`` file: rewritten atomically after every record."""
 
-    def __init__(self, path: Path, environment: dict | None = None):
+    def __init__(self, path: Path, environment: JsonObject | None = None):
         self.path = Path(path)
-        self.environment: dict = dict(environment or {})
-        self.records: list[dict] = []
+        self.environment: JsonObject = dict(environment or {})
+        self.records: list[JsonObject] = []
 
-    def add(self, record: Mapping[str, Any]) -> None:
+    def add(self, record: JsonMapping) -> None:
         """Add one record (JSON form, as :meth:`.record.Record.to_json` gives it) and rewrite the file."""
         self.records.append(dict(record))
         self.flush()
 
-    def set_environment(self, environment: dict) -> None:
+    def set_environment(self, environment: JsonObject) -> None:
         self.environment = dict(environment)
 
     def flush(self) -> None:
@@ -82,7 +81,7 @@ class ResultsFile:
         atomic_write_text(self.path, text + "\n")
 
 
-def jsonable(obj: Any) -> Any:
+def jsonable(obj: object) -> object:
     """``default=`` of ``json.dumps``: sets and tuples as lists, paths as strings."""
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
@@ -91,16 +90,17 @@ def jsonable(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def plain(obj: Any) -> Any:
+def plain(obj: JsonMapping) -> JsonObject:
     """``obj`` as plain JSON data (str subclasses such as torch's version become str, tuples lists).
 
     Records and the environment travel with test reports, through pytest-xdist's
     serializer, which accepts builtin types only.
     """
-    return json.loads(json.dumps(obj, allow_nan=False, default=jsonable))
+    data: JsonObject = json.loads(json.dumps(obj, allow_nan=False, default=jsonable))
+    return data
 
 
-def load_results(path: Path) -> dict:
+def load_results(path: Path) -> JsonObject:
     """Read a results file, checking its schema; raises ValueError with what was wrong."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))

@@ -19,7 +19,8 @@ import weakref
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import FrameType
+from typing import TYPE_CHECKING, Protocol, TypeGuard, TypeVar
 
 import pytest
 
@@ -29,17 +30,21 @@ from .constraints import check_constraints
 from .gate import BaselineSource, baseline_checks, failure_message, regressions, summary_lines
 from .isolated import IsolatedModel
 from .nodeids import strip_group, suite_cell
-from .record import Accuracy, Record
+from .record import Accuracy, JsonMapping, JsonObject, Record
 from .registry import ModelSpec, Registry, SelectionError
 from .report.progress import Progress, missing_entry
 from .results import ResultsFile, plain
 from .settings import MARKERS, Settings, item_limits
 
 if TYPE_CHECKING:
+    import torch
+
     from .accuracy.evaluate import AccuracyRun
     from .constraints import Constraints
     from .gate import Tolerances
-    from .measure.bench import BenchSettings
+    from .measure.backends import Backend
+    from .measure.bench import BenchSettings, Measurement
+    from .measure.flops import Complexity
 
 SUITE_PATH = Path(__file__).parent / "suite" / "bench_models.py"
 #: Node id of the shipped suite: the same wherever the package or the rootdir is, so that
@@ -52,6 +57,18 @@ SESSION_KEY = pytest.StashKey["DnnSession"]()
 RECORDS_KEY = pytest.StashKey[list[Record]]()
 #: A test's tolerances and constraints (options overridden by its markers).
 LIMITS_KEY = pytest.StashKey[tuple["Tolerances", "Constraints"]]()
+
+
+T = TypeVar("T")
+#: What ``signal.getsignal`` gives back: a handler, ``SIG_DFL``/``SIG_IGN`` (ints), or None.
+_Handler = Callable[[int, FrameType | None], object] | int | None
+
+
+class _XdistNode(Protocol):
+    """What the session reads of a pytest-xdist worker controller (pytest-xdist ships no types)."""
+
+    config: pytest.Config
+    workerinput: JsonObject
 
 
 def session_of(config: pytest.Config) -> DnnSession:
@@ -68,7 +85,7 @@ class CurrentModel:
     """The registry model built for the tests running now (one at a time: the next replaces it)."""
 
     spec: ModelSpec
-    module: Any
+    module: torch.nn.Module
     #: Seconds its build took, until its first test is charged for them.
     build_s: float | None
 
@@ -85,28 +102,28 @@ class DnnSession:
         #: Names chosen by --dnn-models (None: benchmark mode is off).
         self.selected: list[str] | None = None
         self.device: str | None = None
-        self.environment: dict[str, Any] | None = None
+        self.environment: JsonObject | None = None
         self.records: list[Record] = []
-        self.missing: dict[tuple[str, int | None], dict[str, Any]] = {}
+        self.missing: dict[tuple[str, int | None], JsonObject] = {}
         self.results: ResultsFile | None = None
         self.progress = Progress()
         self.group_by_model = False
-        self.machine_info: dict[str, Any] | None = None
+        self.machine_info: JsonObject | None = None
         self.accuracy: AccuracyRun | None = None
         self.baselines = BaselineSource(settings.baseline, settings.rootpath, settings.require_baseline)
         self.notes: list[str] = []
         self.report_written: list[Path] = []
         self.report_error: str | None = None
-        self._backend: Any = None
+        self._backend: Backend | None = None
         self._bench_settings: BenchSettings | None = None
         self._restore: Callable[[], None] | None = None
         self._current: CurrentModel | None = None
-        self._complexity: dict[tuple[str, tuple[int, ...]], Any] = {}
-        self._foreign_complexity: weakref.WeakKeyDictionary[Any, dict[tuple[int, ...], Any]] = (
+        self._complexity: dict[tuple[str, tuple[int, ...]], Complexity] = {}
+        self._foreign_complexity: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[int, ...], Complexity]] = (
             weakref.WeakKeyDictionary()
         )
         self._env_sent = False
-        self._sigterm_previous: Any = None
+        self._sigterm_previous: _Handler = None
 
     # -- what the run is -------------------------------------------------------------------------
     @property
@@ -225,19 +242,19 @@ class DnnSession:
         return gpu_sharing_problem(n_workers, device, count)
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: compat.XdistLog) -> object:
         """At the controller: schedule the benchmark tests by model."""
         return compat.model_scheduler(config, log, self.model_names()) if self.group_by_model else None
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_configure_node(self, node: Any) -> None:
+    def pytest_configure_node(self, node: _XdistNode) -> None:
         """Tell each worker to group by model: workers re-parse the command line, which does not carry
         the ``loadgroup`` the controller chose."""
         if getattr(node.config.option, "dist", None) == "loadgroup":
             node.workerinput["dnn_loadgroup"] = True
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+    def pytest_xdist_node_collection_finished(self, node: object, ids: list[str]) -> None:
         """The controller does not collect: the workers tell it the ids (for the progress lines)."""
         if self.progress.plan:
             return
@@ -295,7 +312,7 @@ class DnnSession:
             params = _params(item)
             if "dnn_model" in params:
                 bs = params.get("dnn_batch_size")
-                self.progress.plan[item.nodeid] = (str(params["dnn_model"]), int(bs) if bs is not None else None)
+                self.progress.plan[item.nodeid] = (str(params["dnn_model"]), int(str(bs)) if bs is not None else None)
         if any(set(DNN_FIXTURES) & set(getattr(item, "fixturenames", ())) for item in session.items):
             self.ensure_device()
             self._catch_sigterm()
@@ -344,7 +361,7 @@ class DnnSession:
             )
         return self._bench_settings
 
-    def backend(self) -> Any:
+    def backend(self) -> Backend:
         """The measurement backend of the device (made once; applies the process-wide torch settings)."""
         if self._backend is None:
             from . import __version__
@@ -359,7 +376,7 @@ class DnnSession:
             self.environment = collect_environment(self._backend, settings, __version__)
         return self._backend
 
-    def model(self, name: str | None) -> Iterator[Any]:
+    def model(self, name: str | None) -> Iterator[torch.nn.Module | IsolatedModel]:
         """The ``dnn_model`` fixture: the registry model ``name``, built with random weights, on the device."""
         if name is None:
             raise pytest.UsageError("dnn_model is parametrized by pytest-dnnbench; do not request it indirectly")
@@ -387,7 +404,7 @@ class DnnSession:
             del module
             backend.release()
 
-    def _build(self, spec: ModelSpec) -> Any:
+    def _build(self, spec: ModelSpec) -> torch.nn.Module:
         import torch
 
         from .measure.bench import prepare_model
@@ -399,7 +416,7 @@ class DnnSession:
             self.accuracy.load_weights(built, spec)  # --dnn-weights; local files only
         return prepare_model(built, self.bench_settings())
 
-    def _guarded(self, work: Callable[[], Any], message: Callable[[str], str]) -> Any:
+    def _guarded(self, work: Callable[[], T], message: Callable[[str], str]) -> T:
         """Run ``work`` under the host-memory guard; out of memory skips the test, anything else propagates.
 
         The skip happens outside the ``except`` block, so that the error and its frames (holding the
@@ -418,12 +435,12 @@ class DnnSession:
         self.backend().release()
         pytest.skip(message(oom))
 
-    def _complexity_of(self, spec: ModelSpec | None, module: Any, size: tuple[int, ...]) -> Any:
+    def _complexity_of(self, spec: ModelSpec | None, module: torch.nn.Module, size: tuple[int, int, int]) -> Complexity:
         """FLOPs and parameters, once per model and input size (not per batch)."""
         from .measure.bench import make_input
         from .measure.flops import measure_complexity
 
-        def compute() -> Any:
+        def compute() -> Complexity:
             return measure_complexity(module, make_input(1, size, self.bench_settings()))
 
         if spec is not None:
@@ -441,23 +458,27 @@ class DnnSession:
         self,
         item: pytest.Item,
         request: pytest.FixtureRequest,
-        model: Any,
+        model: torch.nn.Module | IsolatedModel | None,
         *,
         input_size: Sequence[int] | None,
         batch_size: int | None,
         name: str | None,
-        forward: Callable[[Any], object] | None,
-    ) -> dict[str, Any]:
+        forward: Callable[[torch.Tensor], object] | None,
+    ) -> JsonObject:
         """Benchmark ``model`` for test ``item``: measure -> accuracy -> checks -> pytest-benchmark ->
         ``pytest_dnnbench_record`` -> verdict. Returns the record as plain JSON data."""
         if model is None:
             if "dnn_model" not in request.fixturenames:
                 raise TypeError("dnn_bench() needs a model: pass an nn.Module or use the dnn_model fixture")
             model = request.getfixturevalue("dnn_model")
+        if not isinstance(model, IsolatedModel) and not _is_module(model):
+            raise TypeError(f"dnn_bench() benchmarks a torch.nn.Module, not {type(model).__name__}")
         if batch_size is None:
             batch_size = request.getfixturevalue("dnn_batch_size") if "dnn_batch_size" in request.fixturenames else 1
         batch = int(batch_size)
         # 1. measure
+        spec: ModelSpec | None
+        module: torch.nn.Module | None
         if isinstance(model, IsolatedModel):
             record = self._measure_isolated(item, model, batch, name)
             module, spec = None, model.spec
@@ -508,13 +529,13 @@ class DnnSession:
     def _measure(
         self,
         item: pytest.Item,
-        model: Any,
+        model: torch.nn.Module,
         spec: ModelSpec | None,
         input_size: Sequence[int] | None,
         batch: int,
         name: str | None,
-        forward: Callable[[Any], object] | None,
-    ) -> tuple[Record, Any]:
+        forward: Callable[[torch.Tensor], object] | None,
+    ) -> tuple[Record, torch.nn.Module]:
         from .measure.bench import measure, prepare_model
         from .record import make_record
 
@@ -527,9 +548,10 @@ class DnnSession:
                     "not from the registry"
                 )
             input_size = spec.input_size
-        size = tuple(int(v) for v in input_size)
-        if len(size) != 3 or min(size) < 1:
+        dims = tuple(int(v) for v in input_size)
+        if len(dims) != 3 or min(dims) < 1:
             raise ValueError(f"input_size must be (channels, height, width), got {tuple(input_size)}")
+        size = (dims[0], dims[1], dims[2])
         if spec is None:
             model = prepare_model(model, settings)
         # The first test of a registry model is charged for building it (a huge model cannot stall a
@@ -539,7 +561,7 @@ class DnnSession:
         if spec is not None and self._current is not None:
             build_s, self._current.build_s = self._current.build_s, None
 
-        def run() -> tuple[Any, Any]:
+        def run() -> tuple[Complexity, Measurement]:
             complexity = self._complexity_of(spec, model, size)
             backend.before_measure()
             start = time.monotonic() - build_s if build_s is not None else None
@@ -584,7 +606,7 @@ class DnnSession:
             pytest.fail(failure, pytrace=False)
         return dataclasses.replace(record, model=name) if name else record
 
-    def _accuracy(self, record: Record, module: Any, spec: ModelSpec | None) -> Accuracy:
+    def _accuracy(self, record: Record, module: torch.nn.Module | None, spec: ModelSpec | None) -> Accuracy:
         if self.accuracy is None:
             return record.accuracy
         known = self.registry.get(record.model) if record.model in self.registry else None
@@ -626,8 +648,8 @@ class DnnSession:
         return report
 
     def _missing(
-        self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport, params: dict[str, Any]
-    ) -> dict[str, Any]:
+        self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport, params: dict[str, object]
+    ) -> JsonObject:
         model = str(params["dnn_model"])
         if report.skipped and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
             reason = str(report.longrepr[2])
@@ -639,7 +661,7 @@ class DnnSession:
         return missing_entry(
             model=model,
             paper_name=self.registry.get(model).paper_name if model in self.registry else None,
-            batch_size=int(bs) if bs is not None else None,
+            batch_size=int(str(bs)) if bs is not None else None,
             skipped=report.skipped,
             when=call.when,
             reason=reason,
@@ -658,7 +680,7 @@ class DnnSession:
         if report.when == "teardown" and self._xdist_controller() and self.benchmark_mode:
             self._progress_line(self.progress.finished_line(report.nodeid))
 
-    def _keep(self, records: list[dict[str, Any]], environment: dict[str, Any] | None) -> None:
+    def _keep(self, records: list[JsonObject], environment: JsonObject | None) -> None:
         if environment and self.environment is None:
             self.environment = environment
         self.records.extend(Record.from_json(r) for r in records)
@@ -668,7 +690,7 @@ class DnnSession:
             self.results.flush()
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         if self.is_worker or not self.benchmark_mode or self._xdist_controller():
             return
         self._progress_line(self.progress.started_line(nodeid))
@@ -744,7 +766,7 @@ class DnnSession:
             if session.exitstatus == 0:
                 session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """In this order: the results table, baselines and constraints, the paper's tables, the report."""
         if self.is_worker:
             return
@@ -824,7 +846,7 @@ class DnnSession:
 
     # -- pytest-benchmark ---------------------------------------------------------------------------
     @pytest.hookimpl(optionalhook=True)
-    def pytest_benchmark_update_machine_info(self, config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    def pytest_benchmark_update_machine_info(self, config: pytest.Config, machine_info: JsonObject) -> None:
         """GPU names, driver, torch/CUDA/cuDNN versions: in benchmark mode only.
 
         pytest-benchmark asks for this both when it loads a run to compare (at configure time,
@@ -843,10 +865,10 @@ class DnnSession:
     def pytest_benchmark_compare_machine_info(
         self,
         config: pytest.Config,
-        benchmarksession: Any,
-        machine_info: dict[str, Any],
-        compared_benchmark: dict[str, Any],
-    ) -> Generator[None, Any, Any]:
+        benchmarksession: object,
+        machine_info: JsonObject,
+        compared_benchmark: JsonMapping,
+    ) -> Generator[None, object, object]:
         """The paper's runs (baselines/paper) differ from every machine by design: no warning for that.
 
         pytest-benchmark warns (a Python warning) when the compared run's ``machine_info`` differs
@@ -867,7 +889,7 @@ class DnnSession:
 # -- small helpers ----------------------------------------------------------------------------------
 
 
-def _params(item: pytest.Item) -> dict[str, Any]:
+def _params(item: pytest.Item) -> dict[str, object]:
     return dict(getattr(getattr(item, "callspec", None), "params", {}) or {})
 
 
@@ -882,6 +904,12 @@ def _test_id(item: pytest.Item) -> str:
     """The test's node id, without the ``@group`` suffix pytest-xdist's loadgroup adds to it."""
     groups = [str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")]
     return strip_group(item.nodeid, groups)
+
+
+def _is_module(obj: object) -> TypeGuard[torch.nn.Module]:
+    import torch
+
+    return isinstance(obj, torch.nn.Module)
 
 
 def _threads() -> int:
@@ -924,11 +952,11 @@ def _user_chose_dist(config: pytest.Config) -> bool:
     return any(a in ("--dist", "-d") or a.startswith("--dist=") for a in args)
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
 
 
-def _memory_note(env: dict[str, Any]) -> str:
+def _memory_note(env: JsonMapping) -> str:
     if str(env.get("device", "")).startswith("cuda"):
         return "process GPU memory (NVML, CUDA context included) at steady state, MiB = 2^20 bytes"
     return "peak RSS of the process during the timed calls (framework included), MiB = 2^20 bytes"

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypedDict, TypeVar
 
 import pytest
 
@@ -307,18 +307,18 @@ def addoptions(parser: pytest.Parser) -> None:
 # -- errors and parsers (one per kind of value) ---------------------------------------------------
 
 
-def shown(value: Any) -> str:
+def shown(value: object) -> str:
     """A value as echoed in a message: cut to :data:`MAX_SHOWN` characters."""
     text = str(value)
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
 
 
-def usage_error(option: str, value: Any, why: str, fix: str) -> pytest.UsageError:
+def usage_error(option: str, value: object, why: str, fix: str) -> pytest.UsageError:
     """The one shape of a bad-value error: ``OPTION=VALUE: why. Fix``."""
     return pytest.UsageError(f"{option}={value!s}: {why}. {fix}")
 
 
-def parse_batch_sizes(value: Any, option: str = "--dnn-batch-sizes") -> tuple[int, ...]:
+def parse_batch_sizes(value: object, option: str = "--dnn-batch-sizes") -> tuple[int, ...]:
     parts = [p.strip() for p in str(value).split(",")]
     if not any(parts):
         raise usage_error(option, value, "no batch size given", "Give positive integers such as 1,8,64")
@@ -338,14 +338,14 @@ def parse_batch_sizes(value: Any, option: str = "--dnn-batch-sizes") -> tuple[in
     return tuple(sizes)
 
 
-def parse_device(value: Any, option: str = "--dnn-device") -> str:
+def parse_device(value: object, option: str = "--dnn-device") -> str:
     v = str(value).strip().lower()
     if not DEVICE_RE.match(v):
         raise usage_error(option, value, "unknown device", "Use auto, cpu, cuda or cuda:N (N = GPU index)")
     return v
 
 
-def parse_choice(value: Any, option: str, choices: tuple[str, ...], what: str = "value") -> str:
+def parse_choice(value: object, option: str, choices: tuple[str, ...], what: str = "value") -> str:
     v = str(value).strip().lower()
     if v not in choices:
         fix = f"Use {choices[0]} or {choices[1]}" if len(choices) == 2 else f"Use one of {', '.join(choices)}"
@@ -353,11 +353,11 @@ def parse_choice(value: Any, option: str, choices: tuple[str, ...], what: str = 
     return v
 
 
-def parse_precision(value: Any, option: str = "--dnn-precision") -> str:
+def parse_precision(value: object, option: str = "--dnn-precision") -> str:
     return parse_choice(value, option, PRECISIONS, "precision")
 
 
-def parse_on_off(value: Any, option: str) -> bool:
+def parse_on_off(value: object, option: str) -> bool:
     if isinstance(value, bool):
         return value
     v = str(value).strip().lower()
@@ -368,7 +368,7 @@ def parse_on_off(value: Any, option: str) -> bool:
     raise usage_error(option, value, "expected on or off", f"Use {option}=on or {option}=off")
 
 
-def parse_int(value: Any, option: str, minimum: int = 0) -> int:
+def parse_int(value: object, option: str, minimum: int = 0) -> int:
     v = str(value).strip()
     if not re.fullmatch(r"[+-]?\d+", v):
         raise usage_error(option, value, "not a whole number", f"Give an integer of at least {minimum}")
@@ -382,7 +382,7 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|m|min|h)?\s*$"
 _DURATION_UNITS = {None: 1.0, "s": 1.0, "sec": 1.0, "ms": 1e-3, "m": 60.0, "min": 60.0, "h": 3600.0}
 
 
-def parse_duration(value: Any, option: str = "--dnn-max-time") -> float:
+def parse_duration(value: object, option: str = "--dnn-max-time") -> float:
     m = _DURATION_RE.match(str(value))
     if not m:
         raise usage_error(option, value, "not a duration", "Give seconds such as 20, 20s, 500ms or 2m")
@@ -400,7 +400,7 @@ def _number(text: str) -> float:
     return f
 
 
-def parse_fraction(value: Any, option: str = "--dnn-ci-target") -> float:
+def parse_fraction(value: object, option: str = "--dnn-ci-target") -> float:
     """A relative width strictly between 0 and 1: ``1%`` or ``0.01``."""
     v = str(value).strip()
     try:
@@ -412,7 +412,7 @@ def parse_fraction(value: Any, option: str = "--dnn-ci-target") -> float:
     return f
 
 
-def parse_tolerance(value: Any, option: str, unit: Literal["relative", "points"] = "relative") -> float:
+def parse_tolerance(value: object, option: str, unit: Literal["relative", "points"] = "relative") -> float:
     """``10%`` or ``0.1`` (relative), or points of Top-1; zero or more, finite."""
     v = str(value).strip()
     try:
@@ -431,7 +431,7 @@ def parse_tolerance(value: Any, option: str, unit: Literal["relative", "points"]
     return f
 
 
-def parse_probability(value: Any, option: str) -> float:
+def parse_probability(value: object, option: str) -> float:
     """A significance level strictly between 0 and 0.5."""
     try:
         a = _number(str(value).strip())
@@ -442,7 +442,7 @@ def parse_probability(value: Any, option: str) -> float:
     return a
 
 
-def parse_bytes(value: Any, option: str) -> int:
+def parse_bytes(value: object, option: str) -> int:
     """A size with its unit exactly as written: ``1.0GB`` = 10^9 bytes, ``1.4GiB`` = 1.4 x 2^30."""
     try:
         return parse_size(value)
@@ -452,7 +452,7 @@ def parse_bytes(value: Any, option: str) -> int:
         ) from None
 
 
-def parse_rate(value: Any, option: str) -> float:
+def parse_rate(value: object, option: str) -> float:
     """Images per second, positive and finite."""
     try:
         return parse_fps(value)
@@ -506,11 +506,11 @@ class _Reader:
                 return _Value(str(ini), "ini", self.ini_dir)
         return _Value(opt.default, "default", self.ini_dir)
 
-    def parsed(self, dest: str, parse: Callable[[Any, str], T]) -> T | None:
+    def parsed(self, dest: str, parse: Callable[[str, str], T]) -> T | None:
         v = self.value(dest)
         return None if v.text is None else parse(v.text, _BY_DEST[dest].flag)
 
-    def required(self, dest: str, parse: Callable[[Any, str], T]) -> T:
+    def required(self, dest: str, parse: Callable[[str, str], T]) -> T:
         result = self.parsed(dest, parse)
         if result is None:
             raise pytest.UsageError(f"{_BY_DEST[dest].flag}: no value and no default")
@@ -618,7 +618,7 @@ class Settings:
         )
 
 
-def _parse_host_memory(value: Any, option: str) -> int:
+def _parse_host_memory(value: object, option: str) -> int:
     from .oom import GUARD_SUPPORTED
 
     size = parse_bytes(value, option)
@@ -632,7 +632,24 @@ def _parse_host_memory(value: Any, option: str) -> int:
     return size
 
 
-def _accuracy_settings(r: _Reader) -> dict[str, Any]:
+class _AccuracyFields(TypedDict):
+    imagenet: Path | None
+    accuracy_limit: int | None
+    weights: str
+
+
+class _GatingFields(TypedDict):
+    baseline: str
+    baseline_given: bool
+    require_baseline: bool
+    save_baseline: str | None
+    baseline_force: bool
+    baseline_rounds: int
+    tolerances: Tolerances
+    constraints: Constraints
+
+
+def _accuracy_settings(r: _Reader) -> _AccuracyFields:
     from .accuracy.weights import parse_weights
 
     data = r.path("dnn_imagenet")
@@ -653,20 +670,21 @@ def _accuracy_settings(r: _Reader) -> dict[str, Any]:
     return {"imagenet": data, "accuracy_limit": limit, "weights": weights}
 
 
-def _parse_limit(value: Any, option: str) -> int:
+def _parse_limit(value: object, option: str) -> int:
     v = str(value).strip()
     if not v.isdigit() or int(v) < 1:
         raise usage_error(option, value, "not a positive whole number", "Give the number of images, e.g. 1000")
     return int(v)
 
 
-def _gating_settings(r: _Reader) -> dict[str, Any]:
+def _gating_settings(r: _Reader) -> _GatingFields:
     b = r.value("dnn_baseline")
     baseline_given = b.origin == "cmdline"
     baseline = str(b.text or "auto").strip()
-    save = r.config.getoption("dnn_save_baseline", default=None)
-    if save is not None:
-        save = str(save).strip() or "auto"
+    given_save = r.config.getoption("dnn_save_baseline", default=None)
+    save: str | None = None
+    if given_save is not None:
+        save = str(given_save).strip() or "auto"
         save = "auto" if save.lower() == "auto" else str(parse_path(save, r.invocation).resolve())
     if baseline.lower() in ("auto", "none"):
         baseline = baseline.lower()
@@ -705,7 +723,7 @@ def _gating_settings(r: _Reader) -> dict[str, Any]:
     }
 
 
-def _parse_rounds(value: Any, option: str) -> int:
+def _parse_rounds(value: object, option: str) -> int:
     v = str(value).strip()
     if not re.fullmatch(r"[+]?\d+", v):
         raise usage_error(option, value, "not a whole number", "Give a number of rounds such as 10")
@@ -751,29 +769,34 @@ def item_limits(
     tol, cons = settings.tolerances, settings.constraints
     if tolerance is not None:
         kwargs = _marker_kwargs(tolerance, where, "dnn_tolerance", ("latency", "memory", "top1"), "latency=0.2")
-        tol = replace(
-            tol,
-            **{
-                name: parse_tolerance(
-                    value, f"{where}: dnn_tolerance({name}", "points" if name == "top1" else "relative"
-                )
-                for name, value in kwargs.items()
-            },
+        given = {
+            name: parse_tolerance(value, f"{where}: dnn_tolerance({name}", "points" if name == "top1" else "relative")
+            for name, value in kwargs.items()
+        }
+        tol = Tolerances(
+            latency=given.get("latency", tol.latency),
+            memory=given.get("memory", tol.memory),
+            top1=given.get("top1", tol.top1),
+            alpha=tol.alpha,
         )
     if constraints is not None:
         kwargs = _marker_kwargs(constraints, where, "dnn_constraints", ("max_memory", "min_fps"), "max_memory='1GB'")
-        new: dict[str, Any] = {}
         if kwargs.get("max_memory") is not None:
-            new["max_memory"] = parse_bytes(kwargs["max_memory"], f"{where}: dnn_constraints(max_memory")
-            new["max_memory_source"] = f"marker dnn_constraints(max_memory={kwargs['max_memory']!r})"
+            cons = replace(
+                cons,
+                max_memory=parse_bytes(kwargs["max_memory"], f"{where}: dnn_constraints(max_memory"),
+                max_memory_source=f"marker dnn_constraints(max_memory={kwargs['max_memory']!r})",
+            )
         if kwargs.get("min_fps") is not None:
-            new["min_fps"] = parse_rate(kwargs["min_fps"], f"{where}: dnn_constraints(min_fps")
-            new["min_fps_source"] = f"marker dnn_constraints(min_fps={kwargs['min_fps']!r})"
-        cons = replace(cons, **new)
+            cons = replace(
+                cons,
+                min_fps=parse_rate(kwargs["min_fps"], f"{where}: dnn_constraints(min_fps"),
+                min_fps_source=f"marker dnn_constraints(min_fps={kwargs['min_fps']!r})",
+            )
     return tol, cons
 
 
-def _marker_kwargs(mark: pytest.Mark, where: str, name: str, known: tuple[str, ...], example: str) -> dict[str, Any]:
+def _marker_kwargs(mark: pytest.Mark, where: str, name: str, known: tuple[str, ...], example: str) -> dict[str, object]:
     if mark.args:
         raise pytest.UsageError(f"{where}: {name} takes keywords only, e.g. {name}({example})")
     unknown = set(mark.kwargs) - set(known)

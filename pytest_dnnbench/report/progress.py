@@ -8,7 +8,8 @@ models run at once); it answers with the line to print, if any.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+
+from ..record import JsonObject
 
 __all__ = ["Progress", "missing_entry"]
 
@@ -59,7 +60,7 @@ class Progress:
 
 def missing_entry(
     *, model: str, paper_name: str | None, batch_size: int | None, skipped: bool, when: str, reason: str, test: str
-) -> dict[str, Any]:
+) -> JsonObject:
     """A cell of the tables that has no record (a model that could not be built, a batch out of memory)."""
     reason = reason.strip()
     if reason.startswith("Skipped: "):
