@@ -21,11 +21,14 @@ median moves far more than within one (docs/measurements.md).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import re
 import statistics
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -468,6 +471,13 @@ def paper_benchmark_files(directory: Path | None = None) -> dict[str, Path]:
     return {p: d / f"{i + 1:04d}_bianco2018-{p.replace('_', '-')}.json" for i, p in enumerate(PAPER_PLATFORMS)}
 
 
+#: Seconds a saver waits for another run's save of the same file to finish.
+LOCK_TIMEOUT_S = 120.0
+#: Test hook: seconds to wait between reading a baseline file and writing it back (widens the
+#: window in which concurrent savers would lose rounds without the lock). Never set it otherwise.
+_DELAY_ENV = "PYTEST_DNNBENCH_TEST_SAVE_DELAY"
+
+
 # -- saving a run ----------------------------------------------------------------------------------
 
 
@@ -490,6 +500,7 @@ def save_run(
     force: bool,
     regressions: int,
     interrupted: bool,
+    lock_timeout_s: float = LOCK_TIMEOUT_S,
 ) -> SaveOutcome:
     """Add this run's records as one round each to the baseline file(s) ``choice`` names.
 
@@ -525,8 +536,43 @@ def save_run(
         return out
     for key, (plat, recs) in groups.items():
         path = root / "baselines" / f"{key}.json" if choice == "auto" else Path(choice)
-        _save_group(out, path, shown_path(path, root), key, plat, recs, max_rounds, force, bool(regressions))
+        shown = shown_path(path, root)
+        try:
+            with file_lock(path, lock_timeout_s):
+                _save_group(out, path, shown, key, plat, recs, max_rounds, force, bool(regressions))
+        except LockTimeout as exc:
+            out.notes.append(f"baseline not saved to {shown}: {exc}")
+            out.failed = True
     return out
+
+
+class LockTimeout(Exception):
+    """Another process held a file's lock for longer than the bounded wait."""
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold the inter-process lock of ``path`` (a hidden ``.NAME.lock`` file beside it) while reading,
+    merging and writing it, so that concurrent savers on one host all keep their rounds.
+
+    Advisory and per host: several hosts writing one file on a network volume are not covered
+    (each host saves its own file; docs/baselines.md).
+    """
+    import filelock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(path.parent / f".{path.name}.lock"), timeout=timeout_s)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise LockTimeout(
+            f"another run has held the lock {path.parent / ('.' + path.name + '.lock')} for over {timeout_s:g} s "
+            "(a save still running, or a process stuck on that file); the file was left untouched"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def shown_path(path: Path, root: Path) -> str:
@@ -564,6 +610,9 @@ def _save_group(
             out.failed = True
             return
     doc = merge_records(existing.document if existing else None, recs, plat, max_rounds=max_rounds)
+    delay = float(os.environ.get(_DELAY_ENV, "0") or 0)
+    if delay > 0:
+        time.sleep(delay)
     try:
         save_document(path, doc)
     except (OSError, ValueError) as exc:
