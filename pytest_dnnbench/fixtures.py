@@ -55,7 +55,7 @@ class DnnBench:
 
     def __call__(
         self,
-        model: torch.nn.Module | None = None,
+        model: torch.nn.Module | IsolatedModel | None = None,
         *,
         input_size: Sequence[int] | None = None,
         batch_size: int | None = None,

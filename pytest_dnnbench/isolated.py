@@ -22,10 +22,12 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .measure.bench import BenchSettings
     from .models.spec import ModelSpec
+    from .record import JsonObject
 
 ANSWER_PREFIX = "@@dnnbench-isolated@@ "
 #: Seconds allowed on top of the time budget: starting Python, importing torch, building the model.
@@ -50,7 +52,7 @@ class IsolatedModel:
         return f"IsolatedModel({self.spec.name!r})"
 
 
-def check_importable(spec: Any) -> None:
+def check_importable(spec: ModelSpec) -> None:
     if spec.factory is not None:
         raise IsolationError(
             f"--dnn-isolate=process: model {spec.name!r} was registered with a Python callable "
@@ -59,7 +61,9 @@ def check_importable(spec: Any) -> None:
         )
 
 
-def make_request(spec: Any, settings: Any, batch_size: int, test: str, max_host_memory: int | None = None) -> dict:
+def make_request(
+    spec: ModelSpec, settings: BenchSettings, batch_size: int, test: str, max_host_memory: int | None = None
+) -> JsonObject:
     check_importable(spec)
     s = asdict(settings)
     return {
@@ -79,13 +83,13 @@ def make_request(spec: Any, settings: Any, batch_size: int, test: str, max_host_
     }
 
 
-def timeout_for(settings: Any) -> float:
+def timeout_for(settings: BenchSettings) -> float:
     return 2.0 * float(settings.policy.max_time_s) + STARTUP_MARGIN_S
 
 
 def run_isolated(
-    request: dict[str, Any], timeout_s: float, python: str | None = None
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    request: JsonObject, timeout_s: float, python: str | None = None
+) -> tuple[JsonObject, JsonObject | None]:
     """Run the child; return its record and its environment (versions, hardware, settings), or raise
     :class:`IsolationError`/:class:`IsolatedOutOfMemory`. The parent never touches the device itself:
     on a GPU, only the child holds a CUDA context."""
@@ -109,7 +113,7 @@ def run_isolated(
             f"isolated measurement of {name} at batch {batch} timed out after {timeout_s:g} s "
             f"(--dnn-max-time x 2 + {STARTUP_MARGIN_S:g} s to start); the process was killed{tail}"
         ) from None
-    answer = None
+    answer: JsonObject | None = None  # the child's one JSON object
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(ANSWER_PREFIX):
             answer = json.loads(line[len(ANSWER_PREFIX) :])
@@ -130,7 +134,7 @@ def run_isolated(
     return answer["record"], answer.get("environment")
 
 
-def _tail(text: Any, lines: int = 15) -> str:
+def _tail(text: str | bytes | None, lines: int = 15) -> str:
     if isinstance(text, bytes):
         text = text.decode(errors="replace")
     if not text:
@@ -141,7 +145,7 @@ def _tail(text: Any, lines: int = 15) -> str:
 # -- the child ---------------------------------------------------------------------------------------
 
 
-def _child(request: dict) -> dict:
+def _child(request: JsonObject) -> JsonObject:
     import torch
 
     from .measure.backends import make_backend

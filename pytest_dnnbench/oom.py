@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
-from typing import Any
+from types import ModuleType
 
 __all__ = ["is_out_of_memory", "describe", "host_memory_guard", "skip_message", "GUARD_SUPPORTED"]
 
@@ -100,7 +100,8 @@ def skip_message(batch_size: int | None, device: str, exc_summary: str, model: s
     return f"out of memory at batch {batch_size} on {device} ({exc_summary})"
 
 
-def _resource() -> Any:  # pragma: no cover - trivial
+def _resource() -> ModuleType | None:  # pragma: no cover - trivial
+    """The ``resource`` module where it has ``RLIMIT_DATA``, else None."""
     try:
         import resource
     except ImportError:

@@ -9,11 +9,15 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from .models.catalog import DEFAULT_MODELS, PAPER_MODELS, TORCHVISION_EXTRA
 from .models.spec import SOURCES, ModelSpec, Preprocess
+
+if TYPE_CHECKING:
+    import torch
+    from typing_extensions import Unpack
 
 __all__ = [
     "ModelSpec",
@@ -97,13 +101,13 @@ class Registry:
     def register(
         self,
         name: str,
-        factory: str | Callable[..., Any],
+        factory: str | Callable[..., object],
         *,
         input_size: Sequence[int] = (3, 224, 224),
         preprocess: Preprocess | None = None,
         family: str = "custom",
         paper_name: str | None = None,
-        kwargs: dict | None = None,
+        kwargs: Mapping[str, object] | None = None,
         replace: bool = False,
     ) -> ModelSpec:
         """Register a user model.
@@ -195,27 +199,39 @@ def _tokens(expression: str | Sequence[str]) -> list[str]:
 REGISTRY = Registry(PAPER_MODELS + TORCHVISION_EXTRA)
 
 
-def register_model(name: str, factory: str | Callable[..., Any], **kwargs: Any) -> ModelSpec:
+class RegisterOptions(TypedDict, total=False):
+    """The keyword arguments of :meth:`Registry.register` that :func:`register_model` passes on."""
+
+    input_size: Sequence[int]
+    preprocess: Preprocess | None
+    family: str
+    paper_name: str | None
+    kwargs: Mapping[str, object] | None
+    replace: bool
+
+
+def register_model(name: str, factory: str | Callable[..., object], **kwargs: Unpack[RegisterOptions]) -> ModelSpec:
     """Register a model in the process-wide registry (see :meth:`Registry.register`)."""
     return REGISTRY.register(name, factory, **kwargs)
 
 
 def import_object(path: str) -> Any:
-    """Import ``"package.module:attribute"``."""
+    """Import ``"package.module:attribute"`` (any object: what the caller does with it is up to the caller)."""
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
         raise ValueError(f"{path!r} is not of the form 'package.module:attribute'")
-    obj: Any = importlib.import_module(module_name)
+    obj: object = importlib.import_module(module_name)
     for part in attr.split("."):
         obj = getattr(obj, part)
     return obj
 
 
-def build_model(spec: ModelSpec) -> Any:
+def build_model(spec: ModelSpec) -> torch.nn.Module:
     """Build ``spec``'s network with random weights (nothing is downloaded)."""
     import torch.nn as nn
 
     kwargs = dict(spec.builder_kwargs)
+    model: object  # whatever the builder returns: checked below
     if spec.factory is not None:
         model = spec.factory(**kwargs)
     elif spec.source == "torchvision":

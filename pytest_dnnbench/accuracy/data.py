@@ -84,12 +84,12 @@ def open_dataset(root: str | os.PathLike[str]) -> Dataset:
     return _image_folder(path, dirs)
 
 
-def _image_folder(root: Path, dirs: Sequence[os.DirEntry]) -> Dataset:
+def _image_folder(root: Path, dirs: Sequence[os.DirEntry[str]]) -> Dataset:
     classes = tuple(d.name for d in dirs)
     samples: list[tuple[str, int]] = []
-    empty = []
+    empty: list[str] = []
     for label, d in enumerate(dirs):
-        found = []
+        found: list[str] = []
         for dirpath, subdirs, files in os.walk(d.path, followlinks=True):
             subdirs.sort()
             found.extend(os.path.join(dirpath, f) for f in sorted(files) if _is_image(f))

@@ -18,12 +18,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from ..models.spec import ModelSpec
 from .data import Dataset, balanced_subset, label_map, open_dataset
 from .topk import TIE_RULE
 from .weights import WeightsUnavailable
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..record import JsonObject
 
 #: Images per forward pass during evaluation.
 EVAL_BATCH = 32
@@ -44,9 +49,9 @@ class AccuracyRun:
     dataset: Dataset | None = None
     n_available: int | None = None
     #: model name -> accuracy (JSON form), measured or not.
-    cache: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cache: dict[str, JsonObject] = field(default_factory=dict)
     #: model name -> weights info, or ``{"error": reason}``.
-    weights: dict[str, dict[str, Any]] = field(default_factory=dict)
+    weights: dict[str, JsonObject] = field(default_factory=dict)
 
     def header(self) -> str | None:
         """The report-header line when data was given, else None."""
@@ -59,7 +64,7 @@ class AccuracyRun:
             f"{d.root}; weights {self.weights_choice}"
         )
 
-    def load_weights(self, model: Any, spec: ModelSpec) -> None:
+    def load_weights(self, model: torch.nn.Module, spec: ModelSpec) -> None:
         """Load the weights ``--dnn-weights`` asks for into ``model``; a failure is kept as the reason."""
         from .weights import load_weights
 
@@ -72,15 +77,16 @@ class AccuracyRun:
 
     def for_record(
         self,
-        model: Any,
+        model: torch.nn.Module | None,
         spec: ModelSpec | None,
         known: ModelSpec | None,
         device: str,
         channels_last: bool,
         progress: Callable[[str], None],
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         """The accuracy of a record: ``spec`` is the registry model benchmarked (None for a module of the
-        test's own); ``known`` the registry entry of the record's name, for the reference figure."""
+        test's own); ``known`` the registry entry of the record's name, for the reference figure.
+        ``model`` is the module benchmarked: given wherever ``spec`` is (None only without a spec)."""
         if spec is None:
             reason = (
                 "accuracy is evaluated for registry models benchmarked through the dnn_model fixture; "
@@ -88,14 +94,16 @@ class AccuracyRun:
             )
             return not_measured(known, reason)
         if spec.name not in self.cache:
-            self.cache[spec.name] = self._measure(model, spec, device, channels_last, progress)
+            # A spec comes only with the module built from it (see above): model is not None here.
+            module = cast("torch.nn.Module", model)
+            self.cache[spec.name] = self._measure(module, spec, device, channels_last, progress)
         return copy.deepcopy(self.cache[spec.name])
 
     def _measure(
-        self, model: Any, spec: ModelSpec, device: str, channels_last: bool, progress: Callable[[str], None]
-    ) -> dict[str, Any]:
+        self, model: torch.nn.Module, spec: ModelSpec, device: str, channels_last: bool, progress: Callable[[str], None]
+    ) -> JsonObject:
         """Measure, or say why not (with the reference figure where one is published)."""
-        reasons = []
+        reasons: list[str] = []
         weights = self.weights.get(spec.name, {"weights": self.weights_choice})
         if self.dataset is None:
             reasons.append("no validation data (pass --dnn-imagenet=DIR)")
@@ -114,7 +122,7 @@ class AccuracyRun:
             return not_measured(spec, str(exc), weights)
         except Exception as exc:  # the benchmark goes on; the record says what went wrong
             return not_measured(spec, f"evaluation failed: {type(exc).__name__}: {exc}", weights)
-        out: dict[str, Any] = {
+        out: JsonObject = {
             "top1": result["top1"],
             "top5": result["top5"],
             "status": "measured",
@@ -159,7 +167,7 @@ def open_run(data: Path | None, limit: int | None, weights: str) -> AccuracyRun:
     return run
 
 
-def _reference(spec: ModelSpec | None) -> dict | None:
+def _reference(spec: ModelSpec | None) -> JsonObject | None:
     if spec is None:
         return None
     from .reference import reference_for
@@ -167,10 +175,10 @@ def _reference(spec: ModelSpec | None) -> dict | None:
     return reference_for(spec)
 
 
-def not_measured(spec: ModelSpec | None, reason: str, weights: dict | None = None) -> dict:
+def not_measured(spec: ModelSpec | None, reason: str, weights: JsonObject | None = None) -> JsonObject:
     """Status ``reference`` with the published figure where one exists, else ``unavailable``."""
     ref = _reference(spec)
-    out = {
+    out: JsonObject = {
         "top1": None,
         "top5": None,
         "status": "unavailable",
@@ -192,15 +200,26 @@ class EvaluationError(RuntimeError):
     """The model and the data do not fit (e.g. number of classes)."""
 
 
+class Evaluation(TypedDict):
+    """What :func:`evaluate` measured."""
+
+    top1: float
+    top5: float
+    n_images: int
+    label_order: str
+    preprocess: JsonObject
+    seconds: float
+
+
 def evaluate(
-    model: Any,
+    model: torch.nn.Module,
     spec: ModelSpec,
     dataset: Dataset,
     device: str,
     progress: Callable[[str], None] | None = None,
     batch_size: int = EVAL_BATCH,
     channels_last: bool = False,
-) -> dict:
+) -> Evaluation:
     """Top-1/Top-5 (percent) of ``model`` on ``dataset`` with ``spec``'s preprocessing, on ``device``."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -218,7 +237,7 @@ def evaluate(
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
     dev = param.device if param is not None else torch.device(device)
 
-    def prepare(sample: tuple[str, int]) -> Any:
+    def prepare(sample: tuple[str, int]) -> torch.Tensor:
         return transform(load_image(sample[0]))
 
     n_batches = math.ceil(len(samples) / batch_size)

@@ -16,10 +16,17 @@ torch, torchvision and PIL are imported when a transform is built.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..models.spec import Preprocess
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+    from ..record import JsonObject
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "box", "hamming", "lanczos")
 
@@ -40,7 +47,7 @@ def check_preprocess(pre: Preprocess) -> None:
         raise ValueError(f"value_range {pre.value_range} must be positive (1.0 or 255.0)")
 
 
-def describe(pre: Preprocess) -> dict:
+def describe(pre: Preprocess) -> JsonObject:
     """The preprocessing as plain JSON data (for the record)."""
     return {
         "resize": int(pre.resize),
@@ -54,7 +61,7 @@ def describe(pre: Preprocess) -> dict:
     }
 
 
-def build_transform(pre: Preprocess) -> Callable[[Any], Any]:
+def build_transform(pre: Preprocess) -> Callable[[Image.Image], torch.Tensor]:
     """A callable: PIL image -> float32 tensor (channels, crop, crop), as the source library makes it."""
     check_preprocess(pre)
     import torchvision.transforms.functional as F
@@ -67,21 +74,23 @@ def build_transform(pre: Preprocess) -> Callable[[Any], Any]:
     bgr = pre.color == "BGR" and not gray
     scale = float(pre.value_range)
 
-    def transform(img: Any) -> Any:
+    def transform(img: Image.Image) -> torch.Tensor:
         img = img.convert("L" if gray else "RGB")
+        # torchvision is untyped: resize and center_crop give a PIL image back, to_tensor and normalize a tensor.
         img = F.resize(img, int(pre.resize), interpolation=mode)
         img = F.center_crop(img, [int(pre.crop), int(pre.crop)])
-        tensor = F.to_tensor(img)
+        tensor: torch.Tensor = F.to_tensor(img)
         if bgr:
             tensor = tensor[[2, 1, 0], :, :]
         if scale != 1.0:
             tensor = tensor.mul(scale)
-        return F.normalize(tensor, mean=mean, std=std)
+        normalized: torch.Tensor = F.normalize(tensor, mean=mean, std=std)
+        return normalized
 
     return transform
 
 
-def load_image(path: Any) -> Any:
+def load_image(path: str | os.PathLike[str]) -> Image.Image:
     """Open an image file fully (PIL), as torchvision's default loader does."""
     from PIL import Image
 

@@ -13,7 +13,12 @@ The paper's own Top-1 (``ModelSpec.paper_top1``) is carried beside, never in pla
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from ..record import JsonObject
 
 CADENE_SOURCE = (
     "Cadene/pretrained-models.pytorch README, 'Accuracy on validation set (single model)', 'Our porting' row"
@@ -43,7 +48,7 @@ CADENE_TABLE: dict[str, tuple[float, float, str]] = {
 }
 
 
-def torchvision_reference(builder: str, weights: str) -> dict | None:
+def torchvision_reference(builder: str, weights: str) -> JsonObject | None:
     """Top-1/Top-5 from torchvision's weights meta (imports torchvision)."""
     try:
         import torchvision.models
@@ -60,7 +65,7 @@ def torchvision_reference(builder: str, weights: str) -> dict | None:
     }
 
 
-def reference_for(spec: ModelSpec) -> dict | None:
+def reference_for(spec: ModelSpec) -> JsonObject | None:
     """The published figure for ``spec``'s paper weights, or None where none is known."""
     if spec.source == "torchvision" and spec.weights:
         return torchvision_reference(spec.builder, spec.weights)

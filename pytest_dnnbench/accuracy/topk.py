@@ -11,13 +11,23 @@ class (an undefined output is never rewarded).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    import torch
+
+    #: Scores of shape (images, classes): a tensor, or what ``torch.as_tensor`` reads as one.
+    Logits: TypeAlias = torch.Tensor | Sequence[Sequence[float]]
+    #: True class indices, one per image.
+    Targets: TypeAlias = torch.Tensor | Sequence[int]
 
 TIE_RULE = "pessimistic: a class scoring equal to the true class ranks above it"
 
 
-def target_ranks(logits: Any, targets: Any) -> Any:
+def target_ranks(logits: Logits, targets: Targets) -> torch.Tensor:
     """0-based rank of each true class: the number of other classes scoring at least as high.
 
     ``logits`` is (N, C), ``targets`` (N,) class indices. A NaN true score gets rank C (a miss at
@@ -41,7 +51,7 @@ def target_ranks(logits: Any, targets: Any) -> Any:
     return torch.where(nan_true, torch.full_like(at_least, n_classes), at_least)
 
 
-def topk_hits(logits: Any, targets: Any, ks: Iterable[int] = (1, 5)) -> dict[int, int]:
+def topk_hits(logits: Logits, targets: Targets, ks: Iterable[int] = (1, 5)) -> dict[int, int]:
     """Number of rows whose true class is in the top k, for each k (see the module's tie rule)."""
     import torch
 
@@ -55,7 +65,7 @@ def topk_hits(logits: Any, targets: Any, ks: Iterable[int] = (1, 5)) -> dict[int
     return {k: int(ranks.numel()) if k > n_classes else int((ranks < k).sum()) for k in ks}
 
 
-def topk_accuracy(logits: Any, targets: Any, ks: Iterable[int] = (1, 5)) -> dict[int, float]:
+def topk_accuracy(logits: Logits, targets: Targets, ks: Iterable[int] = (1, 5)) -> dict[int, float]:
     """Top-k accuracy in percent (0..100) for each k; an empty batch raises ValueError."""
     import torch
 

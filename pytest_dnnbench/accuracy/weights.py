@@ -12,11 +12,17 @@ under the file name its library uses (e.g. ``resnet50-0676ba61.pth``), directly 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from ..models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..record import JsonObject
 
 SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
 #: torchvision's auxiliary classifier heads (GoogLeNet, Inception-v3): trained, unused in eval.
@@ -78,11 +84,12 @@ def _hf_cache_dir() -> str | None:
     return None  # huggingface_hub's default (~/.cache/huggingface/hub)
 
 
-def _timm_cfg(spec: ModelSpec) -> dict:
+def _timm_cfg(spec: ModelSpec) -> JsonObject:
     from timm.models import get_pretrained_cfg
 
     cfg = get_pretrained_cfg(spec.builder)
-    return cfg.to_dict() if cfg is not None else {}
+    # timm's PretrainedCfg.to_dict has no annotations (it returns a plain dict of the config).
+    return cfg.to_dict() if cfg is not None else {}  # type: ignore[no-untyped-call]
 
 
 # -- locating ----------------------------------------------------------------------------------
@@ -111,8 +118,8 @@ def locate_cached(spec: ModelSpec) -> Path:
             try:
                 from huggingface_hub import try_to_load_from_cache
             except ImportError:  # pragma: no cover - timm depends on it
-                try_to_load_from_cache = None
-            if try_to_load_from_cache is not None:
+                pass
+            else:
                 for filename in ([cfg["hf_hub_filename"]] if cfg.get("hf_hub_filename") else []) + [
                     "model.safetensors",
                     "pytorch_model.bin",
@@ -149,7 +156,7 @@ def locate_in_folder(spec: ModelSpec, folder: Path) -> Path:
 # -- loading -----------------------------------------------------------------------------------
 
 
-def read_state_dict(path: Path) -> dict:
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from a checkpoint file (safetensors, or torch.load with weights_only)."""
     import torch
 
@@ -176,7 +183,7 @@ def read_state_dict(path: Path) -> dict:
     return obj
 
 
-def apply_state_dict(model: Any, state: dict, origin: str) -> None:
+def apply_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], origin: str) -> None:
     """Load ``state`` strictly; a checkpoint that does not fit is refused before any tensor is copied."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
@@ -195,7 +202,7 @@ def apply_state_dict(model: Any, state: dict, origin: str) -> None:
         raise WeightsUnavailable(f"{origin} does not fit the model: {' '.join(text[:3])[:600]}") from None
 
 
-def _load_library(model: Any, spec: ModelSpec, path: Path) -> None:
+def _load_library(model: torch.nn.Module, spec: ModelSpec, path: Path) -> None:
     """Load a library's own cached checkpoint with the library's own key fixes."""
     if spec.source == "torchvision":
         import torchvision.models
@@ -223,7 +230,7 @@ def _load_library(model: Any, spec: ModelSpec, path: Path) -> None:
         apply_state_dict(model, read_state_dict(path), str(path))
 
 
-def load_weights(model: Any, spec: ModelSpec, mode: str) -> dict:
+def load_weights(model: torch.nn.Module, spec: ModelSpec, mode: str) -> JsonObject:
     """Load ``mode``'s weights into ``model`` in place; returns what was loaded (JSON data).
 
     Raises :class:`WeightsUnavailable` with the reason when the weights are not here.

@@ -36,10 +36,14 @@ import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal, Protocol, SupportsInt, TypedDict, TypeVar, runtime_checkable
 
 from .memory import CpuMemoryPass, CpuMemoryProbe, malloc_trim
 from .timing import Timer, perf_counter_timer
+
+if TYPE_CHECKING:
+    from ..record import JsonObject
 
 __all__ = [
     "Backend",
@@ -47,9 +51,12 @@ __all__ = [
     "CpuBackend",
     "CudaBackend",
     "CudaApi",
+    "CudaDeviceProperties",
     "CudaMemoryProbe",
+    "CudaRuntime",
     "GpuStateSampler",
     "Nvml",
+    "NvmlLibrary",
     "NvmlProcess",
     "METHOD_PROCESS",
     "METHOD_DEVICE",
@@ -71,6 +78,8 @@ METHOD_PROCESS = "nvml-process"
 METHOD_DEVICE = "nvml-device-delta"
 METHOD_CONTEXT = "context+reserved"
 METHOD_UNAVAILABLE = "unavailable"
+
+_T = TypeVar("_T")
 
 
 # -- what every backend offers -----------------------------------------------------------------
@@ -122,21 +131,24 @@ class Backend(Protocol):
 
     def device_name(self) -> str: ...
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JsonObject:
         """Facts for the environment record (name, memory, context, driver...)."""
         ...
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> JsonObject:
         """Clocks, power and throttle reasons now (empty on the CPU)."""
         ...
 
-    def timed_state(self) -> dict[str, Any] | None:
+    def timed_state(self) -> JsonObject | None:
         """The device state sampled during the last measurement's timed calls (None on the CPU)."""
         ...
 
 
-def _call(fn: Callable[..., Any] | None, *args: Any) -> Any:
-    """``fn(*args)``, or None when ``fn`` is missing or raises (NVML queries are all optional)."""
+def _call(fn: Callable[..., _T] | None, *args: object) -> _T | None:
+    """``fn(*args)``, or None when ``fn`` is missing or raises (NVML queries are all optional).
+
+    pynvml is untyped: for a function looked up with ``getattr`` the result is untyped too.
+    """
     if fn is None:
         return None
     try:
@@ -145,7 +157,7 @@ def _call(fn: Callable[..., Any] | None, *args: Any) -> Any:
         return None
 
 
-def plausible_bytes(value: Any, floor: int = 0, ceiling: int | None = None) -> int | None:
+def plausible_bytes(value: SupportsInt | None, floor: int = 0, ceiling: int | None = None) -> int | None:
     """``value`` as a byte count when it can be real, else None.
 
     A process that holds a CUDA context holds at least hundreds of MiB, and
@@ -172,13 +184,54 @@ def plausible_bytes(value: Any, floor: int = 0, ceiling: int | None = None) -> i
 # -- torch.cuda -------------------------------------------------------------------------------
 
 
+class CudaDeviceProperties(TypedDict):
+    """What :meth:`CudaApi.properties` tells of the device."""
+
+    name: str
+    total_memory: int
+    #: ``"major.minor"``.
+    capability: str
+    uuid: str | None
+    pci_bus_id: str | None
+
+
+class CudaRuntime(Protocol):
+    """The ``torch.cuda`` calls the CUDA backend makes: :class:`CudaApi`, or a fake in tests."""
+
+    def has_context(self) -> bool | None: ...
+
+    def create_context(self) -> None: ...
+
+    def load_libraries(self) -> None: ...
+
+    def allocate(self, nbytes: int) -> object: ...
+
+    def synchronize(self) -> None: ...
+
+    def reset_peak(self) -> None: ...
+
+    def max_allocated(self) -> int: ...
+
+    def max_reserved(self) -> int: ...
+
+    def reserved(self) -> int: ...
+
+    def empty_cache(self) -> None: ...
+
+    def properties(self) -> CudaDeviceProperties: ...
+
+    def event_timer(self, fn: Callable[[], object], during: Callable[[], None] | None = None) -> Timer: ...
+
+
 class CudaApi:
     """The handful of ``torch.cuda`` calls the CUDA backend makes."""
 
     def __init__(self, index: int) -> None:
         import torch
 
-        self.torch: Any = torch
+        #: The torch module (tests put a stand-in here). Read through attributes that differ between
+        #: torch versions (``torch._C._cuda_hasPrimaryContext``), hence a plain module type.
+        self.torch: ModuleType = torch
         self.index = index
 
     def has_context(self) -> bool | None:
@@ -215,7 +268,7 @@ class CudaApi:
         del x, w, y, a, z
         self.empty_cache()
 
-    def allocate(self, nbytes: int) -> Any:
+    def allocate(self, nbytes: int) -> object:
         """A device buffer of ``nbytes`` (no kernel runs): the marker that tells our NVML entry apart."""
         return self.torch.empty(int(nbytes), dtype=self.torch.uint8, device=self.torch.device("cuda", self.index))
 
@@ -237,7 +290,7 @@ class CudaApi:
     def empty_cache(self) -> None:
         self.torch.cuda.empty_cache()
 
-    def properties(self) -> dict[str, Any]:
+    def properties(self) -> CudaDeviceProperties:
         p = self.torch.cuda.get_device_properties(self.index)
         uuid = getattr(p, "uuid", None)
         return {
@@ -271,7 +324,7 @@ class CudaApi:
         return once
 
 
-def _pci_bus_id(props: Any) -> str | None:
+def _pci_bus_id(props: object) -> str | None:
     bus = getattr(props, "pci_bus_id", None)
     if bus is None:
         return None
@@ -328,7 +381,7 @@ def _uuid_keys(uuid: str) -> list[str]:
     return ["GPU-" + u, "MIG-" + u]
 
 
-def _bare_uuid(uuid: Any) -> str:
+def _bare_uuid(uuid: object) -> str:
     text = uuid.decode() if isinstance(uuid, bytes) else str(uuid)
     text = text.strip().lower()
     for prefix in ("gpu-", "mig-"):
@@ -337,16 +390,16 @@ def _bare_uuid(uuid: Any) -> str:
     return text
 
 
-def _value(x: Any) -> Any:
+def _value(x: object) -> object:
     """pynvml returns some flags as ctypes scalars: their ``.value``."""
     return getattr(x, "value", x)
 
 
-def _is_mig_handle(nv: Any, handle: Any) -> bool:
+def _is_mig_handle(nv: NvmlLibrary, handle: object) -> bool:
     return bool(_value(_call(getattr(nv, "nvmlDeviceIsMigDeviceHandle", None), handle)))
 
 
-def _narrow_to_mig(nv: Any, handle: Any, uuid: str | None) -> Any:
+def _narrow_to_mig(nv: NvmlLibrary, handle: object, uuid: str | None) -> object | None:
     """``handle``, or the MIG instance of it that CUDA runs on (None when that cannot be told).
 
     A GPU in MIG mode is not what a CUDA process runs on: its memory and
@@ -363,13 +416,15 @@ def _narrow_to_mig(nv: Any, handle: Any, uuid: str | None) -> Any:
     want = _bare_uuid(uuid)
     count = _call(getattr(nv, "nvmlDeviceGetMaxMigDeviceCount", None), handle) or 0
     for i in range(int(count)):
-        child = _call(getattr(nv, "nvmlDeviceGetMigDeviceHandleByIndex", None), handle, i)
+        child: object = _call(getattr(nv, "nvmlDeviceGetMigDeviceHandleByIndex", None), handle, i)
         if child is not None and _bare_uuid(_call(nv.nvmlDeviceGetUUID, child) or "") == want:
             return child
     return None
 
 
-def _find_handle(nv: Any, uuid: str | None, pci_bus_id: str | None, index: int, env: Mapping[str, str]) -> Any:
+def _find_handle(
+    nv: NvmlLibrary, uuid: str | None, pci_bus_id: str | None, index: int, env: Mapping[str, str]
+) -> object | None:
     for key in _uuid_keys(uuid) if uuid else []:
         handle = _call(getattr(nv, "nvmlDeviceGetHandleByUUID", None), key)
         if handle is not None:
@@ -389,6 +444,28 @@ def _find_handle(nv: Any, uuid: str | None, pci_bus_id: str | None, index: int, 
 
 
 # -- NVML -------------------------------------------------------------------------------------
+
+
+class NvmlLibrary(Protocol):
+    """The pynvml functions called directly (the module, or a fake in tests); device handles are opaque.
+
+    Every other NVML function is looked up with ``getattr`` and may be missing (older pynvml),
+    and its result is untyped, as pynvml is.
+    """
+
+    def nvmlSystemGetDriverVersion(self) -> str | bytes: ...
+
+    def nvmlDeviceGetCount(self) -> int: ...
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> object: ...
+
+    def nvmlDeviceGetName(self, handle: object) -> str | bytes: ...
+
+    def nvmlDeviceGetUUID(self, handle: object) -> str | bytes: ...
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle: object) -> int: ...
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: object, index: int) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -446,10 +523,10 @@ class Nvml:
     does not report them for a MIG instance).
     """
 
-    def __init__(self, handle: Any, pynvml: Any, parent: Any = None) -> None:
+    def __init__(self, handle: object, pynvml: NvmlLibrary, parent: object | None = None) -> None:
         self.handle = handle
         self.nv = pynvml
-        self.parent = parent if parent is not None else handle
+        self.parent: object = parent if parent is not None else handle
 
     @property
     def is_mig(self) -> bool:
@@ -474,12 +551,13 @@ class Nvml:
         handle = _find_handle(pynvml, uuid, pci_bus_id, index, os.environ if env is None else env)
         if handle is None:
             return None
-        parent = None
+        parent: object | None = None
         if _is_mig_handle(pynvml, handle):
             parent = _call(getattr(pynvml, "nvmlDeviceGetDeviceHandleFromMigDeviceHandle", None), handle)
         return cls(handle, pynvml, parent)
 
-    def _q(self, fn: str, *args: Any, handle: Any = None) -> Any:
+    def _q(self, fn: str, *args: object, handle: object | None = None) -> Any:
+        """NVML function ``fn`` on the device (or ``handle``): pynvml is untyped, so is its result."""
         return _call(getattr(self.nv, fn, None), self.handle if handle is None else handle, *args)
 
     def processes(self) -> list[NvmlProcess] | None:
@@ -495,7 +573,7 @@ class Nvml:
                 procs = f(self.handle)
             except Exception:  # noqa: BLE001 - e.g. a library/driver version mismatch: try the next
                 continue
-            out = []
+            out: list[NvmlProcess] = []
             for p in procs or []:
                 pid = getattr(p, "pid", None)
                 if pid is not None:
@@ -525,13 +603,13 @@ class Nvml:
     def device_used_bytes(self) -> int | None:
         return self.device_memory()[0]
 
-    def _reasons(self) -> Any:
+    def _reasons(self) -> object:
         reasons = self._q("nvmlDeviceGetCurrentClocksEventReasons", handle=self.parent)
         if reasons is None:
             reasons = self._q("nvmlDeviceGetCurrentClocksThrottleReasons", handle=self.parent)
         return reasons
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> JsonObject:
         """Clocks, power limit and throttle reasons, for the environment record."""
         nv = self.nv
         power = self._q("nvmlDeviceGetEnforcedPowerLimit", handle=self.parent)
@@ -548,7 +626,7 @@ class Nvml:
             "throttle_reasons": self._reasons(),
         }
 
-    def sample(self) -> dict[str, Any]:
+    def sample(self) -> JsonObject:
         """Clocks, power draw, temperature and throttle reasons now (a few cheap queries)."""
         nv = self.nv
         power = self._q("nvmlDeviceGetPowerUsage", handle=self.parent)
@@ -587,7 +665,7 @@ class Nvml:
 # -- GPU state during the timed calls ----------------------------------------------------------
 
 
-def _spread(values: Iterable[Any]) -> dict[str, float] | None:
+def _spread(values: Iterable[float | None]) -> dict[str, float] | None:
     vals = [float(v) for v in values if v is not None]
     if not vals:
         return None
@@ -617,7 +695,7 @@ class GpuStateSampler:
         self.interval_s = interval_s
         self.max_samples = max_samples
         self.active = False
-        self.samples: list[dict[str, Any]] = []
+        self.samples: list[JsonObject] = []
         self._last = 0.0
         self._violations: dict[str, int] = {}
 
@@ -635,7 +713,7 @@ class GpuStateSampler:
         self._last = now
         self.samples.append(self.nvml.sample())
 
-    def end(self) -> dict[str, Any] | None:
+    def end(self) -> JsonObject | None:
         """The summary of what was seen since ``begin()`` (None without NVML)."""
         was_active, self.active = self.active, False
         if self.nvml is None or not was_active:
@@ -677,7 +755,7 @@ def _marker_bytes(own_pid: int) -> int:
     return (32 + 2 * (own_pid % 16)) * MiB
 
 
-def _identify_by_marker(nvml: Nvml, api: Any, candidates: set[int], own_pid: int) -> int | None:
+def _identify_by_marker(nvml: Nvml, api: CudaRuntime, candidates: set[int], own_pid: int) -> int | None:
     """The one candidate whose NVML figure grows by what a marker allocation reserved."""
     before = {p.pid: p.used_bytes for p in nvml.processes() or []}
     reserved0 = api.reserved()
@@ -694,7 +772,7 @@ def _identify_by_marker(nvml: Nvml, api: Any, candidates: set[int], own_pid: int
         api.empty_cache()
     if grown < MiB:
         return None
-    hits = []
+    hits: list[int] = []
     for pid in candidates:
         b, a = before.get(pid), after.get(pid)
         if b is not None and a is not None and abs((a - b) - grown) <= 2 * MiB:
@@ -704,7 +782,7 @@ def _identify_by_marker(nvml: Nvml, api: Any, candidates: set[int], own_pid: int
 
 def find_nvml_pid(
     nvml: Nvml | None,
-    api: Any,
+    api: CudaRuntime,
     own_pid: int,
     before: list[NvmlProcess] | None,
     after: list[NvmlProcess] | None,
@@ -763,7 +841,7 @@ class CpuBackend:
     def synchronize(self) -> None:
         pass
 
-    def memory_probe(self, call: Callable[[], object] | None = None) -> Any:
+    def memory_probe(self, call: Callable[[], object] | None = None) -> MemoryProbe:
         """The bracket probe, or with ``call`` the dedicated memory pass (see :class:`CpuMemoryPass`)."""
         if call is None:
             return self._probe_factory()
@@ -779,14 +857,14 @@ class CpuBackend:
     def device_name(self) -> str:
         return cpu_model_name()
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JsonObject:
         return {"device_name": self.device_name()}
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> JsonObject:
         """No GPU: nothing to record (empty, so that callers can skip it)."""
         return {}
 
-    def timed_state(self) -> dict[str, Any] | None:
+    def timed_state(self) -> JsonObject | None:
         return None
 
 
@@ -803,7 +881,7 @@ class CudaMemoryProbe:
 
     def __init__(
         self,
-        api: Any,
+        api: CudaRuntime,
         nvml: Nvml | None,
         context: int | None,
         pid: int | None,
@@ -820,7 +898,7 @@ class CudaMemoryProbe:
         self.pre_context_used = pre_context_used
         self.pids_at_context = pids_at_context
         self.device_total = device_total
-        self.gpu_state: dict[str, Any] | None = None
+        self.gpu_state: JsonObject | None = None
 
     def start(self) -> None:
         self.api.synchronize()
@@ -884,18 +962,18 @@ class CudaBackend:
     def __init__(
         self,
         index: int,
-        api: Any | None = None,
-        nvml: Any = "auto",
+        api: CudaRuntime | None = None,
+        nvml: Nvml | Literal["auto"] | None = "auto",
         pid: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.index = index
         self.device = f"cuda:{index}"
-        self.api: Any = api if api is not None else CudaApi(index)
+        self.api: CudaRuntime = api if api is not None else CudaApi(index)
         #: This process's PID as it sees itself (NVML may list another: see ``nvml_pid``).
         self.pid = os.getpid() if pid is None else pid
         props = self.api.properties()
-        self.props: dict[str, Any] = props
+        self.props: CudaDeviceProperties = props
         if nvml == "auto":
             nvml = Nvml.open(props.get("uuid"), props.get("pci_bus_id"), index)
         self.nvml: Nvml | None = nvml
@@ -943,8 +1021,7 @@ class CudaBackend:
         return None, f"{METHOD_UNAVAILABLE}: no plausible NVML figure"
 
     def timer(self, fn: Callable[[], object]) -> Timer:
-        timer: Timer = self.api.event_timer(fn, during=self.sampler.tick)
-        return timer
+        return self.api.event_timer(fn, during=self.sampler.tick)
 
     def synchronize(self) -> None:
         self.api.synchronize()
@@ -963,7 +1040,7 @@ class CudaBackend:
         )
         return self._probe
 
-    def timed_state(self) -> dict[str, Any] | None:
+    def timed_state(self) -> JsonObject | None:
         return self._probe.gpu_state if self._probe is not None else None
 
     def release(self) -> None:
@@ -978,8 +1055,8 @@ class CudaBackend:
     def device_name(self) -> str:
         return str(self.props.get("name"))
 
-    def describe(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
+    def describe(self) -> JsonObject:
+        d: JsonObject = {
             "device_name": self.device_name(),
             "gpu_total_memory": self.props.get("total_memory"),
             "gpu_capability": self.props.get("capability"),
@@ -994,7 +1071,7 @@ class CudaBackend:
             d["mig"] = self.nvml.is_mig
         return d
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> JsonObject:
         return self.nvml.snapshot() if self.nvml is not None else {}
 
 

@@ -14,13 +14,19 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .memory import pin_malloc_thresholds
 from .timing import Clock, SamplingPolicy, TimingResult, sample_latency
 
 if TYPE_CHECKING:
+    import torch
+
+    from ..record import JsonObject
     from .backends import Backend
+
+_T = TypeVar("_T")
 
 PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -48,13 +54,13 @@ class BenchSettings:
 @dataclass(frozen=True)
 class Measurement:
     timing: TimingResult
-    memory: dict[str, Any]
+    memory: dict[str, int | None]
     memory_method: str
     batch_size: int
     input_size: tuple[int, int, int]
     #: Clocks, power and throttle reasons sampled while the timed calls ran (None on the CPU):
     #: snapshots at the start and end of a run see an idle GPU and never show throttling.
-    gpu_state: dict[str, Any] | None = None
+    gpu_state: JsonObject | None = None
 
     @property
     def per_image_ms(self) -> float:
@@ -66,10 +72,11 @@ class Measurement:
         return 1000.0 * self.batch_size / median if median > 0 else None
 
 
-def dtype_of(precision: str) -> Any:
+def dtype_of(precision: str) -> torch.dtype:
     import torch
 
-    return getattr(torch, PRECISIONS[precision])
+    dtype: torch.dtype = getattr(torch, PRECISIONS[precision])  # torch.float32, torch.float16, torch.bfloat16
+    return dtype
 
 
 def apply_process_settings(settings: BenchSettings) -> Callable[[], None]:
@@ -130,7 +137,7 @@ _NEW_TF32_SITES: tuple[tuple[str, tuple[str, ...]], ...] = (
 TF32_ENV_OVERRIDES = ("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "NVIDIA_TF32_OVERRIDE")
 
 
-def _safe(fn: Callable[[], Any]) -> Any:
+def _safe(fn: Callable[[], _T]) -> _T | None:
     """``fn()``, or None when it raises (a mixed TF32 state makes plain reads raise).
 
     Warnings are silenced too: under ``-W error`` a deprecation warning of a legacy
@@ -144,29 +151,34 @@ def _safe(fn: Callable[[], Any]) -> Any:
         return None
 
 
-def _site(torch: Any, path: tuple[str, ...]) -> Any:
+# torch is passed as a module (tests pass a stand-in): the attributes read here exist in some torch
+# versions only, so they are looked up on a plain module type.
+
+
+def _site(torch: ModuleType, path: tuple[str, ...]) -> Any:
+    """``torch.backends.<path>``: a flags object whose attributes depend on the torch version."""
     obj = torch.backends
     for name in path:
         obj = getattr(obj, name)
     return obj
 
 
-def _get_precision(torch: Any, path: tuple[str, ...]) -> str | None:
+def _get_precision(torch: ModuleType, path: tuple[str, ...]) -> str | None:
     """The ``fp32_precision`` of a site (inherited value), or None where it cannot be read."""
     value = _safe(lambda: _site(torch, path).fp32_precision)
     return value if isinstance(value, str) else None
 
 
-def _set_attr(get_obj: Callable[[], Any], attr: str, value: Any) -> None:
+def _set_attr(get_obj: Callable[[], object], attr: str, value: object) -> None:
     """``setattr(get_obj(), attr, value)``, silently skipped where it raises (frozen flags, no such site)."""
     _safe(lambda: setattr(get_obj(), attr, value))
 
 
-def _set_precision(torch: Any, path: tuple[str, ...], value: str) -> None:
+def _set_precision(torch: ModuleType, path: tuple[str, ...], value: str) -> None:
     _set_attr(lambda: _site(torch, path), "fp32_precision", value)
 
 
-def tf32_api(torch: Any) -> str | None:
+def tf32_api(torch: ModuleType) -> str | None:
     """Which TF32 API this torch has: ``"fp32_precision"``, ``"legacy"`` or None."""
     if all(_get_precision(torch, path) is not None for _, path in _NEW_TF32_SITES[:2]):
         return TF32_API_NEW
@@ -175,7 +187,7 @@ def tf32_api(torch: Any) -> str | None:
     return None
 
 
-def _torch(torch_module: Any) -> Any:
+def _torch(torch_module: ModuleType | None) -> ModuleType:
     if torch_module is not None:
         return torch_module
     import torch
@@ -183,7 +195,7 @@ def _torch(torch_module: Any) -> Any:
     return torch
 
 
-def read_tf32_flags(torch_module: Any = None, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+def read_tf32_flags(torch_module: ModuleType | None = None, env: Mapping[str, str] | None = None) -> JsonObject:
     """Whether fp32 matrix products (cuBLAS) and convolutions (cuDNN) may run in TF32. Never raises.
 
     ``{"tf32_matmul": bool|None, "tf32_cudnn": bool|None, "api": "legacy"|"fp32_precision"|None,
@@ -193,7 +205,7 @@ def read_tf32_flags(torch_module: Any = None, env: Mapping[str, str] | None = No
     """
     env = os.environ if env is None else env
     overrides = {name: env[name] for name in TF32_ENV_OVERRIDES if name in env}
-    out: dict[str, Any] = {"tf32_matmul": None, "tf32_cudnn": None, "api": None, "env_overrides": overrides}
+    out: JsonObject = {"tf32_matmul": None, "tf32_cudnn": None, "api": None, "env_overrides": overrides}
     try:
         torch = _torch(torch_module)
     except Exception:  # noqa: BLE001 - no torch: nothing to say
@@ -206,9 +218,9 @@ def read_tf32_flags(torch_module: Any = None, env: Mapping[str, str] | None = No
         out["tf32_matmul"] = None if matmul is None else matmul == "tf32"
         out["tf32_cudnn"] = None if conv is None else conv == "tf32"
     elif api == TF32_API_LEGACY:
-        matmul = _safe(lambda: bool(torch.backends.cuda.matmul.allow_tf32))
-        cudnn = _safe(lambda: bool(torch.backends.cudnn.allow_tf32))
-        out["tf32_matmul"], out["tf32_cudnn"] = matmul, cudnn
+        matmul_flag = _safe(lambda: bool(torch.backends.cuda.matmul.allow_tf32))
+        cudnn_flag = _safe(lambda: bool(torch.backends.cudnn.allow_tf32))
+        out["tf32_matmul"], out["tf32_cudnn"] = matmul_flag, cudnn_flag
     if overrides.get("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "").strip() == "1":
         out["tf32_matmul"] = True
     if overrides.get("NVIDIA_TF32_OVERRIDE", "").strip() == "0":
@@ -216,13 +228,13 @@ def read_tf32_flags(torch_module: Any = None, env: Mapping[str, str] | None = No
     return out
 
 
-def read_float32_matmul_precision(torch_module: Any = None) -> str | None:
+def read_float32_matmul_precision(torch_module: ModuleType | None = None) -> str | None:
     """``torch.get_float32_matmul_precision()``, or None where a mixed TF32 state makes it raise."""
     value = _safe(lambda: _torch(torch_module).get_float32_matmul_precision())
     return value if isinstance(value, str) else None
 
 
-def set_tf32(enabled: bool, torch_module: Any = None) -> Callable[[], None]:
+def set_tf32(enabled: bool, torch_module: ModuleType | None = None) -> Callable[[], None]:
     """Allow (or forbid) TF32 for cuDNN and cuBLAS; returns a function that restores the previous state.
 
     The legacy flags are set first, so that code still reading them sees a
@@ -267,18 +279,21 @@ def set_tf32(enabled: bool, torch_module: Any = None) -> Callable[[], None]:
     return restore
 
 
-def prepare_model(model: Any, settings: BenchSettings) -> Any:
+def prepare_model(model: torch.nn.Module, settings: BenchSettings) -> torch.nn.Module:
     """Put ``model`` in eval mode on the device, in the configured precision and memory format."""
     import torch
 
     model = model.eval()
-    kwargs: dict[str, Any] = {"device": settings.device, "dtype": dtype_of(settings.precision)}
+    dtype = dtype_of(settings.precision)
     if settings.channels_last:
-        kwargs["memory_format"] = torch.channels_last
-    return model.to(**kwargs)
+        # Module.to takes memory_format with device and dtype, but torch's overloads of it do not say so.
+        fmt = torch.channels_last
+        prepared: torch.nn.Module = model.to(device=settings.device, dtype=dtype, memory_format=fmt)  # type: ignore[call-overload]
+        return prepared
+    return model.to(device=settings.device, dtype=dtype)
 
 
-def make_input(batch_size: int, input_size: tuple[int, int, int], settings: BenchSettings) -> Any:
+def make_input(batch_size: int, input_size: tuple[int, int, int], settings: BenchSettings) -> torch.Tensor:
     """A seeded standard-normal batch, already on the device (never zeros, never timed)."""
     import torch
 
@@ -291,14 +306,14 @@ def make_input(batch_size: int, input_size: tuple[int, int, int], settings: Benc
 
 
 def measure(
-    model: Any,
+    model: torch.nn.Module,
     batch_size: int,
     input_size: tuple[int, int, int],
     settings: BenchSettings,
     backend: Backend,
     clock: Clock = time.monotonic,
     start: float | None = None,
-    forward: Callable[[Any], object] | None = None,
+    forward: Callable[[torch.Tensor], object] | None = None,
 ) -> Measurement:
     """Time ``model`` on a batch and read the steady-state memory around the timed calls.
 

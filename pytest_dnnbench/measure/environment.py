@@ -6,9 +6,28 @@ import os
 import platform
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Protocol
 
 from .memory import PINNED_MMAP_THRESHOLD, PINNED_TRIM_THRESHOLD
+
+if TYPE_CHECKING:
+    from ..record import JsonObject
+    from .backends import Backend, NvmlLibrary
+    from .bench import BenchSettings
+
+
+class MachineOptions(Protocol):
+    """The options :func:`machine_info` records (the session's settings)."""
+
+    @property
+    def device(self) -> str: ...
+
+    @property
+    def precision(self) -> str: ...
+
+    @property
+    def cudnn_benchmark(self) -> bool: ...
 
 
 def _version(module: str) -> str | None:
@@ -20,14 +39,14 @@ def _version(module: str) -> str | None:
         return None
 
 
-def collect_environment(backend: Any, settings: Any, plugin_version: str) -> dict[str, Any]:
+def collect_environment(backend: Backend, settings: BenchSettings, plugin_version: str) -> JsonObject:
     """Versions, hardware, and every setting that changes a figure."""
     import torch
 
     from .bench import read_float32_matmul_precision, read_tf32_flags
 
     tf32 = read_tf32_flags(torch)
-    env: dict[str, Any] = {
+    env: JsonObject = {
         "plugin_version": plugin_version,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
@@ -78,7 +97,7 @@ def collect_environment(backend: Any, settings: Any, plugin_version: str) -> dic
     return env
 
 
-def _cudnn_version(torch: Any) -> int | None:
+def _cudnn_version(torch: ModuleType) -> int | None:
     try:
         version = torch.backends.cudnn.version()
     except Exception:  # noqa: BLE001
@@ -92,11 +111,11 @@ def _cpu_name() -> str:
     return cpu_model_name()
 
 
-def machine_info(options: Any) -> dict[str, Any]:
+def machine_info(options: MachineOptions) -> JsonObject:
     """What pytest-benchmark stores as our part of ``machine_info``: stable facts, no measurement."""
     import torch
 
-    info: dict[str, Any] = {
+    info: JsonObject = {
         "torch": str(torch.__version__),
         "torchvision": _version("torchvision"),
         "timm": _version("timm"),
@@ -111,7 +130,7 @@ def machine_info(options: Any) -> dict[str, Any]:
     return info
 
 
-def _nvml_inventory() -> dict[str, Any]:
+def _nvml_inventory() -> JsonObject:
     """Names of the visible GPUs and the driver, through NVML (no CUDA context is created)."""
     try:
         import pynvml
@@ -122,7 +141,7 @@ def _nvml_inventory() -> dict[str, Any]:
     return nvml_inventory(pynvml, os.environ)
 
 
-def _name(nv: Any, handle: Any) -> str | None:
+def _name(nv: NvmlLibrary, handle: object) -> str | None:
     try:
         name = nv.nvmlDeviceGetName(handle)
     except Exception:  # noqa: BLE001
@@ -130,7 +149,7 @@ def _name(nv: Any, handle: Any) -> str | None:
     return name.decode() if isinstance(name, bytes) else str(name)
 
 
-def _uuid(nv: Any, handle: Any) -> str:
+def _uuid(nv: NvmlLibrary, handle: object) -> str:
     try:
         u = nv.nvmlDeviceGetUUID(handle)
     except Exception:  # noqa: BLE001
@@ -138,9 +157,9 @@ def _uuid(nv: Any, handle: Any) -> str:
     return (u.decode() if isinstance(u, bytes) else str(u)).lower()
 
 
-def _all_handles(nv: Any) -> list[Any]:
-    """Every GPU and, where MIG is on, every MIG instance of it."""
-    out: list[Any] = []
+def _all_handles(nv: NvmlLibrary) -> list[object]:
+    """Every GPU and, where MIG is on, every MIG instance of it (opaque NVML handles)."""
+    out: list[object] = []
     for i in range(int(nv.nvmlDeviceGetCount())):
         gpu = nv.nvmlDeviceGetHandleByIndex(i)
         out.append(gpu)
@@ -156,7 +175,7 @@ def _all_handles(nv: Any) -> list[Any]:
     return out
 
 
-def nvml_inventory(nv: Any, env: Mapping[str, str]) -> dict[str, Any]:
+def nvml_inventory(nv: NvmlLibrary, env: Mapping[str, str]) -> JsonObject:
     """The GPUs this process can see, as CUDA numbers them, and the driver.
 
     ``CUDA_VISIBLE_DEVICES`` is honoured: a UUID entry (``GPU-``/``MIG-``, or a prefix
@@ -181,7 +200,7 @@ def nvml_inventory(nv: Any, env: Mapping[str, str]) -> dict[str, Any]:
         else:
             pci_order = env.get("CUDA_DEVICE_ORDER", "").strip().upper() == "PCI_BUS_ID"
             all_names = {_name(nv, h) for h in gpus}
-            by_uuid: list[tuple[str, Any]] | None = None
+            by_uuid: list[tuple[str, object]] | None = None
             names = []
             for entry in entries:
                 if entry.isdigit():

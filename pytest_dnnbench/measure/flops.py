@@ -12,7 +12,12 @@ from __future__ import annotations
 import copy
 import io
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..record import JsonObject
 
 #: Counters further apart than this (relative) are flagged in the record.
 DISAGREEMENT = 0.05
@@ -40,7 +45,7 @@ class Complexity:
         """Parameter-file size in MiB (the paper's "MB", like its memory figures)."""
         return self.param_file_bytes / MIB
 
-    def as_record(self) -> dict:
+    def as_record(self) -> JsonObject:
         return {
             "macs": self.macs,
             "flops": self.flops,
@@ -60,11 +65,11 @@ def counters_disagree(macs: int | None, macs_check: int | None, tolerance: float
     return top > 0 and abs(macs - macs_check) / top > tolerance
 
 
-def count_params(model: Any) -> int:
+def count_params(model: torch.nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
-def param_file_bytes(model: Any) -> int:
+def param_file_bytes(model: torch.nn.Module) -> int:
     import torch
 
     buf = io.BytesIO()
@@ -72,7 +77,7 @@ def param_file_bytes(model: Any) -> int:
     return buf.getbuffer().nbytes
 
 
-def thop_macs(model: Any, example: Any) -> int:
+def thop_macs(model: torch.nn.Module, example: torch.Tensor) -> int:
     """MACs of one forward pass of ``example`` counted by thop, on a deep copy of ``model``."""
     import thop
     import torch
@@ -86,7 +91,7 @@ def thop_macs(model: Any, example: Any) -> int:
     return int(round(float(macs)))
 
 
-def flop_counter_macs(model: Any, example: Any) -> int:
+def flop_counter_macs(model: torch.nn.Module, example: torch.Tensor) -> int:
     """MACs of one forward pass counted by torch's FlopCounterMode (its FLOPs / 2)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -97,17 +102,19 @@ def flop_counter_macs(model: Any, example: Any) -> int:
     return int(counter.get_total_flops()) // 2
 
 
-def measure_complexity(model: Any, example: Any) -> Complexity:
+def measure_complexity(model: torch.nn.Module, example: torch.Tensor) -> Complexity:
     """Count MACs for ``example`` (one image), parameters and file size of ``model``."""
-    errors = []
+    errors: list[str] = []
     try:
         macs: int | None = thop_macs(model, example)
     except Exception as exc:  # noqa: BLE001 - a counter failing must not fail the benchmark
-        macs, _ = None, errors.append(f"thop: {type(exc).__name__}: {exc}")
+        macs = None
+        errors.append(f"thop: {type(exc).__name__}: {exc}")
     try:
         check: int | None = flop_counter_macs(model, example)
     except Exception as exc:  # noqa: BLE001
-        check, _ = None, errors.append(f"FlopCounterMode: {type(exc).__name__}: {exc}")
+        check = None
+        errors.append(f"FlopCounterMode: {type(exc).__name__}: {exc}")
     return Complexity(
         macs=macs,
         macs_check=check,

@@ -14,7 +14,11 @@ import ctypes.util
 import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import torch
+    from torch.utils.hooks import RemovableHandle
 
 STATUS_PATH = "/proc/self/status"
 CLEAR_REFS_PATH = "/proc/self/clear_refs"
@@ -101,6 +105,12 @@ def peak_rss_bytes() -> int | None:
         return None
 
 
+class HookHandle(Protocol):
+    """What registering a hook gives back (torch's ``RemovableHandle``, or a fake): a way to remove it."""
+
+    def remove(self) -> None: ...
+
+
 @dataclass
 class CpuMemoryProbe:
     """Brackets the timed calls: ``start()`` before, ``stop()`` after."""
@@ -160,7 +170,8 @@ class CpuMemoryPass:
     probe: CpuMemoryProbe = field(default_factory=CpuMemoryProbe)
     set_thresholds: Callable[[int, int], bool] = pin_malloc_thresholds
     passes: int = 1
-    trim_after_modules: Callable[[], Any] = field(default=None)  # type: ignore[assignment]
+    #: Installs what returns freed heap after every module's forward (default: :func:`_trim_after_every_module`).
+    trim_after_modules: Callable[[], HookHandle] | None = None
 
     def start(self) -> None:
         """Nothing to do before the timed calls."""
@@ -181,11 +192,11 @@ class CpuMemoryPass:
         return memory, f"{method}; over {self.passes} dedicated call(s) after the timed ones, {how}"
 
 
-def _trim_after_every_module() -> Any:
+def _trim_after_every_module() -> RemovableHandle:
     """Return freed heap to the OS after every module's forward, for the memory pass only."""
     from torch.nn.modules.module import register_module_forward_hook
 
-    def hook(module: Any, args: Any, output: Any) -> None:
+    def hook(module: torch.nn.Module, args: tuple[object, ...], output: object) -> None:
         malloc_trim()  # returns None: a forward hook's return value would replace the output
 
     return register_module_forward_hook(hook)

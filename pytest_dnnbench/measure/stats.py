@@ -11,6 +11,10 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..record import JsonObject
 
 __all__ = ["LatencyStats", "median_ci", "percentile", "summarize", "ci_half_width"]
 
@@ -99,7 +103,7 @@ class LatencyStats:
     n: int
     ci_median: tuple[float, float]
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> JsonObject:
         return {
             "median": self.median,
             "mean": self.mean,

@@ -14,8 +14,12 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .stats import LatencyStats, ci_half_width, summarize
+
+if TYPE_CHECKING:
+    from ..record import JsonObject
 
 Timer = Callable[[], float]
 Clock = Callable[[], float]
@@ -81,7 +85,7 @@ class TimingResult:
     def warmup(self) -> int:
         return len(self.warmup_ms)
 
-    def latency_dict(self) -> dict:
+    def latency_dict(self) -> JsonObject:
         """The ``latency_ms`` block of a results record (DESIGN §6)."""
         d = self.stats.as_dict()
         d.update(

@@ -47,9 +47,10 @@ class ModelSpec:
     paper_name: str | None = None
     preprocess: Preprocess | None = None
     weights: str | None = None
+    #: Keyword arguments of the builder: whatever the source library's builder takes, hence ``Any``.
     builder_kwargs: tuple[tuple[str, Any], ...] = ()
     paper_top1: float | None = None
-    factory: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+    factory: Callable[..., object] | None = field(default=None, compare=False, repr=False)
 
     @property
     def in_paper(self) -> bool:
@@ -70,4 +71,4 @@ class ModelSpec:
         return f"{self.source}.{self.builder}"
 
 
-ModelFactory = str | Callable[..., Any]
+ModelFactory = str | Callable[..., object]

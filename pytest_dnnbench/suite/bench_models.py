@@ -5,8 +5,18 @@ setting); the plugin parametrizes ``dnn_model`` and ``dnn_batch_size``, so
 that test ids read ``test_dnn[<model>-bs<N>]``.
 """
 
+from __future__ import annotations
 
-def test_dnn(dnn_bench, dnn_model, dnn_batch_size):
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..fixtures import DnnBench
+    from ..isolated import IsolatedModel
+
+
+def test_dnn(dnn_bench: DnnBench, dnn_model: torch.nn.Module | IsolatedModel, dnn_batch_size: int) -> None:
     record = dnn_bench(dnn_model)
     latency = record["latency_ms"]
     # A measurement that produced no sample, or a non-positive time, is a broken measurement.
