@@ -42,34 +42,54 @@ def parse_size(value: object) -> int:
 
     Units: B, kB/KB, MB, GB, TB (powers of 10) and KiB, MiB, GiB, TiB (powers of 2),
     case-insensitive. The result is rounded to whole bytes and must be positive.
-    Raises ``ValueError`` saying what is wrong.
+    Raises ``ValueError`` saying what is wrong, ``OverflowError`` for a size of 2^63 bytes or more.
     """
+    shown = _short(value)
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a size")
+        raise ValueError(f"{_short(value)} is not a size")
     if isinstance(value, int):
         number, unit = float(value), ""
         if value <= 0:
-            raise ValueError(f"size {value} is not positive")
+            raise ValueError(f"size {shown} is not positive")
+        if value >= MAX_SIZE:
+            raise OverflowError(f"size {shown} is 8 EiB (2^63 bytes) or more")
         return int(value)
     if isinstance(value, float):
         number, unit = value, ""
     else:
         m = _SIZE_RE.match(str(value))
         if not m:
-            raise ValueError(f"{value!r} is not a size (expected a number and a unit such as 0.7GB, 700MB, 1.4GiB)")
+            raise ValueError(f"{shown} is not a size (expected a number and a unit such as 0.7GB, 700MB, 1.4GiB)")
         mantissa, exponent, unit = m.groups()
+        if exponent and abs(int(exponent[-6:])) > 100 or len(mantissa) > 40:
+            if exponent and exponent.startswith("-") or float(mantissa or 0) == 0:
+                raise ValueError(f"size {shown} is less than one byte")
+            raise OverflowError(f"size {shown} is 8 EiB (2^63 bytes) or more")
         number = float(mantissa) * (10.0 ** int(exponent) if exponent else 1.0)
         unit = unit.lower()
     if unit not in _UNITS:
-        raise ValueError(f"unknown unit {unit!r} in {value!r} (use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB)")
-    if not math.isfinite(number) or number <= 0:
-        raise ValueError(f"size {value!r} is not positive")
+        raise ValueError(f"unknown unit {unit[:20]!r} in {shown} (use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB)")
+    if math.isnan(number) or number <= 0:
+        raise ValueError(f"size {shown} is not positive")
+    if not math.isfinite(number):
+        raise OverflowError(f"size {shown} is 8 EiB (2^63 bytes) or more")
     # Exact for the usual inputs: multiply the decimal mantissa in integers where possible.
     scaled = _exact_scale(str(value), number, _UNITS[unit]) if not isinstance(value, float) else number * _UNITS[unit]
+    if not math.isfinite(scaled) or scaled >= MAX_SIZE:
+        raise OverflowError(f"size {shown} is 8 EiB (2^63 bytes) or more")
     result = int(math.floor(scaled + 0.5))
     if result <= 0:
-        raise ValueError(f"size {value!r} is less than one byte")
+        raise ValueError(f"size {shown} is less than one byte")
     return result
+
+
+#: Sizes from here on are refused: the figure would overflow a signed 64-bit integer (8 EiB).
+MAX_SIZE = 2**63
+
+
+def _short(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 def _exact_scale(text: str, number: float, factor: int) -> float:
@@ -93,16 +113,16 @@ _FPS_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?\
 def parse_fps(value: object) -> float:
     """``"30"``, ``"29.97"``, ``"60fps"`` -> frames (images) per second, positive and finite."""
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a frame rate")
+        raise ValueError(f"{_short(value)} is not a frame rate")
     if isinstance(value, (int, float)):
         fps = float(value)
     else:
         m = _FPS_RE.match(str(value))
         if not m:
-            raise ValueError(f"{value!r} is not a frame rate (expected a number such as 15, 30 or 60)")
+            raise ValueError(f"{_short(value)} is not a frame rate (expected a number such as 15, 30 or 60)")
         fps = float(m.group(1)) * (10.0 ** int(m.group(2)) if m.group(2) else 1.0)
     if not math.isfinite(fps) or fps <= 0:
-        raise ValueError(f"frame rate {value!r} is not positive")
+        raise ValueError(f"frame rate {_short(value)} is not positive")
     return fps
 
 

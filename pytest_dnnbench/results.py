@@ -30,10 +30,15 @@ SCHEMA = "pytest-dnnbench/1"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new file, never half of one."""
+    """Write ``text`` to ``path`` so that readers see the old or the new file, never half of one.
+
+    The temporary file beside it is named ``.NAME.<pid>.<random>.tmp``: one left by a writer that was
+    killed (``kill -9``) is removed by the next writer, once no process of that PID is alive.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=str(path.parent))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             # mkstemp creates the file 0600; give it the mode a plain open() would (0666 minus the umask).
@@ -50,14 +55,51 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove ``.NAME.<pid>.*.tmp`` files beside ``path`` whose writer is no longer alive; return them."""
+    removed: list[Path] = []
+    prefix = f".{path.name}."
+    try:
+        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(".tmp")]
+    except OSError:
+        return removed
+    for tmp in candidates:
+        pid_text = tmp.name[len(prefix) :].split(".", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process, or not a PID: leave its file alone
+    return True
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
 
-def document(environment: JsonObject, records: Iterable[JsonObject]) -> JsonObject:
-    return {"schema": SCHEMA, "environment": environment, "records": list(records)}
+def document(environment: JsonObject, records: Iterable[JsonObject], missing: Iterable[JsonObject] = ()) -> JsonObject:
+    """The results document; ``missing`` (tests that left no record, with the reason) only where there are any."""
+    doc: JsonObject = {"schema": SCHEMA, "environment": environment, "records": list(records)}
+    missing = list(missing)
+    if missing:
+        doc["missing"] = missing
+    return doc
 
 
 class ResultsFile:
@@ -67,6 +109,8 @@ class ResultsFile:
         self.path = Path(path)
         self.environment: JsonObject = dict(environment or {})
         self.records: list[JsonObject] = []
+        #: Tests that left no record (a model that could not be built, a batch out of memory), with the reason.
+        self.missing: list[JsonObject] = []
 
     def add(self, record: JsonMapping) -> None:
         """Add one record (JSON form, as :meth:`.record.Record.to_json` gives it) and rewrite the file."""
@@ -77,7 +121,8 @@ class ResultsFile:
         self.environment = dict(environment)
 
     def flush(self) -> None:
-        text = json.dumps(document(self.environment, self.records), indent=1, allow_nan=False, default=jsonable)
+        doc = document(self.environment, self.records, self.missing)
+        text = json.dumps(doc, indent=1, allow_nan=False, default=jsonable)
         atomic_write_text(self.path, text + "\n")
 
 

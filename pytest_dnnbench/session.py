@@ -34,7 +34,7 @@ from .record import Accuracy, JsonMapping, JsonObject, Record
 from .registry import ModelSpec, Registry, SelectionError
 from .report.progress import Progress, missing_entry
 from .results import ResultsFile, plain
-from .settings import MARKERS, Settings, item_limits
+from .settings import MARKERS, Settings, check_writable, item_limits
 
 if TYPE_CHECKING:
     import torch
@@ -153,6 +153,9 @@ class DnnSession:
                 config.args = [str(SUITE_PATH)]  # the shipped suite, unless paths were given
             if not self.is_worker:
                 self._configure_xdist()
+            self._catch_sigterm()  # also at a pytest-xdist controller, which never collects
+        if not self.is_worker:
+            self._check_outputs()
         self._check_baseline_files()
         self._open_accuracy()
         if self.settings.report_dir is not None and not self.is_worker:
@@ -166,6 +169,18 @@ class DnnSession:
         if not self.is_worker and s.json_path is not None:
             self.results = ResultsFile(s.json_path)
 
+    def _check_outputs(self) -> None:
+        """Every file the run will write can be written: a usage error now, not a lost measurement later."""
+        s = self.settings
+        if s.json_path is not None:
+            check_writable(s.json_path, "--dnn-json")
+        if s.report_dir is not None:
+            check_writable(s.report_dir, "--dnn-report", directory=True)
+        if s.save_baseline == "auto":
+            check_writable(s.rootpath / "baselines", "--dnn-save-baseline", directory=True)
+        elif s.save_baseline is not None:
+            check_writable(Path(s.save_baseline), "--dnn-save-baseline")
+
     def _check_baseline_files(self) -> None:
         """An explicit baseline file is checked now, before any model is built; it is never modified on error."""
         s = self.settings
@@ -176,7 +191,7 @@ class DnnSession:
                 try:
                     load_baseline(p)
                 except BaselineError as exc:
-                    option = "--dnn-baseline" if path == s.baseline else "--dnn-save-baseline"
+                    option = "--dnn-baseline" if path == s.baseline and s.baseline_given else "--dnn-save-baseline"
                     raise pytest.UsageError(
                         f"{option}: {exc}. Fix or remove the file (it was left untouched)"
                     ) from None
@@ -710,6 +725,10 @@ class DnnSession:
         if self.is_worker:
             return
         self._finish_environment()
+        if self.results is not None:  # written when asked, also with no record (the reasons in "missing")
+            self.results.set_environment(self.environment or {})
+            self.results.missing = list(self.missing.values())
+            self.results.flush()
         if self.settings.save_baseline is not None:
             self._save_baseline(session, exitstatus)
         if self.settings.report_dir is not None:
@@ -776,9 +795,6 @@ class DnnSession:
             from .report.build import memory_note
             from .report.terminal import format_paper_tables, format_table
 
-            if self.results is not None:
-                self.results.set_environment(self.environment or {})
-                self.results.flush()
             env = self.environment or {}
             tf32 = ", TF32 on" if env.get("tf32_requested") and str(env.get("device", "")).startswith("cuda") else ""
             tr.write_sep(

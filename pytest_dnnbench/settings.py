@@ -17,6 +17,7 @@ No torch here.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -56,7 +57,11 @@ PAPER_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 PRECISIONS = ("fp32", "fp16", "bf16")
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 #: Longest value echoed back in an error message.
-MAX_SHOWN = 80
+MAX_SHOWN = 200
+#: Largest batch size accepted (a tensor index is 32-bit in many kernels).
+MAX_BATCH = 2**31 - 1
+#: Most CPU threads accepted for torch.
+MAX_THREADS = 4096
 
 T = TypeVar("T")
 
@@ -315,7 +320,7 @@ def shown(value: object) -> str:
 
 def usage_error(option: str, value: object, why: str, fix: str) -> pytest.UsageError:
     """The one shape of a bad-value error: ``OPTION=VALUE: why. Fix``."""
-    return pytest.UsageError(f"{option}={value!s}: {why}. {fix}")
+    return pytest.UsageError(f"{option}={shown(value)}: {why}. {fix}")
 
 
 def parse_batch_sizes(value: object, option: str = "--dnn-batch-sizes") -> tuple[int, ...]:
@@ -328,11 +333,19 @@ def parse_batch_sizes(value: object, option: str = "--dnn-batch-sizes") -> tuple
             continue
         if not re.fullmatch(r"[+]?\d+", part):
             raise usage_error(
-                option, value, f"{shown(part)!r} is not a whole number", "Give positive integers such as 1,8,64"
+                option, value, f"{shown(part)[:20]!r} is not a whole number", "Give positive integers such as 1,8,64"
+            )
+        if len(part.lstrip("+")) > 12:
+            raise usage_error(
+                option, value, f"a batch size of {len(part)} digits is too large", "Give batch sizes such as 1,8,64"
             )
         n = int(part)
         if n < 1:
             raise usage_error(option, value, f"batch size {n} is not positive", "Batch sizes start at 1, e.g. 1,8,64")
+        if n > MAX_BATCH:
+            raise usage_error(
+                option, value, f"batch size {n} is above {MAX_BATCH:,}", "Give batch sizes such as 1,8,64"
+            )
         if n not in sizes:
             sizes.append(n)
     return tuple(sizes)
@@ -368,13 +381,22 @@ def parse_on_off(value: object, option: str) -> bool:
     raise usage_error(option, value, "expected on or off", f"Use {option}=on or {option}=off")
 
 
-def parse_int(value: object, option: str, minimum: int = 0) -> int:
+def parse_int(value: object, option: str, minimum: int = 0, maximum: int = 10**9) -> int:
+    """A whole number in ``[minimum, maximum]`` (the bounds keep absurd values from reaching torch)."""
     v = str(value).strip()
     if not re.fullmatch(r"[+-]?\d+", v):
         raise usage_error(option, value, "not a whole number", f"Give an integer of at least {minimum}")
+    if len(v.lstrip("+-")) > len(str(maximum)) + 1:
+        raise usage_error(
+            option, value, f"must be at most {maximum:,}", f"Give an integer from {minimum} to {maximum:,}"
+        )
     n = int(v)
     if n < minimum:
         raise usage_error(option, value, f"must be at least {minimum}", f"Give an integer of at least {minimum}")
+    if n > maximum:
+        raise usage_error(
+            option, value, f"must be at most {maximum:,}", f"Give an integer from {minimum} to {maximum:,}"
+        )
     return n
 
 
@@ -387,7 +409,9 @@ def parse_duration(value: object, option: str = "--dnn-max-time") -> float:
     if not m:
         raise usage_error(option, value, "not a duration", "Give seconds such as 20, 20s, 500ms or 2m")
     seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2).lower() if m.group(2) else None]
-    if not seconds > 0 or not math.isfinite(seconds):
+    if not math.isfinite(seconds):
+        raise usage_error(option, value, "too large a number", "Give seconds such as 20, 20s, 500ms or 2m")
+    if not seconds > 0:
         raise usage_error(option, value, "must be longer than zero", "Give seconds such as 20, 20s, 500ms or 2m")
     return seconds
 
@@ -446,7 +470,11 @@ def parse_bytes(value: object, option: str) -> int:
     """A size with its unit exactly as written: ``1.0GB`` = 10^9 bytes, ``1.4GiB`` = 1.4 x 2^30."""
     try:
         return parse_size(value)
-    except (ValueError, OverflowError) as exc:
+    except OverflowError:
+        raise usage_error(
+            option, value, "8 EiB (2^63 bytes) or more", "Use e.g. 1.0GB (10^9 bytes), 700MB or 1.4GiB"
+        ) from None
+    except ValueError as exc:
         raise usage_error(
             option, value, str(exc), "Use e.g. 1.0GB (10^9 bytes), 700MB, 1.4GiB (2^30 bytes) or plain bytes"
         ) from None
@@ -456,7 +484,9 @@ def parse_rate(value: object, option: str) -> float:
     """Images per second, positive and finite."""
     try:
         return parse_fps(value)
-    except (ValueError, OverflowError) as exc:
+    except OverflowError:
+        raise usage_error(option, value, "too large a rate", "Give images per second such as 15, 30 or 60") from None
+    except ValueError as exc:
         raise usage_error(option, value, str(exc), "Give images per second such as 15, 30 or 60") from None
 
 
@@ -593,17 +623,27 @@ class Settings:
             warmup_min=warmup,
             warmup_max=max(warmup, SamplingPolicy.warmup_max),
         )
-        models = r.value("dnn_models").text
+        given = r.value("dnn_models")
+        models = given.text
+        if given.origin == "cmdline" and not (models or "").strip():
+            # An unset CI variable ($MODELS) must not turn benchmark mode off silently.
+            raise usage_error(
+                "--dnn-models",
+                models,
+                "no model given",
+                "Name models (e.g. --dnn-models=default, paper or resnet18,mobilenet_v2), or leave "
+                "the option out (an empty ini dnn_models = stays off)",
+            )
         return cls(
             models=models.strip() if models is not None and models.strip() else None,
             device=r.required("dnn_device", parse_device),
             batch_sizes=r.required("dnn_batch_sizes", parse_batch_sizes),
             precision=r.required("dnn_precision", parse_precision),
             channels_last=r.switch("dnn_channels_last"),
-            threads=r.parsed("dnn_threads", lambda v, o: parse_int(v, o, 1)),
+            threads=r.parsed("dnn_threads", lambda v, o: parse_int(v, o, 1, MAX_THREADS)),
             cudnn_benchmark=r.required("dnn_cudnn_benchmark", parse_on_off),
             tf32=r.switch("dnn_tf32"),
-            seed=r.required("dnn_seed", lambda v, o: parse_int(v, o, 0)),
+            seed=r.required("dnn_seed", lambda v, o: parse_int(v, o, 0, 2**63 - 1)),
             policy=policy,
             json_path=r.path("dnn_json"),
             isolate=r.required("dnn_isolate", lambda v, o: parse_choice(v, o, ("none", "process"), "isolation")),
@@ -660,11 +700,11 @@ def _accuracy_settings(r: _Reader) -> _AccuracyFields:
         text = str(parse_path(text.strip(), w.base))
     try:
         weights = parse_weights(text)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # OSError: a path the system refuses (too long a name)
         raise usage_error(
             "--dnn-weights",
             text,
-            str(exc),
+            f"the system refuses this path ({exc.strerror})" if isinstance(exc, OSError) else str(exc),
             "Use random, pretrained (local caches only) or the path of a checkpoint file or folder",
         ) from None
     return {"imagenet": data, "accuracy_limit": limit, "weights": weights}
@@ -672,8 +712,10 @@ def _accuracy_settings(r: _Reader) -> _AccuracyFields:
 
 def _parse_limit(value: object, option: str) -> int:
     v = str(value).strip()
-    if not v.isdigit() or int(v) < 1:
-        raise usage_error(option, value, "not a positive whole number", "Give the number of images, e.g. 1000")
+    if not v.isdigit() or len(v) > 10 or int(v) < 1:
+        raise usage_error(
+            option, value, "not a positive whole number of at most 10 digits", "Give the number of images, e.g. 1000"
+        )
     return int(v)
 
 
@@ -725,14 +767,43 @@ def _gating_settings(r: _Reader) -> _GatingFields:
 
 def _parse_rounds(value: object, option: str) -> int:
     v = str(value).strip()
-    if not re.fullmatch(r"[+]?\d+", v):
-        raise usage_error(option, value, "not a whole number", "Give a number of rounds such as 10")
+    if not re.fullmatch(r"[+]?\d+", v) or len(v) > 7:
+        raise usage_error(option, value, "not a whole number below 10 million", "Give a number of rounds such as 10")
     n = int(v)
     if n < 1:
         raise usage_error(
             option, value, "must be at least 1", "Give a number of rounds such as 10 (at least 5 recommended)"
         )
     return n
+
+
+def check_writable(path: Path, option: str, *, directory: bool = False) -> None:
+    """A usage error now, before any model is built, where ``path`` could not be written later.
+
+    ``path`` may not exist yet (its folders are made when it is written): the nearest existing
+    folder above it must be a writable folder, and ``path`` itself, where it exists, a file
+    (``directory=False``) or a folder (``directory=True``) that can be written.
+    """
+    what = "a directory" if directory else "a file"
+    try:
+        exists = path.exists()
+    except OSError as exc:  # e.g. a file name longer than the file system allows
+        raise usage_error(
+            option, path, f"the system refuses this path ({exc.strerror})", f"Give the path of {what}"
+        ) from None
+    if exists:
+        if path.is_dir() != directory:
+            raise usage_error(option, path, f"{path} exists and is not {what}", f"Give the path of {what}")
+        if not os.access(path, os.W_OK):
+            raise usage_error(option, path, f"{path} is not writable", "Give a path this user may write")
+        return
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise usage_error(option, path, f"{parent} is a file, so {path} cannot be made", f"Give the path of {what}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise usage_error(option, path, f"{parent} is not writable", "Give a path this user may write")
 
 
 def _report_dir(r: _Reader) -> Path | None:
@@ -742,13 +813,18 @@ def _report_dir(r: _Reader) -> Path | None:
     if not v.text.strip():
         raise pytest.UsageError("--dnn-report=: give a directory, e.g. --dnn-report=dnn-report")
     out = parse_path(v.text.strip(), v.base)
-    if out.exists() and not out.is_dir():
+    try:
+        not_a_directory = out.exists() and not out.is_dir()
+    except OSError:  # a name the system refuses: check_writable says so
+        not_a_directory = False
+    if not_a_directory:
         raise usage_error(
             "--dnn-report",
             v.text,
             f"{out} exists and is not a directory",
             "Give a directory (it is created if missing)",
         )
+    check_writable(out, "--dnn-report", directory=True)
     return out
 
 

@@ -14,6 +14,7 @@ from pytest_dnnbench.settings import (
     parse_int,
     parse_on_off,
     parse_precision,
+    shown,
 )
 
 BAD_COMMON = ["0", "-1", "abc", "", "1,,x", "1.5"]
@@ -23,7 +24,8 @@ def assert_usage_error(parse, value: str, option: str, fix_words: tuple[str, ...
     with pytest.raises(pytest.UsageError) as exc:
         parse(value)
     msg = str(exc.value)
-    assert f"{option}={value}" in msg, msg  # the option and the value as given
+    assert f"{option}={shown(value)}" in msg, msg  # the option and the value as given (cut when long)
+    assert len(msg) < 400, msg
     assert any(w in msg for w in fix_words), msg  # and a way out
     return msg
 

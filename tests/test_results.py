@@ -243,3 +243,33 @@ def test_load_results_rejects_a_wrong_schema(tmp_path: Path, content: str) -> No
 def test_load_results_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot read results file"):
         load_results(tmp_path / "nope.json")
+
+
+def test_temporary_files_carry_the_pid_and_dead_writers_leftovers_are_removed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "results.json"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # that process has exited
+    stale = tmp_path / f".results.json.{dead_pid}.abc123.tmp"
+    live = tmp_path / f".results.json.{os.getppid()}.def456.tmp"  # a writer still alive: left alone
+    other = tmp_path / ".other.json.1.x.tmp"
+    for p in (stale, live, other):
+        p.write_text("{")
+    atomic_write_text(path, "{}\n")
+    assert not stale.exists() and live.exists() and other.exists()
+    assert path.read_text() == "{}\n"
+
+
+def test_the_temporary_file_is_named_after_the_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = []
+    real_replace = results.os.replace
+
+    def spy(src: str, dst: object) -> None:
+        seen.append(Path(src).name)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(results.os, "replace", spy)
+    atomic_write_text(tmp_path / "r.json", "x")
+    assert seen and seen[0].startswith(f".r.json.{os.getpid()}.") and seen[0].endswith(".tmp")

@@ -1,0 +1,172 @@
+"""Bad input and faults: each is a usage error or a clean end, never an INTERNALERROR or a lost record."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import FAST, TINY_CONFTEST, TINY_MODULE, load_json
+from test_robustness import FAULTY_CONFTEST, FAULTY_MODULE, _wait_for
+
+from pytest_dnnbench.settings import MAX_SHOWN, OPTIONS, Settings
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(tinymodels=TINY_MODULE)
+    pytester.makeconftest(TINY_CONFTEST)
+    pytester.syspathinsert()
+    return pytester
+
+
+# -- absurd values in every option --------------------------------------------------------------------
+
+ABSURD = ["9" * 400, "1e999", "-1e999", "nan", "inf", "-0", "x" * 5000, "1" + "0" * 5000, "1e400GB", "0x10", "１"]
+VALUE_OPTIONS = [o for o in OPTIONS if o.kind == "value" and o.flag not in ("--dnn-models", "--dnn-imagenet")]
+
+
+@pytest.mark.parametrize("option", VALUE_OPTIONS, ids=lambda o: o.flag)
+def test_every_option_parses_or_is_a_short_usage_error(pytester: pytest.Pytester, option: object) -> None:
+    flag = option.flag  # type: ignore[attr-defined]
+    for value in ABSURD:
+        config = pytester.parseconfig(f"{flag}={value}", "-p", "no:cacheprovider")
+        try:
+            Settings.from_config(config)
+        except pytest.UsageError as exc:
+            msg = str(exc)
+            assert msg.startswith(f"{flag}=") and len(msg) < 700, msg  # names the option; a long value is cut
+            assert len(value) < 100 or msg.count(value[: MAX_SHOWN - 3]) <= 1, msg  # a long value: once, cut
+
+
+def test_absurd_marker_values_are_usage_errors(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_m="""
+        import pytest
+
+        @pytest.mark.dnn_tolerance(latency=10**400)
+        def test_a(dnn_bench):
+            pass
+
+        @pytest.mark.dnn_constraints(min_fps="1e999", max_memory="1e400GB")
+        def test_b(dnn_bench):
+            pass
+        """
+    )
+    result = project.runpytest(*FAST, "test_m.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.stderr.fnmatch_lines(["*test_a*dnn_tolerance(latency=*"])
+
+
+# -- empty --dnn-models -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_explicit_empty_model_list_is_a_usage_error(project: pytest.Pytester, value: str) -> None:
+    result = project.runpytest(*FAST, f"--dnn-models={value}", "--dnn-require-baseline")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--dnn-models=*: no model given. Name models*"])
+
+
+def test_an_empty_ini_model_list_stays_off(project: pytest.Pytester) -> None:
+    project.makeini("[pytest]\ndnn_models =\n")
+    project.makepyfile(test_plain="def test_a():\n    pass\n")
+    project.runpytest(*FAST).assert_outcomes(passed=1)
+
+
+# -- output paths checked when the run starts ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "make", "expected"),
+    [
+        ("--dnn-json", "dir", "*--dnn-json=*out: *out exists and is not a file*"),
+        ("--dnn-json", "under-file", "*--dnn-json=*blocker/r.json: *blocker is a file, so*cannot be made*"),
+        ("--dnn-report", "file", "*--dnn-report=*out: *out exists and is not a directory*"),
+        ("--dnn-report", "under-file", "*--dnn-report=*blocker/r.json: *blocker is a file*"),
+        ("--dnn-save-baseline", "dir", "*--dnn-save-baseline=*out: *out exists and is not a file*"),
+    ],
+)
+def test_unwritable_output_paths_stop_the_run_before_any_model(
+    project: pytest.Pytester, option: str, make: str, expected: str
+) -> None:
+    if make == "dir":
+        target = project.mkdir("out")
+    elif make == "file":
+        target = project.path / "out"
+        target.write_text("x")
+    else:
+        (project.path / "blocker").write_text("x")
+        target = project.path / "blocker" / "r.json"
+    result = project.runpytest(*FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1", f"{option}={target}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    result.stderr.fnmatch_lines([expected])
+    assert "test_dnn" not in result.stdout.str()
+
+
+def test_the_results_file_is_written_when_every_test_is_skipped(project: pytest.Pytester) -> None:
+    out = project.path / "r.json"
+    result = project.runpytest(*FAST, "--dnn-models=broken", "--dnn-batch-sizes=1", f"--dnn-json={out}")
+    assert result.ret != pytest.ExitCode.INTERNAL_ERROR
+    data = load_json(out)
+    assert data["records"] == []
+    assert [(m["model"], m["batch_size"]) for m in data["missing"]] == [("broken", 1)]
+    assert data["missing"][0]["reason"]
+
+
+def test_a_bad_save_baseline_file_is_named_as_such(project: pytest.Pytester) -> None:
+    bad = project.path / "b.json"
+    bad.write_text("{")
+    result = project.runpytest(*FAST, "--dnn-models=tiny", f"--dnn-save-baseline={bad}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--dnn-save-baseline: baseline file*b.json is truncated*"])
+
+
+# -- SIGTERM to a pytest-xdist controller -----------------------------------------------------------------
+
+
+def test_sigterm_to_an_xdist_controller_ends_the_run_like_ctrl_c(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(tinymodels=TINY_MODULE, faultymodels=FAULTY_MODULE)
+    pytester.makeconftest(FAULTY_CONFTEST)
+    out = pytester.path / "r.json"
+    marker = pytester.path / "sleeping"
+    env = dict(
+        os.environ,
+        DNN_SLEEP_MARKER=str(marker),
+        PYTHONPATH=os.pathsep.join([str(pytester.path), os.environ.get("PYTHONPATH", "")]),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *FAST,
+        "-n",
+        "2",
+        "--dnn-allow-parallel-cpu",
+        "--dnn-models=tiny,sleepy",
+        "--dnn-batch-sizes=1,2",
+        f"--dnn-json={out}",
+        "-p",
+        "no:cacheprovider",
+    ]
+    proc = subprocess.Popen(cmd, cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _wait_for(marker.exists, timeout=120)  # one worker is inside sleepy's forward
+        _wait_for(lambda: out.exists() and len(load_json(out)["records"]) >= 2, timeout=60)
+        before = {(r["model"], r["batch_size"]) for r in load_json(out)["records"]}
+        proc.send_signal(signal.SIGTERM)
+        stdout, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = stdout.decode(errors="replace")
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, text
+    assert "KeyboardInterrupt" in text or "Interrupted" in text, text
+    data = load_json(out)  # valid JSON with what was completed
+    assert {(r["model"], r["batch_size"]) for r in data["records"]} >= before  # nothing completed is lost
+    assert not list(Path(pytester.path).glob(".r.json.*.tmp"))
