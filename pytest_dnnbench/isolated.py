@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -121,6 +122,12 @@ def run_isolated(
     if proc.returncode != 0 or answer is None:
         status = proc.returncode
         how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
+        limit = request.get("max_host_memory")
+        if limit is not None and died_of_the_memory_limit(status, proc.stderr):
+            raise IsolatedOutOfMemory(
+                f"the measuring process {how} under the host-memory limit of {limit:,} bytes "
+                f"(--dnn-max-host-memory): {_last_line(proc.stderr) or 'no message'}"
+            )
         raise IsolationError(
             f"isolated measurement of {name} at batch {batch}: the process {how}"
             f"{'' if answer is not None or status != 0 else ' without an answer'}{_tail(proc.stderr)}"
@@ -132,6 +139,37 @@ def run_isolated(
             f"isolated measurement of {name} at batch {batch} failed: {answer['error']}{_tail(proc.stderr)}"
         )
     return answer["record"], answer.get("environment")
+
+
+#: What a process says when the host-memory limit (RLIMIT_DATA) refused it memory in native code.
+_MEMORY_WORDS = (
+    "cannot allocate memory",
+    "out of memory",
+    "bad_alloc",
+    "memoryerror",
+    "thread creation failed",
+    "resource temporarily unavailable",
+    "can't allocate memory",
+    "failed to allocate",
+)
+#: Signals a process dies of when native code does not handle a refused allocation.
+_CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGKILL)
+
+
+def died_of_the_memory_limit(status: int, stderr: str | None) -> bool:
+    """Whether a measuring process that ran under ``--dnn-max-host-memory`` ended because of it.
+
+    Native code (OpenMP's thread pool, allocators in C++) does not raise a Python error when
+    RLIMIT_DATA refuses it memory: it aborts, or crashes on the null pointer. Under the limit such
+    an end, or a message about memory, counts as out of memory.
+    """
+    text = (stderr or "").lower()
+    return any(w in text for w in _MEMORY_WORDS) or (status < 0 and -status in _CRASH_SIGNALS)
+
+
+def _last_line(text: str | None) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
 
 
 def _tail(text: str | bytes | None, lines: int = 15) -> str:
@@ -150,12 +188,12 @@ def _child(request: JsonObject) -> JsonObject:
 
     from .measure.backends import make_backend
     from .measure.bench import BenchSettings, apply_process_settings, make_input, measure, prepare_model
-    from .measure.flops import measure_complexity
+    from .measure.flops import measure_complexity, prime_counters
     from .measure.timing import SamplingPolicy
     from .models.spec import ModelSpec
     from .oom import describe, host_memory_guard, is_out_of_memory
     from .record import make_record
-    from .registry import build_model
+    from .registry import build_model, import_source
     from .results import plain
 
     s = dict(request["settings"])
@@ -178,6 +216,8 @@ def _child(request: JsonObject) -> JsonObject:
     apply_process_settings(settings)
     backend = make_backend(settings.device)
     environment = collect_environment(backend, settings, __version__)
+    import_source(spec)  # before the limit: it bounds what the model adds, not importing its library
+    prime_counters()  # (and not the FLOP counters' one-time set-up)
     try:
         with host_memory_guard(request.get("max_host_memory")):
             torch.manual_seed(settings.seed)
@@ -189,8 +229,10 @@ def _child(request: JsonObject) -> JsonObject:
             # The budget covers the build, as for the first test of a model in process.
             measurement = measure(model, batch, spec.input_size, settings, backend, start=time.monotonic() - build_s)
     except BaseException as exc:  # noqa: BLE001
-        if is_out_of_memory(exc):
-            return {"oom": describe(exc)}
+        limit = request.get("max_host_memory")
+        if is_out_of_memory(exc) or (limit is not None and _caused_by_memory(exc)):
+            under = f"; under the host-memory limit of {limit:,} bytes (--dnn-max-host-memory)" if limit else ""
+            return {"oom": describe(exc) + under}
         raise
     record = make_record(
         model=spec.name,
@@ -206,6 +248,21 @@ def _child(request: JsonObject) -> JsonObject:
         build_s=build_s,
     )
     return {"record": plain(record.to_json()), "environment": plain(environment)}
+
+
+def _caused_by_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` or an error it came from is a refused allocation (a limit can surface as another error,
+    e.g. a failed deserialisation whose cause is a MemoryError)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, MemoryError) or (isinstance(current, OSError) and current.errno == 12):
+            return True
+        if any(w in str(current).lower() for w in _MEMORY_WORDS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def main() -> int:

@@ -226,6 +226,25 @@ def import_object(path: str) -> Any:
     return obj
 
 
+def import_source(spec: ModelSpec) -> None:
+    """Import the library (or the user's module) that builds ``spec``, without building anything.
+
+    Imports cost time and memory once per process; a measurement's time budget and host-memory
+    limit are for the model, so callers import first. A library that is missing is left for
+    :func:`build_model` to report.
+    """
+    if spec.factory is not None:
+        return
+    name = {"torchvision": "torchvision.models", "timm": "timm", "pretrainedmodels": "pretrainedmodels"}.get(
+        spec.source, spec.builder.partition(":")[0] if ":" in spec.builder else ""
+    )
+    if name:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
 def build_model(spec: ModelSpec) -> torch.nn.Module:
     """Build ``spec``'s network with random weights (nothing is downloaded)."""
     import torch.nn as nn

@@ -123,6 +123,7 @@ class DnnSession:
             weakref.WeakKeyDictionary()
         )
         self._env_sent = False
+        self._counters_primed = False
         self._sigterm_previous: _Handler = None
 
     # -- what the run is -------------------------------------------------------------------------
@@ -396,8 +397,11 @@ class DnnSession:
         if name is None:
             raise pytest.UsageError("dnn_model is parametrized by pytest-dnnbench; do not request it indirectly")
         spec = self.registry.get(name)
-        if self.settings.isolate == "process":
-            yield IsolatedModel(spec)  # each test builds the model in its own process: this one never does
+        if self.settings.isolate == "process" or (self.settings.max_host_memory is not None and spec.factory is None):
+            # Each test builds the model in its own process: this one never does. Under the host-memory
+            # guard that process holds the limit, so that a breach (even one that crashes native code)
+            # skips that test alone; a model registered with a Python callable is guarded in process.
+            yield IsolatedModel(spec)
             return
         from .registry import ModelUnavailable
 
@@ -448,7 +452,17 @@ class DnnSession:
                 raise
             oom = describe(exc)
         self.backend().release()
-        pytest.skip(message(oom))
+        limit = self.settings.max_host_memory
+        pytest.skip(
+            message(
+                oom
+                + (
+                    f"; under the host-memory limit of {limit:,} bytes (--dnn-max-host-memory)"
+                    if limit is not None
+                    else ""
+                )
+            )
+        )
 
     def _complexity_of(self, spec: ModelSpec | None, module: torch.nn.Module, size: tuple[int, int, int]) -> Complexity:
         """FLOPs and parameters, once per model and input size (not per batch)."""
@@ -582,6 +596,11 @@ class DnnSession:
             start = time.monotonic() - build_s if build_s is not None else None
             return complexity, measure(model, batch, size, settings, backend, forward=forward, start=start)
 
+        if self.settings.max_host_memory is not None and not self._counters_primed:
+            from .measure.flops import prime_counters
+
+            prime_counters()  # the counters' one-time set-up is not the model's memory
+            self._counters_primed = True
         complexity, measurement = self._guarded(run, lambda oom: _oom_message(batch, settings.device, oom))
         record = make_record(
             model=name or (spec.name if spec is not None else type(model).__name__),

@@ -170,3 +170,56 @@ def test_sigterm_to_an_xdist_controller_ends_the_run_like_ctrl_c(pytester: pytes
     data = load_json(out)  # valid JSON with what was completed
     assert {(r["model"], r["batch_size"]) for r in data["records"]} >= before  # nothing completed is lost
     assert not list(Path(pytester.path).glob(".r.json.*.tmp"))
+
+
+# -- the host-memory guard ----------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the host-memory guard needs Linux RLIMIT_DATA")
+@pytest.mark.parametrize(
+    "limit",
+    [
+        ["--dnn-threads=32", "--dnn-max-host-memory=200MB"],
+        ["--dnn-max-host-memory=30MB"],
+        ["--dnn-max-host-memory=50MB"],
+    ],
+    ids=["32-threads-200MB", "30MB", "50MB"],
+)
+def test_the_host_memory_guard_only_ever_skips_the_breaching_test(project: pytest.Pytester, limit: list[str]) -> None:
+    """The reproductions that used to end the run (libgomp's thread creation, a segfault) or fail a test
+    with a torch error: the measurement runs in a child that holds the limit."""
+    out = project.path / "r.json"
+    result = project.runpytest(
+        *FAST, "-rs", "--dnn-models=tiny,squeezenet1_1", "--dnn-batch-sizes=1", f"--dnn-json={out}", *limit
+    )
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.OK, text
+    assert "INTERNALERROR" not in text
+    data = load_json(out)
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("skipped", 0) == 2 and not outcomes.get("failed")
+    assert len(data["records"]) == outcomes.get("passed", 0)
+    for missing in data.get("missing", []):
+        assert missing["outcome"] == "skipped" and missing["reason"].startswith("out of memory at batch 1 on cpu")
+        assert "host-memory limit of" in missing["reason"]
+    if limit == ["--dnn-max-host-memory=30MB"]:
+        assert [r["model"] for r in data["records"]] == ["tiny"]  # squeezenet1_1 breached, tiny did not
+
+
+def test_a_native_crash_under_the_limit_counts_as_out_of_memory() -> None:
+    from pytest_dnnbench.isolated import _caused_by_memory, died_of_the_memory_limit
+
+    assert died_of_the_memory_limit(-signal.SIGSEGV, "")
+    assert died_of_the_memory_limit(
+        -signal.SIGABRT, "libgomp: Thread creation failed: Resource temporarily unavailable"
+    )
+    assert died_of_the_memory_limit(1, "terminate called after throwing an instance of 'std::bad_alloc'")
+    assert not died_of_the_memory_limit(3, "ValueError: the model is broken")
+    try:
+        try:
+            raise MemoryError
+        except MemoryError as inner:
+            raise RuntimeError("unexpected pos 294080 vs 146512") from inner
+    except RuntimeError as exc:
+        assert _caused_by_memory(exc)
+    assert not _caused_by_memory(RuntimeError("shape mismatch"))
