@@ -27,8 +27,9 @@ the design notes). Pure data, no torch, no pytest. Rules followed (issue 3):
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .baseline_store import (
     PAPER_DIR,
@@ -44,6 +45,9 @@ from .baseline_store import (
 )
 from .results import atomic_write_text
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .record import JsonObject
+
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 SOURCE = (
     "S. Bianco, R. Cadene, L. Celona, P. Napoletano, Benchmark Analysis of Representative Deep Neural "
@@ -52,7 +56,7 @@ SOURCE = (
 )
 
 #: The paper's platforms (Section II).
-PLATFORMS = {
+PLATFORMS: dict[str, dict[str, str]] = {
     "titan_xp": {
         "device": "cuda",
         "device_name": "NVIDIA TITAN Xp",
@@ -119,10 +123,13 @@ PAPER_TO_NAME = {
     "Xception": "xception",
 }
 
-_ = None  # a null cell (reason in NULL_REASONS)
+_: None = None  # a null cell (reason in NULL_REASONS)
+
+#: A row of Table 1: ms per image at each of BATCH_SIZES, None where the transcript has no figure.
+Row = tuple[float | None, ...]
 
 #: Table 1(a), Titan Xp: ms per image at batch 1, 2, 4, 8, 16, 32, 64.
-TITAN_XP_MS = {
+TITAN_XP_MS: dict[str, Row] = {
     "AlexNet": (1.28, 0.70, 0.48, 0.27, 0.18, 0.14, 0.15),
     "BN-Inception": (5.79, _, _, _, _, _, _),
     "CaffeResNet-101": (8.20, 4.82, 3.32, 2.54, 2.27, 2.16, 2.08),
@@ -170,7 +177,7 @@ TITAN_XP_MS = {
 }
 
 #: Table 1(b), Jetson TX1: ms per image at batch 1, 2, 4, 8, 16, 32, 64.
-JETSON_TX1_MS = {
+JETSON_TX1_MS: dict[str, Row] = {
     "AlexNet": (28.88, 13.00, 8.58, 6.56, 5.39, 4.77, _),
     "BN-Inception": (35.52, 26.48, 25.10, 23.89, 21.21, 20.47, _),
     "CaffeResNet-101": (84.47, 91.37, 70.33, 63.53, 56.38, 53.73, _),
@@ -228,7 +235,7 @@ _JETSON_OOM = (
 _JETSON_TRUNC = "Table 1(b): the cell is truncated in the transcript (only '{t}' survives)"
 
 #: (platform, paper name, batch size) -> why the per-image time is null.
-NULL_REASONS: dict = {}
+NULL_REASONS: dict[tuple[str, str, int], str] = {}
 for _name, _n in (("BN-Inception", 4), ("MobileNet-v2", 4), ("ResNet-34", 5), ("SqueezeNet-v1.1", 6)):
     for _bs in BATCH_SIZES[1:]:
         NULL_REASONS[("titan_xp", _name, _bs)] = _TITAN_LOST.format(n=_n)
@@ -255,7 +262,7 @@ NOT_REPORTED = "null in every entry: the transcript has no per-model table of it
 TOP1_NULL_REASON = "the paper's text and Table 3 give no Top-1 for this model"
 
 
-def table(platform: str) -> dict:
+def table(platform: str) -> dict[str, Row]:
     return {"titan_xp": TITAN_XP_MS, "jetson_tx1": JETSON_TX1_MS}[platform]
 
 
@@ -276,7 +283,7 @@ def _memory(platform: str, paper: str, bs: int) -> tuple[int | None, str | None]
     return None, MEMORY_NULL_REASON
 
 
-def platform_block(platform: str) -> dict:
+def platform_block(platform: str) -> JsonObject:
     p = PLATFORMS[platform]
     return {
         "key": "paper-" + platform_key("cuda", p["device_name"], None, "fp32", "eager"),
@@ -304,15 +311,15 @@ def platform_block(platform: str) -> dict:
     }
 
 
-def baseline_document(platform: str) -> dict:
+def baseline_document(platform: str) -> JsonObject:
     """The paper's figures for one platform, in the baseline format (``baseline_store.SCHEMA``)."""
-    entries = []
+    entries: list[JsonObject] = []
     for paper, row in table(platform).items():
         name = PAPER_TO_NAME[paper]
         top1 = _top1(name)
         for bs, ms in zip(BATCH_SIZES, row, strict=False):
             mem, mem_reason = _memory(platform, paper, bs)
-            missing = {}
+            missing: dict[str, str] = {}
             if ms is None:
                 missing["per_image_ms"] = NULL_REASONS[(platform, paper, bs)]
             if mem_reason:
@@ -349,7 +356,7 @@ def baseline_document(platform: str) -> dict:
     return {"schema": SCHEMA, "platform": platform_block(platform), "max_rounds": 1, "entries": entries}
 
 
-def benchmark_document(platform: str) -> dict:
+def benchmark_document(platform: str) -> JsonObject:
     """The paper's Table 1 for one platform as a pytest-benchmark run, for ``--benchmark-compare``.
 
     One benchmark per cell the transcript kept (null cells are left out), named as the plugin
@@ -358,7 +365,7 @@ def benchmark_document(platform: str) -> dict:
     quartiles, ...) is that mean, the spread statistics are 0.
     """
     p = PLATFORMS[platform]
-    benchmarks = []
+    benchmarks: list[JsonObject] = []
     for paper, row in table(platform).items():
         name = PAPER_TO_NAME[paper]
         for bs, ms in zip(BATCH_SIZES, row, strict=False):
@@ -442,10 +449,10 @@ def benchmark_document(platform: str) -> dict:
     }
 
 
-def write_files(directory: Any) -> list[Path]:
+def write_files(directory: str | os.PathLike[str]) -> list[Path]:
     """Write the paper's baselines and pytest-benchmark runs into ``directory`` (atomically)."""
     d = Path(directory)
-    written = []
+    written: list[Path] = []
     for platform in PLATFORMS:
         path = paper_baseline_files(d)[platform]
         atomic_write_text(path, document_text(baseline_document(platform)))

@@ -8,6 +8,8 @@ timm's pretrained config, Cadene's ``pretrained_settings['imagenet']``);
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 from .spec import ModelSpec, Preprocess
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -29,7 +31,9 @@ def _tv_pre(crop: int = 224, resize: int = 256, interpolation: str = "bilinear")
     )
 
 
-def _timm_pre(crop: int, crop_pct: float, interpolation: str, mean, std) -> Preprocess:
+def _timm_pre(
+    crop: int, crop_pct: float, interpolation: str, mean: Sequence[float], std: Sequence[float]
+) -> Preprocess:
     # timm: scale_size = floor(img_size / crop_pct), then a centre crop of img_size.
     import math
 
@@ -43,7 +47,9 @@ def _timm_pre(crop: int, crop_pct: float, interpolation: str, mean, std) -> Prep
     )
 
 
-def _cadene_pre(mean, std, color: str = "RGB", value_range: float = 1.0, crop: int = 224) -> Preprocess:
+def _cadene_pre(
+    mean: Sequence[float], std: Sequence[float], color: str = "RGB", value_range: float = 1.0, crop: int = 224
+) -> Preprocess:
     # pretrainedmodels.utils.TransformImage: Resize(floor(size / 0.875)), CenterCrop(size).
     import math
 
@@ -59,7 +65,16 @@ def _cadene_pre(mean, std, color: str = "RGB", value_range: float = 1.0, crop: i
     )
 
 
-def _tv(name, paper, family, *, crop=224, resize=256, top1=None, kwargs=()):
+def _tv(
+    name: str,
+    paper: str,
+    family: str,
+    *,
+    crop: int = 224,
+    resize: int = 256,
+    top1: float | None = None,
+    kwargs: Iterable[tuple[str, object]] = (),
+) -> ModelSpec:
     return ModelSpec(
         name=name,
         paper_name=paper,
@@ -75,18 +90,18 @@ def _tv(name, paper, family, *, crop=224, resize=256, top1=None, kwargs=()):
 
 
 def _timm(
-    name,
-    paper,
-    family,
-    builder,
+    name: str,
+    paper: str,
+    family: str,
+    builder: str,
     *,
-    crop=224,
-    crop_pct=0.875,
-    interp="bilinear",
-    mean=IMAGENET_MEAN,
-    std=IMAGENET_STD,
-    top1=None,
-):
+    crop: int = 224,
+    crop_pct: float = 0.875,
+    interp: str = "bilinear",
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    top1: float | None = None,
+) -> ModelSpec:
     return ModelSpec(
         name=name,
         paper_name=paper,
@@ -100,7 +115,17 @@ def _timm(
     )
 
 
-def _cadene(name, paper, family, *, mean, std, color="RGB", value_range=1.0, top1=None):
+def _cadene(
+    name: str,
+    paper: str,
+    family: str,
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    color: str = "RGB",
+    value_range: float = 1.0,
+    top1: float | None = None,
+) -> ModelSpec:
     return ModelSpec(
         name=name,
         paper_name=paper,

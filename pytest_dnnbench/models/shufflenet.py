@@ -143,7 +143,8 @@ class ShuffleUnit(nn.Module):
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.compress(x)
+        # torch types calling a module (nn.Module.__call__) as returning Any; these modules return tensors.
+        out: torch.Tensor = self.compress(x)
         out = channel_shuffle(out, self.groups)
         out = self.depthwise(out)
         out = self.expand(out)
@@ -151,7 +152,8 @@ class ShuffleUnit(nn.Module):
             out = torch.cat((self.shortcut(x), out), dim=1)
         else:
             out = out + x
-        return self.relu(out)
+        result: torch.Tensor = self.relu(out)
+        return result
 
 
 def _make_divisible(value: float, divisor: int) -> int:
@@ -238,7 +240,8 @@ class ShuffleNetV1(nn.Module):
         x = self.stage4(x)
         x = self.avgpool(x)
         x = torch.flatten(x, 1)
-        return self.fc(x)
+        logits: torch.Tensor = self.fc(x)  # nn.Module.__call__ is typed as returning Any
+        return logits
 
 
 def shufflenet_v1(groups: int = 8, num_classes: int = 1000, **kwargs: float) -> ShuffleNetV1:

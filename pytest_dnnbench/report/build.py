@@ -12,29 +12,46 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 from ..results import jsonable
 from . import tables as T
 from .csvfile import to_csv
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..record import JsonMapping, JsonObject
+    from .figures import FigureFile, MemoryFits
+    from .fits import Fit
+
 FILES = ("results.json", "results.csv", "report.md", "report.html")
+
+
+class ReportFits(TypedDict, total=False):
+    """The lines fitted for the figures (absent when the report has no figures)."""
+
+    #: Fig. 3's upper bound per platform label.
+    upper_bound: dict[str, Fit]
+    #: Fig. 4's memory fits per platform label.
+    memory: dict[str, MemoryFits]
 
 
 @dataclass
 class Report:
     title: str
-    platforms: list
+    platforms: list[T.Platform]
     intro: list[str] = field(default_factory=list)
-    sections: list[tuple[str, list]] = field(default_factory=list)
-    figures: list = field(default_factory=list)
+    #: (heading, tables) in order.
+    sections: list[tuple[str, list[T.Table]]] = field(default_factory=list)
+    figures: list[FigureFile] = field(default_factory=list)
     #: The figures go after the section with this heading (None: at the end).
     figures_after: str | None = None
-    collapsed: set = field(default_factory=set)
+    #: Headings of the sections shown collapsed in HTML.
+    collapsed: set[str] = field(default_factory=set)
     #: Upper bounds (Fig. 3) and memory fits (Fig. 4) per platform label.
-    fits: dict = field(default_factory=dict)
+    fits: ReportFits = field(default_factory=ReportFits)
 
 
-def memory_note(environment: dict, records: Sequence[dict] = ()) -> str:
+def memory_note(environment: JsonMapping, records: Sequence[JsonMapping] = ()) -> str:
     device = str((environment or {}).get("device") or next((r.get("device") for r in records if r.get("device")), ""))
     method = next((r.get("memory_method") for r in records if r.get("memory_method")), None)
     what = (
@@ -101,7 +118,7 @@ def build(
                 ],
             )
         )
-        per_platform_t3 = []
+        per_platform_t3: list[T.Table] = []
         for p in platforms:
             t3 = T.table3_table(T.select_table3(p.records), title=f"Table 3: {p.label}")
             per_platform_t3.append(t3)
@@ -157,7 +174,7 @@ def write_report(
         written.append(_write_text(out / "results.json", _json(SCHEMA, p)))
         written.append(_write_text(out / "results.csv", to_csv(p.records)))
     else:
-        rows = []
+        rows: list[JsonObject] = []
         for k, p in enumerate(rep.platforms, 1):
             written.append(_write_text(out / f"results-{k}.json", _json(SCHEMA, p)))
             rows += [{"platform": p.label, **r} for r in p.records]
@@ -169,7 +186,7 @@ def write_report(
 
 
 def _json(schema: str, p: T.Platform) -> str:
-    doc: dict = {"schema": schema, "environment": p.environment, "records": p.records}
+    doc: JsonObject = {"schema": schema, "environment": p.environment, "records": p.records}
     if p.missing:
         doc["missing"] = p.missing
     return json.dumps(doc, indent=1, allow_nan=False, default=jsonable) + "\n"

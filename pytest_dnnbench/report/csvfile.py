@@ -6,14 +6,17 @@ import csv
 import io
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..record import JsonMapping
 
 #: Left out of the CSV (every raw sample stays in results.json).
 DROP = ("latency_ms.samples",)
 
 
-def flatten_record(rec: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def flatten_record(rec: JsonMapping, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
     for key, value in rec.items():
         name = f"{prefix}{key}"
         if name in DROP:
@@ -31,9 +34,9 @@ def flatten_record(rec: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def to_csv(records: Iterable[dict]) -> str:
+def to_csv(records: Iterable[JsonMapping]) -> str:
     """CSV text: columns in first-seen order, one row per record."""
-    rows = []
+    rows: list[dict[str, object]] = []
     columns: dict[str, None] = {}
     for rec in records:
         flat = flatten_record(rec)

@@ -16,13 +16,19 @@ Where a figure has nothing to plot, or too few points for a fit, the PNG says so
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from . import fits
 from .tables import MIB, Platform, Top1, _num, paper_top1, top1_by_model, total_memory
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from ..record import JsonMapping
 
 DPI = 90
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -50,23 +56,36 @@ def require_matplotlib() -> None:
         raise ImportError("the report's figures need matplotlib: pip install matplotlib") from exc
 
 
-def _figure(width: float = 7.0, height: float = 4.6, ncols: int = 1) -> tuple[Any, Any]:
+def _canvas(width: float, height: float) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, ncols)
-    return fig, axes
+    return fig
 
 
-def _png(fig: Any) -> bytes:
+def _figure(width: float = 7.0, height: float = 4.6) -> tuple[Figure, Axes]:
+    """A figure with one Axes."""
+    fig = _canvas(width, height)
+    return fig, fig.subplots(1, 1)
+
+
+def _figure_pair(width: float, height: float) -> tuple[Figure, Axes, Axes]:
+    """A figure with two Axes side by side."""
+    fig = _canvas(width, height)
+    # matplotlib's stubs type a 1 x n grid as Any; at run time it is a numpy array of n Axes.
+    ax_a, ax_b = fig.subplots(1, 2)
+    return fig, ax_a, ax_b
+
+
+def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     return buf.getvalue()
 
 
-def _say(ax: Any, text: str) -> None:
+def _say(ax: Axes, text: str) -> None:
     ax.text(
         0.5,
         0.5,
@@ -94,7 +113,9 @@ class ModelFacts:
     param_file_mb: float | None
 
 
-def model_facts(platforms: Sequence[Platform], fallback: Any = paper_top1) -> list[ModelFacts]:
+def model_facts(
+    platforms: Sequence[Platform], fallback: Callable[[str], float | None] = paper_top1
+) -> list[ModelFacts]:
     all_records = [r for p in platforms for r in p.records]
     accs = top1_by_model(all_records, fallback)
     out: dict[str, ModelFacts] = {}
@@ -115,13 +136,20 @@ def model_facts(platforms: Sequence[Platform], fallback: Any = paper_top1) -> li
     return list(out.values())
 
 
-def _status_style(status: str | None) -> dict:
+class _Style(TypedDict, total=False):
+    """Keyword arguments of ``Axes.scatter`` that mark a Top-1's status."""
+
+    alpha: float
+    hatch: str
+
+
+def _status_style(status: str | None) -> _Style:
     if status == "measured":
         return {"alpha": 0.75}
     return {"alpha": 0.35, "hatch": "///"}
 
 
-def _log_x(ax: Any, values: Sequence[float]) -> None:
+def _log_x(ax: Axes, values: Sequence[float]) -> None:
     """A log x axis labelled with plain numbers (minor ticks labelled only over a short range)."""
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
@@ -138,7 +166,7 @@ def _log_x(ax: Any, values: Sequence[float]) -> None:
         ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def _two_five(v: float, _pos: Any) -> str:
+def _two_five(v: float, _pos: int | None) -> str:
     import math
 
     if v <= 0:
@@ -147,7 +175,7 @@ def _two_five(v: float, _pos: Any) -> str:
     return f"{v:g}" if lead in (2, 5) else ""
 
 
-def _annotate(ax: Any, x: float, y: float, text: str) -> None:
+def _annotate(ax: Axes, x: float, y: float, text: str) -> None:
     ax.annotate(text, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6.5, color="#333333")
 
 
@@ -156,7 +184,8 @@ def _annotate(ax: Any, x: float, y: float, text: str) -> None:
 
 def fig1(platforms: Sequence[Platform], facts: list[ModelFacts] | None = None) -> FigureFile:
     facts = facts if facts is not None else model_facts(platforms)
-    pts = [f for f in facts if f.top1.value is not None and f.gflops is not None]
+    # (model, GFLOPs, Top-1) of the models that have both
+    pts = [(f, f.gflops, f.top1.value) for f in facts if f.top1.value is not None and f.gflops is not None]
     ff = FigureFile(
         "fig1",
         "fig1_top1_vs_gflops.png",
@@ -173,15 +202,15 @@ def fig1(platforms: Sequence[Platform], facts: list[ModelFacts] | None = None) -
         _say(ax, "no model has both a Top-1 accuracy and a FLOP count")
         ff.notes.append("nothing to plot: no model has both a Top-1 accuracy and a FLOP count")
     else:
-        biggest = max((f.params_m or 1.0) for f in pts)
+        biggest = max((f.params_m or 1.0) for f, _, _ in pts)
         for status in ("measured", "reference", "paper"):
-            sel = [f for f in pts if f.top1.status == status]
+            sel = [(f, x, y) for f, x, y in pts if f.top1.status == status]
             if not sel:
                 continue
-            sizes = [30 + 1200 * (f.params_m or 0.5) / biggest for f in sel]
+            sizes = [30 + 1200 * (f.params_m or 0.5) / biggest for f, _, _ in sel]
             ax.scatter(
-                [f.gflops for f in sel],
-                [f.top1.value for f in sel],
+                [x for _, x, _ in sel],
+                [y for _, _, y in sel],
                 s=sizes,
                 label=STATUS_LABEL[status],
                 color=COLORS[0] if status == "measured" else COLORS[4],
@@ -189,8 +218,8 @@ def fig1(platforms: Sequence[Platform], facts: list[ModelFacts] | None = None) -
                 linewidths=0.5,
                 **_status_style(status),
             )
-            for f in sel:
-                _annotate(ax, f.gflops, f.top1.value, f.name)  # type: ignore[arg-type]
+            for f, x, y in sel:
+                _annotate(ax, x, y, f.name)
         ax.legend(fontsize=7, loc="lower right", markerscale=0.4)
         ax.margins(0.12)
     if lacking:
@@ -204,14 +233,15 @@ def fig1(platforms: Sequence[Platform], facts: list[ModelFacts] | None = None) -
 
 def fig2(platforms: Sequence[Platform], facts: list[ModelFacts] | None = None) -> FigureFile:
     facts = facts if facts is not None else model_facts(platforms)
-    pts = [f for f in facts if f.top1.value is not None and f.params_m]
+    # (model, Top-1, millions of parameters) of the models that have both
+    pts = [(f, f.top1.value, f.params_m) for f in facts if f.top1.value is not None and f.params_m]
     ff = FigureFile(
         "fig2",
         "fig2_accuracy_density.png",
         "Fig. 2: accuracy density",
         "(a) accuracy density = Top-1 (%) per million parameters; (b) Top-1 against accuracy density.",
     )
-    fig, (ax_a, ax_b) = _figure(9.0, 4.6, ncols=2)
+    fig, ax_a, ax_b = _figure_pair(9.0, 4.6)
     ax_a.set_title("(a) Top-1 per million parameters", fontsize=10)
     ax_b.set_title("(b) Top-1 vs accuracy density", fontsize=10)
     ax_b.set_xlabel("accuracy density (Top-1 % per M parameters)")
@@ -221,24 +251,24 @@ def fig2(platforms: Sequence[Platform], facts: list[ModelFacts] | None = None) -
         _say(ax_b, "nothing to plot")
         ff.notes.append("nothing to plot: no model has both a Top-1 accuracy and a parameter count")
     else:
-        pts = sorted(pts, key=lambda f: f.top1.value / f.params_m)  # type: ignore[operator]
-        dens = [f.top1.value / f.params_m for f in pts]  # type: ignore[operator]
-        colors = [COLORS[0] if f.top1.status == "measured" else COLORS[4] for f in pts]
+        pts = sorted(pts, key=lambda p: p[1] / p[2])
+        dens = [top1 / params for _, top1, params in pts]
+        colors = [COLORS[0] if f.top1.status == "measured" else COLORS[4] for f, _, _ in pts]
         ax_a.barh(range(len(pts)), dens, color=colors, alpha=0.8)
-        ax_a.set_yticks(range(len(pts)), [f.name for f in pts], fontsize=7 if len(pts) < 25 else 5)
+        ax_a.set_yticks(range(len(pts)), [f.name for f, _, _ in pts], fontsize=7 if len(pts) < 25 else 5)
         ax_a.set_xlabel("Top-1 % per M parameters")
         for status in ("measured", "reference", "paper"):
-            sel = [(d, f) for d, f in zip(dens, pts, strict=True) if f.top1.status == status]
+            sel = [(d, f, top1) for d, (f, top1, _) in zip(dens, pts, strict=True) if f.top1.status == status]
             if sel:
                 ax_b.scatter(
-                    [d for d, _ in sel],
-                    [f.top1.value for _, f in sel],
+                    [d for d, _, _ in sel],
+                    [top1 for _, _, top1 in sel],
                     label=STATUS_LABEL[status],
                     color=COLORS[0] if status == "measured" else COLORS[4],
                     s=25,
                 )
-                for d, f in sel:
-                    _annotate(ax_b, d, f.top1.value, f.name)  # type: ignore[arg-type]
+                for d, f, top1 in sel:
+                    _annotate(ax_b, d, top1, f.name)
         ax_b.legend(fontsize=7, loc="lower right")
         ax_b.margins(0.12)
     lacking = [f.name for f in facts if f.top1.value is None or not f.params_m]
@@ -251,7 +281,7 @@ def fig2(platforms: Sequence[Platform], facts: list[ModelFacts] | None = None) -
 # -- Fig. 3 -------------------------------------------------------------------------------------
 
 
-def _batch1(p: Platform) -> dict[str, dict]:
+def _batch1(p: Platform) -> dict[str, JsonMapping]:
     return {
         str(r.get("model")): r
         for r in p.records
@@ -288,11 +318,13 @@ def fig3(
         top1 = {
             m: (own[m] if own.get(m) is not None and own[m].value is not None else acc[m].top1) for m in own if m in acc
         }
-        pts = [
-            (float(r["fps"]), top1[m].value, acc[m].name)
-            for m, r in _batch1(p).items()
-            if _num(r.get("fps")) and m in top1 and top1[m].value is not None
-        ]
+        pts: list[tuple[float, float, str]] = []  # (FPS, Top-1, name)
+        for m, r in _batch1(p).items():
+            if not (_num(r.get("fps")) and m in top1):
+                continue
+            value = top1[m].value
+            if value is not None:
+                pts.append((float(r["fps"]), value, acc[m].name))
         label = p.label if len(platforms) > 1 else "models"
         if not pts:
             ff.notes.append(f"{p.label}: no batch-1 model with both FPS and a Top-1 accuracy")
@@ -334,7 +366,16 @@ def fig3(
 # -- Fig. 4 -------------------------------------------------------------------------------------
 
 
-def fig4(platforms: Sequence[Platform], facts: list[ModelFacts] | None = None) -> tuple[FigureFile, dict[str, Any]]:
+class MemoryFits(TypedDict):
+    """Fig. 4's lines for one platform."""
+
+    least_squares: fits.Fit
+    two_lines: fits.TwoLineFit
+
+
+def fig4(
+    platforms: Sequence[Platform], facts: list[ModelFacts] | None = None
+) -> tuple[FigureFile, dict[str, MemoryFits]]:
     facts = facts if facts is not None else model_facts(platforms)
     size = {f.model: f for f in facts}
     ff = FigureFile(
@@ -349,15 +390,17 @@ def fig4(platforms: Sequence[Platform], facts: list[ModelFacts] | None = None) -
     ax.set_xlabel("parameter-file size (MiB)")
     ax.set_ylabel("total memory, batch 1 (MiB)")
     ax.set_title(ff.title, fontsize=10)
-    out: dict[str, Any] = {}
+    out: dict[str, MemoryFits] = {}
     plotted = 0
     for k, p in enumerate(platforms):
         color = COLORS[k % len(COLORS)]
-        pts = [
-            (size[m].param_file_mb, total_memory(r) / MIB, size[m].name)
-            for m, r in _batch1(p).items()
-            if m in size and size[m].param_file_mb and total_memory(r)
-        ]
+        pts: list[tuple[float, float, str]] = []  # (parameter file MiB, total memory MiB, name)
+        for m, r in _batch1(p).items():
+            if m not in size:
+                continue
+            file_mb, total = size[m].param_file_mb, total_memory(r)
+            if file_mb and total:
+                pts.append((file_mb, total / MIB, size[m].name))
         if not pts:
             ff.notes.append(f"{p.label}: no batch-1 model with both a memory figure and a parameter-file size")
             continue
@@ -370,7 +413,7 @@ def fig4(platforms: Sequence[Platform], facts: list[ModelFacts] | None = None) -
         two = fits.two_lines(xs, ys)
         out[p.label] = {"least_squares": one, "two_lines": two}
         lo, hi = min(xs), max(xs)
-        if one.ok:
+        if one.intercept is not None and one.slope is not None:  # one.ok
             ax.plot(
                 [lo, hi],
                 [one(lo), one(hi)],

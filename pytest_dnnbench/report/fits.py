@@ -40,17 +40,19 @@ class Fit:
         return self.intercept is not None and self.slope is not None
 
     def __call__(self, x: float) -> float:
-        if not self.ok:
+        intercept, slope = self.intercept, self.slope
+        if intercept is None or slope is None:  # not self.ok
             raise ValueError(f"no line: {self.note}")
-        return self.intercept + self.slope * x  # type: ignore[operator]
+        return intercept + slope * x
 
     def describe(self, x_name: str = "x", y_name: str = "y", digits: int = 4) -> str:
-        if not self.ok:
+        intercept, slope = self.intercept, self.slope
+        if intercept is None or slope is None:  # not self.ok
             return f"no line ({self.note})"
-        sign = "-" if self.slope < 0 else "+"  # type: ignore[operator]
+        sign = "-" if slope < 0 else "+"
         return (
-            f"{y_name} = {_g(self.intercept, digits)} {sign} {_g(abs(self.slope), digits)}·{x_name}"  # type: ignore[arg-type]
-            f"  (a = {_g(self.intercept, digits)}, b = {_g(self.slope, digits)}, n = {self.n})"
+            f"{y_name} = {_g(intercept, digits)} {sign} {_g(abs(slope), digits)}·{x_name}"
+            f"  (a = {_g(intercept, digits)}, b = {_g(slope, digits)}, n = {self.n})"
         )
 
 
@@ -68,7 +70,7 @@ class TwoLineFit:
     iterations: int = 0
     #: True when two lines explain the points clearly better than one (see :func:`two_lines`).
     distinct: bool = False
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -79,7 +81,7 @@ def _g(v: float, digits: int) -> str:
     return format(v, f".{digits}g")
 
 
-def _finite_pairs(xs: Sequence[float], ys: Sequence[float]) -> list[tuple[float, float]]:
+def _finite_pairs(xs: Sequence[float | None], ys: Sequence[float | None]) -> list[tuple[float, float]]:
     if len(xs) != len(ys):
         raise ValueError(f"x and y differ in length ({len(xs)} vs {len(ys)})")
     pts = []
@@ -108,7 +110,7 @@ def _distinct_x(pts: Sequence[tuple[float, float]]) -> int:
     return count
 
 
-def least_squares(xs: Sequence[float], ys: Sequence[float], *, min_points: int = 2) -> Fit:
+def least_squares(xs: Sequence[float | None], ys: Sequence[float | None], *, min_points: int = 2) -> Fit:
     """Ordinary least squares ``y = a + b x``; points with a missing or non-finite coordinate are dropped."""
     pts = _finite_pairs(xs, ys)
     n = len(pts)
@@ -148,7 +150,7 @@ def _cross(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float
     return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
 
 
-def upper_bound(xs: Sequence[float], ys: Sequence[float], *, min_points: int = 3) -> Fit:
+def upper_bound(xs: Sequence[float | None], ys: Sequence[float | None], *, min_points: int = 3) -> Fit:
     """The line on or above every point with the least total vertical distance to them (Fig. 3).
 
     Exact: the optimum is the upper-hull edge whose x-range contains ``mean(x)``. Where the mean
@@ -186,8 +188,8 @@ def upper_bound(xs: Sequence[float], ys: Sequence[float], *, min_points: int = 3
 
 
 def two_lines(
-    xs: Sequence[float],
-    ys: Sequence[float],
+    xs: Sequence[float | None],
+    ys: Sequence[float | None],
     *,
     min_group: int = 3,
     max_iter: int = 100,

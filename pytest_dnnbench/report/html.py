@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,7 +57,7 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _sup(notes: list) -> str:
+def _sup(notes: Iterable[int]) -> str:
     return "".join(f"<sup>{n}</sup>" for n in notes)
 
 

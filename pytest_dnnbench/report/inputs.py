@@ -8,15 +8,29 @@ and without it); :func:`records_from_baseline` is the one place that knows a bas
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from ..results import SCHEMA, load_results
 from .tables import Platform, platform_label
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..record import JsonMapping, JsonObject
+
 
 class InputError(ValueError):
     """A report input cannot be read; the message says which file and why."""
+
+
+class BaselineLike(Protocol):
+    """What :func:`records_from_baseline` reads of a ``baseline_store.Baseline``."""
+
+    @property
+    def platform(self) -> JsonMapping: ...
+
+    @property
+    def entries(self) -> Mapping[tuple[str, int], JsonMapping]: ...
 
 
 def load_platform(path: Path) -> Platform:
@@ -56,7 +70,7 @@ def load_baseline_platform(path: Path) -> Platform:
     return records_from_baseline(baseline, source=str(path))
 
 
-def records_from_baseline(baseline: Any, source: str = "") -> Platform:
+def records_from_baseline(baseline: BaselineLike, source: str = "") -> Platform:
     """Turn a ``Baseline`` (``.platform`` dict, ``.entries``: (model, batch) -> figures) into a
     platform of records with the results file's keys, so that every table and figure takes it."""
     from ..registry import REGISTRY
@@ -66,7 +80,7 @@ def records_from_baseline(baseline: Any, source: str = "") -> Platform:
     device_name = platform.get("device_name") or platform.get("key") or "baseline"
     precision = platform.get("precision")
     device = platform.get("device")
-    records = []
+    records: list[JsonObject] = []
     for key, entry in entries.items():
         model, batch = key
         entry = dict(entry or {})
@@ -115,8 +129,9 @@ def records_from_baseline(baseline: Any, source: str = "") -> Platform:
     return Platform(label, records, env, [], source, "baseline")
 
 
-def _fps(entry: dict) -> float | None:
+def _fps(entry: JsonMapping) -> float | None:
     if entry.get("fps") is not None:
-        return entry["fps"]
+        fps: float = entry["fps"]  # a number: load_baseline checks that each entry's fps is a number or null
+        return fps
     ms = entry.get("per_image_ms")
     return 1000.0 / ms if ms else None

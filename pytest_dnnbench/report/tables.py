@@ -15,9 +15,14 @@ run, no accuracy known) is shown as missing with a numbered note giving the reas
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, SupportsFloat, SupportsIndex, TypedDict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing_extensions import Unpack
+
+    from ..record import JsonMapping, JsonObject
 
 GIB = 2**30
 MIB = 2**20
@@ -88,22 +93,22 @@ class Notes:
 # -- records ------------------------------------------------------------------------------------
 
 
-def display_name(rec: dict) -> str:
+def display_name(rec: JsonMapping) -> str:
     return str(rec.get("paper_name") or rec.get("model"))
 
 
-def model_order(records: Iterable[dict], missing: Iterable[dict] = ()) -> list[str]:
+def model_order(records: Iterable[JsonMapping], missing: Iterable[JsonMapping] = ()) -> list[str]:
     seen: dict[str, None] = {}
     for r in list(records) + list(missing):
         seen.setdefault(str(r.get("model")), None)
     return list(seen)
 
 
-def batch_order(records: Iterable[dict], missing: Iterable[dict] = ()) -> list[int]:
+def batch_order(records: Iterable[JsonMapping], missing: Iterable[JsonMapping] = ()) -> list[int]:
     return sorted({int(r["batch_size"]) for r in list(records) + list(missing) if r.get("batch_size") is not None})
 
 
-def names_of(records: Iterable[dict], missing: Iterable[dict] = ()) -> dict[str, str]:
+def names_of(records: Iterable[JsonMapping], missing: Iterable[JsonMapping] = ()) -> dict[str, str]:
     out: dict[str, str] = {}
     for r in list(records) + list(missing):
         m = str(r.get("model"))
@@ -112,13 +117,17 @@ def names_of(records: Iterable[dict], missing: Iterable[dict] = ()) -> dict[str,
     return out
 
 
-def index(records: Iterable[dict]) -> dict[tuple[str, int], dict]:
+def index(records: Iterable[JsonMapping]) -> dict[tuple[str, int], JsonMapping]:
     """(model, batch) -> record; where a test produced several, the last wins."""
     return {(str(r.get("model")), int(r.get("batch_size") or 0)): r for r in records}
 
 
-def _num(v: Any) -> float | None:
+def _num(v: object) -> float | None:
+    """A JSON value as a finite float, else None (bools, missing, non-numbers, NaN and infinities)."""
     if isinstance(v, bool) or v is None:
+        return None
+    # What float() takes (its argument types); anything else would raise TypeError, hence None.
+    if not isinstance(v, (int, float, str, bytes, bytearray, SupportsFloat, SupportsIndex)):
         return None
     try:
         f = float(v)
@@ -127,17 +136,21 @@ def _num(v: Any) -> float | None:
     return f if f == f and f not in (float("inf"), float("-inf")) else None
 
 
-def total_memory(rec: dict) -> float | None:
+def total_memory(rec: JsonMapping) -> float | None:
     return _num((rec.get("memory_bytes") or {}).get("total"))
 
 
-def short_reason(reason: Any, limit: int = 320) -> str:
+def short_reason(reason: object, limit: int = 320) -> str:
     text = " ".join(str(reason or "").split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _missing_reason(
-    model: str, bs: int, missing: dict[tuple[str, int], dict], rec: dict | None, field_name: str = ""
+    model: str,
+    bs: int,
+    missing: Mapping[tuple[str, int], JsonMapping],
+    rec: JsonMapping | None,
+    field_name: str = "",
 ) -> str:
     if rec is not None:
         why = (rec.get("missing") or {}).get(field_name) if isinstance(rec.get("missing"), dict) else None
@@ -179,7 +192,7 @@ def paper_top1(model: str) -> float | None:
         return None
 
 
-def best_top1(model: str, records: Iterable[dict], fallback: Callable[[str], float | None] = paper_top1) -> Top1:
+def best_top1(model: str, records: Iterable[JsonMapping], fallback: Callable[[str], float | None] = paper_top1) -> Top1:
     """Measured Top-1, else a reference figure, else the paper's own (registry), else none."""
     ref = None
     for r in records:
@@ -199,15 +212,17 @@ def best_top1(model: str, records: Iterable[dict], fallback: Callable[[str], flo
     return Top1(None, None, "")
 
 
-def top1_by_model(records: Sequence[dict], fallback: Callable[[str], float | None] = paper_top1) -> dict[str, Top1]:
-    by: dict[str, list[dict]] = {}
+def top1_by_model(
+    records: Sequence[JsonMapping], fallback: Callable[[str], float | None] = paper_top1
+) -> dict[str, Top1]:
+    by: dict[str, list[JsonMapping]] = {}
     for r in records:
         by.setdefault(str(r.get("model")), []).append(r)
     return {m: best_top1(m, rs, fallback) for m, rs in by.items()}
 
 
 def accuracy_legend(used: Iterable[str | None]) -> list[str]:
-    out = []
+    out: list[str] = []
     for status in ("measured", "reference", "paper"):
         if status in used:
             mark = STATUS_MARK[status]
@@ -268,11 +283,11 @@ def _grid(
     key: str,
     title: str,
     caption: str,
-    records: Sequence[dict],
-    missing: Sequence[dict],
-    value: Callable[[dict], float | None],
+    records: Sequence[JsonMapping],
+    missing: Sequence[JsonMapping],
+    value: Callable[[JsonMapping], float | None],
     text: Callable[[float], str],
-    band: Callable[[dict, float], int | None],
+    band: Callable[[JsonMapping, float], int | None],
     band_prefix: str,
     legend: list[tuple[str, str]],
     field_name: str = "",
@@ -283,13 +298,13 @@ def _grid(
     recs = index(records)
     miss = {(str(m.get("model")), int(m.get("batch_size") or 0)): m for m in missing}
     notes = Notes()
-    rows = []
+    rows: list[list[Cell]] = []
     for model in models:
         row = [Cell(names[model], header=True)]
         for bs in sizes:
             rec = recs.get((model, bs))
             v = value(rec) if rec is not None else None
-            if v is None:
+            if rec is None or v is None:  # (v is None whenever rec is)
                 row.append(
                     Cell(MISSING, cls="missing", notes=[notes.add(_missing_reason(model, bs, miss, rec, field_name))])
                 )
@@ -305,11 +320,11 @@ def _grid(
     return Table(key, title, ["model"] + [str(bs) for bs in sizes], rows, notes.texts, caption, legend)
 
 
-def _per_image(rec: dict) -> float | None:
+def _per_image(rec: JsonMapping) -> float | None:
     return _num(rec.get("per_image_ms"))
 
 
-def table1(records: Sequence[dict], missing: Sequence[dict] = ()) -> Table:
+def table1(records: Sequence[JsonMapping], missing: Sequence[JsonMapping] = ()) -> Table:
     return _grid(
         "table1",
         "Table 1: inference time per image (ms) by batch size",
@@ -325,7 +340,7 @@ def table1(records: Sequence[dict], missing: Sequence[dict] = ()) -> Table:
     )
 
 
-def table2(records: Sequence[dict], missing: Sequence[dict] = (), memory_note: str = "") -> Table:
+def table2(records: Sequence[JsonMapping], missing: Sequence[JsonMapping] = (), memory_note: str = "") -> Table:
     return _grid(
         "table2",
         "Table 2: total memory (MiB) by batch size",
@@ -363,13 +378,23 @@ class Table3:
     memory_limits: tuple[float, ...]
     fps_limits: tuple[float, ...]
     note: str | None = None
-    statuses: set = field(default_factory=set)
+    #: The accuracy statuses of the ranked choices (:attr:`Top1.status`).
+    statuses: set[str | None] = field(default_factory=set)
     #: Models left out for want of a batch-1 FPS or memory figure.
-    excluded: list = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
+
+
+class Table3Options(TypedDict, total=False):
+    """The keyword arguments of :func:`select_table3`, which :func:`table3` passes on."""
+
+    memory_limits_gib: Sequence[float]
+    fps_limits: Sequence[float]
+    top_n: int
+    fallback: Callable[[str], float | None]
 
 
 def select_table3(
-    records: Sequence[dict],
+    records: Sequence[JsonMapping],
     *,
     memory_limits_gib: Sequence[float] = MEMORY_LIMITS_GIB,
     fps_limits: Sequence[float] = FPS_LIMITS,
@@ -392,26 +417,32 @@ def select_table3(
     note = None
     if not by_model:
         note = "no batch-1 measurement with FPS and memory in this run (Table 3 is at batch 1)"
+    # (model, batch-1 FPS, batch-1 total memory) in the order of by_model; b1 kept only records with both.
+    figures: list[tuple[str, float, float]] = []
+    for m, r in by_model.items():
+        total = total_memory(r)
+        if total is not None:
+            figures.append((m, float(r["fps"]), total))
     cells: dict[tuple[float, float], list[Choice]] = {}
     unranked: dict[tuple[float, float], list[Choice]] = {}
-    statuses = set()
+    statuses: set[str | None] = set()
     for mem in memory_limits_gib:
         for fps in fps_limits:
             fit = [
-                Choice(m, names[m], accs.get(m, Top1(None, None)), float(r["fps"]), total_memory(r) or 0.0)
-                for m, r in by_model.items()
-                if total_memory(r) <= mem * GIB and float(r["fps"]) >= fps
+                Choice(m, names[m], accs.get(m, Top1(None, None)), m_fps, total or 0.0)
+                for m, m_fps, total in figures
+                if total <= mem * GIB and m_fps >= fps
             ]
-            ranked = sorted(
-                (c for c in fit if c.top1.value is not None), key=lambda c: (-c.top1.value, -c.fps, c.model)
-            )  # type: ignore[operator]
+            # Best Top-1 first (then faster, then by name), over the choices that have a Top-1.
+            scored = [(c.top1.value, c) for c in fit if c.top1.value is not None]
+            ranked = [c for _, c in sorted(scored, key=lambda vc: (-vc[0], -vc[1].fps, vc[1].model))]
             cells[(mem, fps)] = ranked[:top_n]
             statuses.update(c.top1.status for c in ranked[:top_n])
             unranked[(mem, fps)] = sorted((c for c in fit if c.top1.value is None), key=lambda c: (-c.fps, c.model))
     return Table3(cells, unranked, tuple(memory_limits_gib), tuple(fps_limits), note, statuses, excluded)
 
 
-def table3(records: Sequence[dict], **kwargs: Any) -> Table:
+def table3(records: Sequence[JsonMapping], **kwargs: Unpack[Table3Options]) -> Table:
     sel = select_table3(records, **kwargs)
     return table3_table(sel)
 
@@ -420,7 +451,7 @@ def table3_table(
     sel: Table3, title: str = "Table 3: best models by Top-1 under memory and FPS constraints (batch 1)"
 ) -> Table:
     notes = Notes()
-    rows = []
+    rows: list[list[Cell]] = []
     for mem in sel.memory_limits:
         row = [Cell(f"memory ≤ {mem:g} GiB", header=True)]
         for fps in sel.fps_limits:
@@ -471,14 +502,15 @@ class Platform:
     """One column group of a side-by-side report: a results file, a baseline, or this run."""
 
     label: str
-    records: list[dict]
-    environment: dict = field(default_factory=dict)
-    missing: list[dict] = field(default_factory=list)
+    records: list[JsonObject]
+    environment: JsonObject = field(default_factory=dict)
+    #: Entries of the tests that left no record (``model``, ``batch_size``, ``outcome``, ``reason``).
+    missing: list[JsonObject] = field(default_factory=list)
     source: str = ""
     kind: str = "results"
 
 
-def platform_label(environment: dict, records: Sequence[dict], fallback: str = "") -> str:
+def platform_label(environment: JsonMapping, records: Sequence[JsonMapping], fallback: str = "") -> str:
     env = environment or {}
     dev = env.get("device_name") or next((r.get("device_name") for r in records if r.get("device_name")), None)
     kind = env.get("device") or next((r.get("device") for r in records if r.get("device")), None)
@@ -509,6 +541,8 @@ def compare_table(
     """Rows (model, batch); a column per platform and a ratio column per platform after the
     first: ``ratio = platform / first`` (time and memory: above 1 = slower / larger than the
     first platform; FPS: above 1 = faster)."""
+    value: Callable[[JsonMapping], float | None]
+    text: Callable[[float], str]
     if metric == "per_image_ms":
         value, text, title, unit = _per_image, format_ms, "inference time per image (ms)", "ms"
     elif metric == "memory":
@@ -525,9 +559,9 @@ def compare_table(
     for p in platforms:
         for m in model_order(p.records, p.missing):
             models.setdefault(m, None)
-        for k, v in names_of(p.records, p.missing).items():
+        for k, name in names_of(p.records, p.missing).items():
             if k not in names or names[k] == k:
-                names[k] = v
+                names[k] = name
         sizes.update(batch_order(p.records, p.missing))
     if batch_sizes is not None:
         sizes &= set(batch_sizes)
@@ -535,7 +569,7 @@ def compare_table(
     header = (
         ["model", "batch"] + [p.label for p in platforms] + [f"{p.label} ÷ {platforms[0].label}" for p in platforms[1:]]
     )
-    rows = []
+    rows: list[list[Cell]] = []
     dropped = 0
     for model in models:
         for bs in sorted(sizes):
@@ -587,8 +621,8 @@ def compare_table(
     return Table(f"compare_{metric}", f"Side by side: {title}", header, rows, notes.texts, caption, legend)
 
 
-def environment_table(environment: dict, label: str = "") -> Table:
-    rows = []
+def environment_table(environment: JsonMapping, label: str = "") -> Table:
+    rows: list[list[Cell]] = []
     for key, val in flatten(environment or {}, skip=("samples",)).items():
         text = _short(val)
         rows.append([Cell(key, header=True), Cell(text, value=0.0, cls="text")])
@@ -596,20 +630,20 @@ def environment_table(environment: dict, label: str = "") -> Table:
     return Table("environment", title, ["key", "value"], rows)
 
 
-def _short(v: Any, limit: int = 200) -> str:
+def _short(v: object, limit: int = 200) -> str:
     text = "" if v is None else (str(v) if not isinstance(v, (list, dict)) else _json(v))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _json(v: Any) -> str:
+def _json(v: object) -> str:
     import json
 
     return json.dumps(v, sort_keys=False, default=str)
 
 
-def flatten(obj: dict, prefix: str = "", skip: Sequence[str] = ()) -> dict[str, Any]:
+def flatten(obj: Mapping[str, object], prefix: str = "", skip: Sequence[str] = ()) -> dict[str, object]:
     """Nested dicts to ``a.b.c`` keys; lists stay values."""
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     for k, v in obj.items():
         if k in skip:
             continue

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from ..units import format_mib
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..record import JsonMapping
+    from .tables import Cell, Table
 
 
 def _fmt(value: float | None, spec: str, missing: str = "-") -> str:
@@ -14,10 +19,10 @@ def _fmt(value: float | None, spec: str, missing: str = "-") -> str:
 COLUMNS = ("model", "batch", "ms/image", "FPS", "memory", "GFLOPs", "params(M)", "n", "note")
 
 
-def record_row(rec: dict) -> tuple[str, ...]:
+def record_row(rec: JsonMapping) -> tuple[str, ...]:
     lat = rec.get("latency_ms") or {}
     mem = rec.get("memory_bytes") or {}
-    notes = []
+    notes: list[str] = []
     if lat.get("capped"):
         notes.append("capped")
     if rec.get("counters_disagree"):
@@ -48,7 +53,7 @@ REFERENCE_LEGEND = (
 )
 
 
-def accuracy_cell(rec: dict) -> str:
+def accuracy_cell(rec: JsonMapping) -> str:
     """Top-1 as measured (``76.13``), a reference figure marked as such (``76.13 (ref)``), or ``-``."""
     acc = rec.get("accuracy") or {}
     top1 = acc.get("top1")
@@ -58,22 +63,22 @@ def accuracy_cell(rec: dict) -> str:
     return text if acc.get("status") == "measured" else f"{text} {REFERENCE_MARK}"
 
 
-def format_table(records: Iterable[dict]) -> list[str]:
+def format_table(records: Iterable[JsonMapping]) -> list[str]:
     """Aligned rows; notes: ``capped`` (budget ran out before the CI target), ``flops?`` (the two
     FLOP counters disagree by more than 5 %), and any outcome but passed. Records with accuracy add
     a Top-1 column, where reference figures are marked ``(ref)``, explained below the table."""
-    records = list(records)
-    with_accuracy = any("accuracy" in r for r in records)
+    recs = list(records)
+    with_accuracy = any("accuracy" in r for r in recs)
     columns: tuple[str, ...] = COLUMNS
-    rows = [record_row(r) for r in records]
+    rows = [record_row(r) for r in recs]
     right = {1, 2, 3, 4, 5, 6, 7}
     if with_accuracy:
         columns = COLUMNS[:7] + (TOP1_COLUMN,) + COLUMNS[7:]
-        rows = [row[:7] + (accuracy_cell(r),) + row[7:] for row, r in zip(rows, records, strict=True)]
+        rows = [row[:7] + (accuracy_cell(r),) + row[7:] for row, r in zip(rows, recs, strict=True)]
         right = {1, 2, 3, 4, 5, 6, 7, 8}
     rows = [columns] + rows
     widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
-    lines = []
+    lines: list[str] = []
     for k, row in enumerate(rows):
         cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(row)]
         line = "  ".join(cells).rstrip()
@@ -88,12 +93,12 @@ def format_table(records: Iterable[dict]) -> list[str]:
 # -- the paper's tables, condensed to the terminal's width ------------------------------------------
 
 
-def _cell_text(cell) -> str:
+def _cell_text(cell: Cell) -> str:
     marks = "".join(f"[{n}]" for n in cell.notes)
     return cell.text + marks
 
 
-def render_grid(table, width: int = 80, name_width: int = 22) -> list[str]:
+def render_grid(table: Table, width: int = 80, name_width: int = 22) -> list[str]:
     """A :class:`~pytest_dnnbench.report.tables.Table` of single-line cells, as aligned text no
     wider than ``width``: long names are shortened, and columns that do not fit are left out
     (the last line says how many)."""
@@ -124,7 +129,7 @@ def render_grid(table, width: int = 80, name_width: int = 22) -> list[str]:
     return lines
 
 
-def render_table3(table, width: int = 80) -> list[str]:
+def render_table3(table: Table, width: int = 80) -> list[str]:
     """Table 3 as one wrapped line per (memory, FPS) pair."""
     lines = [_wrap(_ascii(table.title), width)]
     for row in table.rows:
@@ -140,17 +145,19 @@ def render_table3(table, width: int = 80) -> list[str]:
     return lines
 
 
-def format_paper_tables(records, missing=(), width: int = 80, memory_note: str = "") -> list[str]:
+def format_paper_tables(
+    records: Iterable[JsonMapping], missing: Sequence[JsonMapping] = (), width: int = 80, memory_note: str = ""
+) -> list[str]:
     """Tables 1, 2 and 3 of the paper for these records, condensed to ``width`` columns."""
     from .tables import table1, table2, table3
 
-    records = list(records)
+    recs = list(records)
     lines: list[str] = []
-    lines += render_grid(table1(records, missing), width)
+    lines += render_grid(table1(recs, missing), width)
     lines.append("")
-    lines += render_grid(table2(records, missing, memory_note), width)
+    lines += render_grid(table2(recs, missing, memory_note), width)
     lines.append("")
-    lines += render_table3(table3(records), width)
+    lines += render_table3(table3(recs), width)
     return lines
 
 
