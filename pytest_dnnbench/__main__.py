@@ -8,6 +8,7 @@ the platforms are put side by side, the first being the reference of the ratio c
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,10 +43,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.label and len(args.label) != len(args.inputs):
         parser.error(f"--label given {len(args.label)} times for {len(args.inputs)} inputs: give one per input")
+    out = Path(args.out)
+    problem = _unwritable(out)
+    if problem:
+        print(f"error: --out {args.out}: {problem}", file=sys.stderr)
+        return 2
     try:
-        platforms = [load_platform(Path(p)) for p in args.inputs]
+        platforms = [
+            load_platform(Path(p), warn=lambda m: print(f"warning: {m}", file=sys.stderr)) for p in args.inputs
+        ]
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not any(p.records or p.missing for p in platforms):
+        print("error: the inputs hold no record and no missing cell: nothing to report", file=sys.stderr)
         return 2
     labels = args.label or unique_labels([p.label for p in platforms])
     for p, label in zip(platforms, labels, strict=True):
@@ -53,16 +64,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         written = write_report(
             platforms,
-            Path(args.out),
+            out,
             title=args.title,
             command="python -m pytest_dnnbench report " + " ".join(args.inputs),
         )
-    except ImportError as exc:
+    except (ImportError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for path in written:
         print(path)
     return 0
+
+
+def _unwritable(out: Path) -> str | None:
+    """Why the report could not be written into ``out`` (a directory, made if missing), or None."""
+    try:
+        if out.exists():
+            if not out.is_dir():
+                return "exists and is not a directory; give a directory (it is made if missing)"
+            return None if os.access(out, os.W_OK | os.X_OK) else "is not writable"
+    except OSError as exc:
+        return f"the system refuses this path ({exc.strerror})"
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is a file, so the directory cannot be made"
+    return None if os.access(parent, os.W_OK | os.X_OK) else f"{parent} is not writable"
 
 
 if __name__ == "__main__":  # pragma: no cover

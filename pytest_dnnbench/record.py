@@ -35,6 +35,7 @@ __all__ = [
     "RECORD_KEYS",
     "LATENCY_KEYS",
     "make_record",
+    "record_problems",
     "unavailable_accuracy",
 ]
 
@@ -390,3 +391,23 @@ def make_record(
         isolation=isolation,
         build_s=build_s,
     )
+
+
+def record_problems(data: object) -> list[str]:
+    """What makes ``data`` unusable as a record (empty when it is one): the fields every table needs."""
+    if not isinstance(data, Mapping):
+        return [f"not a JSON object but {type(data).__name__}"]
+    problems = []
+    if not isinstance(data.get("model"), str) or not data["model"]:
+        problems.append("'model' must be a non-empty string")
+    bs = data.get("batch_size")
+    if not isinstance(bs, int) or isinstance(bs, bool) or bs < 1:
+        problems.append(f"'batch_size' must be a positive integer, not {bs!r:.40}")
+    lat = data.get("latency_ms")
+    median = lat.get("median") if isinstance(lat, Mapping) else None
+    if not isinstance(median, (int, float)) or isinstance(median, bool) or not median > 0 or median != median:
+        problems.append("'latency_ms.median' must be a positive number")
+    for key in ("memory_bytes", "accuracy"):
+        if key in data and data[key] is not None and not isinstance(data[key], Mapping):
+            problems.append(f"'{key}' must be an object")
+    return problems

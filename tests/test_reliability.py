@@ -223,3 +223,44 @@ def test_a_native_crash_under_the_limit_counts_as_out_of_memory() -> None:
     except RuntimeError as exc:
         assert _caused_by_memory(exc)
     assert not _caused_by_memory(RuntimeError("shape mismatch"))
+
+
+# -- the report command -----------------------------------------------------------------------------------
+
+
+def _results(path: Path, records: list[object]) -> Path:
+    import json
+
+    path.write_text(json.dumps({"schema": "pytest-dnnbench/1", "environment": {"device": "cpu"}, "records": records}))
+    return path
+
+
+GOOD = {"model": "resnet18", "batch_size": 1, "latency_ms": {"median": 20.0}, "memory_bytes": {"total": 10**9}}
+
+
+@pytest.mark.parametrize("make", ["file", "under-file"])
+def test_report_command_refuses_an_out_that_is_not_a_directory(tmp_path: Path, make: str, capsys) -> None:
+    from pytest_dnnbench.__main__ import main
+
+    src = _results(tmp_path / "r.json", [GOOD])
+    (tmp_path / "f").write_text("x")
+    out = tmp_path / "f" if make == "file" else tmp_path / "f" / "rep"
+    assert main(["report", str(src), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --out {out}: ") and "Traceback" not in err
+
+
+def test_report_command_names_junk_records_and_writes_nothing_from_junk_alone(tmp_path: Path, capsys) -> None:
+    from pytest_dnnbench.__main__ import main
+
+    junk = _results(tmp_path / "junk.json", [1, {"model": "x"}, {"model": "y", "batch_size": 0, "latency_ms": {}}])
+    assert main(["report", str(junk), "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert "record 0 is left out: not a JSON object but int" in err
+    assert "record 1 is left out: 'batch_size' must be a positive integer" in err
+    assert "none of its 3 record(s) can be used" in err
+    assert not (tmp_path / "rep").exists()
+    mixed = _results(tmp_path / "mixed.json", [GOOD, {"model": "x"}])
+    assert main(["report", str(mixed), "--out", str(tmp_path / "rep2")]) == 0
+    assert "record 1 is left out" in capsys.readouterr().err
+    assert (tmp_path / "rep2" / "report.md").exists()

@@ -8,10 +8,11 @@ and without it); :func:`records_from_baseline` is the one place that knows a bas
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from ..record import record_problems
 from ..results import SCHEMA, load_results
 from .tables import Platform, platform_label
 
@@ -33,7 +34,8 @@ class BaselineLike(Protocol):
     def entries(self) -> Mapping[tuple[str, int], JsonMapping]: ...
 
 
-def load_platform(path: Path) -> Platform:
+def load_platform(path: Path, warn: Callable[[str], None] = lambda message: None) -> Platform:
+    """The platform in a results or baseline file; ``warn`` hears of every record left out, and why."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -48,7 +50,20 @@ def load_platform(path: Path) -> Platform:
         except ValueError as exc:
             raise InputError(str(exc)) from None
         env = doc.get("environment") or {}
-        records = [r for r in doc.get("records") or [] if isinstance(r, dict)]
+        if not isinstance(env, dict):
+            raise InputError(f"{path}: 'environment' must be an object")
+        raw = doc.get("records")
+        if not isinstance(raw, list):
+            raise InputError(f"{path}: 'records' must be a list")
+        records = []
+        for i, r in enumerate(raw):
+            problems = record_problems(r)
+            if problems:
+                warn(f"{path}: record {i} is left out: {'; '.join(problems)}")
+            else:
+                records.append(r)
+        if raw and not records:
+            raise InputError(f"{path}: none of its {len(raw)} record(s) can be used (see above); nothing to report")
         return Platform(
             platform_label(env, records, path.stem), records, env, list(doc.get("missing") or []), str(path), "results"
         )
