@@ -469,9 +469,14 @@ def failure_message(
     if bad_constraints:
         lines.append("deployment constraint violated (too slow or too big for the device):")
         lines += [f"  - {c.message}" for c in bad_constraints]
-    if bad_baseline:
+    regressed = [c for c in bad_baseline if c.metric not in ("file", "presence")]
+    unusable = [c for c in bad_baseline if c.metric in ("file", "presence")]
+    if regressed:
         lines.append(f"baseline regression (against {info.get('path')}):")
-        lines += [f"  - {c.message}" for c in bad_baseline]
+        lines += [f"  - {c.message}" for c in regressed]
+    if unusable:
+        lines.append("no usable baseline (not a regression):")
+        lines += [f"  - {c.message}" for c in unusable]
     return "\n".join(lines)
 
 

@@ -158,6 +158,8 @@ class DnnSession:
         if not self.is_worker:
             self._check_outputs()
         self._check_baseline_files()
+        if not self.is_worker:
+            self._check_weights_file()
         self._open_accuracy()
         if self.settings.report_dir is not None and not self.is_worker:
             import importlib.util
@@ -202,6 +204,22 @@ class DnnSession:
                     f"--dnn-baseline={path}: the file does not exist. Create it with --dnn-save-baseline={path} "
                     "(one round per run, at least 5 recommended), or use --dnn-baseline=auto"
                 )
+
+    def _check_weights_file(self) -> None:
+        """A checkpoint file named by --dnn-weights is read now: one that cannot be loaded is a usage error,
+        not a silent fall-back to random weights. (A folder of checkpoints is searched per model.)"""
+        path = Path(self.settings.weights)
+        if self.settings.weights in ("random", "pretrained") or not path.is_file():
+            return
+        from .accuracy.weights import WeightsUnavailable, read_state_dict
+
+        try:
+            read_state_dict(path)
+        except (WeightsUnavailable, OSError) as exc:
+            raise pytest.UsageError(
+                f"--dnn-weights={path}: {exc}. Give a checkpoint that torch.load (weights_only) or safetensors reads, "
+                "or --dnn-weights=random"
+            ) from None
 
     def _open_accuracy(self) -> None:
         from .accuracy.data import DatasetError
@@ -332,6 +350,30 @@ class DnnSession:
         if any(set(DNN_FIXTURES) & set(getattr(item, "fixturenames", ())) for item in session.items):
             self.ensure_device()
             self._catch_sigterm()
+            self._check_automatic_baseline()
+
+    def _check_automatic_baseline(self) -> None:
+        """On the CPU, this run's automatic baseline file is known before any model is built: a corrupt one
+        is a usage error naming it. (On a GPU its name needs the device, which is not touched here: a
+        corrupt file is reported with the first test, as an unusable baseline, not a regression.)"""
+        s = self.settings
+        if s.baseline != "auto" or self.device != "cpu" or self.is_worker:
+            return
+        import torch
+
+        from .baseline_store import platform_key
+        from .measure.backends import cpu_model_name
+
+        threads = s.threads or torch.get_num_threads()
+        key = platform_key("cpu", cpu_model_name(), threads, s.precision, "eager", s.channels_last)
+        path = self.baselines.path_for(key)
+        if path is not None:
+            loaded = self.baselines.load(path)
+            if isinstance(loaded, BaselineError):
+                raise pytest.UsageError(
+                    f"the automatic baseline of this platform is unusable: {loaded}. Fix or remove the file "
+                    "(it was left untouched), or run with --dnn-baseline=none"
+                )
 
     def limits(self, item: pytest.Item) -> tuple[Tolerances, Constraints]:
         """This test's tolerances and constraints: the options, overridden by its markers."""

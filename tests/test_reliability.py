@@ -264,3 +264,42 @@ def test_report_command_names_junk_records_and_writes_nothing_from_junk_alone(tm
     assert main(["report", str(mixed), "--out", str(tmp_path / "rep2")]) == 0
     assert "record 1 is left out" in capsys.readouterr().err
     assert (tmp_path / "rep2" / "report.md").exists()
+
+
+# -- corrupt inputs ---------------------------------------------------------------------------------------
+
+
+def test_a_weights_file_that_cannot_be_loaded_is_a_usage_error(project: pytest.Pytester) -> None:
+    bad = project.path / "w.pt"
+    bad.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    result = project.runpytest(*FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1", f"--dnn-weights={bad}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--dnn-weights={bad}: cannot read {bad} as a checkpoint*"])
+
+
+def test_a_corrupt_automatic_baseline_is_a_usage_error_naming_it(project: pytest.Pytester) -> None:
+    project.runpytest(*FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1", "--dnn-save-baseline").assert_outcomes(
+        passed=1
+    )
+    (saved,) = (project.path / "baselines").glob("*.json")
+    saved.write_text("{")  # corrupt the automatic baseline
+    result = project.runpytest(*FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"*automatic baseline of this platform is unusable: baseline file *{saved.name} is truncated*"]
+    )
+    assert saved.read_text() == "{"  # left untouched
+
+
+def test_an_unusable_baseline_is_not_reported_as_a_regression() -> None:
+    """(On a GPU the automatic file is first read by the first test.)"""
+    from pytest_dnnbench.gate import failure_message
+    from pytest_dnnbench.record import Check
+
+    unusable = Check.make(kind="baseline", metric="file", passed=False, message="baseline file x.json is truncated")
+    slower = Check.make(kind="baseline", metric="latency", passed=False, message="1.50x the baseline")
+    text = failure_message({"model": "m", "batch_size": 1}, [], [unusable], {"path": "x.json"})
+    assert "no usable baseline (not a regression):\n  - baseline file x.json is truncated" in text
+    assert "baseline regression" not in text
+    both = failure_message({"model": "m", "batch_size": 1}, [], [slower, unusable], {"path": "x.json"})
+    assert "baseline regression (against x.json):\n  - 1.50x the baseline" in both

@@ -251,7 +251,9 @@ PAPER_FILES = [PAPER_DIR / "bianco2018-titan-xp.json", PAPER_DIR / "bianco2018-j
 def _have_paper_baselines() -> bool:
     import importlib.util
 
-    return all(p.is_file() for p in PAPER_FILES) and importlib.util.find_spec("pytest_dnnbench.baseline_store") is not None
+    return (
+        all(p.is_file() for p in PAPER_FILES) and importlib.util.find_spec("pytest_dnnbench.baseline_store") is not None
+    )
 
 
 @pytest.mark.skipif(not _have_paper_baselines(), reason="the paper's baseline files are not in this checkout")
