@@ -7,7 +7,10 @@ so that an upgrade that changes it fails a test instead of silently dropping a f
   reached publicly (it is registered as the plugin ``"pytest-benchmark"``); its ``disabled`` flag,
   its ``benchmarks`` list and the ``pytest_benchmark.stats.Metadata`` class are internal.
 - pytest-xdist (3.8): scheduling by model. ``LoadScopeScheduling`` is public, the ``_split_scope``
-  method it calls to name a test's scope is not; we override it.
+  method it calls to name a test's scope is not; we override it. We also override ``remove_node``
+  and ``schedule`` (public methods) with its internals (``assigned_work``, ``workqueue``,
+  ``registered_collections``, ``_pending_of``, ``_assign_work_unit``), so that a test that kills its
+  worker fails once and the run goes on.
 """
 
 from __future__ import annotations
@@ -110,6 +113,50 @@ def model_scheduler(config: pytest.Config, log: XdistLog | None, names: Iterable
     class ModelGroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
             return scope_of(nodeid, model_names)
+
+        def remove_node(self, node: object) -> str | None:
+            """A worker ended: the test it was running fails once (xdist reports it), the rest of its unit runs.
+
+            pytest-xdist's ``remove_node`` puts the whole unit back, the crashed test included, so a test
+            that kills its worker is sent again and again until "maximum crashed workers reached".
+            """
+            workload = self.assigned_work.pop(node)
+            if not self._pending_of(workload):
+                return None
+            crashitem: str | None = None
+            for unit in workload.values():
+                crashitem = next((nodeid for nodeid, done in unit.items() if not done), None)
+                if crashitem is not None:
+                    unit[crashitem] = True  # reported failed by xdist: never sent again
+                    break
+            left = {scope: unit for scope, unit in workload.items() if not all(unit.values())}
+            self.workqueue.update(left)
+            for other in list(self.assigned_work):
+                if other in self.registered_collections:  # a replacement still collecting gets work later
+                    self._feed(other)
+            return crashitem
+
+        def schedule(self) -> None:
+            """Called again when a replacement worker has collected: give work to the workers that have
+            collected (pytest-xdist's loop also takes replacements that have not, and fails with a KeyError
+            when two workers crash close together)."""
+            if self.collection is None:
+                super().schedule()
+                return
+            for node in self.nodes:
+                if node in self.registered_collections:
+                    self._feed(node)
+
+        def _feed(self, node: object) -> None:
+            """Give ``node`` work units until it holds two tests or none are left; then, with none left, tell
+            it to shut down. A worker runs a test only once it knows the next one (or is told to stop), so a
+            worker holding one test while units wait in the queue would wait forever."""
+            if node.shutting_down:  # type: ignore[attr-defined]  # a pytest-xdist WorkerController
+                return
+            while self.workqueue and self._pending_of(self.assigned_work[node]) < 2:
+                self._assign_work_unit(node)
+            if not self.workqueue:
+                node.shutdown()  # type: ignore[attr-defined]  # (same)
 
     sched = ModelGroupScheduling(config, log)
     if log is not None:

@@ -303,3 +303,79 @@ def test_an_unusable_baseline_is_not_reported_as_a_regression() -> None:
     assert "baseline regression" not in text
     both = failure_message({"model": "m", "batch_size": 1}, [], [slower, unusable], {"path": "x.json"})
     assert "baseline regression (against x.json):\n  - 1.50x the baseline" in both
+
+
+# -- a test that kills its pytest-xdist worker --------------------------------------------------------------
+
+CRASH_MODULE = """
+import ctypes
+import os
+
+from torch import nn
+
+
+class Exits(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        os._exit(3)
+
+
+class Segv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        ctypes.string_at(0)
+
+
+def exits():
+    return Exits()
+
+
+def segv():
+    return Segv()
+
+
+def ok():
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())
+"""
+
+CRASH_CONFTEST = """
+def pytest_dnnbench_register_models(registry, config):
+    for name in ("exits", "segv"):
+        registry.register(name, f"crashmodels:{name}", input_size=(3, 16, 16))
+    registry.register("ok1", "crashmodels:ok", input_size=(3, 16, 16))
+    registry.register("ok2", "crashmodels:ok", input_size=(3, 16, 16))
+"""
+
+
+@pytest.mark.parametrize("order", ["exits,ok1,segv,ok2", "segv,exits,ok1,ok2", "ok1,ok2,exits,segv"])
+def test_a_test_that_kills_its_worker_fails_once_and_the_run_goes_on(pytester: pytest.Pytester, order: str) -> None:
+    pytester.makepyfile(crashmodels=CRASH_MODULE)
+    pytester.makeconftest(CRASH_CONFTEST)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(pytester.path), os.environ.get("PYTHONPATH", "")]))
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *FAST,
+        "-n",
+        "2",
+        "--dnn-allow-parallel-cpu",
+        f"--dnn-models={order}",
+        "--dnn-batch-sizes=1,8",
+        "-p",
+        "no:cacheprovider",
+        "-rf",
+    ]
+    proc = subprocess.run(cmd, cwd=pytester.path, env=env, capture_output=True, text=True, timeout=240)
+    text = proc.stdout + proc.stderr
+    assert "INTERNALERROR" not in text, text[-3000:]
+    failed = sorted(line.split("::")[-1].split(" ")[0] for line in text.splitlines() if line.startswith("FAILED "))
+    assert failed == ["test_dnn[exits-bs1]", "test_dnn[exits-bs8]", "test_dnn[segv-bs1]", "test_dnn[segv-bs8]"], text
+    assert "4 failed, 4 passed" in text, text[-2000:]
+    assert "maximum crashed workers reached" not in text
