@@ -58,8 +58,15 @@ def test_pytest_benchmark_session_is_a_named_plugin_with_its_benchmarks(pytester
 def test_xdist_loadscope_calls_split_scope_to_name_a_scope() -> None:
     from xdist.scheduler import LoadScopeScheduling
 
-    for name in ("_split_scope", "_pending_of", "_assign_work_unit", "_reschedule", "remove_node", "schedule",
-                 "add_node_collection"):
+    for name in (
+        "_split_scope",
+        "_pending_of",
+        "_assign_work_unit",
+        "_reschedule",
+        "remove_node",
+        "schedule",
+        "add_node_collection",
+    ):
         assert name in vars(LoadScopeScheduling), name  # what ModelGroupScheduling overrides or calls
     config = SimpleNamespace(
         option=SimpleNamespace(maxschedchunk=None, numprocesses=2),
