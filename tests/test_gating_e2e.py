@@ -405,18 +405,22 @@ def test_corrupt_explicit_baseline_is_a_usage_error_and_untouched(project: pytes
     assert path.read_bytes() == content
 
 
-def test_corrupt_platform_file_fails_tests_and_is_not_overwritten(project: pytest.Pytester) -> None:
+def test_corrupt_platform_file_is_a_usage_error_and_is_not_overwritten(project: pytest.Pytester) -> None:
+    """A corrupt automatic baseline stops the run before any model is built (it used to fail every test)."""
     fake(project, ms=2.0)
     run(project, "--dnn-save-baseline", batches="1").assert_outcomes(passed=1)
     path = only_file(project)
     truncated = path.read_bytes()[:200]
     path.write_bytes(truncated)
     result = run(project, "--dnn-save-baseline", batches="1")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([f"*baseline file {path} is truncated*(the file was left untouched)*"])
-    text = summary(result)
-    assert f"baseline unusable: baseline file {path} is truncated" in text
-    assert f"baseline not saved: baseline file {path} is truncated" in text and "left untouched" in text
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"*automatic baseline of this platform is unusable: baseline file {path} is truncated*"
+            "(it was left untouched)*"
+        ]
+    )
+    assert "test_dnn" not in result.stdout.str()
     assert path.read_bytes() == truncated
 
 

@@ -375,7 +375,7 @@ def test_a_test_that_kills_its_worker_fails_once_and_the_run_goes_on(pytester: p
     proc = subprocess.run(cmd, cwd=pytester.path, env=env, capture_output=True, text=True, timeout=240)
     text = proc.stdout + proc.stderr
     assert "INTERNALERROR" not in text, text[-3000:]
-    failed = sorted(line.split("::")[-1].split(" ")[0] for line in text.splitlines() if line.startswith("FAILED "))
+    failed = sorted(line.split(" ")[1].split("::")[-1] for line in text.splitlines() if line.startswith("FAILED "))
     assert failed == ["test_dnn[exits-bs1]", "test_dnn[exits-bs8]", "test_dnn[segv-bs1]", "test_dnn[segv-bs8]"], text
     assert "4 failed, 4 passed" in text, text[-2000:]
     assert "maximum crashed workers reached" not in text
