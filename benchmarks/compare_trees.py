@@ -19,6 +19,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -31,7 +32,10 @@ def overhead_in(tree: Path, models: str, batch_sizes: str, max_time: str) -> lis
         f"print(json.dumps(pc.overhead({models!r}, {batch_sizes!r}, {max_time!r})))"
     )
     env = dict(os.environ, PYTHONPATH=str(tree))
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    # cwd: a neutral folder, so that the tree on PYTHONPATH is what "import pytest_dnnbench" finds
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=tempfile.gettempdir()
+    ).stdout
     rows = json.loads(out.strip().splitlines()[-1])
     return [total - measured for _, total, measured in rows]
 
@@ -51,6 +55,7 @@ def main() -> None:
             env=dict(os.environ, PYTHONPATH=str(tree.resolve())),
             capture_output=True,
             text=True,
+            cwd=tempfile.gettempdir(),
         )
         print(f"{tree}: plugin from {check.stdout.strip()}")
     ratios = []

@@ -7,21 +7,13 @@ from __future__ import annotations
 import importlib
 
 import pytest
-from helpers import FAST, TINY_CONFTEST, TINY_MODULE, load_json
+from helpers import FAST, load_json
 
 from pytest_dnnbench.baseline_store import platform_from_record, platform_key
 
 
-@pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makepyfile(tinymodels=TINY_MODULE)
-    pytester.makeconftest(TINY_CONFTEST)
-    pytester.syspathinsert()
-    return pytester
-
-
-def test_xdist_workers_on_one_named_gpu_are_refused(project: pytest.Pytester) -> None:
-    result = project.runpytest(*FAST, "-n", "2", "--dnn-models=tiny", "--dnn-device=cuda:0")
+def test_xdist_workers_on_one_named_gpu_are_refused(tiny_project: pytest.Pytester) -> None:
+    result = tiny_project.runpytest(*FAST, "-n", "2", "--dnn-models=tiny", "--dnn-device=cuda:0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
@@ -31,25 +23,31 @@ def test_xdist_workers_on_one_named_gpu_are_refused(project: pytest.Pytester) ->
     )
 
 
-def test_more_xdist_workers_than_gpus_are_refused(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_more_xdist_workers_than_gpus_are_refused(
+    tiny_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     device = importlib.import_module("pytest_dnnbench.device")
     fake = device.TorchProbe(
         cuda_available=lambda: True, device_count=lambda: 2, torch_version=lambda: "fake", cpu_supports=lambda p: True
     )
     monkeypatch.setattr(device.TorchProbe, "default", classmethod(lambda cls: fake))
-    result = project.runpytest(*FAST, "-n", "3", "--dnn-models=tiny", "--dnn-device=cuda")
+    result = tiny_project.runpytest(*FAST, "-n", "3", "--dnn-models=tiny", "--dnn-device=cuda")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*3 pytest-xdist workers but 2 visible GPU(s)*Use -n 2*--dnn-allow-shared-gpu*"])
 
 
-def test_allow_shared_gpu_lets_the_run_go_on(project: pytest.Pytester) -> None:
+def test_allow_shared_gpu_lets_the_run_go_on(tiny_project: pytest.Pytester) -> None:
     """With the flag the sharing check is passed; here the workers then find no GPU at all."""
-    result = project.runpytest(*FAST, "-n", "2", "--dnn-models=tiny", "--dnn-device=cuda:0", "--dnn-allow-shared-gpu")
+    result = tiny_project.runpytest(
+        *FAST, "-n", "2", "--dnn-models=tiny", "--dnn-device=cuda:0", "--dnn-allow-shared-gpu"
+    )
     assert "--dnn-allow-shared-gpu" not in result.stderr.str()
     assert "would run on the same GPU" not in result.stdout.str() + result.stderr.str()
 
 
-def test_isolated_runs_make_no_backend_in_the_parent(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_isolated_runs_make_no_backend_in_the_parent(
+    tiny_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Under --dnn-isolate=process only the child touches the device (on a GPU: only it holds a context)."""
     backends = importlib.import_module("pytest_dnnbench.measure.backends")
 
@@ -57,8 +55,8 @@ def test_isolated_runs_make_no_backend_in_the_parent(project: pytest.Pytester, m
         raise AssertionError(f"a backend for {device} was made in the parent")
 
     monkeypatch.setattr(backends, "make_backend", refuse)
-    out = project.path / "r.json"
-    result = project.runpytest(
+    out = tiny_project.path / "r.json"
+    result = tiny_project.runpytest(
         *FAST, "--dnn-isolate=process", "--dnn-models=tiny", "--dnn-batch-sizes=1", f"--dnn-json={out}"
     )
     result.assert_outcomes(passed=1)
@@ -67,12 +65,14 @@ def test_isolated_runs_make_no_backend_in_the_parent(project: pytest.Pytester, m
     assert doc["environment"]["device"] == "cpu" and doc["environment"]["torch"]  # the child's environment
 
 
-def test_tf32_is_off_by_default_and_recorded_on_request(project: pytest.Pytester) -> None:
-    out = project.path / "r.json"
-    project.runpytest(*FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1", f"--dnn-json={out}").assert_outcomes(passed=1)
+def test_tf32_is_off_by_default_and_recorded_on_request(tiny_project: pytest.Pytester) -> None:
+    out = tiny_project.path / "r.json"
+    tiny_project.runpytest(*FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1", f"--dnn-json={out}").assert_outcomes(
+        passed=1
+    )
     env = load_json(out)["environment"]
     assert env["tf32_requested"] is False
-    project.runpytest(
+    tiny_project.runpytest(
         *FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1", "--dnn-tf32", f"--dnn-json={out}"
     ).assert_outcomes(passed=1)
     doc = load_json(out)

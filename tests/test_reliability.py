@@ -9,19 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import FAST, TINY_CONFTEST, TINY_MODULE, load_json
+from helpers import FAST, TINY_MODULE, load_json
 from test_robustness import FAULTY_CONFTEST, FAULTY_MODULE, _wait_for
 
 from pytest_dnnbench.settings import MAX_SHOWN, OPTIONS, Settings
-
-
-@pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makepyfile(tinymodels=TINY_MODULE)
-    pytester.makeconftest(TINY_CONFTEST)
-    pytester.syspathinsert()
-    return pytester
-
 
 # -- absurd values in every option --------------------------------------------------------------------
 
@@ -42,8 +33,8 @@ def test_every_option_parses_or_is_a_short_usage_error(pytester: pytest.Pytester
             assert len(value) < 100 or msg.count(value[: MAX_SHOWN - 3]) <= 1, msg  # a long value: once, cut
 
 
-def test_absurd_marker_values_are_usage_errors(project: pytest.Pytester) -> None:
-    project.makepyfile(
+def test_absurd_marker_values_are_usage_errors(tiny_project: pytest.Pytester) -> None:
+    tiny_project.makepyfile(
         test_m="""
         import pytest
 
@@ -56,7 +47,7 @@ def test_absurd_marker_values_are_usage_errors(project: pytest.Pytester) -> None
             pass
         """
     )
-    result = project.runpytest(*FAST, "test_m.py")
+    result = tiny_project.runpytest(*FAST, "test_m.py")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     result.stderr.fnmatch_lines(["*test_a*dnn_tolerance(latency=*"])
@@ -66,16 +57,16 @@ def test_absurd_marker_values_are_usage_errors(project: pytest.Pytester) -> None
 
 
 @pytest.mark.parametrize("value", ["", "  "])
-def test_an_explicit_empty_model_list_is_a_usage_error(project: pytest.Pytester, value: str) -> None:
-    result = project.runpytest(*FAST, f"--dnn-models={value}", "--dnn-require-baseline")
+def test_an_explicit_empty_model_list_is_a_usage_error(tiny_project: pytest.Pytester, value: str) -> None:
+    result = tiny_project.runpytest(*FAST, f"--dnn-models={value}", "--dnn-require-baseline")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--dnn-models=*: no model given. Name models*"])
 
 
-def test_an_empty_ini_model_list_stays_off(project: pytest.Pytester) -> None:
-    project.makeini("[pytest]\ndnn_models =\n")
-    project.makepyfile(test_plain="def test_a():\n    pass\n")
-    project.runpytest(*FAST).assert_outcomes(passed=1)
+def test_an_empty_ini_model_list_stays_off(tiny_project: pytest.Pytester) -> None:
+    tiny_project.makeini("[pytest]\ndnn_models =\n")
+    tiny_project.makepyfile(test_plain="def test_a():\n    pass\n")
+    tiny_project.runpytest(*FAST).assert_outcomes(passed=1)
 
 
 # -- output paths checked when the run starts ------------------------------------------------------------
@@ -92,25 +83,25 @@ def test_an_empty_ini_model_list_stays_off(project: pytest.Pytester) -> None:
     ],
 )
 def test_unwritable_output_paths_stop_the_run_before_any_model(
-    project: pytest.Pytester, option: str, make: str, expected: str
+    tiny_project: pytest.Pytester, option: str, make: str, expected: str
 ) -> None:
     if make == "dir":
-        target = project.mkdir("out")
+        target = tiny_project.mkdir("out")
     elif make == "file":
-        target = project.path / "out"
+        target = tiny_project.path / "out"
         target.write_text("x")
     else:
-        (project.path / "blocker").write_text("x")
-        target = project.path / "blocker" / "r.json"
-    result = project.runpytest(*FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1", f"{option}={target}")
+        (tiny_project.path / "blocker").write_text("x")
+        target = tiny_project.path / "blocker" / "r.json"
+    result = tiny_project.runpytest(*FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1", f"{option}={target}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
     result.stderr.fnmatch_lines([expected])
     assert "test_dnn" not in result.stdout.str()
 
 
-def test_the_results_file_is_written_when_every_test_is_skipped(project: pytest.Pytester) -> None:
-    out = project.path / "r.json"
-    result = project.runpytest(*FAST, "--dnn-models=broken", "--dnn-batch-sizes=1", f"--dnn-json={out}")
+def test_the_results_file_is_written_when_every_test_is_skipped(tiny_project: pytest.Pytester) -> None:
+    out = tiny_project.path / "r.json"
+    result = tiny_project.runpytest(*FAST, "--dnn-models=broken", "--dnn-batch-sizes=1", f"--dnn-json={out}")
     assert result.ret != pytest.ExitCode.INTERNAL_ERROR
     data = load_json(out)
     assert data["records"] == []
@@ -118,10 +109,10 @@ def test_the_results_file_is_written_when_every_test_is_skipped(project: pytest.
     assert data["missing"][0]["reason"]
 
 
-def test_a_bad_save_baseline_file_is_named_as_such(project: pytest.Pytester) -> None:
-    bad = project.path / "b.json"
+def test_a_bad_save_baseline_file_is_named_as_such(tiny_project: pytest.Pytester) -> None:
+    bad = tiny_project.path / "b.json"
     bad.write_text("{")
-    result = project.runpytest(*FAST, "--dnn-models=tiny", f"--dnn-save-baseline={bad}")
+    result = tiny_project.runpytest(*FAST, "--dnn-models=tiny", f"--dnn-save-baseline={bad}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--dnn-save-baseline: baseline file*b.json is truncated*"])
 
@@ -185,11 +176,13 @@ def test_sigterm_to_an_xdist_controller_ends_the_run_like_ctrl_c(pytester: pytes
     ],
     ids=["32-threads-200MB", "30MB", "50MB"],
 )
-def test_the_host_memory_guard_only_ever_skips_the_breaching_test(project: pytest.Pytester, limit: list[str]) -> None:
+def test_the_host_memory_guard_only_ever_skips_the_breaching_test(
+    tiny_project: pytest.Pytester, limit: list[str]
+) -> None:
     """The reproductions that used to end the run (libgomp's thread creation, a segfault) or fail a test
     with a torch error: the measurement runs in a child that holds the limit."""
-    out = project.path / "r.json"
-    result = project.runpytest(
+    out = tiny_project.path / "r.json"
+    result = tiny_project.runpytest(
         *FAST, "-rs", "--dnn-models=tiny,squeezenet1_1", "--dnn-batch-sizes=1", f"--dnn-json={out}", *limit
     )
     text = result.stdout.str() + result.stderr.str()
@@ -269,21 +262,21 @@ def test_report_command_names_junk_records_and_writes_nothing_from_junk_alone(tm
 # -- corrupt inputs ---------------------------------------------------------------------------------------
 
 
-def test_a_weights_file_that_cannot_be_loaded_is_a_usage_error(project: pytest.Pytester) -> None:
-    bad = project.path / "w.pt"
+def test_a_weights_file_that_cannot_be_loaded_is_a_usage_error(tiny_project: pytest.Pytester) -> None:
+    bad = tiny_project.path / "w.pt"
     bad.write_bytes(b"PK\x03\x04 not really a checkpoint")
-    result = project.runpytest(*FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1", f"--dnn-weights={bad}")
+    result = tiny_project.runpytest(*FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1", f"--dnn-weights={bad}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*--dnn-weights={bad}: cannot read {bad} as a checkpoint*"])
 
 
-def test_a_corrupt_automatic_baseline_is_a_usage_error_naming_it(project: pytest.Pytester) -> None:
-    project.runpytest(*FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1", "--dnn-save-baseline").assert_outcomes(
+def test_a_corrupt_automatic_baseline_is_a_usage_error_naming_it(tiny_project: pytest.Pytester) -> None:
+    tiny_project.runpytest(*FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1", "--dnn-save-baseline").assert_outcomes(
         passed=1
     )
-    (saved,) = (project.path / "baselines").glob("*.json")
+    (saved,) = (tiny_project.path / "baselines").glob("*.json")
     saved.write_text("{")  # corrupt the automatic baseline
-    result = project.runpytest(*FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1")
+    result = tiny_project.runpytest(*FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [f"*automatic baseline of this platform is unusable: baseline file *{saved.name} is truncated*"]
