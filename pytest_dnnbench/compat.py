@@ -27,7 +27,7 @@ from .record import JsonMapping
 if TYPE_CHECKING:
     from xdist.scheduler import LoadScopeScheduling
 
-__all__ = ["benchmark_session_active", "add_to_benchmark_session", "model_scheduler"]
+__all__ = ["add_to_benchmark_session", "model_scheduler"]
 
 
 class _BenchmarkSession(Protocol):
@@ -41,11 +41,6 @@ def _benchmark_session(config: pytest.Config) -> _BenchmarkSession | None:
     """pytest-benchmark's session object, or None (not installed, or ``-p no:benchmark``)."""
     bs: _BenchmarkSession | None = config.pluginmanager.get_plugin("pytest-benchmark")
     return bs
-
-
-def benchmark_session_active(config: pytest.Config) -> bool:
-    bs = _benchmark_session(config)
-    return bs is not None and not getattr(bs, "disabled", True)
 
 
 def add_to_benchmark_session(

@@ -32,11 +32,6 @@ class Tolerances:
     top1: float = 0.5
     alpha: float = 0.001
 
-    def replace(self, **kwargs: float) -> Tolerances:
-        from dataclasses import replace
-
-        return replace(self, **kwargs)
-
 
 #: Prior for the between-round spread of log medians: 5 % with the weight of 2 rounds'
 #: degrees of freedom. It keeps one or two lucky, close rounds from making the test
@@ -395,12 +390,7 @@ class BaselineSource:
         return self._cache[k]
 
     def display(self, path: Path) -> str:
-        return display_path(path, self.root)
-
-
-def display_path(path: Path, root: Path) -> str:
-    """``path`` relative to ``root`` where it lies below it (shorter in messages), else as it is."""
-    return shown_path(path, root)
+        return shown_path(path, self.root)
 
 
 def baseline_checks(source: BaselineSource, record: JsonMapping, tol: Tolerances) -> tuple[list[Check], BaselineInfo]:

@@ -329,10 +329,6 @@ class Record(_Part):
     _NESTED_LISTS: ClassVar[Mapping[str, type[_Part]]] = {"checks": Check}
     _TUPLES: ClassVar[frozenset[str]] = frozenset({"input_size"})
 
-    @property
-    def failed_checks(self) -> tuple[Check, ...]:
-        return tuple(c for c in self.checks if not c.passed)
-
 
 def make_record(
     *,

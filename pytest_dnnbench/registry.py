@@ -122,31 +122,23 @@ class Registry:
         if isinstance(factory, str):
             if ":" not in factory:
                 raise ValueError(f"factory {factory!r} for {name!r} must look like 'package.module:callable'")
-            spec = ModelSpec(
-                name=name,
-                source="custom",
-                builder=factory,
-                input_size=size,
-                family=family,
-                paper_name=paper_name,
-                preprocess=preprocess,
-                builder_kwargs=tuple(sorted((kwargs or {}).items())),
-            )
+            builder, callable_factory = factory, None
         elif callable(factory):
-            label = f"{getattr(factory, '__module__', '?')}:{getattr(factory, '__qualname__', repr(factory))}"
-            spec = ModelSpec(
-                name=name,
-                source="custom",
-                builder=label,
-                input_size=size,
-                family=family,
-                paper_name=paper_name,
-                preprocess=preprocess,
-                builder_kwargs=tuple(sorted((kwargs or {}).items())),
-                factory=factory,
-            )
+            builder = f"{getattr(factory, '__module__', '?')}:{getattr(factory, '__qualname__', repr(factory))}"
+            callable_factory = factory
         else:
             raise TypeError(f"factory for {name!r} must be a callable or 'package.module:callable' string")
+        spec = ModelSpec(
+            name=name,
+            source="custom",
+            builder=builder,
+            input_size=size,
+            family=family,
+            paper_name=paper_name,
+            preprocess=preprocess,
+            builder_kwargs=tuple(sorted((kwargs or {}).items())),
+            factory=callable_factory,
+        )
         return self.add(spec, replace=replace)
 
     # -- selection ---------------------------------------------------------------------------

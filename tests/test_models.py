@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -27,7 +27,15 @@ from pytest_dnnbench.measure.flops import (
 )
 from pytest_dnnbench.registry import REGISTRY, ModelUnavailable, build_model
 
-torch.set_flush_denormal(True)  # random weights make denormals; keep CPU work meaningful (DESIGN §3)
+
+@pytest.fixture(autouse=True, scope="module")
+def _flush_denormals() -> Iterator[None]:
+    """Random weights make denormals; flush them while this module's models run (as the plugin does), and
+    only then: set at import, the flag leaked into every later test (Hypothesis cannot draw subnormal floats)."""
+    torch.set_flush_denormal(True)
+    yield
+    torch.set_flush_denormal(False)
+
 
 PAPER = REGISTRY.paper_names()
 TORCHVISION = [n for n in PAPER if REGISTRY.get(n).source == "torchvision"]
