@@ -7,7 +7,10 @@ spec (so only models registered by importable name, ``"package.module:callable"`
 built-in catalogue can be isolated), prepares it, counts FLOPs and parameters, and measures it
 with the same :func:`~pytest_dnnbench.measure.bench.measure` as an in-process run, then prints the
 record (the same schema). Nothing but the child ever holds the model, so the memory figures are
-those of a process that has only ever seen this model at this batch size.
+those of a process that has only ever seen this model at this batch size. On the CPU the child
+measures before it counts FLOPs or collects the environment, so that its peak RSS is that of a
+process holding torch, the model's library, the model and the batch: the record's ``total`` is
+that figure, measured directly (``direct_total``, and ``memory_method`` starts with ``direct:``).
 
 The parent side (:func:`run_isolated`) turns every failure into a clear message: a non-zero exit
 status or a crash (with the status and the tail of stderr), a timeout (the child is killed), out
@@ -16,6 +19,7 @@ of memory in the child (the usual skip), and a model that cannot be rebuilt else
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -26,7 +30,11 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .measure.bench import BenchSettings
+    import torch
+
+    from .measure.backends import Backend
+    from .measure.bench import BenchSettings, Measurement
+    from .measure.flops import Complexity
     from .models.spec import ModelSpec
     from .record import JsonObject
 
@@ -151,6 +159,9 @@ _MEMORY_WORDS = (
     "resource temporarily unavailable",
     "can't allocate memory",
     "failed to allocate",
+    # oneDNN (torch's CPU convolutions) loses the status of a refused allocation: creating a primitive
+    # (its JIT code and scratchpad) under the limit fails with this alone; with room, the same call works.
+    "could not create a primitive",
 )
 #: Signals a process dies of when native code does not handle a refused allocation.
 _CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGKILL)
@@ -184,17 +195,24 @@ def _tail(text: str | bytes | None, lines: int = 15) -> str:
 
 
 def _child(request: JsonObject) -> JsonObject:
+    """Build and measure the model in this (fresh) process; return the answer for the parent.
+
+    On the CPU the model is built and measured first, and only then are its FLOPs counted and the
+    environment collected: the memory pass then reads the peak RSS of a process holding torch, the
+    model's library, the model and the batch (and this package's few pure-Python modules, about
+    2 MiB), which is reported as the direct ``total`` (:func:`_direct_memory`). The FLOP counters
+    (thop, FlopCounterMode) are primed before the measurement only under ``--dnn-max-host-memory``,
+    so that their one-time cost is not charged to the model's limit: their resident part (about
+    7 MiB here) then counts in the direct figure. On a GPU the order is the in-process one.
+    """
     import torch
 
     from .measure.backends import make_backend
     from .measure.bench import BenchSettings, apply_process_settings, make_input, measure, prepare_model
-    from .measure.flops import measure_complexity, prime_counters
     from .measure.timing import SamplingPolicy
     from .models.spec import ModelSpec
     from .oom import describe, host_memory_guard, is_out_of_memory
-    from .record import make_record
     from .registry import build_model, import_source
-    from .results import plain
 
     s = dict(request["settings"])
     s["policy"] = SamplingPolicy(**s["policy"])
@@ -210,30 +228,49 @@ def _child(request: JsonObject) -> JsonObject:
         builder_kwargs=tuple(tuple(kv) for kv in sp["builder_kwargs"]),
     )
     batch = int(request["batch_size"])
-    from . import __version__
-    from .measure.environment import collect_environment
+    limit = request.get("max_host_memory")
+    # On the CPU nothing but torch, the model's library, the model and the batch may be resident when
+    # the memory is read: FLOP counting and the environment (importlib.metadata, NVML) come after it.
+    memory_first = settings.device == "cpu"
 
     apply_process_settings(settings)
     backend = make_backend(settings.device)
-    environment = collect_environment(backend, settings, __version__)
+    environment = None if memory_first else _environment(backend, settings)
     import_source(spec)  # before the limit: it bounds what the model adds, not importing its library
-    prime_counters()  # (and not the FLOP counters' one-time set-up)
+    primed = limit is not None or not memory_first
+    if primed:
+        _prime_counters()  # (and not the FLOP counters' one-time set-up)
     try:
-        with host_memory_guard(request.get("max_host_memory")):
+        with host_memory_guard(limit):
             torch.manual_seed(settings.seed)
             t_build = time.monotonic()
             model = prepare_model(build_model(spec), settings)
             build_s = time.monotonic() - t_build
-            complexity = measure_complexity(model, make_input(1, spec.input_size, settings))
+            if not memory_first:
+                complexity = _complexity(model, make_input(1, spec.input_size, settings))
             backend.before_measure()
             # The budget covers the build, as for the first test of a model in process.
             measurement = measure(model, batch, spec.input_size, settings, backend, start=time.monotonic() - build_s)
+            if memory_first:
+                complexity = _complexity(model, make_input(1, spec.input_size, settings))
     except BaseException as exc:  # noqa: BLE001
-        limit = request.get("max_host_memory")
         if is_out_of_memory(exc) or (limit is not None and _caused_by_memory(exc)):
             under = f"; under the host-memory limit of {limit:,} bytes (--dnn-max-host-memory)" if limit else ""
             return {"oom": describe(exc) + under}
         raise
+    if memory_first:
+        from .measure.floor import library_of, model_bytes
+
+        # What import_source imported: the library, or the module of a dnnbench/custom builder.
+        module = spec.builder.partition(":")[0] if ":" in spec.builder else type(model).__module__
+        library = library_of(spec.source, module)
+        measurement = _direct_memory(measurement, library, model_bytes(model), counters_primed=primed)
+    if environment is None:
+        environment = _environment(backend, settings)
+
+    from .record import make_record
+    from .results import plain
+
     record = make_record(
         model=spec.name,
         paper_name=spec.paper_name,
@@ -248,6 +285,52 @@ def _child(request: JsonObject) -> JsonObject:
         build_s=build_s,
     )
     return {"record": plain(record.to_json()), "environment": plain(environment)}
+
+
+#: ``memory_method`` of a record whose ``total`` an isolated child measured directly starts with this.
+DIRECT_METHOD = "direct: "
+
+
+def _direct_memory(
+    measurement: Measurement, library: str | None, model_nbytes: int, counters_primed: bool = False
+) -> Measurement:
+    """The CPU memory figures of a child as measured directly.
+
+    ``total`` stays what the memory pass read, the child's peak RSS, and is repeated as
+    ``direct_total`` (the parent can tell a direct figure by that key, and by ``memory_method``
+    starting with :data:`DIRECT_METHOD`) and as ``process_total`` (the child is the whole process);
+    ``model`` is the model's own bytes (parameters and buffers).
+    """
+    memory = dict(measurement.memory)
+    peak = memory.get("total")
+    if peak is None:
+        return measurement
+    memory["direct_total"] = peak
+    memory["process_total"] = peak
+    memory["model"] = model_nbytes
+    held = ", ".join(["torch", *([library] if library else []), "the model and the batch"])
+    primed = "; the FLOP counters primed before it (--dnn-max-host-memory) count in it" if counters_primed else ""
+    method = f"{DIRECT_METHOD}peak RSS of an isolated process holding {held}{primed}; {measurement.memory_method}"
+    return dataclasses.replace(measurement, memory=memory, memory_method=method)
+
+
+def _prime_counters() -> None:
+    from .measure.flops import prime_counters
+
+    prime_counters()
+
+
+def _complexity(model: torch.nn.Module, example: torch.Tensor) -> Complexity:
+    from .measure.flops import measure_complexity
+
+    return measure_complexity(model, example)
+
+
+def _environment(backend: Backend, settings: BenchSettings) -> JsonObject:
+    from . import __version__
+    from .measure.environment import collect_environment
+
+    return collect_environment(backend, settings, __version__)
 
 
 def _caused_by_memory(exc: BaseException) -> bool:
