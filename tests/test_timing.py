@@ -215,8 +215,11 @@ def test_sampling_invariants(times, min_samples, extra, max_time_s, warmup_min, 
     assert len(res.samples_ms) == n
     assert res.stats == summarize(res.samples_ms, policy.confidence)
     assert res.capped == (res.stop_reason != "target")
-    assert res.stop_reason in ("target", "budget", "max_samples")
-    if res.stop_reason == "target":
+    assert res.stop_reason in ("target", "budget", "max_samples", "ceiling")
+    # The budget never cuts the minimum: only the hard ceiling leaves a result insufficient.
+    assert res.insufficient == (n < min_samples)
+    assert res.insufficient == (res.stop_reason == "ceiling")
+    if res.stop_reason in ("target", "budget"):
         assert n >= min_samples
     if res.stop_reason == "max_samples":
         assert n == policy.max_samples
@@ -245,11 +248,37 @@ def test_on_sample_sees_every_sample() -> None:
 # -- budget ----------------------------------------------------------------------------------
 
 
-def test_budget_check_stops_before_a_call_that_would_overrun() -> None:
+def test_the_budget_does_not_cut_the_minimum() -> None:
+    """A slow first test (its build charged to the budget) still gets ``min_samples`` calls."""
     clock = FakeClock()
-    timer = ScriptedTimer(clock, constant(250.0))
+    timer = ScriptedTimer(clock, lambda i: 190.0 if i % 2 else 210.0)  # never within a 1 % interval
+    policy = no_warmup(min_samples=10, max_time_s=2.0)
+    res = sample_latency(timer, policy, clock, start=clock.t - 1.5)  # 1.5 s of the 2 s spent on the build
+    assert res.stats.n == 10 and not res.insufficient
+    assert res.stop_reason == "budget" and res.capped is True
+
+
+def test_the_hard_ceiling_leaves_a_result_insufficient() -> None:
+    clock = FakeClock()
+    timer = ScriptedTimer(clock, constant(700.0))
     t0 = clock.t
     res = sample_latency(timer, no_warmup(min_samples=10, max_time_s=1.0), clock)
+    # 4 calls end at 2.8 s; a 5th would end at 3.5 s, past the ceiling of 3 x 1 s.
+    assert res.stats.n == 4
+    assert res.stop_reason == "ceiling" and res.insufficient is True
+    assert clock.t - t0 <= 3.0
+
+
+def test_ceiling_factor_is_validated() -> None:
+    with pytest.raises(ValueError, match="ceiling_factor"):
+        SamplingPolicy(ceiling_factor=0.5)
+
+
+def test_budget_check_stops_before_a_call_that_would_overrun() -> None:
+    clock = FakeClock()
+    timer = ScriptedTimer(clock, lambda i: 240.0 if i % 2 == 0 else 260.0)
+    t0 = clock.t
+    res = sample_latency(timer, no_warmup(min_samples=3, max_time_s=1.0), clock)
     # 4 calls end exactly at the deadline (allowed); a 5th would end 0.25 s past it.
     assert res.stats.n == 4
     assert res.stop_reason == "budget" and res.capped is True
@@ -258,9 +287,9 @@ def test_budget_check_stops_before_a_call_that_would_overrun() -> None:
 
 def test_budget_check_uses_the_last_call_time() -> None:
     clock = FakeClock()
-    timer = ScriptedTimer(clock, constant(300.0))
+    timer = ScriptedTimer(clock, lambda i: 290.0 if i % 2 == 0 else 310.0)
     t0 = clock.t
-    res = sample_latency(timer, no_warmup(min_samples=10, max_time_s=1.0), clock)
+    res = sample_latency(timer, no_warmup(min_samples=2, max_time_s=1.0), clock)
     # After 3 calls (0.9 s) a 4th would end at 1.2 s: stop, and never pass the deadline.
     assert res.stats.n == 3
     assert clock.t - t0 <= 1.0
@@ -271,7 +300,9 @@ def test_always_at_least_one_sample() -> None:
     timer = ScriptedTimer(clock, constant(5000.0))  # one call is 5x the whole budget
     res = sample_latency(timer, SamplingPolicy(max_time_s=1.0), clock)
     assert res.stats.n == 1
-    assert res.stop_reason == "budget" and res.capped is True
+    # A second call would end past the hard ceiling (3 x the budget): one sample, said to be too few.
+    assert res.stop_reason == "ceiling" and res.capped is True and res.insufficient is True
+    assert res.latency_dict()["insufficient"] is True
 
 
 def test_always_at_least_one_sample_even_when_the_budget_is_spent_before() -> None:
@@ -279,17 +310,18 @@ def test_always_at_least_one_sample_even_when_the_budget_is_spent_before() -> No
     timer = ScriptedTimer(clock, constant(10.0))
     res = sample_latency(timer, SamplingPolicy(max_time_s=1.0), clock, start=clock.t - 100.0)
     assert res.stats.n == 1
-    assert res.capped is True
+    assert res.capped is True and res.insufficient is True
 
 
 def test_start_charges_earlier_time_against_the_budget() -> None:
-    policy = no_warmup(min_samples=20, max_time_s=1.0)
+    policy = no_warmup(min_samples=4, max_time_s=1.0)
+    script = lambda i: 120.0 if i % 2 == 0 else 130.0  # noqa: E731 - never within a 1 % interval
 
     clock = FakeClock()
-    res_now = sample_latency(ScriptedTimer(clock, constant(125.0)), policy, clock)
+    res_now = sample_latency(ScriptedTimer(clock, script), policy, clock)
 
     clock = FakeClock()
-    res_early = sample_latency(ScriptedTimer(clock, constant(125.0)), policy, clock, start=clock.t - 0.5)
+    res_early = sample_latency(ScriptedTimer(clock, script), policy, clock, start=clock.t - 0.5)
 
     assert res_now.stats.n == 8
     assert res_early.stats.n == 4
@@ -303,10 +335,11 @@ def test_warmup_respects_the_overall_deadline() -> None:
     policy = SamplingPolicy(warmup_min=30, warmup_max=50, max_time_s=1.0, min_samples=10)
     t0 = clock.t
     res = sample_latency(timer, policy, clock)
-    # warmup_min is not honoured past the overall deadline; sampling still takes one call.
+    # warmup_min is not honoured past the overall deadline; sampling still reaches the minimum
+    # (the floor the budget does not cut), within the hard ceiling.
     assert res.warmup < 30
-    assert res.stats.n == 1
-    assert clock.t - t0 < 1.0 + 0.2 + 0.2 + 1e-9
+    assert res.stats.n == policy.min_samples and not res.insufficient
+    assert clock.t - t0 <= policy.ceiling_factor * policy.max_time_s
 
 
 # -- before_sampling -------------------------------------------------------------------------

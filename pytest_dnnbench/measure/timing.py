@@ -41,6 +41,11 @@ class SamplingPolicy:
       ``ci_target``, ``max_samples`` is reached, or the budget ``max_time_s``
       (warm-up included) runs out. Stopping for any reason but the target marks
       the result ``capped``.
+    - the minimum is a floor the budget does not cut: below ``min_samples``,
+      sampling goes on past the budget, up to a hard ceiling of
+      ``ceiling_factor`` times the budget (a model whose single call outlasts
+      the budget cannot stall a run). A result that still has fewer than
+      ``min_samples`` samples is ``insufficient``.
     """
 
     min_samples: int = 10
@@ -53,6 +58,8 @@ class SamplingPolicy:
     warmup_tolerance: float = 0.05
     warmup_fraction: float = 0.3
     stable_window: int = 3
+    #: The hard ceiling, as a multiple of ``max_time_s``, up to which sampling goes on to reach ``min_samples``.
+    ceiling_factor: float = 3.0
 
     def __post_init__(self) -> None:
         if self.min_samples < 1:
@@ -67,6 +74,8 @@ class SamplingPolicy:
             raise ValueError(f"stable_window must be at least 1, got {self.stable_window}")
         if not self.max_time_s > 0:
             raise ValueError(f"max_time_s must be positive, got {self.max_time_s}")
+        if not self.ceiling_factor >= 1.0:
+            raise ValueError(f"ceiling_factor must be at least 1 (the budget itself), got {self.ceiling_factor}")
         if self.warmup_min < 0 or self.warmup_max < self.warmup_min:
             raise ValueError(f"warm-up bounds are inconsistent: min {self.warmup_min}, max {self.warmup_max}")
 
@@ -77,9 +86,11 @@ class TimingResult:
     warmup_ms: tuple[float, ...]
     stats: LatencyStats
     capped: bool
-    stop_reason: str  # "target" | "budget" | "max_samples"
+    stop_reason: str  # "target" | "budget" | "max_samples" | "ceiling"
     elapsed_s: float
     ci_target: float
+    #: Fewer samples than the policy's minimum: the hard ceiling stopped sampling first.
+    insufficient: bool = False
 
     @property
     def warmup(self) -> int:
@@ -92,6 +103,7 @@ class TimingResult:
             warmup=self.warmup,
             capped=self.capped,
             stop_reason=self.stop_reason,
+            insufficient=self.insufficient,
             ci_target=self.ci_target,
             samples=list(self.samples_ms),
             warmup_samples=list(self.warmup_ms),
@@ -166,15 +178,18 @@ def sample_latency(
         t_prep = clock()
         before_sampling()
         deadline += clock() - t_prep
+    # Below the minimum, sampling goes on past the budget up to the hard ceiling.
+    ceiling = deadline + (policy.ceiling_factor - 1.0) * policy.max_time_s
     samples: list[float] = []
     reason = "max_samples"
     while len(samples) < policy.max_samples:
         now = clock()
         last = samples[-1] if samples else (warm[-1] if warm else 0.0)
-        # Stop before a call that would run past the budget (a huge model must not stall a run),
-        # but always take at least one sample.
-        if samples and now + last / 1000.0 > deadline:
-            reason = "budget"
+        # Stop before a call that would run past the budget (or, below the minimum, past the
+        # ceiling): a huge model must not stall a run. At least one sample is always taken.
+        limit = deadline if len(samples) >= policy.min_samples else ceiling
+        if samples and now + last / 1000.0 > limit:
+            reason = "budget" if limit == deadline else "ceiling"
             break
         value = timer()
         samples.append(value)
@@ -195,4 +210,5 @@ def sample_latency(
         stop_reason=reason,
         elapsed_s=clock() - t0,
         ci_target=policy.ci_target,
+        insufficient=len(samples) < policy.min_samples,
     )
