@@ -328,6 +328,7 @@ def round_from_record(record: JsonMapping, created: str | None = None) -> JsonOb
         "n": int(lat.get("n") or len(samples)),
         "quantiles_ms": quantiles,
         "capped": bool(lat.get("capped", False)),
+        **({"busy": True} if (record.get("load") or {}).get("busy") else {}),
         "memory_bytes": dict(record.get("memory_bytes") or {}),
         "macs": record.get("macs"),
         "params": record.get("params"),
@@ -511,8 +512,18 @@ def save_run(
     """
     out = SaveOutcome()
     usable = [r for r in records if (r.get("latency_ms") or {}).get("median")]
+    too_few = [r for r in usable if (r.get("latency_ms") or {}).get("insufficient")]
+    if too_few:
+        names = ", ".join(f"{r['model']} at batch {r['batch_size']} (n = {r['latency_ms'].get('n')})" for r in too_few)
+        out.notes.append(
+            f"not saved as baseline rounds: {len(too_few)} result(s) with fewer samples than the minimum: {names} "
+            "(raise --dnn-max-time)"
+        )
+        usable = [r for r in usable if r not in too_few]
     if not usable:
-        out.notes.append("baseline not saved: this run produced no benchmark records")
+        out.notes.append(
+            "baseline not saved: this run produced no benchmark records" + (" with enough samples" if too_few else "")
+        )
         return out
     if interrupted:
         out.notes.append("baseline not saved: the run was interrupted")

@@ -6,9 +6,10 @@ written; a plain number is bytes. The paper's Table 3 thresholds (0.7 / 1.0 /
 1.4 GB) come from nvidia-smi, which counts MiB: to apply the paper's own
 thresholds write ``0.7GiB`` etc.; ``0.7GB`` means 700,000,000 bytes.
 
-The memory constraint applies to the process's total memory (``memory_bytes.total``:
-CUDA context included on a GPU, peak RSS on the CPU), the FPS constraint to the
-throughput at the batch size under test (``record["fps"]``).
+The memory constraint applies to the deployed model's total memory (``memory_bytes.total``:
+the process's GPU memory, CUDA context included, on a GPU; on the CPU the runtime floor of
+torch and the model's library + the model's bytes + the forward pass's working set), the FPS
+constraint to the throughput at the batch size under test (``record["fps"]``).
 """
 
 from __future__ import annotations

@@ -25,12 +25,15 @@ from .record import Check, JsonMapping, JsonObject
 
 @dataclass(frozen=True)
 class Tolerances:
-    """Relative tolerances for latency and memory, points of Top-1 for accuracy; ``alpha`` of the latency test."""
+    """Relative tolerances for latency and memory, points of Top-1 for accuracy; ``alpha`` of the latency test;
+    ``max_slowdown``: the hard ceiling, a ratio to the baseline that fails a quiet measurement whatever the
+    baseline's spread."""
 
     latency: float = 0.10
     memory: float = 0.10
     top1: float = 0.5
-    alpha: float = 0.001
+    alpha: float = 0.01
+    max_slowdown: float = 2.0
 
 
 #: Prior for the between-round spread of log medians: 5 % with the weight of 2 rounds'
@@ -39,6 +42,9 @@ class Tolerances:
 PRIOR_SIGMA = 0.05
 PRIOR_DOF = 2.0
 _Z95 = 1.959963984540054
+#: A baseline is too noisy when, even against a perfectly precise measurement, the smallest slowdown it
+#: could flag is above this multiple of the latency tolerance (default: +20 % for a 10 % tolerance).
+NOISY_FACTOR = 2.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,24 @@ class LatencyVerdict:
     rounds: int
     spread: float
     dof: float
+    #: The ratio to the baseline over which the hard ceiling fails a quiet measurement.
+    max_slowdown: float = math.inf
+    #: The smallest slowdown (as a ratio to the baseline) this comparison flags: the tolerance, or where the
+    #: spread is wider the significance threshold, and never more than the hard ceiling.
+    resolvable: float = math.inf
+    #: The same for a perfectly precise measurement: what the baseline alone can resolve (no ceiling).
+    baseline_resolvable: float = math.inf
+    #: The baseline cannot resolve ``NOISY_FACTOR`` times the tolerance.
+    noisy: bool = False
+
+    @property
+    def over_ceiling(self) -> bool:
+        return self.ratio > self.max_slowdown
+
+    @property
+    def failed(self) -> bool:
+        """Regressed (beyond the tolerance and significant), or over the hard ceiling."""
+        return self.regressed or self.over_ceiling
 
     def describe(self) -> str:
         sig = "significant" if self.significant else "not significant"
@@ -87,9 +111,10 @@ def compare_latency(
     round_medians: Sequence[float],
     samples: Sequence[float],
     tolerance: float,
-    alpha: float = 0.001,
+    alpha: float = 0.01,
     ci_median: Sequence[float] | None = None,
     measured_median: float | None = None,
+    max_slowdown: float = math.inf,
 ) -> LatencyVerdict:
     """Is this run slower than the baseline beyond ``tolerance``, and significantly so?
 
@@ -109,6 +134,12 @@ def compare_latency(
 
     Regression: ``m > B (1 + tolerance)`` *and* ``t > t_{1-alpha}``; stale baseline: ``m <
     B / (1 + tolerance)`` and ``t < -t_{1-alpha}``; B = median of the round medians.
+
+    The verdict also says what the comparison can see: ``resolvable``, the smallest ratio to B that
+    it flags (``max(1 + tolerance, exp(mean + t_{1-alpha} * scale) / B)``, at most ``max_slowdown``,
+    the hard ceiling over which :attr:`LatencyVerdict.failed` holds whatever the spread), and
+    ``noisy`` where the baseline alone (a precise measurement, ``se = 0``) could not flag
+    ``NOISY_FACTOR`` times the tolerance.
     """
     meds = [float(m) for m in round_medians if m is not None and m > 0]
     if not meds:
@@ -136,6 +167,8 @@ def compare_latency(
     slower = m > limit
     faster = m < stale_limit
     significant = stat > crit if slower else (stat < -crit if faster else abs(stat) > crit)
+    threshold = math.exp(mu + crit * scale) / base
+    baseline_only = math.exp(mu + crit * math.sqrt(s2 * (1.0 + 1.0 / k))) / base
     return LatencyVerdict(
         regressed=bool(slower and stat > crit),
         stale=bool(faster and stat < -crit),
@@ -150,62 +183,32 @@ def compare_latency(
         rounds=k,
         spread=math.sqrt(s2),
         dof=dof,
+        max_slowdown=max_slowdown,
+        resolvable=min(max_slowdown, max(1.0 + tolerance, threshold)),
+        baseline_resolvable=max(1.0 + tolerance, baseline_only),
+        noisy=baseline_only > 1.0 + NOISY_FACTOR * tolerance,
     )
 
 
-def compare_entry(record: JsonMapping, entry: JsonMapping, tol: Tolerances) -> list[Check]:
-    """Baseline checks of one record against its entry: latency, memory, MACs, parameters, Top-1."""
+def compare_entry(record: JsonMapping, entry: JsonMapping, tol: Tolerances, strict: bool = False) -> list[Check]:
+    """Baseline checks of one record against its entry: latency, memory, MACs, parameters, Top-1.
+
+    The latency check's ``verdict`` is ``pass``, ``fail``, ``stale`` (faster beyond the tolerance: passes) or
+    ``inconclusive``: the measurement was taken on a busy machine (whatever its ratio, also over the hard
+    ceiling), every baseline round was, or it has fewer samples than the minimum and did not fail. An
+    inconclusive check passes unless ``strict`` (``--dnn-strict``).
+    """
     checks: list[Check] = []
     where = f"{record.get('model')} at batch {record.get('batch_size')}"
     lat = record.get("latency_ms") or {}
-    medians = [r["median_ms"] for r in entry.get("rounds") or []]
+    rounds = [r for r in entry.get("rounds") or [] if isinstance(r, dict)]
+    quiet = [r for r in rounds if not r.get("busy")]
+    medians = [r["median_ms"] for r in (quiet or rounds)]
     if not medians and (entry.get("latency_ms") or {}).get("median"):
         medians = [entry["latency_ms"]["median"]]
     if medians and lat.get("median"):
-        v = compare_latency(
-            medians,
-            lat.get("samples") or [],
-            tol.latency,
-            tol.alpha,
-            ci_median=lat.get("ci_median"),
-            measured_median=lat["median"],
-        )
-        if v.regressed:
-            verdict = f"{v.ratio:.2f}x the baseline, above the limit and significant"
-        elif v.stale:
-            verdict = (
-                f"{1 / v.ratio:.2f}x faster than the baseline, beyond the tolerance and significant: "
-                "the baseline is stale (save a new one)"
-            )
-        elif v.ratio > 1 + tol.latency:
-            verdict = f"{v.ratio:.2f}x the baseline, above the limit but within the between-run noise: passed"
-        else:
-            verdict = f"{v.ratio:.2f}x the baseline: within the limit"
         checks.append(
-            Check.make(
-                **{
-                    "kind": "baseline",
-                    "metric": "latency",
-                    "baseline": v.baseline_ms,
-                    "measured": v.measured_ms,
-                    "limit": v.limit_ms,
-                    "tolerance": tol.latency,
-                    "passed": not v.regressed,
-                    "stale": v.stale,
-                    "ratio": v.ratio,
-                    "significant": v.significant,
-                    "statistic": v.statistic,
-                    "threshold": v.threshold,
-                    "rounds": v.rounds,
-                    "spread": v.spread,
-                    "alpha": tol.alpha,
-                    "message": (
-                        f"latency of {where}: median {v.measured_ms:.4g} ms per batch, baseline {v.baseline_ms:.4g} ms "
-                        f"(median of {v.rounds} round(s)), limit {v.limit_ms:.4g} ms (+{100 * tol.latency:g} %): "
-                        f"{verdict}; {v.describe()}"
-                    ),
-                }
-            )
+            _latency_check(record, lat, medians, len(rounds) - len(quiet), not quiet and bool(rounds), tol, strict)
         )
     mem_now = (record.get("memory_bytes") or {}).get("total")
     mem_base = (entry.get("memory_bytes") or {}).get("total")
@@ -279,6 +282,108 @@ def compare_entry(record: JsonMapping, entry: JsonMapping, tol: Tolerances) -> l
             )
         )
     return checks
+
+
+def _latency_check(
+    record: JsonMapping,
+    lat: JsonMapping,
+    medians: Sequence[float],
+    busy_rounds: int,
+    baseline_busy: bool,
+    tol: Tolerances,
+    strict: bool,
+) -> Check:
+    where = f"{record.get('model')} at batch {record.get('batch_size')}"
+    v = compare_latency(
+        medians,
+        lat.get("samples") or [],
+        tol.latency,
+        tol.alpha,
+        ci_median=lat.get("ci_median"),
+        measured_median=lat["median"],
+        max_slowdown=tol.max_slowdown,
+    )
+    load = record.get("load") or {}
+    busy = bool(load.get("busy"))
+    insufficient = bool(lat.get("insufficient"))
+    reason = None
+    if busy:
+        why = "; ".join(load.get("reasons") or []) or "the machine was busy"
+        reason = f"measured on a busy machine ({why}): {v.ratio:.2f}x the baseline cannot be trusted either way"
+    elif baseline_busy:
+        reason = (
+            f"{v.ratio:.2f}x the baseline, but every baseline round was recorded on a busy machine: "
+            "re-record the baseline on a quiet one"
+        )
+    if reason is not None:
+        outcome = "inconclusive"
+    elif v.over_ceiling:
+        outcome, reason = (
+            "fail",
+            (
+                f"{v.ratio:.2f}x the baseline, over the hard ceiling of {v.max_slowdown:g}x (--dnn-max-slowdown), "
+                "whatever the baseline's spread"
+            ),
+        )
+    elif v.regressed:
+        outcome, reason = "fail", f"{v.ratio:.2f}x the baseline, above the limit and significant"
+    elif insufficient:
+        outcome = "inconclusive"
+        reason = (
+            f"{v.ratio:.2f}x the baseline from only {lat.get('n')} sample(s), fewer than the minimum: "
+            "too few to pass a latency gate (raise --dnn-max-time)"
+        )
+    elif v.stale:
+        outcome, reason = (
+            "stale",
+            (
+                f"{1 / v.ratio:.2f}x faster than the baseline, beyond the tolerance and significant: "
+                "the baseline is stale (save a new one)"
+            ),
+        )
+    elif v.ratio > 1 + tol.latency:
+        outcome, reason = "pass", f"{v.ratio:.2f}x the baseline, above the limit but within the between-run noise"
+    else:
+        outcome, reason = "pass", f"{v.ratio:.2f}x the baseline: within the limit"
+    if outcome == "inconclusive":
+        reason += " -- inconclusive" + (": a failure under --dnn-strict" if strict else " (--dnn-strict fails it)")
+    resolves = f"resolves +{100 * (v.resolvable - 1):.0f} %"
+    if v.noisy:
+        resolves += (
+            f"; the baseline is too noisy: it cannot resolve +{100 * NOISY_FACTOR * tol.latency:.0f} % "
+            f"(at best +{100 * (v.baseline_resolvable - 1):.0f} %): re-record it on a quiet machine"
+        )
+    if busy_rounds and not baseline_busy:
+        resolves += f"; {busy_rounds} busy baseline round(s) left out"
+    return Check.make(
+        **{
+            "kind": "baseline",
+            "metric": "latency",
+            "baseline": v.baseline_ms,
+            "measured": v.measured_ms,
+            "limit": v.limit_ms,
+            "tolerance": tol.latency,
+            "passed": outcome != "fail" and not (outcome == "inconclusive" and strict),
+            "verdict": outcome,
+            "stale": outcome == "stale",
+            "inconclusive": outcome == "inconclusive",
+            "ratio": v.ratio,
+            "resolution": v.resolvable - 1.0,
+            "noisy": v.noisy,
+            "max_slowdown": v.max_slowdown,
+            "significant": v.significant,
+            "statistic": v.statistic,
+            "threshold": v.threshold,
+            "rounds": v.rounds,
+            "spread": v.spread,
+            "alpha": tol.alpha,
+            "message": (
+                f"latency of {where}: median {v.measured_ms:.4g} ms per batch, baseline {v.baseline_ms:.4g} ms "
+                f"(median of {v.rounds} round(s)), limit {v.limit_ms:.4g} ms (+{100 * tol.latency:g} %): "
+                f"{reason}; {resolves}; {v.describe()}"
+            ),
+        }
+    )
 
 
 # -- Student's t (no scipy) ------------------------------------------------------------------
@@ -393,8 +498,14 @@ class BaselineSource:
         return shown_path(path, self.root)
 
 
-def baseline_checks(source: BaselineSource, record: JsonMapping, tol: Tolerances) -> tuple[list[Check], BaselineInfo]:
-    """The baseline checks of one record (JSON form), and what the record says about its baseline."""
+def baseline_checks(
+    source: BaselineSource, record: JsonMapping, tol: Tolerances, strict: bool = False
+) -> tuple[list[Check], BaselineInfo]:
+    """The baseline checks of one record (JSON form), and what the record says about its baseline.
+
+    ``strict`` (``--dnn-strict``) fails an inconclusive latency check; ``source.require``
+    (``--dnn-require-baseline``) fails a record that no baseline applies to, or whose baseline is too noisy.
+    """
     key = platform_from_record(record)["key"]
     path = source.path_for(key)
     info: BaselineInfo = {"key": key, "path": None, "status": "disabled", "rounds": 0}
@@ -432,8 +543,25 @@ def baseline_checks(source: BaselineSource, record: JsonMapping, tol: Tolerances
         else:
             info["status"] = "compared"
             info["rounds"] = len(entry.get("rounds") or []) or 1
-            checks = [c.with_details(baseline_file=shown) for c in compare_entry(record, entry, tol)]
+            checks = [c.with_details(baseline_file=shown) for c in compare_entry(record, entry, tol, strict)]
             info["stale"] = any(c.get("stale") for c in checks)
+            noisy = next((c for c in checks if c.metric == "latency" and c.get("noisy")), None)
+            resolution = noisy.get("resolution") if noisy is not None else None
+            if isinstance(resolution, (int, float)) and source.require:
+                checks.append(
+                    Check.make(
+                        kind="baseline",
+                        metric="noise",
+                        limit=None,
+                        measured=None,
+                        passed=False,
+                        message=(
+                            f"the baseline of {where} in {shown} is too noisy to gate on: it resolves only "
+                            f"+{100 * resolution:.0f} % (--dnn-require-baseline); re-record it "
+                            "on a quiet machine (several --dnn-save-baseline runs)"
+                        ),
+                    )
+                )
     if info["status"] != "compared" and source.require:
         checks.append(
             Check.make(
@@ -459,15 +587,23 @@ def failure_message(
     if bad_constraints:
         lines.append("deployment constraint violated (too slow or too big for the device):")
         lines += [f"  - {c.message}" for c in bad_constraints]
-    regressed = [c for c in bad_baseline if c.metric not in ("file", "presence")]
-    unusable = [c for c in bad_baseline if c.metric in ("file", "presence")]
+    regressed = [c for c in bad_baseline if c.metric not in UNUSABLE and not c.get("inconclusive")]
+    inconclusive = [c for c in bad_baseline if c.get("inconclusive")]
+    unusable = [c for c in bad_baseline if c.metric in UNUSABLE]
     if regressed:
         lines.append(f"baseline regression (against {info.get('path')}):")
         lines += [f"  - {c.message}" for c in regressed]
+    if inconclusive:
+        lines.append("inconclusive comparison (--dnn-strict):")
+        lines += [f"  - {c.message}" for c in inconclusive]
     if unusable:
         lines.append("no usable baseline (not a regression):")
         lines += [f"  - {c.message}" for c in unusable]
     return "\n".join(lines)
+
+
+#: Baseline checks that say no baseline could be used (missing, unreadable, too noisy): not regressions.
+UNUSABLE = ("file", "presence", "noise")
 
 
 def regressions(records: Sequence[JsonMapping]) -> list[tuple[JsonMapping, JsonMapping]]:
@@ -476,7 +612,10 @@ def regressions(records: Sequence[JsonMapping]) -> list[tuple[JsonMapping, JsonM
         (r, c)
         for r in records
         for c in r.get("checks") or []
-        if c.get("kind") == "baseline" and not c.get("passed") and c.get("metric") not in ("presence", "file")
+        if c.get("kind") == "baseline"
+        and not c.get("passed")
+        and c.get("metric") not in UNUSABLE
+        and not c.get("inconclusive")
     ]
 
 
@@ -512,6 +651,25 @@ def summary_lines(records: Sequence[JsonMapping], notes: Sequence[str], save_req
                     f"{c.get('baseline_file')} ({c['measured']:.4g} ms against {c['baseline']:.4g} ms): "
                     "refresh it with --dnn-save-baseline"
                 )
+    inconclusive = [
+        (r, c) for r in records for c in r.get("checks") or [] if c.get("metric") == "latency" and c.get("inconclusive")
+    ]
+    if inconclusive:
+        lines.append(f"inconclusive latency comparisons: {len(inconclusive)} (passed unless --dnn-strict)")
+        lines += [f"  - {c['message']}" for _, c in inconclusive]
+    noisy = sorted(
+        {
+            f"{r['model']} at batch {r['batch_size']} (resolves +{100 * float(c.get('resolution') or 0):.0f} %)"
+            for r in records
+            for c in r.get("checks") or []
+            if c.get("metric") == "latency" and c.get("noisy")
+        }
+    )
+    if noisy:
+        lines.append(
+            f"baseline too noisy to resolve the latency tolerance for {len(noisy)} result(s): {', '.join(noisy[:4])}"
+            f"{' ...' if len(noisy) > 4 else ''}; re-record it on a quiet machine"
+        )
     found = regressions(records)
     violations = [
         (r, c) for r in records for c in r.get("checks") or [] if c.get("kind") == "constraint" and not c.get("passed")

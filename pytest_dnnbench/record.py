@@ -155,11 +155,19 @@ class Latency(_Part):
     warmup: int = 0
     capped: bool = False
     stop_reason: str | None = None
+    #: Fewer samples than ``--dnn-min-samples`` (the hard ceiling of 3x the budget stopped sampling first).
+    insufficient: bool | None = None
     ci_target: float | None = None
     samples: tuple[float, ...] = ()
     warmup_samples: tuple[float, ...] = ()
 
-    _KEYS: ClassVar[tuple[str, ...]] = LATENCY_KEYS[:-1] + ("stop_reason", "ci_target", "samples", "warmup_samples")
+    _KEYS: ClassVar[tuple[str, ...]] = LATENCY_KEYS[:-1] + (
+        "stop_reason",
+        "insufficient",
+        "ci_target",
+        "samples",
+        "warmup_samples",
+    )
     _ALWAYS: ClassVar[frozenset[str]] = frozenset(LATENCY_KEYS)
     _TUPLES: ClassVar[frozenset[str]] = frozenset({"ci_median", "samples", "warmup_samples"})
 
@@ -234,6 +242,7 @@ RECORD_ORDER: tuple[str, ...] = (
     "memory_bytes",
     "memory_method",
     "gpu_state",
+    "load",
     "macs",
     "flops",
     "macs_check",
@@ -259,6 +268,7 @@ OPTIONAL_KEYS = frozenset(
     {
         "tf32",
         "gpu_state",
+        "load",
         "complexity_error",
         "isolation",
         "build_s",
@@ -300,6 +310,8 @@ class Record(_Part):
     memory_method: str | None = None
     #: On CUDA: clocks, power and throttle reasons sampled while the timed calls ran.
     gpu_state: JsonMapping | None = None
+    #: The machine's load while the timed calls ran (``measure.load.Load.to_json``), with its ``busy`` flag.
+    load: JsonMapping | None = None
     macs: int | None = None
     flops: int | None = None
     macs_check: int | None = None
@@ -366,6 +378,7 @@ def make_record(
         memory=dict(measurement.memory),
         memory_method=measurement.memory_method,
         gpu_state=measurement.gpu_state,
+        load=measurement.load,
         macs=complexity.macs,
         flops=complexity.flops,
         macs_check=complexity.macs_check,

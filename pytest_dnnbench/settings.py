@@ -105,7 +105,11 @@ OPTIONS: tuple[Option, ...] = (
         default="1,2,4,8,16,32,64",
     ),
     Option("--dnn-precision", "dnn_precision", "fp32 (the paper's), fp16 or bf16 (CUDA).", default="fp32"),
-    Option("--dnn-threads", "dnn_threads", "CPU threads for torch (default: torch's own choice)."),
+    Option(
+        "--dnn-threads",
+        "dnn_threads",
+        "CPU threads for torch (default: torch's own choice, never more than the CPUs this process may run on).",
+    ),
     Option(
         "--dnn-cudnn-benchmark",
         "dnn_cudnn_benchmark",
@@ -239,9 +243,31 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--dnn-latency-alpha",
         "dnn_latency_alpha",
-        "one-sided significance level of the latency test against the between-round spread (0.001; 0.01 "
-        "catches more, with more false alarms: docs/baselines.md).",
-        default="0.001",
+        "one-sided significance level of the latency test against the between-round spread (0.01; 0.001 "
+        "raises fewer false alarms on drifting machines and catches less: docs/baselines.md).",
+        default="0.01",
+    ),
+    Option(
+        "--dnn-max-slowdown",
+        "dnn_max_slowdown",
+        "hard ceiling of the latency gate: a quiet measurement slower than the baseline by this factor fails, "
+        "whatever the baseline's spread (e.g. 2, 2x, 1.5x).",
+        default="2x",
+    ),
+    Option(
+        "--dnn-strict",
+        "dnn_strict",
+        "fail an inconclusive latency comparison (measured on a busy machine, against a baseline recorded on "
+        "one, or with fewer samples than the minimum) instead of passing it with a note.",
+        kind="switch",
+        ini="bool",
+    ),
+    Option(
+        "--dnn-calm-wait",
+        "dnn_calm_wait",
+        "how long a test measured on a busy machine waits for it to calm down before it is measured again "
+        "(at most 30s; 0 measures again at once).",
+        default="30s",
     ),
     Option(
         "--dnn-max-memory",
@@ -404,14 +430,14 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|m|min|h)?\s*$"
 _DURATION_UNITS = {None: 1.0, "s": 1.0, "sec": 1.0, "ms": 1e-3, "m": 60.0, "min": 60.0, "h": 3600.0}
 
 
-def parse_duration(value: object, option: str = "--dnn-max-time") -> float:
+def parse_duration(value: object, option: str = "--dnn-max-time", allow_zero: bool = False) -> float:
     m = _DURATION_RE.match(str(value))
     if not m:
         raise usage_error(option, value, "not a duration", "Give seconds such as 20, 20s, 500ms or 2m")
     seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2).lower() if m.group(2) else None]
     if not math.isfinite(seconds):
         raise usage_error(option, value, "too large a number", "Give seconds such as 20, 20s, 500ms or 2m")
-    if not seconds > 0:
+    if not (seconds >= 0 if allow_zero else seconds > 0):
         raise usage_error(option, value, "must be longer than zero", "Give seconds such as 20, 20s, 500ms or 2m")
     return seconds
 
@@ -453,6 +479,34 @@ def parse_tolerance(value: object, option: str, unit: Literal["relative", "point
             option, value, "must be zero or more", "Give a tolerance such as 10% (latency, memory) or 0.5 (Top-1)"
         )
     return f
+
+
+def parse_slowdown(value: object, option: str) -> float:
+    """A ratio to the baseline above 1: ``2``, ``2x``, ``1.5×``."""
+    v = str(value).strip()
+    number = v[:-1] if v[-1:].lower() in ("x", "\u00d7") else v
+    try:
+        f = _number(number)
+    except ValueError:
+        raise usage_error(option, value, "not a ratio", "Give a slowdown factor above 1 such as 2 or 2x") from None
+    if not f > 1.0:
+        raise usage_error(
+            option, value, "must be above 1 (a ratio to the baseline)", "Give a slowdown factor such as 2 or 1.5x"
+        )
+    return f
+
+
+#: The longest a busy test waits for the machine to calm down (``--dnn-calm-wait``).
+MAX_CALM_WAIT_S = 30.0
+
+
+def parse_calm_wait(value: object, option: str) -> float:
+    seconds = parse_duration(value, option, allow_zero=True)
+    if seconds > MAX_CALM_WAIT_S:
+        raise usage_error(
+            option, value, f"longer than the {MAX_CALM_WAIT_S:g} s a test may wait", "Give at most 30s (or 0)"
+        )
+    return seconds
 
 
 def parse_probability(value: object, option: str) -> float:
@@ -595,6 +649,8 @@ class Settings:
     baseline_rounds: int = 10
     tolerances: Tolerances = Tolerances()
     constraints: Constraints = Constraints()
+    strict: bool = False
+    calm_wait_s: float = MAX_CALM_WAIT_S
     # -- reports
     report_dir: Path | None = None
     rootpath: Path = Path(".")
@@ -687,6 +743,8 @@ class _GatingFields(TypedDict):
     baseline_rounds: int
     tolerances: Tolerances
     constraints: Constraints
+    strict: bool
+    calm_wait_s: float
 
 
 def _accuracy_settings(r: _Reader) -> _AccuracyFields:
@@ -745,6 +803,7 @@ def _gating_settings(r: _Reader) -> _GatingFields:
         memory=r.required("dnn_memory_tolerance", parse_tolerance),
         top1=r.required("dnn_top1_tolerance", lambda v, o: parse_tolerance(v, o, "points")),
         alpha=r.required("dnn_latency_alpha", parse_probability),
+        max_slowdown=r.required("dnn_max_slowdown", parse_slowdown),
     )
     mem, fps = r.value("dnn_max_memory"), r.value("dnn_min_fps")
     constraints = Constraints(
@@ -762,6 +821,8 @@ def _gating_settings(r: _Reader) -> _GatingFields:
         "baseline_rounds": r.required("dnn_baseline_rounds", _parse_rounds),
         "tolerances": tolerances,
         "constraints": constraints,
+        "strict": r.switch("dnn_strict"),
+        "calm_wait_s": r.required("dnn_calm_wait", parse_calm_wait),
     }
 
 
@@ -831,8 +892,9 @@ def _report_dir(r: _Reader) -> Path | None:
 # -- per-test limits from markers ------------------------------------------------------------------
 
 MARKERS = (
-    "dnn_tolerance(latency=None, memory=None, top1=None): override the baseline tolerances for this test "
-    "(latency and memory relative, e.g. 0.2 or '20%'; top1 in percentage points).",
+    "dnn_tolerance(latency=None, memory=None, top1=None, max_slowdown=None): override the baseline tolerances "
+    "for this test (latency and memory relative, e.g. 0.2 or '20%'; top1 in percentage points; max_slowdown a "
+    "ratio such as 3 or '3x').",
     "dnn_constraints(max_memory=None, min_fps=None): deployment limits for this test's dnn_bench records "
     "(max_memory: '1.0GB', '700MB', '1.4GiB' or bytes; min_fps: images per second at the batch under test).",
 )
@@ -844,9 +906,17 @@ def item_limits(
     """This test's tolerances and constraints: the session's, overridden by its markers."""
     tol, cons = settings.tolerances, settings.constraints
     if tolerance is not None:
-        kwargs = _marker_kwargs(tolerance, where, "dnn_tolerance", ("latency", "memory", "top1"), "latency=0.2")
+        kwargs = _marker_kwargs(
+            tolerance, where, "dnn_tolerance", ("latency", "memory", "top1", "max_slowdown"), "latency=0.2"
+        )
         given = {
-            name: parse_tolerance(value, f"{where}: dnn_tolerance({name}", "points" if name == "top1" else "relative")
+            name: (
+                parse_slowdown(value, f"{where}: dnn_tolerance({name}")
+                if name == "max_slowdown"
+                else parse_tolerance(
+                    value, f"{where}: dnn_tolerance({name}", "points" if name == "top1" else "relative"
+                )
+            )
             for name, value in kwargs.items()
         }
         tol = Tolerances(
@@ -854,6 +924,7 @@ def item_limits(
             memory=given.get("memory", tol.memory),
             top1=given.get("top1", tol.top1),
             alpha=tol.alpha,
+            max_slowdown=given.get("max_slowdown", tol.max_slowdown),
         )
     if constraints is not None:
         kwargs = _marker_kwargs(constraints, where, "dnn_constraints", ("max_memory", "min_fps"), "max_memory='1GB'")

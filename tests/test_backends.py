@@ -30,6 +30,7 @@ from pytest_dnnbench.measure.backends import (
     cpu_model_name,
     make_backend,
 )
+from pytest_dnnbench.measure.load import available_cpus
 from pytest_dnnbench.measure.memory import CpuMemoryProbe
 
 MiB = 2**20
@@ -697,11 +698,22 @@ def test_apply_process_settings_sets_threads_and_cudnn_benchmark() -> None:
         assert torch.get_num_threads() == 2
         assert torch.backends.cudnn.benchmark is True
         torch.set_num_threads(3)
-        restores.append(apply_process_settings(BenchSettings(threads=None)))  # None: torch's own choice stays
-        assert torch.get_num_threads() == 3
+        # None: torch's own choice, never more than the CPUs this process may run on.
+        restores.append(apply_process_settings(BenchSettings(threads=None)))
+        assert torch.get_num_threads() == min(3, available_cpus())
     finally:
         for restore in reversed(restores):  # TF32 included
             restore()
         torch.set_num_threads(threads)
         torch.backends.cudnn.benchmark = benchmark
         torch.set_flush_denormal(flush)
+
+
+def test_default_threads_never_exceed_the_available_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_dnnbench.measure import bench, load
+
+    monkeypatch.setattr(load, "available_cpus", lambda: 2)
+    assert bench.default_threads(16) == 2
+    assert bench.default_threads(1) == 1
+    monkeypatch.setattr(load, "available_cpus", lambda: 8)
+    assert bench.default_threads(4) == 4

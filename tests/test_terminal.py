@@ -136,9 +136,12 @@ def test_table_columns_are_aligned() -> None:
         full(model="vgg16", counters_disagree=True, outcome="failed"),
     ]
     lines = format_table(recs)
-    table = [lines[0]] + lines[2:]
+    table = [lines[0]] + lines[2 : lines.index("")]
     rows = [cells(line) for line in table]
     assert all(len(r) >= len(COLUMNS) - 1 for r in rows)
+    # A legend follows the table for the notes that appear in it, and only for those.
+    legend = lines[lines.index("") + 1 :]
+    assert [line.split(":")[0] for line in legend] == ["capped"]
     # The model column is left-aligned, the numbers right-aligned, the notes left-aligned.
     assert all(r[0].start() == 0 for r in rows)
     for i in range(1, len(COLUMNS) - 1):
@@ -154,3 +157,34 @@ def test_table_columns_are_aligned() -> None:
 
 def test_no_trailing_spaces() -> None:
     assert all(line == line.rstrip() for line in format_table([full(), {"model": "m", "batch_size": 1}]))
+
+
+def _compared(ratio: float, resolution: float, **latency_check: object) -> dict[str, object]:
+    check = {"kind": "baseline", "metric": "latency", "passed": True, "ratio": ratio, "resolution": resolution}
+    return full(checks=[{**check, **latency_check}])
+
+
+def test_compared_records_show_their_ratio_and_resolution_with_a_legend() -> None:
+    recs = [
+        _compared(1.034, 0.14),
+        _compared(1.8, 0.6, inconclusive=True, noisy=True),
+        full(model="vgg16"),
+    ]
+    recs[1]["load"] = {"busy": True}
+    recs[1]["latency_ms"] = {**recs[1]["latency_ms"], "insufficient": True}
+    lines = format_table(recs)
+    assert "vs baseline" in lines[0]
+    assert "1.03x res 14%" in lines[2]
+    row = lines[3]
+    assert "1.80x res 60%" in row
+    for note in ("insufficient", "busy", "inconclusive", "noisy"):
+        assert note in row.split("  ")[-1]
+    assert lines[4].split()[-1] == "-"  # not compared
+    legend = [line.split(":")[0] for line in lines[lines.index("") + 1 :]]
+    assert legend == ["insufficient", "busy", "inconclusive", "noisy", "vs baseline"]
+
+
+def test_no_baseline_column_without_a_comparison() -> None:
+    lines = format_table([full()])
+    assert "vs baseline" not in lines[0]
+    assert "" not in lines  # no legend: no note appears

@@ -61,6 +61,8 @@ class Measurement:
     #: Clocks, power and throttle reasons sampled while the timed calls ran (None on the CPU):
     #: snapshots at the start and end of a run see an idle GPU and never show throttling.
     gpu_state: JsonObject | None = None
+    #: The machine's load over the timed calls (:func:`.load.load_between`), with its ``busy`` flag.
+    load: JsonObject | None = None
 
     @property
     def per_image_ms(self) -> float:
@@ -98,6 +100,8 @@ def apply_process_settings(settings: BenchSettings) -> Callable[[], None]:
 
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
+    else:
+        torch.set_num_threads(default_threads(torch.get_num_threads()))
     torch.backends.cudnn.benchmark = settings.cudnn_benchmark
     if settings.device == "cpu":
         # Random weights can produce denormals, which make CPU timings meaningless.
@@ -105,6 +109,14 @@ def apply_process_settings(settings: BenchSettings) -> Callable[[], None]:
     # Where large tensors come from must not depend on earlier tests (see pin_malloc_thresholds).
     pin_malloc_thresholds()
     return restore
+
+
+def default_threads(torch_default: int) -> int:
+    """torch's own thread count, never more than the CPUs this process may run on (affinity, cgroup quota):
+    more threads than CPUs turn every scheduling hiccup into a stall."""
+    from .load import available_cpus
+
+    return max(1, min(int(torch_default), available_cpus()))
 
 
 # -- TF32 -----------------------------------------------------------------------------------------
@@ -322,17 +334,27 @@ def measure(
     """
     import torch
 
+    from .load import available_cpus, load_between, take_snapshot
+
     x = make_input(batch_size, input_size, settings)
     call = (lambda: forward(x)) if forward is not None else (lambda: model(x))
     timer = backend.timer(call)
     probe = backend.memory_probe(call)
+    marks = []
+
+    def before_sampling() -> None:
+        probe.start()
+        marks.append(take_snapshot())  # the machine's load is read over the timed calls
+
     with torch.inference_mode():
         backend.synchronize()
         # Memory is read at steady state: on CUDA the allocator's peaks are reset once
         # warm-up is over (workspaces the cuDNN autotuner tried are not the model's
         # footprint); on the CPU one dedicated call follows the timed ones.
-        timing = sample_latency(timer, settings.policy, clock, start=start, before_sampling=probe.start)
+        timing = sample_latency(timer, settings.policy, clock, start=start, before_sampling=before_sampling)
+        after = take_snapshot()
         memory, method = probe.stop()
+    load = load_between(marks[0], after, available_cpus()).to_json() if marks else None
     # The device's clocks, power and throttle reasons during the timed calls (None on the CPU).
     timed_state = getattr(backend, "timed_state", None)
     gpu_state = timed_state() if timed_state is not None else None
@@ -343,4 +365,5 @@ def measure(
         batch_size=batch_size,
         input_size=(int(input_size[0]), int(input_size[1]), int(input_size[2])),
         gpu_state=gpu_state,
+        load=load,
     )

@@ -481,7 +481,7 @@ DEPLOYED_TOTAL = (
     "+ the model's parameters and buffers + the forward pass's working set"
 )
 #: The CPU ``total`` of records written before it (``memory_method`` starting with "peak RSS").
-PROCESS_TOTAL = "peak resident set size of the whole process during the timed calls (framework included)"
+PROCESS_TOTAL = "peak resident set size of the process during the timed calls (framework included)"
 
 
 def cpu_total_meaning(memory_method: str | None) -> str:

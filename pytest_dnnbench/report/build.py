@@ -54,10 +54,12 @@ class Report:
 def memory_note(environment: JsonMapping, records: Sequence[JsonMapping] = ()) -> str:
     device = str((environment or {}).get("device") or next((r.get("device") for r in records if r.get("device")), ""))
     method = next((r.get("memory_method") for r in records if r.get("memory_method")), None)
+    from ..measure.floor import cpu_total_meaning
+
     what = (
         "process GPU memory at steady state (CUDA context included)"
         if device.startswith("cuda")
-        else "peak resident set size of the process during the timed calls (framework included)"
+        else cpu_total_meaning(method)
         if device == "cpu"
         else "total memory as recorded"
     )

@@ -17,14 +17,56 @@ def _fmt(value: float | None, spec: str, missing: str = "-") -> str:
 
 
 COLUMNS = ("model", "batch", "ms/image", "FPS", "memory", "GFLOPs", "params(M)", "n", "note")
+#: Shown after ``n`` when a record was compared with a baseline.
+BASELINE_COLUMN = "vs baseline"
+#: What the notes and the baseline column mean: shown under the table for the ones that appear in it.
+LEGEND = {
+    "capped": "capped: the time budget ran out before the median's confidence interval reached its target",
+    "insufficient": "insufficient: fewer samples than --dnn-min-samples (the hard ceiling of 3x the budget ran out)",
+    "busy": "busy: the machine was busy while the timed calls ran (CPU pressure, steal or involuntary switches)",
+    "inconclusive": "inconclusive: the latency comparison could not be trusted either way (passed unless --dnn-strict)",
+    "noisy": "noisy: the baseline's rounds spread too widely to resolve twice the latency tolerance",
+    BASELINE_COLUMN: (
+        f"{BASELINE_COLUMN}: median / the baseline's, and the smallest slowdown the comparison can resolve"
+    ),
+}
+
+
+def _latency_check(rec: JsonMapping) -> JsonMapping | None:
+    return next((c for c in rec.get("checks") or [] if c.get("metric") == "latency" and "ratio" in c), None)
+
+
+def baseline_cell(rec: JsonMapping) -> str:
+    """``1.03x res 14%``: the ratio to the baseline and the smallest slowdown it resolves; ``-`` if not compared."""
+    check = _latency_check(rec)
+    if check is None:
+        return "-"
+    ratio, resolution = check.get("ratio"), check.get("resolution")
+    text = f"{float(ratio):.2f}x" if isinstance(ratio, (int, float)) else "?"
+    return f"{text} res {100 * float(resolution):.0f}%" if isinstance(resolution, (int, float)) else text
+
+
+def record_notes(rec: JsonMapping) -> list[str]:
+    lat = rec.get("latency_ms") or {}
+    notes: list[str] = []
+    if lat.get("capped"):
+        notes.append("capped")
+    if lat.get("insufficient"):
+        notes.append("insufficient")
+    if (rec.get("load") or {}).get("busy"):
+        notes.append("busy")
+    check = _latency_check(rec) or {}
+    if check.get("inconclusive"):
+        notes.append("inconclusive")
+    if check.get("noisy"):
+        notes.append("noisy")
+    return notes
 
 
 def record_row(rec: JsonMapping) -> tuple[str, ...]:
     lat = rec.get("latency_ms") or {}
     mem = rec.get("memory_bytes") or {}
-    notes: list[str] = []
-    if lat.get("capped"):
-        notes.append("capped")
+    notes = record_notes(rec)
     if rec.get("counters_disagree"):
         notes.append("flops?")
     if rec.get("outcome") not in (None, "passed"):
@@ -69,6 +111,7 @@ def format_table(records: Iterable[JsonMapping]) -> list[str]:
     a Top-1 column, where reference figures are marked ``(ref)``, explained below the table."""
     recs = list(records)
     with_accuracy = any("accuracy" in r for r in recs)
+    with_baseline = any(_latency_check(r) is not None for r in recs)
     columns: tuple[str, ...] = COLUMNS
     rows = [record_row(r) for r in recs]
     right = {1, 2, 3, 4, 5, 6, 7}
@@ -76,6 +119,10 @@ def format_table(records: Iterable[JsonMapping]) -> list[str]:
         columns = COLUMNS[:7] + (TOP1_COLUMN,) + COLUMNS[7:]
         rows = [row[:7] + (accuracy_cell(r),) + row[7:] for row, r in zip(rows, recs, strict=True)]
         right = {1, 2, 3, 4, 5, 6, 7, 8}
+    if with_baseline:  # after n, before the notes
+        columns = columns[:-1] + (BASELINE_COLUMN,) + columns[-1:]
+        rows = [row[:-1] + (baseline_cell(r),) + row[-1:] for row, r in zip(rows, recs, strict=True)]
+        right = right | {len(columns) - 2}
     rows = [columns] + rows
     widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
     lines: list[str] = []
@@ -85,8 +132,14 @@ def format_table(records: Iterable[JsonMapping]) -> list[str]:
         lines.append(line)
         if k == 0:
             lines.append("-" * len(line))
+    used = [key for key in LEGEND if any(key in row[-1].split(", ") for row in rows[1:])]
+    if with_baseline:
+        used.append(BASELINE_COLUMN)
+    legend = [LEGEND[key] for key in used]
     if with_accuracy and any(REFERENCE_MARK in row[7] for row in rows[1:]):
-        lines += ["", REFERENCE_LEGEND]
+        legend.append(REFERENCE_LEGEND)
+    if legend:
+        lines += [""] + legend
     return lines
 
 
