@@ -518,16 +518,7 @@ def baseline_checks(
     where = f"{record.get('model')} at batch {record.get('batch_size')}"
     if isinstance(loaded, BaselineError):
         info["status"] = "error"
-        checks.append(
-            Check.make(
-                kind="baseline",
-                metric="file",
-                limit=None,
-                measured=None,
-                passed=False,
-                message=f"{loaded} (the file was left untouched)",
-            )
-        )
+        checks.append(_unusable("file", f"{loaded} (the file was left untouched)"))
         return checks, info
     if loaded is None:
         info["status"] = "no-file"
@@ -549,31 +540,23 @@ def baseline_checks(
             resolution = noisy.get("resolution") if noisy is not None else None
             if isinstance(resolution, (int, float)) and source.require:
                 checks.append(
-                    Check.make(
-                        kind="baseline",
-                        metric="noise",
-                        limit=None,
-                        measured=None,
-                        passed=False,
-                        message=(
-                            f"the baseline of {where} in {shown} is too noisy to gate on: it resolves only "
-                            f"+{100 * resolution:.0f} % (--dnn-require-baseline); re-record it "
-                            "on a quiet machine (several --dnn-save-baseline runs)"
-                        ),
+                    _unusable(
+                        "noise",
+                        f"the baseline of {where} in {shown} is too noisy to gate on: it resolves only "
+                        f"+{100 * resolution:.0f} % (--dnn-require-baseline); re-record it "
+                        "on a quiet machine (several --dnn-save-baseline runs)",
                     )
                 )
     if info["status"] != "compared" and source.require:
         checks.append(
-            Check.make(
-                kind="baseline",
-                metric="presence",
-                limit=None,
-                measured=None,
-                passed=False,
-                message=f"no baseline applies to {where}: {info['reason']} (--dnn-require-baseline)",
-            )
+            _unusable("presence", f"no baseline applies to {where}: {info['reason']} (--dnn-require-baseline)")
         )
     return checks, info
+
+
+def _unusable(metric: str, message: str) -> Check:
+    """A failed check that says no baseline could be used (not a regression): see :data:`UNUSABLE`."""
+    return Check.make(kind="baseline", metric=metric, limit=None, measured=None, passed=False, message=message)
 
 
 def failure_message(
