@@ -65,6 +65,10 @@ T = TypeVar("T")
 #: Runtime floors measured in this process, by library: a floor depends on the interpreter and the installed
 #: libraries, not on the session, so in-process pytest runs (pytester) measure each once.
 _PROCESS_FLOORS: dict[str, Floor] = {}
+#: A folder where the processes of one test run share the floors they measured (each library measured once
+#: for all of them). Unset, every process measures its own. The plugin's own test suite sets it: it starts
+#: many pytest processes (pytester, pytest-xdist workers), each of which would pay a few seconds per floor.
+FLOOR_CACHE_ENV = "PYTEST_DNNBENCH_FLOOR_CACHE"
 #: What ``signal.getsignal`` gives back: a handler, ``SIG_DFL``/``SIG_IGN`` (ints), or None.
 _Handler = Callable[[int, FrameType | None], object] | int | None
 
@@ -377,6 +381,8 @@ class DnnSession:
         for name in models:
             if name in self.registry:
                 spec = self.registry.get(name)
+                if self.settings.max_host_memory is not None and spec.factory is None:
+                    continue  # measured in a child under the limit, which reads its memory directly
                 source, module_name = _library_hint(spec, None)
                 libraries.add(library_of(source, module_name))
         floors = self._floor_cache()
@@ -389,6 +395,7 @@ class DnnSession:
         if self._floors is None:
             from .measure.floor import FloorCache
 
+            _PROCESS_FLOORS.update(_shared_floors())
             self._floors = FloorCache(
                 sys_path=[str(self.settings.rootpath), *self._conftest_dirs()], known=_PROCESS_FLOORS
             )
@@ -401,8 +408,9 @@ class DnnSession:
 
     def _runtime_floor(self, library: str | None) -> Floor:
         floor = self._floor_cache().get(library)
-        if floor.error is None and floor.bytes is not None:
+        if floor.error is None and floor.bytes is not None and (library or "torch") not in _PROCESS_FLOORS:
             _PROCESS_FLOORS[library or "torch"] = floor
+            _share_floor(floor)
         if self.environment is not None:
             self.environment["runtime_floor"] = self._floor_cache().as_json()
         return floor
@@ -1119,6 +1127,42 @@ def _test_id(item: pytest.Item) -> str:
     """The test's node id, without the ``@group`` suffix pytest-xdist's loadgroup adds to it."""
     groups = [str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")]
     return strip_group(item.nodeid, groups)
+
+
+def _shared_floors() -> dict[str, Floor]:
+    """The floors other processes of this test run measured (:data:`FLOOR_CACHE_ENV`), by key."""
+    import json
+    import os
+
+    from .measure.floor import Floor
+
+    folder = os.environ.get(FLOOR_CACHE_ENV)
+    found: dict[str, Floor] = {}
+    if folder:
+        for path in Path(folder).glob("*.json"):
+            try:
+                floor = Floor(**json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError, TypeError):
+                continue  # being written, or not a floor: measure it here
+            found[floor.key] = floor
+    return found
+
+
+def _share_floor(floor: Floor) -> None:
+    """Leave ``floor`` for the other processes of this test run (atomically: a reader sees all or nothing)."""
+    import json
+    import os
+
+    folder = os.environ.get(FLOOR_CACHE_ENV)
+    if not folder:
+        return
+    target = Path(folder) / f"{floor.key}.json"
+    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        temp.write_text(json.dumps(floor.to_json()), encoding="utf-8")
+        os.replace(temp, target)
+    except OSError:
+        pass  # sharing is an optimisation only
 
 
 def _library_hint(spec: ModelSpec | None, module: torch.nn.Module | None) -> tuple[str, str | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from helpers import TINY_CONFTEST, TINY_MODULE
@@ -23,6 +24,21 @@ def tiny_project(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.makeconftest(TINY_CONFTEST)
     pytester.syspathinsert()
     return pytester
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _share_runtime_floors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The many pytest processes of this suite (pytester, pytest-xdist workers) measure each CPU runtime
+    floor once between them (a few seconds of a core each time otherwise); test_floor.py measures for real."""
+    from pytest_dnnbench.session import FLOOR_CACHE_ENV
+
+    before = os.environ.get(FLOOR_CACHE_ENV)
+    os.environ[FLOOR_CACHE_ENV] = str(tmp_path_factory.mktemp("floors"))
+    yield
+    if before is None:
+        del os.environ[FLOOR_CACHE_ENV]
+    else:
+        os.environ[FLOOR_CACHE_ENV] = before
 
 
 @pytest.fixture(scope="session", autouse=True)

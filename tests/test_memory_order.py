@@ -14,7 +14,7 @@ def _resnet18_bs8(pytester: pytest.Pytester, models: str) -> dict:
         "--dnn-device=cpu",
         f"--dnn-models={models}",
         "--dnn-batch-sizes=8",
-        "--dnn-max-time=3",
+        "--dnn-max-time=1",
         "--dnn-min-samples=3",
         "--dnn-warmup=2",
         f"--dnn-json={out}",
