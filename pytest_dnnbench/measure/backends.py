@@ -44,6 +44,7 @@ from .timing import Timer, perf_counter_timer
 
 if TYPE_CHECKING:
     from ..record import JsonObject
+    from .energy import EnergyMeter
 
 __all__ = [
     "Backend",
@@ -457,6 +458,8 @@ class NvmlLibrary(Protocol):
 
     def nvmlDeviceGetCount(self) -> int: ...
 
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: object, /) -> int: ...
+
     def nvmlDeviceGetHandleByIndex(self, index: int) -> object: ...
 
     def nvmlDeviceGetName(self, handle: object) -> str | bytes: ...
@@ -867,6 +870,12 @@ class CpuBackend:
     def timed_state(self) -> JsonObject | None:
         return None
 
+    def energy_meter(self) -> EnergyMeter:
+        """RAPL's package counters, where the kernel shows them and this user may read them."""
+        from .energy import rapl_meter
+
+        return rapl_meter()
+
 
 class CudaMemoryProbe:
     """Steady-state GPU memory: allocator peaks reset after warm-up, the process's total at the end.
@@ -1042,6 +1051,16 @@ class CudaBackend:
 
     def timed_state(self) -> JsonObject | None:
         return self._probe.gpu_state if self._probe is not None else None
+
+    def energy_meter(self) -> EnergyMeter:
+        """NVML's total-energy counter of the GPU (the whole physical GPU, also under MIG)."""
+        from .energy import null_meter, nvml_meter
+
+        if self.nvml is None:
+            return null_meter(
+                "NVML is not available (no driver library, or this GPU could not be matched to an NVML device)"
+            )
+        return nvml_meter(self.nvml.nv, self.nvml.parent)
 
     def release(self) -> None:
         gc.collect()
