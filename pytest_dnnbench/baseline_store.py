@@ -17,6 +17,17 @@ documented in ``docs/baselines.md``; in short, one JSON file per platform::
 Each ``--dnn-save-baseline`` run appends one *round* per (model, batch size) and keeps the last
 ``max_rounds``; the latency gate uses the spread between rounds, because between processes the
 median moves far more than within one (docs/measurements.md).
+
+A file named by path may hold several deployment modes of one platform (same key apart from the
+mode): a *baseline set*, one unchanged single-platform document per mode, sorted by key::
+
+    {"schema": "pytest-dnnbench-baseline-set/1",
+     "baselines": [{"schema": "pytest-dnnbench-baseline/1", "platform": {"key": "...-fp32-compile", ...}, ...},
+                   {"schema": "pytest-dnnbench-baseline/1", "platform": {"key": "...-fp32-eager", ...}, ...}]}
+
+It is written only when a second mode is saved to the file; a file of one platform stays a
+``pytest-dnnbench-baseline/1`` document. :func:`load_baselines` reads either kind as a
+:class:`BaselineSet` (platform key -> :class:`Baseline`); :func:`load_baseline` reads a file of one platform.
 """
 
 from __future__ import annotations
@@ -28,7 +39,7 @@ import os
 import re
 import statistics
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,10 +50,17 @@ from .results import atomic_write_text
 
 __all__ = [
     "SCHEMA",
+    "SET_SCHEMA",
     "DEFAULT_MAX_ROUNDS",
     "Baseline",
+    "BaselineSet",
     "BaselineError",
+    "base_key",
+    "baselines_from_document",
     "load_baseline",
+    "load_baselines",
+    "set_document",
+    "split_key",
     "merge_records",
     "new_document",
     "platform_key",
@@ -55,6 +73,8 @@ __all__ = [
 ]
 
 SCHEMA = "pytest-dnnbench-baseline/1"
+#: Several deployment modes of one platform in one file: ``{"schema": SET_SCHEMA, "baselines": [<document>, ...]}``.
+SET_SCHEMA = "pytest-dnnbench-baseline-set/1"
 DEFAULT_MAX_ROUNDS = 10
 #: Quantiles kept per round (0 %, 5 %, ..., 100 %): the shape of each round's distribution, bounded in size.
 ROUND_QUANTILES = tuple(range(0, 101, 5))
@@ -102,6 +122,40 @@ def platform_key(
     if tf32 and kind == "cuda" and precision == "fp32":
         key += "-tf32"
     return key + "-cl" if channels_last else key
+
+
+#: What stands for the mode in a base key (:func:`split_key`).
+ANY_MODE = "*"
+#: The suffixes :func:`platform_key` appends after the mode, innermost first.
+_KEY_SUFFIXES = ("-tf32", "-cl")
+
+
+def split_key(key: str, mode: str | None = None) -> tuple[str, str]:
+    """A platform key split into its *base* (the mode replaced by ``*``) and its mode part.
+
+    The mode is the part before the ``-tf32`` and ``-cl`` suffixes (:func:`platform_key`):
+    ``cuda-nvidia-h200-fp32-compile-tf32-cl`` -> (``cuda-nvidia-h200-fp32-*-tf32-cl``, ``compile``).
+    ``mode`` (the platform block's ``mode``, or the record's) names it where it could hold a ``-``;
+    without it, or where the key does not carry it there, the mode is the last ``-`` part. Two keys
+    with one base are the same platform in two deployment modes. A key with no ``-`` is its own base.
+    """
+    rest, suffix = key, ""
+    for s in reversed(_KEY_SUFFIXES):
+        if rest.endswith(s) and len(rest) > len(s):
+            rest, suffix = rest[: -len(s)], s + suffix
+    wanted = slug(mode) if mode else None
+    if wanted and rest.endswith("-" + wanted) and len(rest) > len(wanted) + 1:
+        head, part = rest[: -len(wanted) - 1], wanted
+    else:
+        head, _, part = rest.rpartition("-")
+    if not head:
+        return key, ""
+    return f"{head}-{ANY_MODE}{suffix}", part
+
+
+def base_key(key: str, mode: str | None = None) -> str:
+    """The key with its mode replaced by ``*`` (:func:`split_key`): the same for every mode of a platform."""
+    return split_key(key, mode)[0]
 
 
 def platform_from_record(record: JsonMapping, environment: JsonMapping | None = None) -> JsonObject:
@@ -173,8 +227,59 @@ class Baseline:
     def key(self) -> str:
         return str(self.platform.get("key"))
 
+    @property
+    def mode(self) -> str:
+        """The deployment mode: the platform's ``mode``, else the key's mode part (:func:`split_key`)."""
+        mode = self.platform.get("mode")
+        return str(mode) if isinstance(mode, str) and mode else split_key(self.key)[1]
+
+    @property
+    def base_key(self) -> str:
+        """The key with its mode replaced by ``*``: equal for the modes of one platform."""
+        mode = self.platform.get("mode")
+        return base_key(self.key, mode if isinstance(mode, str) else None)
+
     def entry(self, model: str, batch_size: int) -> JsonObject | None:
         return self.entries.get((model, int(batch_size)))
+
+
+@dataclass(frozen=True, eq=False)
+class BaselineSet(Mapping[str, Baseline]):
+    """A loaded baseline file of either kind, as platform key -> :class:`Baseline` (sorted by key).
+
+    ``single``: the file is one platform's ``pytest-dnnbench-baseline/1`` document (its one
+    baseline's ``document`` is then ``document``); otherwise a ``pytest-dnnbench-baseline-set/1``
+    document holding the modes of one platform, each block's ``document`` its inner document.
+    """
+
+    path: Path | None
+    baselines: dict[str, Baseline]
+    single: bool = True
+    document: JsonObject = field(default_factory=dict, repr=False)
+
+    def __getitem__(self, key: str) -> Baseline:
+        return self.baselines[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.baselines)
+
+    def __len__(self) -> int:
+        return len(self.baselines)
+
+    @property
+    def modes(self) -> list[str]:
+        """The deployment modes it holds, in key order."""
+        return [b.mode for b in self.baselines.values()]
+
+    @property
+    def base_key(self) -> str:
+        """The platform's key with the mode replaced by ``*`` (every block shares it)."""
+        return next(iter(self.baselines.values())).base_key
+
+    def describe(self) -> str:
+        """``platform K`` for one platform, ``platforms K1, K2`` for several (as messages name them)."""
+        keys = list(self.baselines)
+        return f"platform {keys[0]}" if len(keys) == 1 else f"platforms {', '.join(keys)}"
 
 
 def _where(path: Path | str | None) -> str:
@@ -182,8 +287,35 @@ def _where(path: Path | str | None) -> str:
 
 
 def load_baseline(path: Path | str) -> Baseline:
-    """Read and check a baseline file; :class:`BaselineError` names the file and what is wrong."""
+    """Read and check a baseline file of one platform; :class:`BaselineError` names the file and what is wrong.
+
+    A baseline set (several modes, :data:`SET_SCHEMA`) is checked whole; one that holds several
+    platforms is a :class:`BaselineError` saying to read it with :func:`load_baselines`.
+    """
     p = Path(path)
+    data = _read_document(p)
+    if isinstance(data, dict) and data.get("schema") == SET_SCHEMA:
+        found = baselines_from_document(data, p)
+        if len(found) == 1:
+            return next(iter(found.values()))
+        raise BaselineError(
+            f"baseline file {p} holds {len(found)} platforms ({', '.join(found)}: a baseline set, {SET_SCHEMA!r}); "
+            "read it with load_baselines(), which maps each platform key to its baseline"
+        )
+    return baseline_from_document(data, p)
+
+
+def load_baselines(path: Path | str) -> BaselineSet:
+    """Read and check a baseline file of either kind (one platform, or a set of one platform's modes).
+
+    :class:`BaselineError` names the file, and for a set the block (its index and key) that is wrong.
+    """
+    p = Path(path)
+    return baselines_from_document(_read_document(p), p)
+
+
+def _read_document(p: Path) -> object:
+    """The parsed JSON of a baseline file; :class:`BaselineError` says why it cannot be read."""
     try:
         raw = p.read_bytes()
     except FileNotFoundError:
@@ -203,7 +335,7 @@ def load_baseline(path: Path | str) -> Baseline:
             "truncated (it ends inside an unfinished object, list or string)" if _unbalanced(text) else "not valid JSON"
         )
         raise BaselineError(f"baseline file {p} is {what}: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
-    return baseline_from_document(data, p)
+    return data
 
 
 def _unbalanced(text: str) -> bool:
@@ -227,14 +359,70 @@ def _unbalanced(text: str) -> bool:
 
 
 def baseline_from_document(data: object, path: Path | str | None = None) -> Baseline:
+    """One platform's baseline from its parsed ``pytest-dnnbench-baseline/1`` document (checked)."""
     where = _where(path)
     if not isinstance(data, dict):
         raise BaselineError(f"baseline file {where}: the top level must be a JSON object, not {type(data).__name__}")
+    if data.get("schema") == SET_SCHEMA:
+        raise BaselineError(
+            f"baseline file {where} is a baseline set ({SET_SCHEMA!r}), not one platform's baseline: "
+            "read it with load_baselines() or baselines_from_document()"
+        )
     if data.get("schema") != SCHEMA:
         raise BaselineError(
             f"baseline file {where}: schema {data.get('schema')!r} is not {SCHEMA!r} "
             "(is this a pytest-benchmark or results file rather than a baseline?)"
         )
+    return _single(data, path, where)
+
+
+def baselines_from_document(data: object, path: Path | str | None = None) -> BaselineSet:
+    """The baselines of a parsed baseline file of either kind, by platform key (checked).
+
+    A set must hold at least one block, each a valid ``pytest-dnnbench-baseline/1`` document, no
+    key twice, all of one platform (one base key, :func:`split_key`); the error names the block.
+    """
+    where = _where(path)
+    if not isinstance(data, dict):
+        raise BaselineError(f"baseline file {where}: the top level must be a JSON object, not {type(data).__name__}")
+    schema = data.get("schema")
+    if schema == SCHEMA:
+        one = _single(data, path, where)
+        return BaselineSet(Path(path) if path is not None else None, {one.key: one}, True, data)
+    if schema != SET_SCHEMA:
+        raise BaselineError(
+            f"baseline file {where}: schema {schema!r} is not {SCHEMA!r} nor {SET_SCHEMA!r} "
+            "(is this a pytest-benchmark or results file rather than a baseline?)"
+        )
+    blocks = data.get("baselines")
+    if not isinstance(blocks, list) or not blocks:
+        raise BaselineError(f"baseline file {where}: 'baselines' must be a non-empty list of baseline documents")
+    found: dict[str, Baseline] = {}
+    first: Baseline | None = None
+    for i, block in enumerate(blocks):
+        label = f"{where}, block {i}"
+        if not isinstance(block, dict):
+            raise BaselineError(f"baseline file {label}: must be a JSON object, not {type(block).__name__}")
+        plat = block.get("platform")
+        if isinstance(plat, dict) and isinstance(plat.get("key"), str) and plat["key"]:
+            label += f" ({plat['key']})"
+        if block.get("schema") != SCHEMA:
+            raise BaselineError(f"baseline file {label}: schema {block.get('schema')!r} is not {SCHEMA!r}")
+        one = _single(block, path, label)
+        if one.key in found:
+            raise BaselineError(f"baseline file {label}: repeats platform {one.key}")
+        if first is not None and one.base_key != first.base_key:
+            raise BaselineError(
+                f"baseline file {label}: is another platform than {first.key} "
+                "(a baseline set holds the deployment modes of one platform)"
+            )
+        first = first or one
+        found[one.key] = one
+    return BaselineSet(Path(path) if path is not None else None, dict(sorted(found.items())), False, data)
+
+
+def _single(data: JsonObject, path: Path | str | None, where: str) -> Baseline:
+    """Check a ``pytest-dnnbench-baseline/1`` document (schema already checked); ``where`` names it in errors."""
     platform = data.get("platform")
     if not isinstance(platform, dict) or not isinstance(platform.get("key"), str) or not platform["key"]:
         raise BaselineError(f"baseline file {where}: 'platform' must be an object with a 'key' string")
@@ -391,6 +579,15 @@ def new_document(platform: JsonObject, max_rounds: int = DEFAULT_MAX_ROUNDS) -> 
     return {"schema": SCHEMA, "platform": dict(platform), "max_rounds": int(max_rounds), "entries": []}
 
 
+def set_document(documents: Iterable[JsonObject]) -> JsonObject:
+    """A baseline set of these single-platform documents (the modes of one platform), sorted by key.
+
+    The documents are kept as they are (not copied): each block of the file is exactly one of them.
+    """
+    blocks = sorted(documents, key=lambda d: str((d.get("platform") or {}).get("key")))
+    return {"schema": SET_SCHEMA, "baselines": blocks}
+
+
 def merge_records(
     document: JsonObject | None,
     records: Iterable[JsonMapping],
@@ -449,7 +646,7 @@ def document_text(document: JsonObject) -> str:
 
 def save_document(path: Path | str, document: JsonObject) -> None:
     """Write atomically: readers (and a crash or Ctrl-C) see the old file or the new one, never half of one."""
-    baseline_from_document(document, path)  # never write what we could not read back
+    baselines_from_document(document, path)  # never write what we could not read back
     atomic_write_text(Path(path), document_text(document))
 
 
@@ -491,6 +688,10 @@ class SaveOutcome:
     failed: bool = False
 
 
+#: A run's records to save, by platform key: (the platform block, the records).
+Groups = dict[str, tuple[JsonObject, list[JsonMapping]]]
+
+
 def save_run(
     records: Sequence[JsonMapping],
     environment: JsonMapping | None,
@@ -505,10 +706,14 @@ def save_run(
 ) -> SaveOutcome:
     """Add this run's records as one round each to the baseline file(s) ``choice`` names.
 
-    ``choice``: ``"auto"`` (one file per platform under ``root/baselines``) or a path. A run that was
-    interrupted, produced no record, or regressed (unless ``force``) saves nothing; neither does a
-    file that cannot be read, or that belongs to another platform (unless ``force``): it is left
-    untouched and the outcome says why.
+    ``choice``: ``"auto"`` (one file per platform key, so per mode, under ``root/baselines``) or a
+    path. A path holds one platform: the records of one mode make (or merge into) a
+    ``pytest-dnnbench-baseline/1`` document as ever; those of several modes of one platform, or a
+    mode added to a file of another, make a baseline set with one block per mode (an existing
+    file's blocks and rounds kept). Records of several platforms (apart from the mode) are never
+    saved to one path. A run that was interrupted, produced no record, or regressed (unless
+    ``force``) saves nothing; neither does a file that cannot be read, or that belongs to another
+    platform (unless ``force``): it is left untouched and the outcome says why.
     """
     out = SaveOutcome()
     usable = [r for r in records if (r.get("latency_ms") or {}).get("median")]
@@ -534,23 +739,31 @@ def save_run(
             "overwrites the baseline (add --dnn-baseline-force to accept it)"
         )
         return out
-    groups: dict[str, tuple[JsonObject, list[JsonMapping]]] = {}
+    groups: Groups = {}
     for rec in usable:
         plat = platform_from_record(rec, environment)
         groups.setdefault(plat["key"], (plat, []))[1].append(rec)
-    if choice != "auto" and len(groups) > 1:
-        out.notes.append(
-            f"baseline not saved: the records come from {len(groups)} platforms "
-            f"({', '.join(groups)}); use --dnn-save-baseline without a path (one file per platform)"
-        )
-        out.failed = True
-        return out
-    for key, (plat, recs) in groups.items():
-        path = root / "baselines" / f"{key}.json" if choice == "auto" else Path(choice)
+    targets: list[tuple[Path, Groups]]
+    if choice == "auto":
+        targets = [(root / "baselines" / f"{key}.json", {key: group}) for key, group in groups.items()]
+    else:
+        bases = {base_key(key, plat.get("mode")) for key, (plat, _) in groups.items()}
+        if len(bases) > 1:
+            out.notes.append(
+                f"baseline not saved: the records come from {len(bases)} platforms "
+                f"({', '.join(groups)}); one file holds the deployment modes of one platform: use "
+                "--dnn-save-baseline without a path (one file per platform)"
+            )
+            out.failed = True
+            return out
+        targets = [(Path(choice), groups)]
+    for path, file_groups in targets:
         shown = shown_path(path, root)
         try:
             with file_lock(path, lock_timeout_s):
-                _save_group(out, path, shown, key, plat, recs, max_rounds, force, bool(regressions))
+                _save_file(
+                    out, path, shown, file_groups, max_rounds, force, bool(regressions), by_mode=choice != "auto"
+                )
         except LockTimeout as exc:
             out.notes.append(f"baseline not saved to {shown}: {exc}")
             out.failed = True
@@ -594,33 +807,59 @@ def shown_path(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _save_group(
+def _save_file(
     out: SaveOutcome,
     path: Path,
     shown: str,
-    key: str,
-    plat: JsonObject,
-    recs: Sequence[JsonMapping],
+    groups: Groups,
     max_rounds: int,
     force: bool,
     forced: bool,
+    *,
+    by_mode: bool,
 ) -> None:
+    """Merge ``groups`` (one platform's modes) into the file at ``path``; the caller holds its lock.
+
+    ``by_mode`` (a path named by the user): a file of the same platform in other modes takes this
+    run's modes as blocks of a baseline set. Otherwise (``auto``) the file must hold the key itself.
+    A file of another platform is left untouched unless ``force``.
+    """
     existing = None
     if path.exists():
         try:
-            existing = load_baseline(path)
+            existing = load_baselines(path)
         except BaselineError as exc:
             out.notes.append(f"baseline not saved: {exc} (the file was left untouched)")
             out.failed = True
             return
-        if existing.key != key and not force:
+    keys = list(groups)
+    docs: dict[str, JsonObject] = {}
+    was_set = False
+    replaced = None
+    if existing is not None:
+        first_plat = groups[keys[0]][0]
+        if by_mode:
+            fits = existing.base_key == base_key(keys[0], first_plat.get("mode"))
+        else:
+            fits = all(k in existing for k in keys)
+        if fits:
+            docs = {k: b.document for k, b in existing.items()}
+            was_set = not existing.single
+        elif not force:
             out.notes.append(
-                f"baseline not saved: {shown} is for platform {existing.key}, this run is {key} "
+                f"baseline not saved: {shown} is for {existing.describe()}, this run is {', '.join(keys)} "
                 "(choose another path, or --dnn-baseline-force to replace its platform)"
             )
             out.failed = True
             return
-    doc = merge_records(existing.document if existing else None, recs, plat, max_rounds=max_rounds)
+        elif existing.single and len(keys) == 1:
+            docs = {keys[0]: existing.document}  # as ever: its entries are kept under this run's platform
+        else:
+            replaced = f"{shown}: the baselines of {existing.describe()} were replaced (--dnn-baseline-force)"
+    for key, (plat, recs) in groups.items():
+        docs[key] = merge_records(docs.get(key), recs, plat, max_rounds=max_rounds)
+    as_set = was_set or len(docs) > 1
+    doc = set_document(docs.values()) if as_set else docs[keys[0]]
     delay = float(os.environ.get(_DELAY_ENV, "0") or 0)
     if delay > 0:
         time.sleep(delay)
@@ -630,12 +869,23 @@ def _save_group(
         out.notes.append(f"baseline not saved to {shown}: {exc}")
         out.failed = True
         return
-    touched = {(r["model"], int(r["batch_size"])) for r in recs}
-    rounds = sorted({len(e["rounds"]) for e in doc["entries"] if (e["model"], e["batch_size"]) in touched})
-    kept = len(doc["entries"]) - len(touched)
     out.saved.append(shown)
-    out.notes.append(
-        f"baseline saved: {shown} ({len(touched)} entr{'y' if len(touched) == 1 else 'ies'} "
-        f"updated, {kept} kept; rounds per updated entry: {', '.join(map(str, rounds))} of at most "
-        f"{doc['max_rounds']}{'; forced despite regressions' if forced else ''})"
-    )
+    if replaced:
+        out.notes.append(replaced)
+    for key, (plat, recs) in groups.items():
+        block = docs[key]
+        where = f"{shown}, mode {plat.get('mode') or split_key(key)[1]}" if as_set else shown
+        touched = {(r["model"], int(r["batch_size"])) for r in recs}
+        rounds = sorted({len(e["rounds"]) for e in block["entries"] if (e["model"], e["batch_size"]) in touched})
+        kept = len(block["entries"]) - len(touched)
+        out.notes.append(
+            f"baseline saved: {where} ({len(touched)} entr{'y' if len(touched) == 1 else 'ies'} "
+            f"updated, {kept} kept; rounds per updated entry: {', '.join(map(str, rounds))} of at most "
+            f"{block['max_rounds']}{'; forced despite regressions' if forced else ''})"
+        )
+    if as_set and not was_set:
+        modes = [str(d["platform"].get("mode") or split_key(k)[1]) for k, d in sorted(docs.items())]
+        out.notes.append(
+            f"{shown} now holds the modes {', '.join(modes)} of one platform, one block each "
+            f"(a baseline set, {SET_SCHEMA!r}; docs/baselines.md)"
+        )

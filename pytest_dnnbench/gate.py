@@ -16,7 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .baseline_store import Baseline, BaselineError, load_baseline, platform_from_record, shown_path
+from .baseline_store import (
+    BaselineError,
+    BaselineSet,
+    base_key,
+    load_baselines,
+    platform_from_record,
+    shown_path,
+)
 from .measure.stats import median_ci
 from .record import Check, JsonMapping, JsonObject
 
@@ -472,7 +479,7 @@ class BaselineSource:
     choice: str
     root: Path
     require: bool = False
-    _cache: dict[str, Baseline | BaselineError | None] = field(default_factory=dict)
+    _cache: dict[str, BaselineSet | BaselineError | None] = field(default_factory=dict)
 
     def path_for(self, key: str) -> Path | None:
         if self.choice == "none":
@@ -481,15 +488,16 @@ class BaselineSource:
             return self.root / "baselines" / f"{key}.json"
         return Path(self.choice)
 
-    def load(self, path: Path) -> Baseline | BaselineError | None:
-        """The baseline in ``path``, None where there is no file, the error where it cannot be used."""
+    def load(self, path: Path) -> BaselineSet | BaselineError | None:
+        """The baselines in ``path`` by platform key (one, or a set of one platform's modes), None where
+        there is no file, the error where it cannot be used."""
         k = str(path)
         if k not in self._cache:
             if not path.exists():
                 self._cache[k] = None
             else:
                 try:
-                    self._cache[k] = load_baseline(path)
+                    self._cache[k] = load_baselines(path)
                 except BaselineError as exc:
                     self._cache[k] = exc
         return self._cache[k]
@@ -505,6 +513,9 @@ def baseline_checks(
 
     ``strict`` (``--dnn-strict``) fails an inconclusive latency check; ``source.require``
     (``--dnn-require-baseline``) fails a record that no baseline applies to, or whose baseline is too noisy.
+    The record is compared with its own platform's block of the file (its key, mode included); a
+    named file of the same platform without this mode is ``no-mode``, one of another platform
+    ``platform-mismatch`` (see :data:`NO_BASELINE`).
     """
     key = platform_from_record(record)["key"]
     path = source.path_for(key)
@@ -523,11 +534,20 @@ def baseline_checks(
     if loaded is None:
         info["status"] = "no-file"
         info["reason"] = f"no baseline file {shown}"
-    elif loaded.key != key:
-        info["status"] = "platform-mismatch"
-        info["reason"] = f"{shown} is for platform {loaded.key}, this run is {key}"
+    elif key not in loaded:
+        mode = str(record.get("mode") or "eager")
+        if source.choice != "auto" and loaded.base_key == base_key(key, mode):
+            held = loaded.modes
+            info["status"] = "no-mode"
+            info["reason"] = (
+                f"{shown} has no rounds for mode {mode} (it holds mode{'s' if len(held) > 1 else ''} "
+                f"{', '.join(held)}); save some with --dnn-save-baseline"
+            )
+        else:
+            info["status"] = "platform-mismatch"
+            info["reason"] = f"{shown} is for {loaded.describe()}, this run is {key}"
     else:
-        entry = loaded.entry(record["model"], record["batch_size"])
+        entry = loaded[key].entry(record["model"], record["batch_size"])
         if entry is None:
             info["status"] = "no-entry"
             info["reason"] = f"{shown} has no entry for {where}"
@@ -552,6 +572,12 @@ def baseline_checks(
             _unusable("presence", f"no baseline applies to {where}: {info['reason']} (--dnn-require-baseline)")
         )
     return checks, info
+
+
+#: ``record.baseline.status`` values that say no baseline applies (reason in ``record.baseline.reason``):
+#: no file; the file has no entry for the (model, batch); a named file of this platform holds other
+#: deployment modes but not this one; the file is another platform's.
+NO_BASELINE = ("no-file", "no-entry", "no-mode", "platform-mismatch")
 
 
 def _unusable(metric: str, message: str) -> Check:
@@ -612,7 +638,7 @@ def summary_lines(records: Sequence[JsonMapping], notes: Sequence[str], save_req
     if compared:
         paths = sorted({r["baseline"]["path"] for r in compared})
         lines.append(f"baseline: {', '.join(paths)}: {len(compared)} of {len(records)} result(s) compared")
-    missing = [r for r in records if r["baseline"].get("status") in ("no-file", "no-entry", "platform-mismatch")]
+    missing = [r for r in records if r["baseline"].get("status") in NO_BASELINE]
     if records and not compared and by_status.get("disabled"):
         lines.append("no baseline applies: baseline checks are off (--dnn-baseline=none)")
     elif missing:
