@@ -2,7 +2,9 @@
 
 Rebuild the report (tables, figures, Markdown, HTML, CSV) from saved results files
 (``--dnn-json`` or ``--dnn-report``'s ``results.json``) and baseline files. With several inputs
-the platforms are put side by side, the first being the reference of the ratio columns.
+the platforms are put side by side, the first being the reference of the ratio columns. A file
+that holds several deployment modes (``--dnn-modes``) is shown as one platform per mode, side by
+side, eager first: ``<label> · <mode>``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report",
         help="rebuild the report from results (and baseline) files",
         description="Rebuild the report from saved results files and baseline files; "
-        "several inputs are put side by side (ratios against the first).",
+        "several inputs are put side by side (ratios against the first); a file of several modes is shown "
+        "as one platform per mode, eager first.",
     )
     rep.add_argument(
         "inputs", nargs="+", metavar="RESULTS.json", help="results files (schema pytest-dnnbench/1) or baseline files"
@@ -33,12 +36,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="LABEL",
-        help="name of a platform, once per input in order (default: device name and precision)",
+        help="name of a platform, once per input in order (default: device name and precision); "
+        "a file of several modes gets ' · MODE' after it, per mode",
     )
     args = parser.parse_args(argv)
 
     from .report.build import write_report
-    from .report.inputs import InputError, load_platform
+    from .report.inputs import InputError, by_mode, load_platform
     from .report.tables import unique_labels
 
     if args.label and len(args.label) != len(args.inputs):
@@ -61,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     labels = args.label or unique_labels([p.label for p in platforms])
     for p, label in zip(platforms, labels, strict=True):
         p.label = label
+    platforms = [view for p in platforms for view in by_mode(p)]
     try:
         written = write_report(
             platforms,

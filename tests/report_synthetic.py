@@ -26,16 +26,23 @@ def rec(
     reason: str | None = None,
     device: str = "cpu",
     device_name: str = "Test CPU",
+    mode: str = "eager",
+    prepare_s: float | None = None,
+    runtime: dict | None = None,
+    energy: dict | None = None,
+    output: dict | None = None,
 ) -> dict:
-    """One record in the results file's shape; ``ms`` is the per-image time."""
-    return {
+    """One record in the results file's shape; ``ms`` is the per-image time. ``prepare_s``,
+    ``runtime`` and ``energy`` are written only when given (as in files of older versions), and
+    ``output`` (see :func:`output_check`) is added to the checks."""
+    out = {
         "model": model,
         "paper_name": paper_name,
         "source": "custom",
         "device": device,
         "device_name": device_name,
         "precision": "fp32",
-        "mode": "eager",
+        "mode": mode,
         "batch_size": bs,
         "input_size": [3, 224, 224],
         "latency_ms": {
@@ -59,10 +66,83 @@ def rec(
             "source": "test",
             "n_images": None,
         },
-        "checks": [],
+        "checks": [] if output is None else [output],
         "outcome": outcome,
         "reason": reason,
     }
+    if prepare_s is not None:
+        out["prepare_s"] = prepare_s
+    if runtime is not None:
+        out["runtime"] = runtime
+    if energy is not None:
+        out["energy"] = energy
+    return out
+
+
+NO_RAPL = "no RAPL energy counters under /sys/class/powercap (common in VMs and containers)"
+
+
+def energy(joules_per_image: float | None = None, watts: float | None = None, *, reason: str = NO_RAPL) -> dict:
+    """A record's ``energy``: figures from RAPL, or none with ``reason`` (this VM has no RAPL)."""
+    if joules_per_image is None:
+        return {
+            "joules_per_image": None,
+            "joules": None,
+            "watts": None,
+            "seconds": None,
+            "source": None,
+            "scope": None,
+            "reason": reason,
+        }
+    return {
+        "joules_per_image": joules_per_image,
+        "joules": joules_per_image * 10,
+        "watts": watts,
+        "seconds": 1.0,
+        "source": "rapl",
+        "scope": "package-0",
+        "reason": None,
+    }
+
+
+def runtime(name: str, version: str = "1.0.0", device: str = "cpu") -> dict:
+    return {"name": name, "version": version, "device": device, "options": {"threads": 1}}
+
+
+def output_check(rel: float, *, limit: float = 1e-3, top1_agreement: float = 1.0) -> dict:
+    """The check of a non-eager mode's outputs against eager's (``measured``: the relative difference)."""
+    passed = rel <= limit
+    return {
+        "kind": "output",
+        "metric": "output",
+        "limit": limit,
+        "measured": rel,
+        "passed": passed,
+        "message": f"max relative difference to eager {rel:.1e} ({'within' if passed else 'over'} {limit:g})",
+        "top1_agreement": top1_agreement,
+        "max_abs_diff": rel * 12.0,
+        "max_eager_logit": 12.0,
+    }
+
+
+def mode_records(scales: dict[str, float], device_name: str = "Test CPU", *, with_energy: bool = False) -> list[dict]:
+    """:func:`platform_records` in each mode of ``scales`` (mode -> time factor against eager):
+    non-eager records carry a preparation time, a runtime and an output check; every record an
+    energy entry (figures when ``with_energy``, else none with the reason of a VM without RAPL)."""
+    out = []
+    for mode, scale in scales.items():
+        for r in platform_records(scale, device_name):
+            r["mode"] = mode
+            if mode != "eager":
+                r["prepare_s"] = 2.5
+                r["runtime"] = runtime(mode)
+                r["checks"] = [output_check(2e-7)]
+            else:
+                r["prepare_s"] = None
+                r["runtime"] = None
+            r["energy"] = energy(0.05 * r["per_image_ms"], 30.0) if with_energy else energy()
+            out.append(r)
+    return out
 
 
 def platform_records(scale: float = 1.0, device_name: str = "Test CPU") -> list[dict]:

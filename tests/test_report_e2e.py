@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 from helpers import FAST, load_json
-from report_synthetic import platform_records, write_results
+from report_synthetic import mode_records, platform_records, write_results
 
 from pytest_dnnbench.__main__ import main
 from pytest_dnnbench.report.inputs import InputError, load_platform, records_from_baseline
@@ -218,11 +218,17 @@ def chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed (Debian: apt-get install chromium)")
-@pytest.mark.parametrize("inputs", [1, 2], ids=["one-platform", "side-by-side"])
-def test_html_report_renders_in_chromium(tmp_path: Path, inputs: int) -> None:
+@pytest.mark.parametrize("inputs", [1, 2, "modes"], ids=["one-platform", "side-by-side", "two-modes"])
+def test_html_report_renders_in_chromium(tmp_path: Path, inputs: int | str) -> None:
     a, b = two_results(tmp_path)
     out = tmp_path / "rep"
-    assert main(["report", *[str(p) for p in (a, b)[:inputs]], "--out", str(out)]) == 0
+    figures = len(FIGURES)
+    if inputs == "modes":  # one file of two modes: two platforms side by side, a Fig. 3 per mode
+        paths = [write_results(tmp_path / "modes.json", mode_records({"eager": 1.0, "onnxruntime": 0.5}))]
+        figures += 1
+    else:
+        paths = [a, b][: int(inputs)]
+    assert main(["report", *[str(p) for p in paths], "--out", str(out)]) == 0
     html = (out / "report.html").read_text(encoding="utf-8")
     probed = out / "probed.html"
     probed.write_text(html.replace("<head>", "<head>" + PROBE, 1), encoding="utf-8")
@@ -232,7 +238,7 @@ def test_html_report_renders_in_chromium(tmp_path: Path, inputs: int) -> None:
     assert m, run.stdout[-2000:]
     res = json.loads(m.group(1))
     assert res["errors"] == []
-    assert res["images"] == res["images_ok"] == len(FIGURES)
+    assert res["images"] == res["images_ok"] == figures
     assert res["tables"] == html.count("<table>") and res["tables_shown"] == res["tables"]
     assert res["cells"] > 20
     console = [ln for ln in run.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]

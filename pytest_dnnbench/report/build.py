@@ -1,8 +1,10 @@
 """Assemble a report (tables, figures, environment) and write its files (no pytest here).
 
 ``write_report(platforms, out)`` writes ``results.json`` (one platform) or one
-``results-<k>.json`` per platform, ``results.csv``, ``report.md``, ``report.html`` and the four
-figures as PNG into ``out``.
+``results-<k>.json`` per platform, ``results.csv``, ``report.md``, ``report.html`` and the
+figures as PNG into ``out`` (Figures 1-4; one Fig. 3 per deployment mode, ``fig3_top1_vs_fps_<mode>.png``,
+when the records hold modes other than eager). A platform of several modes is shown as one platform
+per mode, side by side, eager first; its results file is still written whole.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from .csvfile import to_csv
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..record import JsonMapping, JsonObject
-    from .figures import FigureFile, MemoryFits
+    from .figures import FigureFile, MemoryFits, ModelFacts
     from .fits import Fit
 
 FILES = ("results.json", "results.csv", "report.md", "report.html")
@@ -38,6 +40,7 @@ class ReportFits(TypedDict, total=False):
 @dataclass
 class Report:
     title: str
+    #: The platforms as given (their results files are written as they are).
     platforms: list[T.Platform]
     intro: list[str] = field(default_factory=list)
     #: (heading, tables) in order.
@@ -49,6 +52,8 @@ class Report:
     collapsed: set[str] = field(default_factory=set)
     #: Upper bounds (Fig. 3) and memory fits (Fig. 4) per platform label.
     fits: ReportFits = field(default_factory=ReportFits)
+    #: The platforms shown: the given ones, a platform of several modes split into one per mode.
+    views: list[T.Platform] = field(default_factory=list)
 
 
 def memory_note(environment: JsonMapping, records: Sequence[JsonMapping] = ()) -> str:
@@ -70,21 +75,27 @@ def memory_note(environment: JsonMapping, records: Sequence[JsonMapping] = ()) -
 def build(
     platforms: Sequence[T.Platform], *, title: str | None = None, command: str | None = None, figures: bool = True
 ) -> Report:
+    """The report of these platforms. A platform holding several modes (or a mode but eager) is
+    shown as one platform per mode (:func:`~.tables.split_modes`, eager first), side by side."""
     from .. import __version__
 
     platforms = list(platforms)
     if not platforms:
         raise ValueError("a report needs at least one results file or run")
+    views = [v for p in platforms for v in T.split_modes(p)]
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    # The modes of one run (a platform split here, or by the report command): shown as its main tables.
+    one_run = len(views) > 1 and views[0].split_from is not None and len({v.split_from for v in views}) == 1
     if title is None:
-        title = (
-            "pytest-dnnbench report: " + platforms[0].label
-            if len(platforms) == 1
-            else f"pytest-dnnbench report: {len(platforms)} platforms side by side"
-        )
-    rep = Report(title, platforms)
+        if len(views) == 1:
+            title = "pytest-dnnbench report: " + views[0].label
+        elif one_run:
+            title = f"pytest-dnnbench report: {views[0].split_from}, {len(views)} modes side by side"
+        else:
+            title = f"pytest-dnnbench report: {len(views)} platforms side by side"
+    rep = Report(title, platforms, views=views)
     rep.intro.append(f"Made by pytest-dnnbench {__version__} on {now}." + (f" Command: {command}" if command else ""))
-    for p in platforms:
+    for p in views:
         n_missing = len(p.missing)
         rep.intro.append(
             f"{p.label}: {len(p.records)} records"
@@ -95,61 +106,96 @@ def build(
         "Missing cells (–) carry a numbered note with the reason; nothing missing is shown as zero. "
         "Memory in MiB/GiB (2^20/2^30 bytes): the paper's MB/GB are nvidia-smi's MiB/GiB."
     )
-    if len(platforms) == 1:
-        p = platforms[0]
-        rep.sections.append(
-            (
-                "Tables",
-                [
-                    T.table1(p.records, p.missing),
-                    T.table2(p.records, p.missing, memory_note(p.environment, p.records)),
-                    T.table3(p.records),
-                ],
-            )
-        )
+    all_records = [r for p in views for r in p.records]
+    if not T.has_energy(all_records) and any(isinstance(r.get("energy"), dict) for r in all_records):
+        reason = T.energy_reason(all_records)
+        rep.intro.append("Energy: not measured" + (f" — {reason}" if reason else "") + ".")
+    if len(views) == 1:
+        p = views[0]
+        mode = p.mode  # set when the platform's one mode is not eager
+        tables = [
+            T.table1(p.records, p.missing, mode),
+            T.table2(p.records, p.missing, memory_note(p.environment, p.records), mode),
+        ]
+        if T.has_energy(p.records):
+            tables.append(T.energy_table(p.records, p.missing, mode))
+        tables.append(T.table3_table(T.select_table3(p.records), T.mode_title(T.TABLE3_TITLE, mode) if mode else None))
+        rep.sections.append(("Tables", tables))
         rep.figures_after = "Tables"
         rep.sections.append(("Environment", [T.environment_table(p.environment)]))
     else:
-        rep.sections.append(
-            (
-                "Side by side",
-                [
-                    T.compare_table(platforms, "per_image_ms"),
-                    T.compare_table(platforms, "fps", batch_sizes=[1]),
-                    T.compare_table(platforms, "memory"),
-                ],
-            )
-        )
+        side = [
+            T.compare_table(views, "per_image_ms"),
+            T.compare_table(views, "fps", batch_sizes=[1]),
+            T.compare_table(views, "memory"),
+        ]
+        if T.has_energy(all_records):
+            side.append(T.compare_table(views, "energy"))
+        rep.sections.append(("Side by side", side))
         per_platform_t3: list[T.Table] = []
-        for p in platforms:
+        # Table 3 of (model, mode) pairs for each platform that holds several modes.
+        groups: dict[str, list[T.Platform]] = {}
+        for v in views:
+            if v.split_from is not None:
+                groups.setdefault(v.split_from, []).append(v)
+        for label, group in groups.items():
+            records = [r for v in group for r in v.records]
+            if len(T.modes_of(records)) > 1:
+                sel = T.select_table3(records)
+                per_platform_t3.append(T.table3_table(sel, title=f"Table 3: best (model, mode) pairs: {label}"))
+        for p in views:
             t3 = T.table3_table(T.select_table3(p.records), title=f"Table 3: {p.label}")
             per_platform_t3.append(t3)
         rep.sections.append(("Table 3 per platform", per_platform_t3))
         rep.figures_after = "Table 3 per platform"
-        for p in platforms:
+        for p in views:
             heading = f"Tables 1 and 2: {p.label}"
             rep.sections.append(
                 (
                     heading,
                     [
-                        T.table1(p.records, p.missing),
-                        T.table2(p.records, p.missing, memory_note(p.environment, p.records)),
+                        T.table1(p.records, p.missing, p.mode),
+                        T.table2(p.records, p.missing, memory_note(p.environment, p.records), p.mode),
                     ],
                 )
             )
-            rep.collapsed.add(heading)
-        rep.sections.append(("Environments", [T.environment_table(p.environment, p.label) for p in platforms]))
+            if not one_run:  # the modes of one run are its main tables: shown open
+                rep.collapsed.add(heading)
+        rep.sections.append(("Environments", [T.environment_table(p.environment, p.label) for p in views]))
         rep.collapsed.add("Environments")
     if figures:
         from . import figures as F
 
         F.require_matplotlib()
-        facts = F.model_facts(platforms)
-        f3, bounds = F.fig3(platforms, facts)
-        f4, mem_fits = F.fig4(platforms, facts)
-        rep.figures = [F.fig1(platforms, facts), F.fig2(platforms, facts), f3, f4]
+        facts = F.model_facts(views)
+        f3s, bounds = fig3_per_mode(views, facts)
+        f4, mem_fits = F.fig4(views, facts)
+        rep.figures = [F.fig1(views, facts), F.fig2(views, facts), *f3s, f4]
         rep.fits = {"upper_bound": bounds, "memory": mem_fits}
     return rep
+
+
+def view_mode(p: T.Platform) -> str:
+    """The mode of a platform's records (one mode after :func:`~.tables.split_modes`)."""
+    return p.mode or next(iter(T.modes_of(p.records, p.missing)), "eager")
+
+
+def fig3_per_mode(views: Sequence[T.Platform], facts: list[ModelFacts]) -> tuple[list[FigureFile], dict[str, Fit]]:
+    """Fig. 3 as today when every platform is eager; else one Fig. 3 per mode (titled with it, eager
+    first), each with the platforms of that mode. The bounds are keyed by platform label."""
+    from . import figures as F
+
+    modes = sorted({view_mode(p) for p in views}, key=T.mode_key)
+    if modes == ["eager"]:
+        f3, bounds = F.fig3(views, facts)
+        return [f3], bounds
+    out: list[FigureFile] = []
+    bounds = {}
+    for mode in modes:
+        f3, b = F.fig3([p for p in views if view_mode(p) == mode], facts, mode=mode)
+        out.append(f3)
+        bounds.update(b)
+    return out, bounds
 
 
 def _write_text(path: Path, text: str) -> Path:

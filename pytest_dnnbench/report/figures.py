@@ -6,7 +6,8 @@ touches matplotlib's global backend or state, and nothing warns.
 - Fig. 1: Top-1 vs GFLOPs (one image), ball area proportional to the parameters.
 - Fig. 2: (a) accuracy density (Top-1 per million parameters), (b) Top-1 vs density.
 - Fig. 3: Top-1 vs images per second at batch 1 (log x), with the linear upper bound
-  ``Top-1 = a + b * FPS`` of each platform (:func:`~pytest_dnnbench.report.fits.upper_bound`).
+  ``Top-1 = a + b * FPS`` of each platform (:func:`~pytest_dnnbench.report.fits.upper_bound`);
+  one per deployment mode when the report holds modes other than eager.
 - Fig. 4: total memory vs parameter-file size at batch 1 (MiB, the paper's MB), with the
   least-squares line and, where the points fall into two groups, the two-line fit.
 
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 from . import fits
-from .tables import MIB, Platform, Top1, _num, paper_top1, top1_by_model, total_memory
+from .tables import MIB, Platform, Top1, _num, mode_title, paper_top1, safe_name, top1_by_model, total_memory
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -290,14 +291,16 @@ def _batch1(p: Platform) -> dict[str, JsonMapping]:
 
 
 def fig3(
-    platforms: Sequence[Platform], facts: list[ModelFacts] | None = None
+    platforms: Sequence[Platform], facts: list[ModelFacts] | None = None, *, mode: str | None = None
 ) -> tuple[FigureFile, dict[str, fits.Fit]]:
+    """Fig. 3 of these platforms; with ``mode`` (the one mode of their records), titled with it and
+    written to ``fig3_top1_vs_fps_<mode>.png``."""
     facts = facts if facts is not None else model_facts(platforms)
     acc = {f.model: f for f in facts}
     ff = FigureFile(
-        "fig3",
-        "fig3_top1_vs_fps.png",
-        "Fig. 3: Top-1 accuracy vs images per second (batch 1)",
+        f"fig3_{safe_name(mode)}" if mode else "fig3",
+        f"fig3_top1_vs_fps_{safe_name(mode)}.png" if mode else "fig3_top1_vs_fps.png",
+        mode_title("Fig. 3: Top-1 accuracy vs images per second (batch 1)", mode),
         "Top-1 (%) against images per second at batch 1 (log scale), with the linear upper bound "
         "Top-1 = a + b·FPS: the line on or above every point with the least total vertical distance "
         "to them (it looks curved on the log axis). The paper: a = 83.3, b = -0.0244 (Titan Xp); "

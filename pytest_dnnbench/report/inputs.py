@@ -2,7 +2,9 @@
 
 A file is told apart by its ``schema`` field. Baseline files are read through
 ``pytest_dnnbench.baseline_store.load_baseline`` (imported lazily, so that this module works before
-and without it); :func:`records_from_baseline` is the one place that knows a baseline's shape.
+and without it); :func:`records_from_baseline` is the one place that knows a baseline's shape. A
+results file that holds several deployment modes is shown as one platform per mode
+(:func:`by_mode`, eager first).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..record import record_problems
 from ..results import SCHEMA, load_results
-from .tables import Platform, platform_label
+from .tables import Platform, platform_label, split_modes
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..record import JsonMapping, JsonObject
@@ -75,14 +77,31 @@ def load_platform(path: Path, warn: Callable[[str], None] = lambda message: None
     )
 
 
+def by_mode(platform: Platform) -> list[Platform]:
+    """The platform of one input as the report shows it: one platform per mode, eager first,
+    labelled ``<label> · <mode>``; a file of eager records only stays one platform, as it is."""
+    return split_modes(platform)
+
+
 def load_baseline_platform(path: Path) -> Platform:
-    from ..baseline_store import load_baseline
+    """A baseline file as a platform: one platform's entries, or (a file of several modes) every mode's
+    entries in one platform, which :func:`by_mode` puts side by side."""
+    from ..baseline_store import load_baselines
 
     try:
-        baseline = load_baseline(path)
+        baselines = load_baselines(path)
     except (ValueError, OSError) as exc:
         raise InputError(f"{path}: {exc}") from None
-    return records_from_baseline(baseline, source=str(path))
+    platforms = [records_from_baseline(b, source=str(path)) for b in baselines.values()]
+    if len(platforms) == 1:
+        return platforms[0]
+    first = platforms[0]
+    records = [r for p in platforms for r in p.records]
+    env = {
+        **first.environment,
+        "baseline_platform": {**dict(first.environment.get("baseline_platform") or {}), "mode": None},
+    }
+    return Platform(str(baselines.base_key), records, env, [], str(path), "baseline")
 
 
 def records_from_baseline(baseline: BaselineLike, source: str = "") -> Platform:

@@ -35,7 +35,7 @@ class Progress:
             return None
         self.announced = model
         models = self.models()
-        sizes = [str(b) for m, b in self.plan.values() if m == model]
+        sizes = list(dict.fromkeys(str(b) for m, b in self.plan.values() if m == model))  # once, whatever the modes
         left = len(self.plan) - len(self.started) + 1
         return (
             f"dnnbench: model {models.index(model) + 1}/{len(models)} {model}, batch sizes "
@@ -59,18 +59,32 @@ class Progress:
 
 
 def missing_entry(
-    *, model: str, paper_name: str | None, batch_size: int | None, skipped: bool, when: str, reason: str, test: str
+    *,
+    model: str,
+    paper_name: str | None,
+    batch_size: int | None,
+    skipped: bool,
+    when: str,
+    reason: str,
+    test: str,
+    mode: str | None = None,
 ) -> JsonObject:
-    """A cell of the tables that has no record (a model that could not be built, a batch out of memory)."""
+    """A cell of the tables that has no record (a model that could not be built, a batch out of memory).
+
+    ``mode``: the test's deployment mode, written when given (after ``batch_size``); an entry without
+    one belongs to every mode of the report's tables."""
     reason = reason.strip()
     if reason.startswith("Skipped: "):
         reason = reason[len("Skipped: ") :]
-    return {
-        "model": model,
-        "paper_name": paper_name,
-        "batch_size": batch_size,
-        "outcome": "skipped" if skipped else "failed",
-        "when": when,
-        "reason": reason[:2000],
-        "test": test,
-    }
+    entry: JsonObject = {"model": model, "paper_name": paper_name, "batch_size": batch_size}
+    if mode is not None:
+        entry["mode"] = mode
+    entry.update(
+        {
+            "outcome": "skipped" if skipped else "failed",
+            "when": when,
+            "reason": reason[:2000],
+            "test": test,
+        }
+    )
+    return entry

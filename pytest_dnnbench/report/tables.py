@@ -8,6 +8,11 @@
   60, at batch 1.
 - Side by side: the same figures of several platforms, with ratio columns.
 
+Deployment modes (``record["mode"]``: eager, compile, cudagraph, onnxruntime, openvino...): a run
+may hold the same (model, batch) in several modes. Tables 1 and 2 are then made per mode (titled
+with it), Table 3 ranks (model, mode) pairs, and :func:`split_modes` turns a platform into one
+platform per mode (eager first), so that the side-by-side tables put the modes next to each other.
+
 Every table is a :class:`Table` of :class:`Cell` s that the terminal, Markdown and HTML renderers
 share. A cell that has no figure (a test skipped or failed before measuring, a batch size not
 run, no accuracy known) is shown as missing with a numbered note giving the reason, never as 0.
@@ -39,6 +44,8 @@ MEM_BAND_LABELS = ("<1", "<2", "<3", "<4", "<5", "<6", "<7", ">=7")
 MEMORY_LIMITS_GIB = (0.7, 1.0, 1.4)
 FPS_LIMITS = (15.0, 30.0, 60.0)
 TOP_N = 5
+#: The order of the deployment modes in tables and figures; others follow, alphabetically.
+MODE_ORDER = ("eager", "compile", "cudagraph", "onnxruntime", "openvino")
 
 STATUS_MARK = {"measured": "", "reference": "r", "paper": "p"}
 STATUS_TEXT = {
@@ -122,6 +129,45 @@ def index(records: Iterable[JsonMapping]) -> dict[tuple[str, int], JsonMapping]:
     return {(str(r.get("model")), int(r.get("batch_size") or 0)): r for r in records}
 
 
+def mode_of(rec: JsonMapping) -> str:
+    """The record's deployment mode; records without one (older files, baselines) are eager."""
+    return str(rec.get("mode") or "eager")
+
+
+def mode_key(mode: str) -> tuple[int, str]:
+    """Sort key of a mode: :data:`MODE_ORDER` first, then the others alphabetically."""
+    return (MODE_ORDER.index(mode), "") if mode in MODE_ORDER else (len(MODE_ORDER), mode)
+
+
+def modes_of(records: Iterable[JsonMapping], missing: Iterable[JsonMapping] = ()) -> list[str]:
+    """The modes of these records (and of the missing entries that name one), in :func:`mode_key` order."""
+    found = {mode_of(r) for r in records} | {str(m["mode"]) for m in missing if m.get("mode")}
+    return sorted(found, key=mode_key)
+
+
+def shows_modes(records: Iterable[JsonMapping], missing: Iterable[JsonMapping] = ()) -> bool:
+    """Whether the mode must be shown: more than one mode, or any mode but eager."""
+    return modes_of(records, missing) not in ([], ["eager"])
+
+
+def of_mode(records: Iterable[JsonMapping], mode: str) -> list[JsonMapping]:
+    return [r for r in records if mode_of(r) == mode]
+
+
+def missing_of_mode(missing: Iterable[JsonMapping], mode: str) -> list[JsonMapping]:
+    """The missing entries of one mode; an entry that names no mode (a model that could not be
+    built, before any mode) belongs to every mode."""
+    return [m for m in missing if not m.get("mode") or str(m["mode"]) == mode]
+
+
+def mode_title(title: str, mode: str | None) -> str:
+    """``Table 1: ...`` -> ``Table 1 (onnxruntime): ...``; unchanged without a mode."""
+    if not mode:
+        return title
+    head, sep, rest = title.partition(": ")
+    return f"{head} ({mode}){sep}{rest}"
+
+
 def _num(v: object) -> float | None:
     """A JSON value as a finite float, else None (bools, missing, non-numbers, NaN and infinities)."""
     if isinstance(v, bool) or v is None:
@@ -140,6 +186,29 @@ def total_memory(rec: JsonMapping) -> float | None:
     return _num((rec.get("memory_bytes") or {}).get("total"))
 
 
+def joules_per_image(rec: JsonMapping) -> float | None:
+    energy = rec.get("energy")
+    return _num(energy.get("joules_per_image")) if isinstance(energy, Mapping) else None
+
+
+def watts(rec: JsonMapping) -> float | None:
+    energy = rec.get("energy")
+    return _num(energy.get("watts")) if isinstance(energy, Mapping) else None
+
+
+def energy_reason(records: Iterable[JsonMapping]) -> str | None:
+    """The first reason given by a record without an energy figure (None when none gives one)."""
+    for r in records:
+        energy = r.get("energy")
+        if isinstance(energy, Mapping) and joules_per_image(r) is None and energy.get("reason"):
+            return short_reason(energy.get("reason"))
+    return None
+
+
+def has_energy(records: Iterable[JsonMapping]) -> bool:
+    return any(joules_per_image(r) is not None for r in records)
+
+
 def short_reason(reason: object, limit: int = 320) -> str:
     text = " ".join(str(reason or "").split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -156,6 +225,10 @@ def _missing_reason(
         why = (rec.get("missing") or {}).get(field_name) if isinstance(rec.get("missing"), dict) else None
         if why:
             return f"not reported: {short_reason(why)}"
+        if field_name == "energy.joules_per_image":
+            reason = energy_reason([rec])
+            if reason:
+                return f"not measured: {reason}"
         out = rec.get("outcome") or "no figure"
         return f"{out}: {short_reason(rec.get('reason')) or 'the record has no figure'}"
     m = missing.get((model, bs))
@@ -324,10 +397,22 @@ def _per_image(rec: JsonMapping) -> float | None:
     return _num(rec.get("per_image_ms"))
 
 
-def table1(records: Sequence[JsonMapping], missing: Sequence[JsonMapping] = ()) -> Table:
+def _keyed(key: str, mode: str | None) -> str:
+    return f"{key}_{safe_name(mode)}" if mode else key
+
+
+def safe_name(text: str) -> str:
+    """``text`` as a file-name and HTML-id part (letters, digits, ``_.-``)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "mode"
+
+
+def table1(records: Sequence[JsonMapping], missing: Sequence[JsonMapping] = (), mode: str | None = None) -> Table:
+    """Table 1 of these records; ``mode`` (the records' mode, when the mode is shown) goes into the title."""
     return _grid(
-        "table1",
-        "Table 1: inference time per image (ms) by batch size",
+        _keyed("table1", mode),
+        mode_title("Table 1: inference time per image (ms) by batch size", mode),
         "median time of one batch divided by the batch size; colours: the paper's FPS key",
         records,
         missing,
@@ -340,10 +425,12 @@ def table1(records: Sequence[JsonMapping], missing: Sequence[JsonMapping] = ()) 
     )
 
 
-def table2(records: Sequence[JsonMapping], missing: Sequence[JsonMapping] = (), memory_note: str = "") -> Table:
+def table2(
+    records: Sequence[JsonMapping], missing: Sequence[JsonMapping] = (), memory_note: str = "", mode: str | None = None
+) -> Table:
     return _grid(
-        "table2",
-        "Table 2: total memory (MiB) by batch size",
+        _keyed("table2", mode),
+        mode_title("Table 2: total memory (MiB) by batch size", mode),
         memory_note or "memory_bytes.total; MiB = 2^20 bytes; colours: the paper's GB (GiB) key",
         records,
         missing,
@@ -353,6 +440,35 @@ def table2(records: Sequence[JsonMapping], missing: Sequence[JsonMapping] = (), 
         "mem",
         mem_legend(),
         "memory_bytes.total",
+    )
+
+
+def format_joules(j: float) -> str:
+    """Three significant figures, trailing zeros kept (``0.200``, ``1.50``, ``12.0``); ``123`` from 100 J."""
+    return f"{j:.0f}" if abs(j) >= 100 else f"{j:#.3g}"
+
+
+def energy_table(records: Sequence[JsonMapping], missing: Sequence[JsonMapping] = (), mode: str | None = None) -> Table:
+    """Energy per image (J) by batch size: ``energy.joules_per_image``, with its source in the caption."""
+    sources = sorted({str(r["energy"].get("source")) for r in records if joules_per_image(r) is not None})
+    scopes = sorted(
+        {str(r["energy"].get("scope")) for r in records if joules_per_image(r) is not None and r["energy"].get("scope")}
+    )
+    caption = "energy.joules_per_image: energy over the timed calls ÷ images; source: " + ", ".join(sources)
+    if scopes:
+        caption += " (" + ", ".join(scopes) + ")"
+    return _grid(
+        _keyed("energy", mode),
+        mode_title("Energy: joules per image by batch size", mode),
+        caption,
+        records,
+        missing,
+        joules_per_image,
+        format_joules,
+        lambda rec, v: None,
+        "",
+        [],
+        "energy.joules_per_image",
     )
 
 
@@ -366,6 +482,8 @@ class Choice:
     top1: Top1
     fps: float
     memory_bytes: float
+    #: The deployment mode, when Table 3 ranks (model, mode) pairs (``name`` then says it too).
+    mode: str | None = None
 
 
 @dataclass
@@ -382,6 +500,8 @@ class Table3:
     statuses: set[str | None] = field(default_factory=set)
     #: Models left out for want of a batch-1 FPS or memory figure.
     excluded: list[str] = field(default_factory=list)
+    #: The candidates are (model, mode) pairs: the records hold several modes.
+    pairs: bool = False
 
 
 class Table3Options(TypedDict, total=False):
@@ -393,6 +513,11 @@ class Table3Options(TypedDict, total=False):
     fallback: Callable[[str], float | None]
 
 
+def pair_name(name: str, mode: str) -> str:
+    """``ResNet-18 (onnxruntime)``: a (model, mode) pair of Table 3."""
+    return f"{name} ({mode})"
+
+
 def select_table3(
     records: Sequence[JsonMapping],
     *,
@@ -401,9 +526,27 @@ def select_table3(
     top_n: int = TOP_N,
     fallback: Callable[[str], float | None] = paper_top1,
 ) -> Table3:
-    """The best ``top_n`` models by Top-1 with batch-1 memory <= limit and batch-1 FPS >= limit."""
+    """The best ``top_n`` models by Top-1 with batch-1 memory <= limit and batch-1 FPS >= limit.
+
+    When the records hold several modes the candidates are (model, mode) pairs, each with its own
+    batch-1 FPS and memory; a pair's Top-1 is the one measured in that mode, else the model's best."""
+    pairs = len(modes_of(records)) > 1
     accs = top1_by_model(records, fallback)
     names = names_of(records)
+
+    def key(r: JsonMapping) -> tuple[str, str]:
+        return (str(r.get("model")), mode_of(r) if pairs else "")
+
+    def label(k: tuple[str, str]) -> str:
+        return pair_name(names[k[0]], k[1]) if pairs else names[k[0]]
+
+    def top1_of(k: tuple[str, str]) -> Top1:
+        model_best = accs.get(k[0], Top1(None, None))
+        if not pairs:
+            return model_best
+        own = best_top1(k[0], [r for r in records if key(r) == k], fallback)
+        return own if own.status == "measured" else model_best
+
     b1 = [
         r
         for r in records
@@ -412,34 +555,42 @@ def select_table3(
         and _num(r.get("fps")) is not None
         and total_memory(r) is not None
     ]
-    by_model = {str(r.get("model")): r for r in b1}
-    excluded = [names[m] for m in model_order(records) if m not in by_model]
+    by_key = {key(r): r for r in b1}
+    every = list(dict.fromkeys(key(r) for r in records))
+    if pairs:
+        order = {m: i for i, m in enumerate(model_order(records))}
+        every.sort(key=lambda k: (order[k[0]], mode_key(k[1])))
+    excluded = [label(k) for k in every if k not in by_key]
     note = None
-    if not by_model:
+    if not by_key:
         note = "no batch-1 measurement with FPS and memory in this run (Table 3 is at batch 1)"
-    # (model, batch-1 FPS, batch-1 total memory) in the order of by_model; b1 kept only records with both.
-    figures: list[tuple[str, float, float]] = []
-    for m, r in by_model.items():
+    # (key, batch-1 FPS, batch-1 total memory) in the order of by_key; b1 kept only records with both.
+    figures: list[tuple[tuple[str, str], float, float]] = []
+    for k, r in by_key.items():
         total = total_memory(r)
         if total is not None:
-            figures.append((m, float(r["fps"]), total))
+            figures.append((k, float(r["fps"]), total))
     cells: dict[tuple[float, float], list[Choice]] = {}
     unranked: dict[tuple[float, float], list[Choice]] = {}
     statuses: set[str | None] = set()
+    tops = {k: top1_of(k) for k, _, _ in figures}
     for mem in memory_limits_gib:
         for fps in fps_limits:
             fit = [
-                Choice(m, names[m], accs.get(m, Top1(None, None)), m_fps, total or 0.0)
-                for m, m_fps, total in figures
-                if total <= mem * GIB and m_fps >= fps
+                Choice(k[0], label(k), tops[k], k_fps, total or 0.0, k[1] if pairs else None)
+                for k, k_fps, total in figures
+                if total <= mem * GIB and k_fps >= fps
             ]
-            # Best Top-1 first (then faster, then by name), over the choices that have a Top-1.
+            # Best Top-1 first (then faster, then by name and mode), over the choices that have a Top-1.
             scored = [(c.top1.value, c) for c in fit if c.top1.value is not None]
-            ranked = [c for _, c in sorted(scored, key=lambda vc: (-vc[0], -vc[1].fps, vc[1].model))]
+            ranked = [
+                c
+                for _, c in sorted(scored, key=lambda vc: (-vc[0], -vc[1].fps, vc[1].model, mode_key(vc[1].mode or "")))
+            ]
             cells[(mem, fps)] = ranked[:top_n]
             statuses.update(c.top1.status for c in ranked[:top_n])
             unranked[(mem, fps)] = sorted((c for c in fit if c.top1.value is None), key=lambda c: (-c.fps, c.model))
-    return Table3(cells, unranked, tuple(memory_limits_gib), tuple(fps_limits), note, statuses, excluded)
+    return Table3(cells, unranked, tuple(memory_limits_gib), tuple(fps_limits), note, statuses, excluded, pairs)
 
 
 def table3(records: Sequence[JsonMapping], **kwargs: Unpack[Table3Options]) -> Table:
@@ -447,9 +598,14 @@ def table3(records: Sequence[JsonMapping], **kwargs: Unpack[Table3Options]) -> T
     return table3_table(sel)
 
 
-def table3_table(
-    sel: Table3, title: str = "Table 3: best models by Top-1 under memory and FPS constraints (batch 1)"
-) -> Table:
+TABLE3_TITLE = "Table 3: best models by Top-1 under memory and FPS constraints (batch 1)"
+TABLE3_PAIRS_TITLE = "Table 3: best (model, mode) pairs by Top-1 under memory and FPS constraints (batch 1)"
+
+
+def table3_table(sel: Table3, title: str | None = None) -> Table:
+    if title is None:
+        title = TABLE3_PAIRS_TITLE if sel.pairs else TABLE3_TITLE
+    what = "(model, mode) pairs" if sel.pairs else "models"
     notes = Notes()
     rows: list[list[Cell]] = []
     for mem in sel.memory_limits:
@@ -470,27 +626,35 @@ def table3_table(
                     lines.append(Cell(f"{c.name}  {MISSING}", cls="missing", notes=[n]))
             if not lines:
                 lines = []
+                none_fits = "no (model, mode) pair measured here meets both constraints" if sel.pairs else None
                 row.append(
                     Cell(
                         "none fits",
                         cls="missing",
                         lines=[],
-                        notes=[notes.add(sel.note or "no model measured here meets both constraints")],
+                        notes=[notes.add(sel.note or none_fits or "no model measured here meets both constraints")],
                     )
                 )
                 continue
-            row.append(Cell(f"{len(lines)} models", lines=lines))
+            row.append(Cell(f"{len(lines)} {'pairs' if sel.pairs else 'models'}", lines=lines))
         rows.append(row)
     if sel.excluded and sel.note is None:
         notes.add("not considered (no batch-1 FPS or memory figure): " + ", ".join(sel.excluded))
     for text in accuracy_legend(sel.statuses):
         notes.add(text)
     caption = (
-        "models with batch-1 total memory ≤ the limit (GiB, the paper's GB) and batch-1 FPS ≥ the limit, "
+        f"{what} with batch-1 total memory ≤ the limit (GiB, the paper's GB) and batch-1 FPS ≥ the limit, "
         "best Top-1 first"
     )
+    if sel.pairs:
+        caption += "; each mode of a model is a candidate of its own, with its own FPS and memory"
     return Table(
-        "table3", title, ["memory \\ FPS"] + [f"≥ {f:g} FPS" for f in sel.fps_limits], rows, notes.texts, caption
+        "table3_pairs" if sel.pairs else "table3",
+        title,
+        ["memory \\ FPS"] + [f"≥ {f:g} FPS" for f in sel.fps_limits],
+        rows,
+        notes.texts,
+        caption,
     )
 
 
@@ -508,6 +672,36 @@ class Platform:
     missing: list[JsonObject] = field(default_factory=list)
     source: str = ""
     kind: str = "results"
+    #: The one mode of its records, when :func:`split_modes` made it (None: not split).
+    mode: str | None = None
+    #: The label of the platform it was split from (:func:`split_modes`), or None.
+    split_from: str | None = None
+
+
+#: Between a platform's label and a mode (``cpu Intel Xeon (fp32) · onnxruntime``).
+MODE_SEPARATOR = " · "
+
+
+def split_modes(platform: Platform) -> list[Platform]:
+    """One platform per mode, eager first (the reference of the ratio columns), each labelled
+    ``<label> · <mode>``; a platform of eager records only is returned as it is, one of another
+    single mode gets the mode in its label. The missing entries that name no mode go to every mode."""
+    modes = modes_of(platform.records, platform.missing)
+    if not shows_modes(platform.records, platform.missing) or platform.mode is not None:
+        return [platform]
+    return [
+        Platform(
+            f"{platform.label}{MODE_SEPARATOR}{mode}",
+            [r for r in platform.records if mode_of(r) == mode],
+            dict(platform.environment),
+            [m for m in platform.missing if not m.get("mode") or str(m["mode"]) == mode],
+            platform.source,
+            platform.kind,
+            mode,
+            platform.label,
+        )
+        for mode in modes
+    ]
 
 
 def platform_label(environment: JsonMapping, records: Sequence[JsonMapping], fallback: str = "") -> str:
@@ -549,6 +743,8 @@ def compare_table(
         value, text, title, unit = total_memory, format_mib, "total memory (MiB)", "MiB"
     elif metric == "fps":
         value, text, title, unit = (lambda r: _num(r.get("fps"))), (lambda v: f"{v:.1f}"), "images per second", "FPS"
+    elif metric == "energy":
+        value, text, title, unit = joules_per_image, format_joules, "energy per image (J)", "J"
     else:
         raise ValueError(f"unknown metric {metric!r}")
     recs = [index(p.records) for p in platforms]
@@ -583,7 +779,9 @@ def compare_table(
                     if rec is None and (model, bs) not in miss_i:
                         row.append(Cell(MISSING, cls="missing", notes=[notes.add("not in this platform's results")]))
                     else:
-                        field_name = "memory_bytes.total" if metric == "memory" else "per_image_ms"
+                        field_name = {"memory": "memory_bytes.total", "energy": "energy.joules_per_image"}.get(
+                            metric, "per_image_ms"
+                        )
                         row.append(
                             Cell(
                                 MISSING,
@@ -617,7 +815,7 @@ def compare_table(
         caption += (
             f"; {dropped} (model, batch) pairs that only one platform other than {platforms[0].label} has are left out"
         )
-    legend = fps_legend() if metric != "memory" else mem_legend()
+    legend = mem_legend() if metric == "memory" else [] if metric == "energy" else fps_legend()
     return Table(f"compare_{metric}", f"Side by side: {title}", header, rows, notes.texts, caption, legend)
 
 

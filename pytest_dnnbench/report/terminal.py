@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..units import format_mib
+from .tables import (
+    _num,
+    energy_reason,
+    format_joules,
+    has_energy,
+    joules_per_image,
+    mode_key,
+    mode_of,
+    shows_modes,
+    watts,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..record import JsonMapping
@@ -105,42 +116,161 @@ def accuracy_cell(rec: JsonMapping) -> str:
     return text if acc.get("status") == "measured" else f"{text} {REFERENCE_MARK}"
 
 
+#: Columns shown when the records hold several modes (or any mode but eager).
+MODE_COLUMN, RATIO_COLUMN, PREPARE_COLUMN = "mode", "vs eager", "prepare(s)"
+#: Shown after memory when at least one record has an energy figure.
+ENERGY_COLUMN = "energy"
+MODE_LEGEND = {
+    RATIO_COLUMN: (
+        f"{RATIO_COLUMN}: ms/image / the eager row's of the same model and batch "
+        "(- : no eager figure for that model and batch in this run)"
+    ),
+    PREPARE_COLUMN: f"{PREPARE_COLUMN}: seconds to export, compile or convert the model for its mode (- : eager)",
+}
+
+
+def mode_sorted(records: Sequence[JsonMapping]) -> list[JsonMapping]:
+    """Model (first seen first), batch size, then mode (:data:`~.tables.MODE_ORDER`, then others)."""
+    models = {m: i for i, m in enumerate(dict.fromkeys(str(r.get("model")) for r in records))}
+    return sorted(
+        records, key=lambda r: (models[str(r.get("model"))], int(r.get("batch_size") or 0), mode_key(mode_of(r)))
+    )
+
+
+def eager_ratio_cell(rec: JsonMapping, eager: JsonMapping | None) -> str:
+    """``0.48x``: the record's ms/image over the eager record's of the same (model, batch); ``-`` if none."""
+    if eager is None or mode_of(rec) == "eager":
+        return "-"
+    ms, ref = _num(rec.get("per_image_ms")), _num(eager.get("per_image_ms"))
+    if ms is None or ref is None or ref <= 0:
+        return "-"
+    return f"{ms / ref:.2f}x"
+
+
+def energy_cell(rec: JsonMapping) -> str:
+    """``0.512 J 35.2 W``: joules per image and mean power over the timed calls; ``-`` if not measured."""
+    j = joules_per_image(rec)
+    if j is None:
+        return "-"
+    w = watts(rec)
+    return f"{format_joules(j)} J" + ("" if w is None else f" {w:.1f} W")
+
+
+def _output_check(rec: JsonMapping) -> JsonMapping | None:
+    return next((c for c in rec.get("checks") or [] if c.get("metric") == "output"), None)
+
+
+def output_note(rec: JsonMapping) -> str | None:
+    """``out 2e-07``: the output check's relative difference to eager (``out 3e-02>1e-03`` when over
+    its limit, ``top1 98%`` added when the Top-1 classes of the batch disagree); None without a check."""
+    check = _output_check(rec)
+    if check is None:
+        return None
+    value = _num(check.get("measured"))
+    if value is None:
+        value = _num(check.get("value"))
+    text = "out " + ("?" if value is None else f"{value:.0e}")
+    limit = _num(check.get("limit"))
+    if check.get("passed") is False and limit is not None:
+        text += f">{limit:.0e}"
+    agree = _num(check.get("top1_agreement"))
+    if agree is not None and agree < 1:
+        text += f" top1 {100 * agree:.0f}%"
+    return text
+
+
+def _output_legend(records: Sequence[JsonMapping]) -> str:
+    limits = sorted({v for r in records if (c := _output_check(r)) is not None and (v := _num(c.get("limit")))})
+    shown = " or ".join(f"{v:g}" for v in limits)
+    return (
+        "out: max |output - eager's| / max |eager's| on the same batch"
+        + (f" (fails above {shown})" if shown else "")
+        + "; top1: images with eager's Top-1 class, when not all"
+    )
+
+
 def format_table(records: Iterable[JsonMapping]) -> list[str]:
     """Aligned rows; notes: ``capped`` (budget ran out before the CI target), ``flops?`` (the two
     FLOP counters disagree by more than 5 %), and any outcome but passed. Records with accuracy add
-    a Top-1 column, where reference figures are marked ``(ref)``, explained below the table."""
+    a Top-1 column, where reference figures are marked ``(ref)``, explained below the table.
+
+    Records of several modes (or of a mode but eager) add a mode column, the rows being ordered
+    by model, batch and mode, the ratio of ms/image to the eager row of the same (model, batch),
+    the preparation time, and the output check as a note (``out 2e-07``). An energy column comes
+    when some record has an energy figure; when they all lack one, a line under the table says why."""
     recs = list(records)
+    with_modes = shows_modes(recs)
+    if with_modes:
+        recs = mode_sorted(recs)
     with_accuracy = any("accuracy" in r for r in recs)
     with_baseline = any(_latency_check(r) is not None for r in recs)
-    columns: tuple[str, ...] = COLUMNS
-    rows = [record_row(r) for r in recs]
-    right = {1, 2, 3, 4, 5, 6, 7}
+    with_energy = has_energy(recs)
+    columns: list[str] = list(COLUMNS)
+    cols: dict[str, list[str]] = {name: [] for name in columns}
+    for r in recs:
+        row = record_row(r)
+        for name, cell in zip(COLUMNS, row, strict=True):
+            cols[name].append(cell)
+    left = {"model", "note", MODE_COLUMN}
+
+    def insert(after: str, name: str, cells: list[str]) -> None:
+        columns.insert(columns.index(after) + 1, name)
+        cols[name] = cells
+
     if with_accuracy:
-        columns = COLUMNS[:7] + (TOP1_COLUMN,) + COLUMNS[7:]
-        rows = [row[:7] + (accuracy_cell(r),) + row[7:] for row, r in zip(rows, recs, strict=True)]
-        right = {1, 2, 3, 4, 5, 6, 7, 8}
+        insert("params(M)", TOP1_COLUMN, [accuracy_cell(r) for r in recs])
     if with_baseline:  # after n, before the notes
-        columns = columns[:-1] + (BASELINE_COLUMN,) + columns[-1:]
-        rows = [row[:-1] + (baseline_cell(r),) + row[-1:] for row, r in zip(rows, recs, strict=True)]
-        right = right | {len(columns) - 2}
-    rows = [columns] + rows
+        insert("n", BASELINE_COLUMN, [baseline_cell(r) for r in recs])
+    if with_modes:
+        eager = {(str(r.get("model")), r.get("batch_size")): r for r in recs if mode_of(r) == "eager"}
+        insert("batch", MODE_COLUMN, [mode_of(r) for r in recs])
+        insert(
+            "ms/image",
+            RATIO_COLUMN,
+            [eager_ratio_cell(r, eager.get((str(r.get("model")), r.get("batch_size")))) for r in recs],
+        )
+        insert(RATIO_COLUMN, PREPARE_COLUMN, [_fmt(_num(r.get("prepare_s")), ".1f") for r in recs])
+    if with_energy:
+        insert("memory", ENERGY_COLUMN, [energy_cell(r) for r in recs])
+    outputs = [output_note(r) for r in recs]
+    cols["note"] = [", ".join(x for x in (out, note) if x) for out, note in zip(outputs, cols["note"], strict=True)]
+    rows = [tuple(columns)] + [tuple(cols[name][k] for name in columns) for k in range(len(recs))]
     widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
     lines: list[str] = []
     for k, row in enumerate(rows):
-        cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(row)]
+        cells = [c.ljust(widths[i]) if columns[i] in left else c.rjust(widths[i]) for i, c in enumerate(row)]
         line = "  ".join(cells).rstrip()
         lines.append(line)
         if k == 0:
             lines.append("-" * len(line))
-    used = [key for key in LEGEND if any(key in row[-1].split(", ") for row in rows[1:])]
+    notes = [row[-1].split(", ") for row in rows[1:]]
+    legend: list[str] = []
+    if any(out for out in outputs):
+        legend.append(_output_legend(recs))
+    legend += [LEGEND[key] for key in LEGEND if any(key in n for n in notes)]
     if with_baseline:
-        used.append(BASELINE_COLUMN)
-    legend = [LEGEND[key] for key in used]
-    if with_accuracy and any(REFERENCE_MARK in row[7] for row in rows[1:]):
+        legend.append(LEGEND[BASELINE_COLUMN])
+    if with_accuracy and any(REFERENCE_MARK in cell for cell in cols[TOP1_COLUMN]):
         legend.append(REFERENCE_LEGEND)
+    if with_modes:
+        legend += list(MODE_LEGEND.values())
+    legend += _energy_legend(recs, with_energy)
     if legend:
         lines += [""] + legend
     return lines
+
+
+def _energy_legend(records: Sequence[JsonMapping], with_energy: bool) -> list[str]:
+    """What the energy column means, or why there is none (records that carry no energy: nothing)."""
+    reason = energy_reason(records)
+    if with_energy:
+        measured = [r["energy"] for r in records if joules_per_image(r) is not None]
+        where = sorted({f"{e.get('source')}" + (f", {e.get('scope')}" if e.get("scope") else "") for e in measured})
+        line = f"{ENERGY_COLUMN}: joules per image and mean power over the timed calls ({'; '.join(where)})"
+        return [line] + ([f"{ENERGY_COLUMN} -: not measured - {_ascii(reason)}"] if reason else [])
+    if any(isinstance(r.get("energy"), Mapping) for r in records):
+        return [f"{ENERGY_COLUMN}: not measured" + (f" - {_ascii(reason)}" if reason else "")]
+    return []
 
 
 # -- the paper's tables, condensed to the terminal's width ------------------------------------------
@@ -201,14 +331,26 @@ def render_table3(table: Table, width: int = 80) -> list[str]:
 def format_paper_tables(
     records: Iterable[JsonMapping], missing: Sequence[JsonMapping] = (), width: int = 80, memory_note: str = ""
 ) -> list[str]:
-    """Tables 1, 2 and 3 of the paper for these records, condensed to ``width`` columns."""
-    from .tables import table1, table2, table3
+    """Tables 1, 2 and 3 of the paper for these records, condensed to ``width`` columns. Records of
+    several modes (or of a mode but eager) give a Table 1 and a Table 2 per mode, titled with it,
+    eager first; Table 3 then ranks (model, mode) pairs."""
+    from .tables import missing_of_mode, modes_of, of_mode, table1, table2, table3
 
     recs = list(records)
     lines: list[str] = []
-    lines += render_grid(table1(recs, missing), width)
-    lines.append("")
-    lines += render_grid(table2(recs, missing, memory_note), width)
+    if not shows_modes(recs, missing):
+        lines += render_grid(table1(recs, missing), width)
+        lines.append("")
+        lines += render_grid(table2(recs, missing, memory_note), width)
+    else:
+        modes = modes_of(recs, missing)
+        for mode in modes:
+            lines += render_grid(table1(of_mode(recs, mode), missing_of_mode(missing, mode), mode), width)
+            lines.append("")
+        for k, mode in enumerate(modes):
+            if k:
+                lines.append("")
+            lines += render_grid(table2(of_mode(recs, mode), missing_of_mode(missing, mode), memory_note, mode), width)
     lines.append("")
     lines += render_table3(table3(recs), width)
     return lines
