@@ -1,9 +1,9 @@
-"""Fixtures: ``dnn_device``, ``dnn_backend``, ``dnn_model``, ``dnn_batch_size``, ``dnn_bench``.
+"""Fixtures: ``dnn_device``, ``dnn_backend``, ``dnn_model``, ``dnn_batch_size``, ``dnn_mode``, ``dnn_bench``.
 
-Thin: each asks this run's :class:`~.session.DnnSession`. ``dnn_model`` and ``dnn_batch_size``
-are parametrized by the session (``pytest_generate_tests``) from ``--dnn-models`` and
-``--dnn-batch-sizes``; a model is built once per session, with random weights, and freed when
-the next model replaces it.
+Thin: each asks this run's :class:`~.session.DnnSession`. ``dnn_model``, ``dnn_batch_size`` and
+``dnn_mode`` are parametrized by the session (``pytest_generate_tests``) from ``--dnn-models``,
+``--dnn-batch-sizes`` and ``--dnn-modes``; a model is built once per session, with random weights,
+and freed (with what its modes prepared) when the next model replaces it.
 """
 
 from __future__ import annotations
@@ -47,6 +47,12 @@ def dnn_batch_size(request: pytest.FixtureRequest) -> int:
     return int(getattr(request, "param", 1))
 
 
+@pytest.fixture
+def dnn_mode(request: pytest.FixtureRequest) -> str:
+    """The deployment mode under test (one of ``--dnn-modes``; ``eager`` unless several are asked for)."""
+    return str(getattr(request, "param", "eager"))
+
+
 class DnnBench:
     """Callable returned by the ``dnn_bench`` fixture: benchmarks a module, returns its record."""
 
@@ -61,20 +67,30 @@ class DnnBench:
         batch_size: int | None = None,
         name: str | None = None,
         forward: Callable[[torch.Tensor], object] | None = None,
+        mode: str | None = None,
     ) -> JsonObject:
-        """Benchmark ``model`` (default: this test's ``dnn_model``) at the batch size under test.
+        """Benchmark ``model`` (default: this test's ``dnn_model``) at the batch size, in the mode under test.
 
         ``input_size`` is (channels, height, width) of one image; registry models know theirs.
+        ``mode`` (default: this test's ``dnn_mode``) is a deployment mode such as ``compile`` or
+        ``onnxruntime``: the model is prepared for it, timed, and its output checked against eager.
         Returns the results record as a plain dict (also added to the results file, the terminal
         table and pytest-benchmark's session).
         """
         request = self._request
         return session_of(request.config).bench(
-            request.node, request, model, input_size=input_size, batch_size=batch_size, name=name, forward=forward
+            request.node,
+            request,
+            model,
+            input_size=input_size,
+            batch_size=batch_size,
+            name=name,
+            forward=forward,
+            mode=mode,
         )
 
 
 @pytest.fixture
-def dnn_bench(request: pytest.FixtureRequest, dnn_device: str) -> DnnBench:
+def dnn_bench(request: pytest.FixtureRequest, dnn_device: str, dnn_mode: str) -> DnnBench:
     """Benchmark a model: ``record = dnn_bench(model, input_size=(3, 224, 224))``."""
     return DnnBench(request)

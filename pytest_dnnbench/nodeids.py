@@ -1,6 +1,7 @@
 """Test node ids of benchmark tests: the one place that reads them (pure).
 
-A benchmark test's id ends in ``[<model>-bs<N>]`` (the shipped suite) or has the model among the
+A benchmark test's id ends in ``[<model>-bs<N>]`` (the shipped suite; ``[<model>-bs<N>-<mode>]`` for a
+deployment mode other than eager) or has the model among the
 dash-separated parts of its parameter id (a project's own tests that use ``dnn_model``).
 pytest-xdist's ``loadgroup`` may append ``@<group>`` to an id.
 """
@@ -10,15 +11,22 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["model_of", "strip_group", "suite_cell", "scope_of"]
+__all__ = ["model_of", "strip_group", "suite_cell", "suite_mode", "scope_of"]
 
-_SUITE_RE = re.compile(r"\[(?P<model>.+)-bs(?P<bs>\d+)\]$")
+_MODES = ("eager", "compile", "cudagraph", "onnxruntime", "openvino")
+_SUITE_RE = re.compile(r"\[(?P<model>.+)-bs(?P<bs>\d+)(?:-(?P<mode>" + "|".join(_MODES) + r"))?\]$")
 
 
 def suite_cell(nodeid: str) -> tuple[str, int] | None:
-    """(model, batch size) of a ``...[<model>-bs<N>]`` id, else None."""
+    """(model, batch size) of a ``...[<model>-bs<N>]`` or ``...[<model>-bs<N>-<mode>]`` id, else None."""
     m = _SUITE_RE.search(nodeid)
     return (m.group("model"), int(m.group("bs"))) if m else None
+
+
+def suite_mode(nodeid: str) -> str | None:
+    """The deployment mode of a shipped-suite id (``eager`` where the id names none), else None."""
+    m = _SUITE_RE.search(nodeid)
+    return (m.group("mode") or "eager") if m else None
 
 
 def model_of(nodeid: str, names: Iterable[str]) -> str | None:

@@ -243,6 +243,7 @@ RECORD_ORDER: tuple[str, ...] = (
     "memory_method",
     "gpu_state",
     "load",
+    "energy",
     "macs",
     "flops",
     "macs_check",
@@ -258,6 +259,8 @@ RECORD_ORDER: tuple[str, ...] = (
     "test",
     "isolation",
     "build_s",
+    "prepare_s",
+    "runtime",
     "baseline",
     "tolerances",
     "extra",
@@ -269,6 +272,9 @@ OPTIONAL_KEYS = frozenset(
         "tf32",
         "gpu_state",
         "load",
+        "energy",
+        "prepare_s",
+        "runtime",
         "complexity_error",
         "isolation",
         "build_s",
@@ -312,6 +318,9 @@ class Record(_Part):
     gpu_state: JsonMapping | None = None
     #: The machine's load while the timed calls ran (``measure.load.Load.to_json``), with its ``busy`` flag.
     load: JsonMapping | None = None
+    #: Energy over the timed calls: joules per image, watts, the counter (RAPL, NVML) and its scope, or the reason
+    #: it could not be measured (``measure.energy``).
+    energy: JsonMapping | None = None
     macs: int | None = None
     flops: int | None = None
     macs_check: int | None = None
@@ -327,6 +336,10 @@ class Record(_Part):
     test: str | None = None
     isolation: str | None = None
     build_s: float | None = None
+    #: Seconds the mode's preparation took (export, compilation, conversion; outside the latency budget).
+    prepare_s: float | None = None
+    #: What ran a mode other than eager: name, version, device, options.
+    runtime: JsonMapping | None = None
     #: What the record says about its baseline: key, path, status, rounds, reason.
     baseline: JsonMapping | None = None
     #: The tolerances the baseline checks used.
@@ -379,6 +392,7 @@ def make_record(
         memory_method=measurement.memory_method,
         gpu_state=measurement.gpu_state,
         load=measurement.load,
+        energy=measurement.energy,
         macs=complexity.macs,
         flops=complexity.flops,
         macs_check=complexity.macs_check,

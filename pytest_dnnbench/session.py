@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Protocol, TypeGuard, TypeVar
 import pytest
 
 from . import compat
-from .baseline_store import BaselineError, load_baseline, save_run
+from .baseline_store import BaselineError, load_baselines, save_run
 from .constraints import check_constraints
 from .gate import BaselineSource, baseline_checks, failure_message, regressions, summary_lines
 from .isolated import IsolatedModel
@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from .measure.floor import Floor, FloorCache
     from .measure.flops import Complexity
     from .measure.load import LoadSnapshot
+    from .measure.modes import Prepared
+    from .record import Check
 
 SUITE_PATH = Path(__file__).parent / "suite" / "bench_models.py"
 #: Node id of the shipped suite: the same wherever the package or the rootdir is, so that
@@ -97,6 +99,27 @@ class CurrentModel:
     module: torch.nn.Module
     #: Seconds its build took, until its first test is charged for them.
     build_s: float | None
+    #: What its deployment modes prepared, by (mode, input shape): compiled models, runtime sessions, exported files.
+    prepared: dict[tuple[str, tuple[int, ...]], Prepared] = dataclasses.field(default_factory=dict)
+
+    def close(self) -> None:
+        """Free what the modes prepared (and delete their exported files)."""
+        while self.prepared:
+            _, prepared = self.prepared.popitem()
+            prepared.close()
+
+
+@dataclass(frozen=True)
+class BenchCall:
+    """One ``dnn_bench`` call: what is measured, for which test."""
+
+    item: pytest.Item
+    model: torch.nn.Module | IsolatedModel
+    input_size: Sequence[int] | None
+    batch: int
+    name: str | None
+    forward: Callable[[torch.Tensor], object] | None
+    mode: str
 
 
 class DnnSession:
@@ -113,7 +136,7 @@ class DnnSession:
         self.device: str | None = None
         self.environment: JsonObject | None = None
         self.records: list[Record] = []
-        self.missing: dict[tuple[str, int | None], JsonObject] = {}
+        self.missing: dict[tuple[str, int | None, str | None], JsonObject] = {}
         self.results: ResultsFile | None = None
         self.progress = Progress()
         self.group_by_model = False
@@ -205,7 +228,7 @@ class DnnSession:
             p = Path(path)
             if p.exists():
                 try:
-                    load_baseline(p)
+                    load_baselines(p)
                 except BaselineError as exc:
                     option = "--dnn-baseline" if path == s.baseline and s.baseline_given else "--dnn-save-baseline"
                     raise pytest.UsageError(
@@ -336,9 +359,20 @@ class DnnSession:
         if "dnn_model" in metafunc.fixturenames and "dnn_model" not in taken:
             names = self.model_names()
             metafunc.parametrize("dnn_model", names, indirect=True, ids=names, scope="session")
+        modes = list(self.settings.modes)
+        by_mode = len(modes) > 1 or modes != ["eager"]
+        mode_axis = by_mode and "dnn_mode" in metafunc.fixturenames and "dnn_mode" not in taken
         if "dnn_batch_size" in metafunc.fixturenames and "dnn_batch_size" not in taken:
             sizes = list(self.settings.batch_sizes)
+            if mode_axis:
+                # One axis of (batch size, mode): ids stay <model>-bs<N> for eager, <model>-bs<N>-<mode> otherwise.
+                cells = [(n, m) for n in sizes for m in modes]
+                ids = [f"bs{n}" if m == "eager" else f"bs{n}-{m}" for n, m in cells]
+                metafunc.parametrize(("dnn_batch_size", "dnn_mode"), cells, indirect=True, ids=ids)
+                return
             metafunc.parametrize("dnn_batch_size", sizes, indirect=True, ids=[f"bs{n}" for n in sizes])
+        if mode_axis:
+            metafunc.parametrize("dnn_mode", modes, indirect=True, ids=modes)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -385,6 +419,8 @@ class DnnSession:
                     continue  # measured in a child under the limit, which reads its memory directly
                 source, module_name = _library_hint(spec, None)
                 libraries.add(library_of(source, module_name))
+        if "compile" in self.settings.modes:
+            libraries |= {compile_floor_library(library) for library in libraries}
         floors = self._floor_cache()
         for library in sorted(libraries, key=str):
             floors.start(library)
@@ -429,10 +465,10 @@ class DnnSession:
         from .measure.bench import default_threads
 
         threads = s.threads or default_threads(torch.get_num_threads())
-        key = platform_key("cpu", cpu_model_name(), threads, s.precision, "eager", s.channels_last)
-        path = self.baselines.path_for(key)
-        if path is not None:
-            loaded = self.baselines.load(path)
+        for mode in s.modes:
+            key = platform_key("cpu", cpu_model_name(), threads, s.precision, mode, s.channels_last)
+            path = self.baselines.path_for(key)
+            loaded = self.baselines.load(path) if path is not None else None
             if isinstance(loaded, BaselineError):
                 raise pytest.UsageError(
                     f"the automatic baseline of this platform is unusable: {loaded}. Fix or remove the file "
@@ -463,8 +499,20 @@ class DnnSession:
                 check_precision(self.settings.precision, device)
             except DeviceError as exc:
                 raise pytest.UsageError(str(exc)) from None
+            self._check_modes(device)
             self.device = device
         return self.device
+
+    def _check_modes(self, device: str) -> None:
+        """Every mode asked for can run on ``device`` (a GPU-only mode on the CPU is a usage error)."""
+        if self.settings.modes == ("eager",):
+            return
+        from .measure.modes import mode_problem
+
+        for mode in self.settings.modes:
+            problem = mode_problem(mode, device)
+            if problem is not None:
+                raise pytest.UsageError(f"--dnn-modes={','.join(self.settings.modes)}: {problem}")
 
     def bench_settings(self) -> BenchSettings:
         if self._bench_settings is None:
@@ -528,8 +576,10 @@ class DnnSession:
         try:
             yield module
         finally:
-            self._current = None
-            del module
+            current, self._current = self._current, None
+            if current is not None:
+                current.close()
+            del current, module
             backend.release()
 
     def _build(self, spec: ModelSpec) -> torch.nn.Module:
@@ -602,6 +652,7 @@ class DnnSession:
         batch_size: int | None,
         name: str | None,
         forward: Callable[[torch.Tensor], object] | None,
+        mode: str | None = None,
     ) -> JsonObject:
         """Benchmark ``model`` for test ``item``: measure -> accuracy -> checks -> pytest-benchmark ->
         ``pytest_dnnbench_record`` -> verdict. Returns the record as plain JSON data."""
@@ -613,12 +664,13 @@ class DnnSession:
             raise TypeError(f"dnn_bench() benchmarks a torch.nn.Module, not {type(model).__name__}")
         if batch_size is None:
             batch_size = request.getfixturevalue("dnn_batch_size") if "dnn_batch_size" in request.fixturenames else 1
-        batch = int(batch_size)
-        # 1. measure; on a busy machine, when a baseline will judge the latency, wait for calm and measure again
-        record, module, spec = self._measure_any(item, model, input_size, batch, name, forward)
+        call = BenchCall(item, model, input_size, int(batch_size), name, forward, self._mode_of(request, mode))
+        # 1. measure (a mode other than eager: prepared first, outside the budget, and its output checked against
+        #    eager); on a busy machine, when a baseline will judge the latency, wait for calm and measure again
+        record, module, spec = self._measure_any(call)
         tolerances, constraints = self.limits(item)
         if (record.load or {}).get("busy") and self._compared(record, tolerances):
-            record, module, spec = self._measure_again(record, item, model, input_size, batch, name, forward)
+            record, module, spec = self._measure_again(record, call)
         # 2. accuracy
         record = dataclasses.replace(record, accuracy=self._accuracy(record, module, spec))
         # 3. deployment constraints and the baseline
@@ -653,27 +705,43 @@ class DnnSession:
             if isinstance(extra, dict) and extra:
                 record = dataclasses.replace(record, extra=plain(extra))
                 records[-1] = record
-        # 6. the verdict
+        # 6. the verdict: a mode whose output differs from eager's, then constraints and regressions
+        bad_output = [c for c in record.checks if c.metric == "output" and not c.passed]
         bad_constraints = [c for c in constraint_checks if not c.passed]
         bad_baseline = [c for c in base_checks if not c.passed]
-        if bad_constraints or bad_baseline:
-            pytest.fail(failure_message(plain_record, bad_constraints, bad_baseline, info), pytrace=False)
+        if bad_output or bad_constraints or bad_baseline:
+            lines = [f"output check failed: {c.message}" for c in bad_output]
+            if bad_constraints or bad_baseline:
+                lines.append(failure_message(plain_record, bad_constraints, bad_baseline, info))
+            pytest.fail("\n".join(lines), pytrace=False)
         return record.to_json()
 
-    def _measure_any(
-        self,
-        item: pytest.Item,
-        model: torch.nn.Module | IsolatedModel,
-        input_size: Sequence[int] | None,
-        batch: int,
-        name: str | None,
-        forward: Callable[[torch.Tensor], object] | None,
-    ) -> tuple[Record, torch.nn.Module | None, ModelSpec | None]:
+    def _mode_of(self, request: pytest.FixtureRequest, mode: str | None) -> str:
+        """The mode of this call: ``dnn_bench(mode=...)``, else the test's ``dnn_mode``."""
+        from .measure.modes import MODES
+
+        if mode is None:
+            return str(request.getfixturevalue("dnn_mode")) if "dnn_mode" in request.fixturenames else "eager"
+        if mode not in MODES:
+            raise ValueError(f"dnn_bench(mode={mode!r}): unknown mode; use one of {', '.join(MODES)}")
+        if mode != "eager":
+            self._check_mode(mode)
+        return mode
+
+    def _check_mode(self, mode: str) -> None:
+        from .measure.modes import mode_problem
+
+        problem = mode_problem(mode, self.ensure_device())
+        if problem is not None:
+            raise pytest.UsageError(f"dnn_bench(mode={mode!r}): {problem}")
+
+    def _measure_any(self, call: BenchCall) -> tuple[Record, torch.nn.Module | None, ModelSpec | None]:
         """One measurement, in this process or in an isolated child: (record, module measured, registry spec)."""
+        model = call.model
         if isinstance(model, IsolatedModel):
-            return self._measure_isolated(item, model, batch, name), None, model.spec
+            return self._measure_isolated(call.item, model, call.batch, call.name), None, model.spec
         spec = self._current.spec if self._current is not None and self._current.module is model else None
-        record, module = self._measure(item, model, spec, input_size, batch, name, forward)
+        record, module = self._measure(call, model, spec)
         return record, module, spec
 
     def _compared(self, record: Record, tolerances: Tolerances) -> bool:
@@ -681,16 +749,7 @@ class DnnSession:
         _, info = baseline_checks(self.baselines, record.to_json(), tolerances)
         return info.get("status") == "compared"
 
-    def _measure_again(
-        self,
-        first: Record,
-        item: pytest.Item,
-        model: torch.nn.Module | IsolatedModel,
-        input_size: Sequence[int] | None,
-        batch: int,
-        name: str | None,
-        forward: Callable[[torch.Tensor], object] | None,
-    ) -> tuple[Record, torch.nn.Module | None, ModelSpec | None]:
+    def _measure_again(self, first: Record, call: BenchCall) -> tuple[Record, torch.nn.Module | None, ModelSpec | None]:
         """The machine was busy: wait (at most ``--dnn-calm-wait``) for it to calm down, then measure once more.
         The record says so under ``load.retry``; if the machine is still busy, the latency verdict is
         inconclusive."""
@@ -698,7 +757,7 @@ class DnnSession:
 
         wait = self.settings.calm_wait_s
         calm, waited = wait_for_calm(wait) if wait > 0 else (False, 0.0)  # 0: measure again at once
-        record, module, spec = self._measure_any(item, model, input_size, batch, name, forward)
+        record, module, spec = self._measure_any(call)
         first_load = first.load or {}
         retry = {
             "waited_s": round(waited, 3),
@@ -709,20 +768,14 @@ class DnnSession:
         return dataclasses.replace(record, load={**(record.load or {}), "retry": retry}), module, spec
 
     def _measure(
-        self,
-        item: pytest.Item,
-        model: torch.nn.Module,
-        spec: ModelSpec | None,
-        input_size: Sequence[int] | None,
-        batch: int,
-        name: str | None,
-        forward: Callable[[torch.Tensor], object] | None,
+        self, call: BenchCall, model: torch.nn.Module, spec: ModelSpec | None
     ) -> tuple[Record, torch.nn.Module]:
-        from .measure.bench import measure, prepare_model
-        from .record import make_record
+        from .measure.bench import make_input, prepare_model
 
-        backend = self.backend()
         settings = self.bench_settings()
+        if call.mode != "eager":
+            settings = dataclasses.replace(settings, mode=call.mode)
+        input_size = call.input_size
         if input_size is None:
             if spec is None:
                 raise TypeError(
@@ -734,8 +787,48 @@ class DnnSession:
         if len(dims) != 3 or min(dims) < 1:
             raise ValueError(f"input_size must be (channels, height, width), got {tuple(input_size)}")
         size = (dims[0], dims[1], dims[2])
+        if call.forward is not None and call.mode != "eager":
+            raise TypeError(
+                f"dnn_bench(forward=...) runs your own call of the model, which mode {call.mode} cannot export "
+                "or compile: benchmark that model in eager mode (mode='eager'), or wrap it in a module that takes "
+                "one tensor"
+            )
         if spec is None:
             model = prepare_model(model, settings)
+        batch = call.batch
+        # the mode's preparation (export, compilation, conversion): timed apart, outside the budget, and its
+        #    output checked against eager on the very input the timed calls use
+        prepared, output = None, None
+        if call.mode != "eager":
+            example = make_input(batch, size, settings)
+            prepared = self._prepared(call.mode, model, spec, example, settings)
+            output = self._output_check(call.mode, model, prepared, example, settings)
+        try:
+            return self._timed(call, model, spec, size, settings, prepared, output)
+        finally:
+            if prepared is not None and not self._keeps(prepared):
+                prepared.close()  # a user's own module: prepared for this test alone
+
+    def _keeps(self, prepared: Prepared) -> bool:
+        return self._current is not None and any(p is prepared for p in self._current.prepared.values())
+
+    def _timed(
+        self,
+        call: BenchCall,
+        model: torch.nn.Module,
+        spec: ModelSpec | None,
+        size: tuple[int, int, int],
+        settings: BenchSettings,
+        prepared: Prepared | None,
+        output: Check | None,
+    ) -> tuple[Record, torch.nn.Module]:
+        """Time ``model`` (or its prepared form) within the budget, and assemble the record."""
+        from .measure.bench import measure
+        from .record import make_record
+
+        backend = self.backend()
+        batch = call.batch
+        forward = prepared.forward if prepared is not None else call.forward
         # The first test of a registry model is charged for building it (a huge model cannot stall a
         # run): its budget starts as long before the timed calls as the build took. Counting FLOPs,
         # once per model, is not charged: it is the plugin's work, not the model's.
@@ -756,7 +849,7 @@ class DnnSession:
             self._counters_primed = True
         complexity, measurement = self._guarded(run, lambda oom: _oom_message(batch, settings.device, oom))
         record = make_record(
-            model=name or (spec.name if spec is not None else type(model).__name__),
+            model=call.name or (spec.name if spec is not None else type(model).__name__),
             paper_name=spec.paper_name if spec is not None else None,
             source=spec.source if spec is not None else "custom",
             settings=settings,
@@ -764,22 +857,92 @@ class DnnSession:
             threads=_threads(),
             measurement=measurement,
             complexity=complexity,
-            test=_test_id(item),
+            test=_test_id(call.item),
             build_s=build_s,
         )
+        if prepared is not None:
+            record = dataclasses.replace(
+                record,
+                prepare_s=round(prepared.prepare_s, 3),
+                runtime=prepared.runtime,
+                checks=record.checks + ((output,) if output is not None else ()),
+            )
         if settings.device == "cpu":
-            record = self._deployed_memory(record, model, spec)
+            record = self._deployed_memory(record, model, spec, prepared)
         return record, model
 
-    def _deployed_memory(self, record: Record, module: torch.nn.Module, spec: ModelSpec | None) -> Record:
-        """CPU memory of the deployed model: ``total`` = the runtime floor of the model's library + the model's
-        own bytes + ``delta`` (the working set of the forward pass); the whole pytest process's peak is kept
-        as ``process_total`` and gates nothing."""
+    def _prepared(
+        self, mode: str, model: torch.nn.Module, spec: ModelSpec | None, example: torch.Tensor, settings: BenchSettings
+    ) -> Prepared:
+        """``model`` prepared for ``mode``: once per (model, batch size) while the model is current (its
+        artifacts are freed when the next model replaces it); a user's own module is prepared per test.
+        An export, compilation or conversion that fails, or runs past ``--dnn-prepare-timeout``, skips the test."""
+        from .measure.modes import PrepareFailed, prepare
+        from .oom import is_out_of_memory
+
+        current = (
+            self._current if spec is not None and self._current is not None and self._current.module is model else None
+        )
+        key = (mode, tuple(example.shape))
+        if current is not None and key in current.prepared:
+            return current.prepared[key]
+        failure = None
+        try:
+            prepared = self._guarded(
+                lambda: prepare(
+                    mode,
+                    model,
+                    example,
+                    settings,
+                    compile_mode=self.settings.compile_mode,
+                    timeout_s=self.settings.prepare_timeout_s,
+                    threads=_threads(),
+                    is_out_of_memory=is_out_of_memory,
+                ),
+                lambda oom: _oom_message(int(example.shape[0]), settings.device, oom),
+            )
+        except PrepareFailed as exc:
+            failure = str(exc)
+        if failure is not None:
+            pytest.skip(f"{mode} could not be prepared: {failure}")
+        if current is not None:
+            current.prepared[key] = prepared
+        return prepared
+
+    def _output_check(
+        self, mode: str, model: torch.nn.Module, prepared: Prepared, example: torch.Tensor, settings: BenchSettings
+    ) -> Check:
+        """The mode's output against eager's on the same input (relative to the largest eager output)."""
+        import torch
+
+        from .measure.modes import output_check, output_figures
+
+        with torch.inference_mode():
+            reference = model(example)
+            output = prepared.forward(example)
+            figures = output_figures(reference, output)
+        return output_check(mode, settings.precision, figures)
+
+    def _deployed_memory(
+        self, record: Record, module: torch.nn.Module, spec: ModelSpec | None, prepared: Prepared | None = None
+    ) -> Record:
+        """CPU memory of the deployed model.
+
+        eager and compile: ``total`` = the runtime floor of the model's library (with torch's compiler for
+        compile) + the model's own bytes + ``delta`` (the working set of the forward pass). onnxruntime and
+        openvino: ``total`` measured directly, as the peak of a fresh process that loads the exported file into
+        the runtime and runs it (no torch in it). The whole pytest process's peak is kept as ``process_total``
+        and gates nothing.
+        """
         from .measure.floor import library_of, model_bytes
 
         memory = dict(record.memory)
         process_total, delta = memory.get("total"), memory.get("delta")
+        if prepared is not None and prepared.artifact is not None:
+            return self._runtime_memory(record, prepared, process_total)
         library = library_of(*_library_hint(spec, module))
+        if record.mode == "compile":
+            library = compile_floor_library(library)
         floor = self._runtime_floor(library)
         weights = model_bytes(module)
         if floor.bytes is None or delta is None:
@@ -791,12 +954,31 @@ class DnnSession:
             "model": weights,
             "process_total": process_total,
         }
+        imported = " and ".join(["torch", *(floor.library.split(",") if floor.library else [])])
         method = (
-            f"runtime floor (RSS of a fresh interpreter with torch{' and ' + floor.library if floor.library else ''}"
+            f"runtime floor (RSS of a fresh interpreter with {imported}"
             f"{'; ' + floor.error if floor.error else ''}) + model parameters and buffers + delta "
             f"({record.memory_method})"
         )
         return dataclasses.replace(record, memory=memory, memory_method=method)
+
+    def _runtime_memory(self, record: Record, prepared: Prepared, process_total: int | None) -> Record:
+        """onnxruntime, openvino: the memory of a process that runs the exported file, measured directly."""
+        from .measure.runtime_memory import RuntimeMemoryError, measure_runtime_memory
+
+        assert prepared.artifact is not None
+        try:
+            memory, method = measure_runtime_memory(
+                record.mode,
+                prepared.artifact,
+                input_shape=(record.batch_size, *record.input_size),
+                precision=record.precision,
+                threads=record.threads or 1,
+            )
+        except RuntimeMemoryError as exc:
+            memory = {"total": None, "delta": None}
+            method = f"not measured: {exc}"
+        return dataclasses.replace(record, memory={**memory, "process_total": process_total}, memory_method=method)
 
     def _measure_isolated(self, item: pytest.Item, model: IsolatedModel, batch: int, name: str | None) -> Record:
         """``--dnn-isolate=process``: the measurement runs in a fresh subprocess (see :mod:`.isolated`)."""
@@ -882,6 +1064,7 @@ class DnnSession:
             when=call.when,
             reason=reason,
             test=item.nodeid,
+            mode=str(params["dnn_mode"]) if "dnn_mode" in params else None,
         )
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -892,7 +1075,7 @@ class DnnSession:
             self._keep(records, getattr(report, "dnn_environment", None))
         entry = getattr(report, "dnn_missing", None)
         if entry:
-            self.missing[(entry["model"], entry["batch_size"])] = entry
+            self.missing[(entry["model"], entry["batch_size"], entry.get("mode"))] = entry
         if report.when == "teardown" and self._xdist_controller() and self.benchmark_mode:
             self._progress_line(self.progress.finished_line(report.nodeid))
 
@@ -1163,6 +1346,11 @@ def _share_floor(floor: Floor) -> None:
         os.replace(temp, target)
     except OSError:
         pass  # sharing is an optimisation only
+
+
+def compile_floor_library(library: str | None) -> str:
+    """The floor of a compiled model's process: the model's library and torch's compiler (inductor)."""
+    return ",".join([*([library] if library else []), "torch._inductor.compile_fx"])
 
 
 def _library_hint(spec: ModelSpec | None, module: torch.nn.Module | None) -> tuple[str, str | None]:

@@ -41,6 +41,7 @@ __all__ = [
     "PRECISIONS",
     "parse_batch_sizes",
     "parse_device",
+    "parse_modes",
     "parse_choice",
     "parse_on_off",
     "parse_int",
@@ -105,6 +106,27 @@ OPTIONS: tuple[Option, ...] = (
         default="1,2,4,8,16,32,64",
     ),
     Option("--dnn-precision", "dnn_precision", "fp32 (the paper's), fp16 or bf16 (CUDA).", default="fp32"),
+    Option(
+        "--dnn-modes",
+        "dnn_modes",
+        "deployment modes, comma separated: eager (default, the paper's), compile (torch.compile), cudagraph "
+        "(CUDA graph replay, CUDA only), onnxruntime (pip extra [onnx]), openvino (pip extra [openvino], CPU only).",
+        default="eager",
+    ),
+    Option(
+        "--dnn-compile-mode",
+        "dnn_compile_mode",
+        "torch.compile mode of --dnn-modes=compile: default, reduce-overhead, max-autotune or "
+        "max-autotune-no-cudagraphs.",
+        default="default",
+    ),
+    Option(
+        "--dnn-prepare-timeout",
+        "dnn_prepare_timeout",
+        "longest a mode's preparation (compile, export, conversion) may take, outside the latency budget "
+        "(e.g. 300, 5m); past it the test is skipped.",
+        default="300s",
+    ),
     Option(
         "--dnn-threads",
         "dnn_threads",
@@ -396,6 +418,32 @@ def parse_precision(value: object, option: str = "--dnn-precision") -> str:
     return parse_choice(value, option, PRECISIONS, "precision")
 
 
+def parse_modes(value: object, option: str = "--dnn-modes") -> tuple[str, ...]:
+    """A comma list of deployment modes, each once, in the order given; a mode whose runtime is not
+    installed is a usage error that names the pip extra."""
+    from .measure.modes import MODES
+    from .measure.runtimes import missing_extra
+
+    parts = [p.strip().lower() for p in str(value).split(",") if p.strip()]
+    if not parts:
+        raise usage_error(
+            option, value, "no mode given", f"Give modes such as eager,compile (known: {', '.join(MODES)})"
+        )
+    modes: list[str] = []
+    for part in parts:
+        if part not in MODES:
+            raise usage_error(option, value, f"unknown mode {shown(part)[:40]!r}", f"Use {', '.join(MODES)}")
+        if part not in modes:
+            modes.append(part)
+    for mode in modes:
+        problem = missing_extra(mode)
+        if problem is not None:
+            raise usage_error(
+                option, value, f"mode {mode} cannot run here: {problem}", "Install the extra, or leave the mode out"
+            )
+    return tuple(modes)
+
+
 def parse_on_off(value: object, option: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -624,6 +672,9 @@ class Settings:
     device: str = "auto"
     batch_sizes: tuple[int, ...] = PAPER_BATCH_SIZES
     precision: str = "fp32"
+    modes: tuple[str, ...] = ("eager",)
+    compile_mode: str = "default"
+    prepare_timeout_s: float = 300.0
     channels_last: bool = False
     threads: int | None = None
     cudnn_benchmark: bool = True
@@ -690,11 +741,14 @@ class Settings:
                 "Name models (e.g. --dnn-models=default, paper or resnet18,mobilenet_v2), or leave "
                 "the option out (an empty ini dnn_models = stays off)",
             )
-        return cls(
+        settings = cls(
             models=models.strip() if models is not None and models.strip() else None,
             device=r.required("dnn_device", parse_device),
             batch_sizes=r.required("dnn_batch_sizes", parse_batch_sizes),
             precision=r.required("dnn_precision", parse_precision),
+            modes=r.required("dnn_modes", parse_modes),
+            compile_mode=r.required("dnn_compile_mode", _parse_compile_mode),
+            prepare_timeout_s=r.required("dnn_prepare_timeout", parse_duration),
             channels_last=r.switch("dnn_channels_last"),
             threads=r.parsed("dnn_threads", lambda v, o: parse_int(v, o, 1, MAX_THREADS)),
             cudnn_benchmark=r.required("dnn_cudnn_benchmark", parse_on_off),
@@ -712,6 +766,18 @@ class Settings:
             report_dir=_report_dir(r),
             rootpath=Path(config.rootpath),
         )
+        if settings.isolate == "process" and settings.modes != ("eager",):
+            raise pytest.UsageError(
+                f"--dnn-modes={','.join(settings.modes)} with --dnn-isolate=process: isolated measurements run "
+                "eager only. Drop --dnn-isolate=process to run the other modes (in this process), or keep eager alone"
+            )
+        return settings
+
+
+def _parse_compile_mode(value: object, option: str) -> str:
+    from .measure.modes import COMPILE_MODES
+
+    return parse_choice(value, option, COMPILE_MODES, "torch.compile mode")
 
 
 def _parse_host_memory(value: object, option: str) -> int:

@@ -62,6 +62,12 @@ def _preload_model_libraries() -> None:
         "torch.utils.flop_counter",
         "pygal",
         "pytest_benchmark.histogram",
+        # the deployment modes' exporters and runtimes (torch.onnx registers its exporter's ops once)
+        "torch.onnx",
+        "onnx",
+        "onnxscript",
+        "onnxruntime",
+        "openvino",
     ):
         try:
             importlib.import_module(name)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .memory import pin_malloc_thresholds
+from .memory import CpuMemoryPass, no_module_hooks, pin_malloc_thresholds
 from .timing import Clock, SamplingPolicy, TimingResult, sample_latency
 
 if TYPE_CHECKING:
@@ -63,6 +63,8 @@ class Measurement:
     gpu_state: JsonObject | None = None
     #: The machine's load over the timed calls (:func:`.load.load_between`), with its ``busy`` flag.
     load: JsonObject | None = None
+    #: Energy over the timed calls, per image (:mod:`.energy`; null figures with the reason where not measured).
+    energy: JsonObject | None = None
 
     @property
     def per_image_ms(self) -> float:
@@ -340,11 +342,17 @@ def measure(
     call = (lambda: forward(x)) if forward is not None else (lambda: model(x))
     timer = backend.timer(call)
     probe = backend.memory_probe(call)
+    if settings.mode != "eager" and isinstance(probe, CpuMemoryPass):
+        probe.trim_after_modules = no_module_hooks  # the forward is a compiled or exported graph, not modules
+    make_meter = getattr(backend, "energy_meter", None)
+    meter = make_meter() if make_meter is not None else None
     marks = []
 
     def before_sampling() -> None:
         probe.start()
         marks.append(take_snapshot())  # the machine's load is read over the timed calls
+        if meter is not None:
+            meter.start()  # and the energy counters, last: nearest the first timed call
 
     with torch.inference_mode():
         backend.synchronize()
@@ -352,6 +360,8 @@ def measure(
         # warm-up is over (workspaces the cuDNN autotuner tried are not the model's
         # footprint); on the CPU one dedicated call follows the timed ones.
         timing = sample_latency(timer, settings.policy, clock, start=start, before_sampling=before_sampling)
+        backend.synchronize()
+        energy = meter.stop(len(timing.samples_ms) * batch_size) if meter is not None and timing.samples_ms else None
         after = take_snapshot()
         memory, method = probe.stop()
     load = load_between(marks[0], after, available_cpus()).to_json() if marks else None
@@ -366,4 +376,5 @@ def measure(
         input_size=(int(input_size[0]), int(input_size[1]), int(input_size[2])),
         gpu_state=gpu_state,
         load=load,
+        energy=energy,
     )

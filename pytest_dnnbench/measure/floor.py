@@ -164,7 +164,8 @@ def library_of(source: str, module_name: str | None, *, path: Sequence[str] | No
 FLOOR_PREFIX = "@@dnnbench-floor@@ "
 
 #: The child: imports torch, reads VmRSS, imports the library, reads VmRSS; imports nothing else
-#: before the readings (``json`` comes after them). argv: library ("" for none), launch time.
+#: before the readings (``json`` comes after them). argv: library ("" for none; several modules
+#: comma separated, e.g. ``torchvision,torch._inductor.compile_fx`` for a compiled model), launch time.
 _CHILD = r"""
 import sys, time
 def rss():
@@ -190,7 +191,8 @@ except BaseException as exc:
 else:
     if library:
         try:
-            __import__(library)
+            for name in library.split(","):
+                __import__(name)
             out["bytes"] = rss()
         except BaseException as exc:
             out["error"] = why(library, exc)

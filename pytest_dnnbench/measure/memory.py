@@ -192,6 +192,17 @@ class CpuMemoryPass:
         return memory, f"{method}; over {self.passes} dedicated call(s) after the timed ones, {how}"
 
 
+class _NoHooks:
+    def remove(self) -> None:
+        pass
+
+
+def no_module_hooks() -> HookHandle:
+    """For a compiled or exported model: no hook between modules (a global module hook would make
+    ``torch.compile`` warn and guard on it; a runtime's graph has no torch modules to hook)."""
+    return _NoHooks()
+
+
 def _trim_after_every_module() -> RemovableHandle:
     """Return freed heap to the OS after every module's forward, for the memory pass only."""
     from torch.nn.modules.module import register_module_forward_hook

@@ -1,0 +1,216 @@
+"""Deployment modes end to end: what a user types (``--dnn-modes`` and its companions) and what comes out."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from helpers import FAST, TINY_CONFTEST, TINY_MODULE, load_json
+
+pytest.importorskip("torch")
+
+RUN = [*FAST, "--dnn-threads=1", "--benchmark-disable", "-p", "no:cacheprovider"]
+HAS_ORT = importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnxscript") is not None
+HAS_OV = importlib.util.find_spec("openvino") is not None
+needs_ort = pytest.mark.skipif(not HAS_ORT, reason="the [onnx] extra is not installed")
+needs_ov = pytest.mark.skipif(not HAS_OV, reason="the [openvino] extra is not installed")
+
+#: A model torch's ONNX exporter cannot translate (no ONNX function for aten.linalg_eig); eager runs it.
+EIG_MODULE = """
+import torch
+
+
+class Eig(torch.nn.Module):
+    def forward(self, x):
+        return torch.linalg.eigvals(x[:, 0, :4, :4]).real.reshape(x.shape[0], -1)
+
+
+def eig():
+    return Eig()
+"""
+
+#: Moves one output of every mode other than eager by FACTOR x the tolerance of the largest output.
+PERTURB_HOOK = """
+import importlib
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _perturb(monkeypatch):
+    factor = float(os.environ.get("DNN_PERTURB", "0"))
+    if not factor:
+        return
+    modes = importlib.import_module("pytest_dnnbench.measure.modes")
+    real = modes.prepare
+
+    def prepare(mode, *args, **kwargs):
+        prepared = real(mode, *args, **kwargs)
+        forward = prepared.forward
+
+        def perturbed(x):
+            import torch
+
+            out = torch.as_tensor(forward(x)).clone()
+            out.view(-1)[0] += factor * modes.OUTPUT_TOLERANCE["fp32"] * float(out.abs().max())
+            return out
+
+        prepared.forward = perturbed
+        return prepared
+
+    monkeypatch.setattr(modes, "prepare", prepare)
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _import_the_compilers() -> None:
+    """Prepare a tiny model in every CPU mode once, in this process, before any pytester run.
+
+    In-process pytester runs restore ``sys.modules`` afterwards: a module of torch's compiler or
+    exporter first imported inside one of them would be imported again by the next, and torch refuses
+    to register some of their parts twice ("... already registered").
+    """
+    import torch
+
+    from pytest_dnnbench.measure.bench import BenchSettings
+    from pytest_dnnbench.measure.modes import prepare
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.Flatten()).eval()
+    x = torch.zeros(1, 3, 5, 5)
+    for mode in ("compile", *(["onnxruntime"] if HAS_ORT else []), *(["openvino"] if HAS_OV else [])):
+        prepare(mode, model, x, BenchSettings(), threads=1).close()
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(tinymodels=TINY_MODULE, eigmodels=EIG_MODULE)
+    pytester.makeconftest(
+        TINY_CONFTEST.rstrip()
+        + '\n    registry.register("eig", "eigmodels:eig", input_size=(3, 8, 8))\n'
+        + PERTURB_HOOK
+    )
+    pytester.syspathinsert()
+    return pytester
+
+
+def run(p: pytest.Pytester, *args: str, modes: str, batches: str = "1", models: str = "tiny") -> pytest.RunResult:
+    return p.runpytest(
+        *RUN, f"--dnn-models={models}", f"--dnn-batch-sizes={batches}", f"--dnn-modes={modes}", "-rs", *args
+    )
+
+
+@needs_ort
+@needs_ov
+def test_every_cpu_mode_side_by_side_with_its_output_checked(project: pytest.Pytester) -> None:
+    result = run(project, "--dnn-json=out.json", "-v", modes="eager,compile,onnxruntime,openvino", batches="1,2")
+    result.assert_outcomes(passed=8)
+    for cell in ("tiny-bs1", "tiny-bs1-compile", "tiny-bs1-onnxruntime", "tiny-bs2-openvino", "tiny-bs2"):
+        result.stdout.fnmatch_lines([f"*test_dnn?{cell}? PASSED*"])
+    records = load_json(project.path / "out.json")["records"]
+    by_cell = {(r["mode"], r["batch_size"]): r for r in records}
+    assert sorted(by_cell) == sorted((m, b) for m in ("eager", "compile", "onnxruntime", "openvino") for b in (1, 2))
+    for (mode, _), rec in by_cell.items():
+        outputs = [c for c in rec["checks"] if c["metric"] == "output"]
+        assert "energy" in rec and set(rec["energy"]) >= {"joules_per_image", "watts", "source", "reason"}
+        if mode == "eager":
+            assert outputs == [] and rec.get("prepare_s") is None
+            continue
+        assert len(outputs) == 1 and outputs[0]["passed"] and outputs[0]["measured"] <= 1e-3, outputs
+        assert outputs[0]["reference"] == "eager"
+        assert rec["prepare_s"] > 0
+        assert rec["runtime"]["name"] == {"compile": "torch.compile"}.get(mode, mode)
+        assert rec["memory_bytes"]["total"] > 0
+        if mode in ("onnxruntime", "openvino"):
+            # a deployed runtime process, measured directly: no torch in it
+            assert rec["memory_method"].startswith("direct:"), rec["memory_method"]
+            assert rec["memory_bytes"]["total"] < rec["memory_bytes"]["process_total"]
+        if mode == "openvino":
+            assert "f32" in str(rec["runtime"]["options"]).lower()
+
+
+@needs_ort
+def test_each_mode_is_saved_and_compared_against_its_own_rounds(project: pytest.Pytester) -> None:
+    run(project, "--dnn-save-baseline", modes="eager,onnxruntime").assert_outcomes(passed=2)
+    files = sorted(p.name for p in (project.path / "baselines").glob("*.json"))
+    assert len(files) == 2 and files[0].endswith("-fp32-eager.json") and files[1].endswith("-fp32-onnxruntime.json")
+    result = run(project, "--dnn-baseline=auto", "--dnn-json=out.json", modes="eager,onnxruntime")
+    result.assert_outcomes(passed=2)
+    for rec in load_json(project.path / "out.json")["records"]:
+        assert rec["baseline"]["status"] == "compared", rec["baseline"]
+        assert rec["baseline"]["key"].endswith(f"-fp32-{rec['mode']}")
+        assert rec["baseline"]["path"].endswith(f"-fp32-{rec['mode']}.json")
+
+
+@needs_ort
+@pytest.mark.parametrize(("factor", "passes"), [(0.5, True), (2.0, False)])
+def test_a_runtime_output_perturbed_beyond_the_tolerance_fails_the_test(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, factor: float, passes: bool
+) -> None:
+    monkeypatch.setenv("DNN_PERTURB", str(factor))
+    result = run(project, "--dnn-json=out.json", modes="eager,onnxruntime")
+    result.assert_outcomes(passed=2 if passes else 1, failed=0 if passes else 1)
+    (check,) = [
+        c for r in load_json(project.path / "out.json")["records"] for c in r["checks"] if c["metric"] == "output"
+    ]
+    assert check["passed"] is passes
+    assert check["measured"] == pytest.approx(factor * 1e-3, rel=0.05)
+    if not passes:
+        result.stdout.fnmatch_lines(
+            ["*output check failed: onnxruntime output differs from eager by 0.002 of the largest eager output*"]
+        )
+
+
+@needs_ort
+def test_an_unexportable_model_is_skipped_with_the_exporters_reason(project: pytest.Pytester) -> None:
+    result = run(project, modes="eager,onnxruntime", models="eig")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED*onnxruntime could not be prepared: onnxruntime: *linalg_eig*"])
+
+
+def test_a_preparation_past_its_timeout_is_skipped(project: pytest.Pytester) -> None:
+    result = run(project, "--dnn-prepare-timeout=0.01", modes="eager,compile")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED*preparing compile took*longer than 0.01 s (--dnn-prepare-timeout)*"])
+
+
+def test_a_mode_whose_extra_is_missing_is_a_usage_error(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name.split(".")[0] == "openvino" else real(name, *a)
+    )
+    result = run(project, modes="eager,openvino")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--dnn-modes=eager,openvino: mode openvino cannot run here*pytest-dnnbench?openvino?*"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dnn-modes=cudagraph"], "*--dnn-modes=cudagraph: mode cudagraph needs a CUDA device (this run is on cpu)*"),
+        (["--dnn-modes=eager,tensorrt"], "*--dnn-modes=eager,tensorrt: unknown mode 'tensorrt'. Use eager, compile*"),
+        (["--dnn-modes=compile", "--dnn-isolate=process"], "*isolated measurements run eager only*"),
+        (["--dnn-compile-mode=fastest"], "*--dnn-compile-mode=fastest: unknown torch.compile mode*"),
+        (["--dnn-prepare-timeout=soon"], "*--dnn-prepare-timeout=soon: not a duration*"),
+    ],
+)
+def test_bad_mode_options_are_usage_errors(pytester: pytest.Pytester, args: list[str], message: str) -> None:
+    result = pytester.runpytest(*FAST, "--dnn-models=resnet18", "--dnn-batch-sizes=1", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_the_ini_twin_selects_modes(project: pytest.Pytester) -> None:
+    project.makeini("[pytest]\ndnn_modes = eager,compile\n")
+    result = project.runpytest(*RUN, "--dnn-models=tiny", "--dnn-batch-sizes=1", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*test_dnn?tiny-bs1?", "*test_dnn?tiny-bs1-compile?"])
+
+
+def test_eager_alone_keeps_todays_ids(project: pytest.Pytester) -> None:
+    result = project.runpytest(*RUN, "--dnn-models=tiny", "--dnn-batch-sizes=1,2", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*test_dnn?tiny-bs1?", "*test_dnn?tiny-bs2?"])
+    assert "eager" not in result.stdout.str()
