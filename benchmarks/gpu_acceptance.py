@@ -23,7 +23,7 @@ Steps, in order (each in its own try/except; a step that does not fit in the tim
  7. xdist       pytest-xdist with one GPU: -n 2 alone is refused; with --dnn-allow-shared-gpu both
                 workers are pinned to cuda:0 (on CPU: --dnn-allow-parallel-cpu)
  8. lowp        fp16 + channels-last (bf16 + channels-last on CPU)
- 9. cudagraph   --dnn-modes=cudagraph on two models at batch 1, where the option exists
+ 9. cudagraph   --dnn-modes=cudagraph on two models at batch 1, each output checked against eager
 10. env-end     clocks and throttle reasons again
 
 Everything lands in --out: acceptance.json (machine-readable), acceptance.txt (the tables),
@@ -1026,6 +1026,9 @@ def step_cudagraph(ctx: Ctx, budget: float) -> StepResult:
     problems += expect_records(mine, plan.graph_models, [1])
     for r in records:
         base = median_of(ctx.main_records.get(key_of(r)))
+        outputs = [c for c in r.get("checks") or [] if isinstance(c, dict) and c.get("metric") == "output"]
+        if mode != "eager" and not (outputs and all(c.get("passed") for c in outputs)):
+            problems.append(f"{r.get('model')}: output check against eager {'failed' if outputs else 'missing'}")
         res.rows.append(
             {
                 "model": r.get("model"),
@@ -1033,6 +1036,8 @@ def step_cudagraph(ctx: Ctx, budget: float) -> StepResult:
                 "mode": r.get("mode"),
                 "median_ms": median_of(r),
                 "eager_main_ms": base,
+                "output_vs_eager": outputs[0].get("measured") if outputs else None,
+                "prepare_s": r.get("prepare_s"),
                 "outcome": r.get("outcome"),
             }
         )

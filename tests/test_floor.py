@@ -207,6 +207,18 @@ def test_the_child_imports_nothing_before_its_readings(fake_torch: Path, tmp_pat
         assert not {m for m in held if m.startswith(("pytest_dnnbench", "numpy", "json", "pytest"))}, held
 
 
+def test_a_comma_list_imports_every_module_before_the_reading(fake_torch: Path, tmp_path: Path) -> None:
+    """A compiled model's floor: the model's library and torch's compiler, both imported."""
+    out = tmp_path / "modules"
+    env = {"FLOOR_MODULES_OUT": str(out)}
+    floor = measure_floor("fake_lib,broken_lib", env=env, sys_path=[str(fake_torch)])
+    assert floor.library == "fake_lib,broken_lib"
+    assert floor.error == "fake_lib,broken_lib: RuntimeError: broken on purpose"  # the second was imported too
+    both = measure_floor("fake_lib,exits_lib", env=env, sys_path=[str(fake_torch)])
+    assert both.error == "fake_lib,exits_lib: SystemExit: 4"
+    assert measure_floor("fake_lib,not a module", sys_path=[str(fake_torch)]).error is not None
+
+
 def test_a_library_that_fails_to_import_is_an_error_not_a_crash(fake_torch: Path, tmp_path: Path) -> None:
     env = {"FLOOR_MODULES_OUT": str(tmp_path / "m")}
     broken = measure_floor("broken_lib", env=env, sys_path=[str(fake_torch)])

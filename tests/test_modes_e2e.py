@@ -168,6 +168,38 @@ def test_an_unexportable_model_is_skipped_with_the_exporters_reason(project: pyt
     result.stdout.fnmatch_lines(["SKIPPED*onnxruntime could not be prepared: onnxruntime: *linalg_eig*"])
 
 
+@needs_ort
+def test_a_mode_is_prepared_once_per_model_and_batch_and_freed_with_the_model(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_dnnbench.measure import modes
+
+    made: list[modes.Prepared] = []
+    real = modes.prepare
+
+    def counting(mode: str, *args: object, **kwargs: object) -> modes.Prepared:
+        prepared = real(mode, *args, **kwargs)  # type: ignore[arg-type]
+        made.append(prepared)
+        return prepared
+
+    monkeypatch.setattr(modes, "prepare", counting)
+    project.makepyfile(
+        test_twice="""
+        def test_twice(dnn_bench, dnn_model, dnn_batch_size, dnn_mode):
+            first = dnn_bench(dnn_model)
+            second = dnn_bench(dnn_model)
+            assert first["mode"] == second["mode"] == dnn_mode
+            assert first["prepare_s"] == second["prepare_s"]  # the same preparation, not a second one
+        """
+    )
+    result = project.runpytest(
+        *RUN, "--dnn-models=tiny,tiny_wide", "--dnn-batch-sizes=1,2", "--dnn-modes=onnxruntime", "test_twice.py"
+    )
+    result.assert_outcomes(passed=4)
+    assert len(made) == 4  # (tiny, tiny_wide) x (1, 2), each once although measured twice
+    assert all(p.workdir is None for p in made)  # every exported file deleted when its model was replaced
+
+
 def test_a_preparation_past_its_timeout_is_skipped(project: pytest.Pytester) -> None:
     result = run(project, "--dnn-prepare-timeout=0.01", modes="eager,compile")
     result.assert_outcomes(passed=1, skipped=1)

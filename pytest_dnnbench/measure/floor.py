@@ -316,7 +316,8 @@ class _Run:
         self.failed: Floor | None = None
         self._out = tempfile.TemporaryFile()
         self._err = tempfile.TemporaryFile()
-        if self.library is not None and not all(p.isidentifier() for p in self.library.split(".")):
+        names = self.library.split(",") if self.library is not None else []
+        if not all(p.isidentifier() for name in names for p in name.split(".")):
             self.failed = Floor(self.library, None, None, f"{self.library!r} is not a module name")
             return
         try:
