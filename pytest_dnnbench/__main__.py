@@ -1,7 +1,8 @@
 """``python -m pytest_dnnbench report RESULTS.json [RESULTS.json ...] --out DIR``
 
 Rebuild the report (tables, figures, Markdown, HTML, CSV) from saved results files
-(``--dnn-json`` or ``--dnn-report``'s ``results.json``) and baseline files. With several inputs
+(``--dnn-json`` or ``--dnn-report``'s ``results.json``) and baseline files, of this version or an
+earlier one (read as this version writes them: docs/usage.md, the results file). With several inputs
 the platforms are put side by side, the first being the reference of the ratio columns. A file
 that holds several deployment modes (``--dnn-modes``) is shown as one platform per mode, side by
 side, eager first: ``<label> · <mode>``.
@@ -27,7 +28,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "as one platform per mode, eager first.",
     )
     rep.add_argument(
-        "inputs", nargs="+", metavar="RESULTS.json", help="results files (schema pytest-dnnbench/1) or baseline files"
+        "inputs",
+        nargs="+",
+        metavar="RESULTS.json",
+        help="results files (schema pytest-dnnbench/2, or /1 of earlier versions) or baseline files (any version)",
     )
     rep.add_argument("--out", required=True, metavar="DIR", help="directory to write the report into")
     rep.add_argument("--title", default=None, help="title of the report")

@@ -4,7 +4,7 @@ Pure (no torch, no pytest). The comparisons that turn a record and a baseline en
 live in :mod:`.gate`; the paper's figures as baselines in :mod:`.paperdata`. The format is
 documented in ``docs/baselines.md``; in short, one JSON file per platform::
 
-    {"schema": "pytest-dnnbench-baseline/1",
+    {"schema": "pytest-dnnbench-baseline/2",
      "platform": {"key": ..., "device": ..., "device_name": ..., "threads": ...,
                   "precision": ..., "mode": ..., "channels_last": ..., "source": "measured|paper",
                   "provenance": ..., "environment": {...}},
@@ -12,7 +12,8 @@ documented in ``docs/baselines.md``; in short, one JSON file per platform::
      "entries": [{"model": ..., "batch_size": ..., "input_size": [...], "rounds": [round, ...],
                   "latency_ms": {"median": ..., "round_medians": [...], "rounds": K, "spread": ...},
                   "per_image_ms": ..., "fps": ..., "memory_bytes": {"total": ..., "delta": ...},
-                  "macs": ..., "flops": ..., "params": ..., "accuracy": {...}}, ...]}
+                  "macs": ..., "flops": ..., "params": ...,
+                  "accuracy": {"measured": {...} or null, "reference": {...} or null}}, ...]}
 
 Each ``--dnn-save-baseline`` run appends one *round* per (model, batch size) and keeps the last
 ``max_rounds``; the latency gate uses the spread between rounds, because between processes the
@@ -21,13 +22,17 @@ median moves far more than within one (docs/measurements.md).
 A file named by path may hold several deployment modes of one platform (same key apart from the
 mode): a *baseline set*, one unchanged single-platform document per mode, sorted by key::
 
-    {"schema": "pytest-dnnbench-baseline-set/1",
-     "baselines": [{"schema": "pytest-dnnbench-baseline/1", "platform": {"key": "...-fp32-compile", ...}, ...},
-                   {"schema": "pytest-dnnbench-baseline/1", "platform": {"key": "...-fp32-eager", ...}, ...}]}
+    {"schema": "pytest-dnnbench-baseline-set/2",
+     "baselines": [{"schema": "pytest-dnnbench-baseline/2", "platform": {"key": "...-fp32-compile", ...}, ...},
+                   {"schema": "pytest-dnnbench-baseline/2", "platform": {"key": "...-fp32-eager", ...}, ...}]}
 
 It is written only when a second mode is saved to the file; a file of one platform stays a
-``pytest-dnnbench-baseline/1`` document. :func:`load_baselines` reads either kind as a
+``pytest-dnnbench-baseline/2`` document. :func:`load_baselines` reads either kind as a
 :class:`BaselineSet` (platform key -> :class:`Baseline`); :func:`load_baseline` reads a file of one platform.
+
+Files of version 1 (``pytest-dnnbench-baseline/1``, ``pytest-dnnbench-baseline-set/1``) are read as
+well, upgraded in memory (:func:`upgrade_document`); a save to such a file writes it in version 2,
+every round kept.
 """
 
 from __future__ import annotations
@@ -47,10 +52,13 @@ from pathlib import Path
 from .measure.stats import percentile
 from .record import JsonMapping, JsonObject
 from .results import atomic_write_text
+from .upgrade import is_cuda, upgrade_accuracy, upgrade_environment
 
 __all__ = [
     "SCHEMA",
     "SET_SCHEMA",
+    "READ_SCHEMAS",
+    "READ_SET_SCHEMAS",
     "DEFAULT_MAX_ROUNDS",
     "Baseline",
     "BaselineSet",
@@ -69,12 +77,17 @@ __all__ = [
     "save_document",
     "paper_baseline_files",
     "paper_benchmark_files",
+    "upgrade_document",
     "PAPER_DIR",
 ]
 
-SCHEMA = "pytest-dnnbench-baseline/1"
+#: One platform's baseline, as this version writes it.
+SCHEMA = "pytest-dnnbench-baseline/2"
 #: Several deployment modes of one platform in one file: ``{"schema": SET_SCHEMA, "baselines": [<document>, ...]}``.
-SET_SCHEMA = "pytest-dnnbench-baseline-set/1"
+SET_SCHEMA = "pytest-dnnbench-baseline-set/2"
+#: The versions read (earlier ones upgraded in memory: :func:`upgrade_document`).
+READ_SCHEMAS = ("pytest-dnnbench-baseline/1", SCHEMA)
+READ_SET_SCHEMAS = ("pytest-dnnbench-baseline-set/1", SET_SCHEMA)
 DEFAULT_MAX_ROUNDS = 10
 #: Quantiles kept per round (0 %, 5 %, ..., 100 %): the shape of each round's distribution, bounded in size.
 ROUND_QUANTILES = tuple(range(0, 101, 5))
@@ -187,6 +200,7 @@ def platform_from_record(record: JsonMapping, environment: JsonMapping | None = 
         "torch",
         "torchvision",
         "timm",
+        "torch_cuda_build",
         "cuda",
         "cudnn",
         "driver",
@@ -213,8 +227,9 @@ class Baseline:
     ``platform``: ``key``, ``device``, ``device_name``, ``precision``, ``mode``, ``source``
     (``measured`` or ``paper``), ``provenance``, ...; ``entries``: (model, batch size) ->
     entry dict with at least ``per_image_ms``, ``fps``, ``memory_bytes`` (``{"total": bytes or
-    None}``), ``accuracy`` (``{"top1": ..., "status": ...}``), ``macs``, ``params``,
-    ``latency_ms`` and ``rounds`` (None where unknown).
+    None}``), ``accuracy`` (``{"measured": {"top1": ...} or None, "reference": {"top1": ...} or
+    None}``), ``macs``, ``params``, ``latency_ms`` and ``rounds`` (None where unknown).
+    ``document`` is the file's document in version 2 (upgraded where the file is of version 1).
     """
 
     path: Path | None
@@ -247,9 +262,10 @@ class Baseline:
 class BaselineSet(Mapping[str, Baseline]):
     """A loaded baseline file of either kind, as platform key -> :class:`Baseline` (sorted by key).
 
-    ``single``: the file is one platform's ``pytest-dnnbench-baseline/1`` document (its one
-    baseline's ``document`` is then ``document``); otherwise a ``pytest-dnnbench-baseline-set/1``
+    ``single``: the file is one platform's ``pytest-dnnbench-baseline/2`` document (its one
+    baseline's ``document`` is then ``document``); otherwise a ``pytest-dnnbench-baseline-set/2``
     document holding the modes of one platform, each block's ``document`` its inner document.
+    Either is in version 2, upgraded in memory where the file is of version 1.
     """
 
     path: Path | None
@@ -294,7 +310,7 @@ def load_baseline(path: Path | str) -> Baseline:
     """
     p = Path(path)
     data = _read_document(p)
-    if isinstance(data, dict) and data.get("schema") == SET_SCHEMA:
+    if isinstance(data, dict) and data.get("schema") in READ_SET_SCHEMAS:
         found = baselines_from_document(data, p)
         if len(found) == 1:
             return next(iter(found.values()))
@@ -358,40 +374,54 @@ def _unbalanced(text: str) -> bool:
     return in_string or depth > 0
 
 
+def _schema_problem(schema: object, wanted: Sequence[str]) -> str:
+    """Why a document of ``schema`` is not one of ``wanted`` (the versions read), for an error message."""
+    families = {w.rsplit("/", 1)[0] + "/" for w in wanted}
+    if isinstance(schema, str) and any(schema.startswith(f) for f in families):
+        return (
+            f"schema {schema!r} is a version this one does not read (written by a later version? "
+            f"it reads {', '.join(map(repr, wanted))})"
+        )
+    return f"schema {schema!r} is not {' nor '.join(map(repr, wanted))}"
+
+
 def baseline_from_document(data: object, path: Path | str | None = None) -> Baseline:
-    """One platform's baseline from its parsed ``pytest-dnnbench-baseline/1`` document (checked)."""
+    """One platform's baseline from its parsed ``pytest-dnnbench-baseline`` document of any version (checked;
+    upgraded in memory)."""
     where = _where(path)
     if not isinstance(data, dict):
         raise BaselineError(f"baseline file {where}: the top level must be a JSON object, not {type(data).__name__}")
-    if data.get("schema") == SET_SCHEMA:
+    if data.get("schema") in READ_SET_SCHEMAS:
         raise BaselineError(
-            f"baseline file {where} is a baseline set ({SET_SCHEMA!r}), not one platform's baseline: "
+            f"baseline file {where} is a baseline set ({data.get('schema')!r}), not one platform's baseline: "
             "read it with load_baselines() or baselines_from_document()"
         )
-    if data.get("schema") != SCHEMA:
+    if data.get("schema") not in READ_SCHEMAS:
         raise BaselineError(
-            f"baseline file {where}: schema {data.get('schema')!r} is not {SCHEMA!r} "
+            f"baseline file {where}: {_schema_problem(data.get('schema'), READ_SCHEMAS)} "
             "(is this a pytest-benchmark or results file rather than a baseline?)"
         )
-    return _single(data, path, where)
+    return _single(upgrade_document(data), path, where)
 
 
 def baselines_from_document(data: object, path: Path | str | None = None) -> BaselineSet:
-    """The baselines of a parsed baseline file of either kind, by platform key (checked).
+    """The baselines of a parsed baseline file of either kind and any version, by platform key (checked;
+    upgraded in memory, :func:`upgrade_document`).
 
-    A set must hold at least one block, each a valid ``pytest-dnnbench-baseline/1`` document, no
+    A set must hold at least one block, each a valid ``pytest-dnnbench-baseline`` document, no
     key twice, all of one platform (one base key, :func:`split_key`); the error names the block.
     """
     where = _where(path)
     if not isinstance(data, dict):
         raise BaselineError(f"baseline file {where}: the top level must be a JSON object, not {type(data).__name__}")
     schema = data.get("schema")
-    if schema == SCHEMA:
-        one = _single(data, path, where)
-        return BaselineSet(Path(path) if path is not None else None, {one.key: one}, True, data)
-    if schema != SET_SCHEMA:
+    if schema in READ_SCHEMAS:
+        doc = upgrade_document(data)
+        one = _single(doc, path, where)
+        return BaselineSet(Path(path) if path is not None else None, {one.key: one}, True, doc)
+    if schema not in READ_SET_SCHEMAS:
         raise BaselineError(
-            f"baseline file {where}: schema {schema!r} is not {SCHEMA!r} nor {SET_SCHEMA!r} "
+            f"baseline file {where}: {_schema_problem(schema, (*READ_SCHEMAS, *READ_SET_SCHEMAS))} "
             "(is this a pytest-benchmark or results file rather than a baseline?)"
         )
     blocks = data.get("baselines")
@@ -399,6 +429,7 @@ def baselines_from_document(data: object, path: Path | str | None = None) -> Bas
         raise BaselineError(f"baseline file {where}: 'baselines' must be a non-empty list of baseline documents")
     found: dict[str, Baseline] = {}
     first: Baseline | None = None
+    upgraded: list[JsonObject] = []
     for i, block in enumerate(blocks):
         label = f"{where}, block {i}"
         if not isinstance(block, dict):
@@ -406,8 +437,10 @@ def baselines_from_document(data: object, path: Path | str | None = None) -> Bas
         plat = block.get("platform")
         if isinstance(plat, dict) and isinstance(plat.get("key"), str) and plat["key"]:
             label += f" ({plat['key']})"
-        if block.get("schema") != SCHEMA:
-            raise BaselineError(f"baseline file {label}: schema {block.get('schema')!r} is not {SCHEMA!r}")
+        if block.get("schema") not in READ_SCHEMAS:
+            raise BaselineError(f"baseline file {label}: {_schema_problem(block.get('schema'), READ_SCHEMAS)}")
+        block = upgrade_document(block)
+        upgraded.append(block)
         one = _single(block, path, label)
         if one.key in found:
             raise BaselineError(f"baseline file {label}: repeats platform {one.key}")
@@ -418,11 +451,57 @@ def baselines_from_document(data: object, path: Path | str | None = None) -> Bas
             )
         first = first or one
         found[one.key] = one
-    return BaselineSet(Path(path) if path is not None else None, dict(sorted(found.items())), False, data)
+    doc = {**data, "schema": SET_SCHEMA, "baselines": upgraded}
+    return BaselineSet(Path(path) if path is not None else None, dict(sorted(found.items())), False, doc)
+
+
+def upgrade_document(document: JsonObject) -> JsonObject:
+    """A single-platform baseline document of any version as version 2 writes it (a new object; the
+    input is not changed); one of version 2 comes back equal.
+
+    Version 1 differs in names only: the platform's environment (``cuda`` -> ``torch_cuda_build``;
+    on a CPU platform no cuDNN or TF32 entries), each entry's and round's ``accuracy`` (``measured``
+    and ``reference`` apart, :func:`~.upgrade.upgrade_accuracy`), a CPU round's ``cudnn_benchmark``
+    (left out). Rounds, figures and their order are kept. Anything malformed is left for the checks
+    of the loader to report.
+    """
+    doc = dict(document)
+    if doc.get("schema") in READ_SCHEMAS:
+        doc["schema"] = SCHEMA
+    platform = doc.get("platform")
+    device = platform.get("device") if isinstance(platform, dict) else None
+    if isinstance(platform, dict) and isinstance(platform.get("environment"), dict):
+        doc["platform"] = {**platform, "environment": upgrade_environment(platform["environment"], device)}
+    entries = doc.get("entries")
+    if isinstance(entries, list):
+        doc["entries"] = [_upgrade_entry(e, device) if isinstance(e, dict) else e for e in entries]
+    return doc
+
+
+def _upgrade_entry(entry: JsonObject, device: object) -> JsonObject:
+    out = dict(entry)
+    if isinstance(out.get("accuracy"), dict):
+        out["accuracy"] = upgrade_accuracy(out["accuracy"])
+    if "param_file_mb" in out and "param_file_mib" not in out:
+        out = {("param_file_mib" if k == "param_file_mb" else k): v for k, v in out.items()}
+    rounds = out.get("rounds")
+    if isinstance(rounds, list):
+        out["rounds"] = [_upgrade_round(r, device) if isinstance(r, dict) else r for r in rounds]
+    return out
+
+
+def _upgrade_round(rnd: JsonObject, device: object) -> JsonObject:
+    out = dict(rnd)
+    if isinstance(out.get("accuracy"), dict):
+        out["accuracy"] = upgrade_accuracy(out["accuracy"])
+    if device is not None and not is_cuda(device):
+        out.pop("cudnn_benchmark", None)
+    return out
 
 
 def _single(data: JsonObject, path: Path | str | None, where: str) -> Baseline:
-    """Check a ``pytest-dnnbench-baseline/1`` document (schema already checked); ``where`` names it in errors."""
+    """Check a single-platform document of this version (schema already checked, upgraded); ``where`` names it
+    in errors."""
     platform = data.get("platform")
     if not isinstance(platform, dict) or not isinstance(platform.get("key"), str) or not platform["key"]:
         raise BaselineError(f"baseline file {where}: 'platform' must be an object with a 'key' string")
@@ -470,10 +549,15 @@ def _check_entry(e: object, i: int, where: str) -> None:
     if not isinstance(mem, dict) or not all(_num(v) for v in mem.values()):
         raise BaselineError(f"baseline file {where}: {what}: 'memory_bytes' must map names to numbers or null")
     acc = e.get("accuracy", {})
-    if not isinstance(acc, dict) or not _num(acc.get("top1")):
-        raise BaselineError(
-            f"baseline file {where}: {what}: 'accuracy' must be an object with a numeric or null 'top1'"
-        )
+    if not isinstance(acc, dict):
+        raise BaselineError(f"baseline file {where}: {what}: 'accuracy' must be an object")
+    for part in ("measured", "reference"):
+        fig = acc.get(part)
+        if fig is not None and (not isinstance(fig, dict) or not _num(fig.get("top1")) or not _num(fig.get("top5"))):
+            raise BaselineError(
+                f"baseline file {where}: {what}: 'accuracy.{part}' must be null or an object with a numeric "
+                "or null 'top1' and 'top5'"
+            )
     rounds = e.get("rounds", [])
     if not isinstance(rounds, list):
         raise BaselineError(f"baseline file {where}: {what}: 'rounds' must be a list")
@@ -508,7 +592,8 @@ def round_from_record(record: JsonMapping, created: str | None = None) -> JsonOb
     samples = sorted(float(s) for s in lat.get("samples") or [])
     quantiles = [_round6(percentile(samples, q)) for q in ROUND_QUANTILES] if samples else None
     ci = lat.get("ci_median")
-    acc = record.get("accuracy") or {}
+    acc = upgrade_accuracy(record.get("accuracy") or {})
+    measured, reference = acc.get("measured"), acc.get("reference")
     return {
         "created": created or _now(),
         "median_ms": float(lat["median"]),
@@ -520,8 +605,11 @@ def round_from_record(record: JsonMapping, created: str | None = None) -> JsonOb
         "memory_bytes": dict(record.get("memory_bytes") or {}),
         "macs": record.get("macs"),
         "params": record.get("params"),
-        "accuracy": {k: acc.get(k) for k in ("top1", "top5", "status", "n_images")},
-        "cudnn_benchmark": record.get("cudnn_benchmark"),
+        "accuracy": {
+            "measured": {k: measured.get(k) for k in ("top1", "top5", "n_images")} if measured else None,
+            "reference": {k: reference.get(k) for k in ("top1", "top5", "source")} if reference else None,
+        },
+        **({"cudnn_benchmark": record["cudnn_benchmark"]} if "cudnn_benchmark" in record else {}),
         "seed": record.get("seed"),
     }
 
@@ -567,7 +655,7 @@ def summarize_entry(entry: JsonObject) -> JsonObject:
     entry["macs"] = last.get("macs")
     entry["flops"] = 2 * last["macs"] if isinstance(last.get("macs"), (int, float)) else None
     entry["params"] = last.get("params")
-    entry["accuracy"] = dict(last.get("accuracy") or {"top1": None, "status": "unavailable"})
+    entry["accuracy"] = dict(last.get("accuracy") or {"measured": None, "reference": None})
     return entry
 
 
@@ -599,9 +687,10 @@ def merge_records(
 
     Rounds beyond ``max_rounds`` (the oldest) are dropped. An entry whose network changed
     (MACs, parameters or input size differ from its last round) restarts its rounds: the old
-    ones timed another network. Returns a new document; ``document`` is not modified.
+    ones timed another network. Returns a new document of this version (``document`` may be of an
+    earlier one: :func:`upgrade_document`, every round kept); ``document`` is not modified.
     """
-    doc = json.loads(json.dumps(document)) if document is not None else new_document(platform)
+    doc = upgrade_document(json.loads(json.dumps(document))) if document is not None else new_document(platform)
     if max_rounds is not None:
         doc["max_rounds"] = int(max_rounds)
     limit = int(doc.get("max_rounds", DEFAULT_MAX_ROUNDS))
@@ -708,12 +797,13 @@ def save_run(
 
     ``choice``: ``"auto"`` (one file per platform key, so per mode, under ``root/baselines``) or a
     path. A path holds one platform: the records of one mode make (or merge into) a
-    ``pytest-dnnbench-baseline/1`` document as ever; those of several modes of one platform, or a
+    ``pytest-dnnbench-baseline/2`` document as ever; those of several modes of one platform, or a
     mode added to a file of another, make a baseline set with one block per mode (an existing
-    file's blocks and rounds kept). Records of several platforms (apart from the mode) are never
-    saved to one path. A run that was interrupted, produced no record, or regressed (unless
-    ``force``) saves nothing; neither does a file that cannot be read, or that belongs to another
-    platform (unless ``force``): it is left untouched and the outcome says why.
+    file's blocks and rounds kept). A file of version 1 is rewritten in version 2, every round
+    kept. Records of several platforms (apart from the mode) are never saved to one path. A run
+    that was interrupted, produced no record, or regressed (unless ``force``) saves nothing;
+    neither does a file that cannot be read, or that belongs to another platform (unless
+    ``force``): it is left untouched and the outcome says why.
     """
     out = SaveOutcome()
     usable = [r for r in records if (r.get("latency_ms") or {}).get("median")]

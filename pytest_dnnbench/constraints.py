@@ -1,10 +1,10 @@
 """Deployment constraints: size and FPS parsing, and records x thresholds -> verdicts.
 
-Pure (no torch, no pytest). Sizes follow DESIGN §3: decimal units are decimal
-(``GB`` = 10^9 bytes) and binary units binary (``GiB`` = 2^30 bytes), exactly as
-written; a plain number is bytes. The paper's Table 3 thresholds (0.7 / 1.0 /
-1.4 GB) come from nvidia-smi, which counts MiB: to apply the paper's own
-thresholds write ``0.7GiB`` etc.; ``0.7GB`` means 700,000,000 bytes.
+Pure (no torch, no pytest). Decimal units are decimal (``GB`` = 10^9 bytes) and binary
+units binary (``GiB`` = 2^30 bytes), exactly as written; a plain number is bytes. The
+paper's Table 3 thresholds (0.7 / 1.0 / 1.4 GB) come from nvidia-smi, which counts MiB:
+to apply the paper's own thresholds write ``0.7GiB`` etc.; ``0.7GB`` means 700,000,000
+bytes.
 
 The memory constraint applies to the deployed model's total memory (``memory_bytes.total``:
 the process's GPU memory, CUDA context included, on a GPU; on the CPU the runtime floor of

@@ -1,7 +1,7 @@
 """The figures of Bianco et al. 2018 (arXiv 1810.00736v2), with their provenance and their gaps.
 
-Source: the project's transcript of the paper (``paper/bianco2018-transcript.txt``, kept with
-the design notes). Pure data, no torch, no pytest. Rules followed (issue 3):
+Source: the project's transcript of the paper (``paper/bianco2018-transcript.txt``). Pure data,
+no torch, no pytest. Rules followed (issue 3):
 
 - **Table 1** (inference time per image, ms, the mean over 10 runs; Titan Xp left (a), Jetson TX1
   right (b); batch 1, 2, 4, 8, 16, 32, 64). Every cell the transcript kept is stored as printed.
@@ -19,9 +19,10 @@ the design notes). Pure data, no torch, no pytest. Rules followed (issue 3):
 - **Memory** (Table 2): the transcript lost the table's row order, so no cell of it can be
   attributed. §V-F gives four batch-1 figures on the Titan Xp: SqueezeNet-v1.0 943 MB,
   SqueezeNet-v1.1 921 MB, MobileNet-v1 650 MB, MobileNet-v2 648 MB. The paper's MB come from
-  nvidia-smi, which counts MiB (DESIGN §3): stored as ``MB x 2^20`` bytes.
+  nvidia-smi, which counts MiB: stored as ``MB x 2^20`` bytes.
 - **Top-1**: the values the paper's text and Table 3 give, taken from the model registry
-  (``ModelSpec.paper_top1``), not repeated here; null for the models the paper gives none for.
+  (``ModelSpec.paper_top1``), not repeated here, as ``accuracy.reference`` (published, not
+  measured: ``accuracy.measured`` is null); null for the models the paper gives none for.
 """
 
 from __future__ import annotations
@@ -306,7 +307,7 @@ def platform_block(platform: str) -> JsonObject:
             "macs": NOT_REPORTED,
             "flops": NOT_REPORTED,
             "params": NOT_REPORTED,
-            "accuracy.top5": "not stored: the figures here are Top-1 only",
+            "accuracy.reference.top5": "not stored: the figures here are Top-1 only",
         },
     }
 
@@ -325,7 +326,7 @@ def baseline_document(platform: str) -> JsonObject:
             if mem_reason:
                 missing["memory_bytes.total"] = mem_reason
             if top1 is None:
-                missing["accuracy.top1"] = TOP1_NULL_REASON
+                missing["accuracy.reference.top1"] = TOP1_NULL_REASON
             entries.append(
                 {
                     "model": name,
@@ -344,10 +345,13 @@ def baseline_document(platform: str) -> JsonObject:
                     "flops": None,
                     "params": None,
                     "accuracy": {
-                        "top1": top1,
-                        "top5": None,
-                        "status": "reference" if top1 is not None else "unavailable",
-                        "source": "Bianco et al. 2018" if top1 is not None else TOP1_NULL_REASON,
+                        "measured": None,
+                        "reference": (
+                            {"top1": top1, "top5": None, "source": "Bianco et al. 2018"} if top1 is not None else None
+                        ),
+                        "reason": "published figures, not measured by pytest-dnnbench"
+                        if top1 is not None
+                        else TOP1_NULL_REASON,
                     },
                     "missing": missing,
                 }

@@ -6,9 +6,11 @@ A record crosses three boundaries as plain JSON data: the results file, pytest-x
 a stage of the pipeline that adds to it makes a new one (``dataclasses.replace``).
 
 Every part keeps the keys it does not know (``unknown``) and the order its keys came in
-(``order``), so ``Part.from_json(d).to_json() == d`` for any JSON object ``d`` with the part's
-required keys: files written by other versions are read and written back unchanged. A part built
-in this process emits its keys in the documented order (``docs/usage.md``, the results file).
+(``order``), so ``Part.from_json(d).to_json() == d`` for any JSON object ``d`` of the current shape
+with the part's required keys: files written by later versions are read and written back unchanged.
+A record of an earlier version is upgraded as it is read (:mod:`.upgrade`: ``param_file_mib``, the
+accuracy's ``measured`` and ``reference`` apart); its other keys and their order are kept. A part
+built in this process emits its keys in the documented order (``docs/usage.md``, the results file).
 
 No torch, no pytest here.
 """
@@ -21,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from .upgrade import is_cuda, upgrade_accuracy, upgrade_record
+
 if TYPE_CHECKING:
     from .measure.bench import BenchSettings, Measurement
     from .measure.flops import Complexity
@@ -31,7 +35,9 @@ __all__ = [
     "JsonMapping",
     "JsonObject",
     "Latency",
+    "MeasuredAccuracy",
     "Record",
+    "ReferenceAccuracy",
     "RECORD_KEYS",
     "LATENCY_KEYS",
     "make_record",
@@ -74,10 +80,17 @@ class _Part:
         return {cls._JSON_NAMES.get(n, n): n for n in names}
 
     @classmethod
+    def _upgrade(cls, data: JsonMapping) -> JsonMapping:
+        """``data`` of an earlier version in the current shape (parts that changed override this)."""
+        return data
+
+    @classmethod
     def from_json(cls: type[P], data: JsonMapping) -> P:
-        """Read a part; unknown keys are kept (deep-copied), and so is the order of the keys."""
+        """Read a part (upgraded where an earlier version wrote it); unknown keys are kept (deep-copied),
+        and so is the order of the keys."""
         if not isinstance(data, Mapping):
             raise TypeError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
+        data = cls._upgrade(data)
         fields = cls._field_of()
         kwargs: JsonObject = {}  # JSON values, and the parts made from them
         unknown: JsonObject = {}
@@ -173,21 +186,67 @@ class Latency(_Part):
 
 
 @dataclass(frozen=True)
-class Accuracy(_Part):
-    """``accuracy``: Top-1/Top-5 in percent with their status (measured, reference or unavailable)."""
+class MeasuredAccuracy(_Part):
+    """``accuracy.measured``: Top-1/Top-5 (percent) measured in this run on ``n_images`` images.
+
+    The measurement's details (data set, layout, preprocessing, seconds...) are in ``unknown``."""
 
     top1: float | None = None
     top5: float | None = None
-    status: str = "unavailable"
-    source: str | None = None
     n_images: int | None = None
+    #: What was measured on what, in words.
+    source: str | None = None
 
-    _KEYS: ClassVar[tuple[str, ...]] = ("top1", "top5", "status", "source", "n_images")
+    _KEYS: ClassVar[tuple[str, ...]] = ("top1", "top5", "n_images", "source")
+    _ALWAYS: ClassVar[frozenset[str]] = frozenset(("top1", "top5", "n_images"))
+
+
+@dataclass(frozen=True)
+class ReferenceAccuracy(_Part):
+    """``accuracy.reference``: the published Top-1/Top-5 (percent) of these weights; never measured here."""
+
+    top1: float | None = None
+    top5: float | None = None
+    #: Where the figure is published.
+    source: str | None = None
+
+    _KEYS: ClassVar[tuple[str, ...]] = ("top1", "top5", "source")
     _ALWAYS: ClassVar[frozenset[str]] = frozenset(_KEYS)
 
 
+@dataclass(frozen=True)
+class Accuracy(_Part):
+    """``accuracy``: the figure measured in this run and the published one, apart, either or both None.
+
+    ``reason``: why nothing was measured (None when ``measured`` is given). Other keys (``unit``,
+    ``paper_top1``, the weights used) are in ``unknown``.
+    """
+
+    measured: MeasuredAccuracy | None = None
+    reference: ReferenceAccuracy | None = None
+    reason: str | None = None
+
+    _KEYS: ClassVar[tuple[str, ...]] = ("measured", "reference", "reason")
+    _ALWAYS: ClassVar[frozenset[str]] = frozenset(_KEYS)
+    _NESTED: ClassVar[Mapping[str, type[_Part]]] = {"measured": MeasuredAccuracy, "reference": ReferenceAccuracy}
+
+    @classmethod
+    def _upgrade(cls, data: JsonMapping) -> JsonMapping:
+        return upgrade_accuracy(data)
+
+    @property
+    def status(self) -> str:
+        """``measured`` (a figure measured in this run), ``reference`` (a published one only) or ``unavailable``."""
+        if self.measured is not None and self.measured.top1 is not None:
+            return "measured"
+        if self.reference is not None and self.reference.top1 is not None:
+            return "reference"
+        return "unavailable"
+
+
 def unavailable_accuracy(reason: str) -> Accuracy:
-    return Accuracy(status="unavailable", source=reason)
+    """No accuracy known, and why."""
+    return Accuracy(reason=reason)
 
 
 @dataclass(frozen=True)
@@ -249,7 +308,7 @@ RECORD_ORDER: tuple[str, ...] = (
     "macs_check",
     "counters_disagree",
     "params",
-    "param_file_mb",
+    "param_file_mib",
     "param_file_bytes",
     "complexity_error",
     "accuracy",
@@ -265,10 +324,11 @@ RECORD_ORDER: tuple[str, ...] = (
     "tolerances",
     "extra",
 )
-#: Keys beyond the documented list: this version's additions, some written only where they apply (complexity
-#: errors, isolation, a build charged to the test, CUDA-only figures, what the gate and other plugins add).
+#: Keys not every record has: written only where they apply (CUDA settings on CUDA runs, complexity errors,
+#: isolation, a build charged to the test, a mode's preparation, what the gate and other plugins add).
 OPTIONAL_KEYS = frozenset(
     {
+        "cudnn_benchmark",
         "tf32",
         "gpu_state",
         "load",
@@ -305,6 +365,7 @@ class Record(_Part):
     mode: str = "eager"
     channels_last: bool = False
     threads: int | None = None
+    #: On CUDA: cuDNN's autotuner (``--dnn-cudnn-benchmark``); None (not written) on the CPU.
     cudnn_benchmark: bool | None = None
     #: On CUDA: whether fp32 work was allowed to run in TF32 (``--dnn-tf32``); None on the CPU.
     tf32: bool | None = None
@@ -326,7 +387,8 @@ class Record(_Part):
     macs_check: int | None = None
     counters_disagree: bool | None = None
     params: int | None = None
-    param_file_mb: float | None = None
+    #: The serialized ``state_dict``'s size in MiB (2**20 bytes; ``param_file_bytes`` / 2**20).
+    param_file_mib: float | None = None
     param_file_bytes: int | None = None
     complexity_error: str | None = None
     accuracy: Accuracy = field(default_factory=lambda: unavailable_accuracy("accuracy was not evaluated in this run"))
@@ -354,6 +416,10 @@ class Record(_Part):
     _NESTED_LISTS: ClassVar[Mapping[str, type[_Part]]] = {"checks": Check}
     _TUPLES: ClassVar[frozenset[str]] = frozenset({"input_size"})
 
+    @classmethod
+    def _upgrade(cls, data: JsonMapping) -> JsonMapping:
+        return upgrade_record(data)
+
 
 def make_record(
     *,
@@ -369,7 +435,10 @@ def make_record(
     build_s: float | None = None,
     isolation: str | None = None,
 ) -> Record:
-    """Assemble one record from a :class:`~.measure.bench.Measurement` and a :class:`~.measure.flops.Complexity`."""
+    """Assemble one record from a :class:`~.measure.bench.Measurement` and a :class:`~.measure.flops.Complexity`.
+
+    The CUDA settings (``cudnn_benchmark``, ``tf32``) are recorded on CUDA runs only."""
+    on_cuda = is_cuda(settings.device)
     return Record(
         model=model,
         paper_name=paper_name,
@@ -380,8 +449,8 @@ def make_record(
         mode=settings.mode,
         channels_last=settings.channels_last,
         threads=threads,
-        cudnn_benchmark=settings.cudnn_benchmark,
-        tf32=settings.tf32 if settings.device.startswith("cuda") else None,
+        cudnn_benchmark=settings.cudnn_benchmark if on_cuda else None,
+        tf32=settings.tf32 if on_cuda else None,
         seed=settings.seed,
         batch_size=measurement.batch_size,
         input_size=tuple(measurement.input_size),
@@ -398,7 +467,7 @@ def make_record(
         macs_check=complexity.macs_check,
         counters_disagree=complexity.counters_disagree,
         params=complexity.params,
-        param_file_mb=complexity.param_file_mb,
+        param_file_mib=complexity.param_file_bytes / 2**20,
         param_file_bytes=complexity.param_file_bytes,
         complexity_error=complexity.error or None,
         test=test,

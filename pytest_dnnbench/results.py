@@ -1,7 +1,8 @@
-"""The results file (schema ``pytest-dnnbench/1``): atomic writes, reading, and JSON helpers.
+"""The results file (schema ``pytest-dnnbench/2``): atomic writes, reading, and JSON helpers.
 
 The record itself is :class:`~.record.Record`; this module writes records as the JSON documents
-described in docs/usage.md. No torch, no pytest here.
+described in docs/usage.md. :func:`load_results` reads every earlier version too
+(:data:`READ_SCHEMAS`), upgraded in memory (:mod:`.upgrade`). No torch, no pytest here.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .record import LATENCY_KEYS, RECORD_KEYS, JsonMapping, JsonObject
+from .upgrade import upgrade_environment, upgrade_record
 
 __all__ = [
     "SCHEMA",
+    "READ_SCHEMAS",
     "LATENCY_KEYS",
     "RECORD_KEYS",
     "ResultsFile",
@@ -24,9 +27,13 @@ __all__ = [
     "jsonable",
     "load_results",
     "plain",
+    "upgrade_results",
 ]
 
-SCHEMA = "pytest-dnnbench/1"
+#: The version this package writes.
+SCHEMA = "pytest-dnnbench/2"
+#: The versions :func:`load_results` reads: every one so far, the earlier ones upgraded as they are read.
+READ_SCHEMAS = ("pytest-dnnbench/1", SCHEMA)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -146,13 +153,34 @@ def plain(obj: JsonMapping) -> JsonObject:
 
 
 def load_results(path: Path) -> JsonObject:
-    """Read a results file, checking its schema; raises ValueError with what was wrong."""
+    """Read a results file of any version (:data:`READ_SCHEMAS`), upgraded to :data:`SCHEMA`
+    (:func:`upgrade_results`); raises ValueError with what was wrong."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise ValueError(f"cannot read results file {path}: {exc}") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not valid JSON ({exc})") from exc
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise ValueError(f"{path} is not a pytest-dnnbench results file (schema {SCHEMA!r} expected)")
-    return data
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or schema not in READ_SCHEMAS:
+        later = isinstance(schema, str) and schema.startswith("pytest-dnnbench/")
+        raise ValueError(
+            f"{path} is not a pytest-dnnbench results file (schema {schema!r}; this version reads "
+            f"{', '.join(map(repr, READ_SCHEMAS))}" + ("; it was written by a later version)" if later else ")")
+        )
+    return upgrade_results(data)
+
+
+def upgrade_results(document: JsonMapping) -> JsonObject:
+    """A results document of any version as this version writes it: schema :data:`SCHEMA`, the
+    environment and every record (a JSON object) upgraded (:mod:`.upgrade`); other keys kept.
+    A record that is not a JSON object is left as it is (readers report it)."""
+    out = dict(document)
+    out["schema"] = SCHEMA
+    env = document.get("environment")
+    if isinstance(env, dict):
+        out["environment"] = upgrade_environment(env)
+    records = document.get("records")
+    if isinstance(records, list):
+        out["records"] = [upgrade_record(r) if isinstance(r, dict) else r for r in records]
+    return out

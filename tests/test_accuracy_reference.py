@@ -1,4 +1,4 @@
-"""Without data or weights: the published figure, marked as reference, never as measured."""
+"""Without data or weights: the published figure, as ``accuracy.reference``, never as measured."""
 
 from __future__ import annotations
 
@@ -20,19 +20,17 @@ NO_FIGURE = {"mobilenet_v1", "shufflenet"}
 @pytest.mark.parametrize("spec", PAPER, ids=[s.name for s in PAPER])
 def test_every_paper_model_with_a_figure_carries_it_as_reference(spec) -> None:
     acc = not_measured(spec, "no validation data (pass --dnn-imagenet=DIR)")
-    assert acc["paper_top1"] == spec.paper_top1
-    assert acc["reason"] == "no validation data (pass --dnn-imagenet=DIR)" and acc["n_images"] is None
+    assert acc["paper_top1"] == spec.paper_top1 and acc["unit"] == "%"
+    assert acc["reason"] == "no validation data (pass --dnn-imagenet=DIR)" and acc["measured"] is None
+    assert "top1" not in acc and "status" not in acc  # no figure outside measured and reference
     if spec.name in NO_FIGURE:
-        assert acc["status"] == "unavailable" and acc["top1"] is None and acc["reference"] is None
-        assert acc["source"] == acc["reason"]
+        assert acc["reference"] is None
         return
     ref = acc["reference"]
-    assert acc["status"] == "reference"
-    assert (acc["top1"], acc["top5"]) == (ref["top1"], ref["top5"])
-    assert 50 < acc["top1"] < acc["top5"] < 100
-    assert acc["source"] == ref["source"] and ("torchvision weights meta" in ref["source"] or "Cadene" in ref["source"])
+    assert 50 < ref["top1"] < ref["top5"] < 100
+    assert "torchvision weights meta" in ref["source"] or "Cadene" in ref["source"]
     if spec.paper_top1 is not None:  # the paper's own figure is close to the published one
-        assert abs(spec.paper_top1 - acc["top1"]) < 3.5
+        assert abs(spec.paper_top1 - ref["top1"]) < 3.5
 
 
 def test_the_paper_weights_not_todays_defaults() -> None:
@@ -51,14 +49,28 @@ def test_cadene_figures_cover_exactly_the_cadene_weights() -> None:
     assert CADENE_TABLE["cafferesnet101"][:2] == (76.200, 92.766)
 
 
+def measured(top1: float) -> dict:
+    return {"measured": {"top1": top1, "top5": None, "n_images": 10}, "reference": None, "reason": None}
+
+
+def reference(top1: float) -> dict:
+    return {"measured": None, "reference": {"top1": top1, "top5": None, "source": "x"}, "reason": "no data"}
+
+
 def test_table_cells() -> None:
+    assert accuracy_cell({"accuracy": measured(76.13)}) == "76.13"
+    assert accuracy_cell({"accuracy": reference(76.13)}) == f"76.13 {REFERENCE_MARK}"
+    assert accuracy_cell({"accuracy": {"measured": None, "reference": None, "reason": "no data"}}) == "-"
+    both = {**measured(70.5), "reference": {"top1": 76.13, "top5": None, "source": "x"}}
+    assert accuracy_cell({"accuracy": both}) == "70.50"  # the measured figure, never the published one
+    # Records of version 1 (flat, with a status) show as they did.
     assert accuracy_cell({"accuracy": {"top1": 76.13, "status": "measured"}}) == "76.13"
     assert accuracy_cell({"accuracy": {"top1": 76.13, "status": "reference"}}) == f"76.13 {REFERENCE_MARK}"
     assert accuracy_cell({"accuracy": {"top1": None, "status": "unavailable"}}) == "-"
     lines = format_table(
         [
-            {"model": "a", "batch_size": 1, "accuracy": {"top1": 70.0, "status": "measured"}},
-            {"model": "b", "batch_size": 1, "accuracy": {"top1": 71.0, "status": "reference"}},
+            {"model": "a", "batch_size": 1, "accuracy": measured(70.0)},
+            {"model": "b", "batch_size": 1, "accuracy": reference(71.0)},
         ]
     )
     assert "Top-1(%)" in lines[0]
@@ -76,12 +88,14 @@ def test_run_without_data_or_weights(tiny_project: pytest.Pytester, monkeypatch:
     result.assert_outcomes(passed=2)
     squeeze, tiny = load_json(out)["records"]
     acc = squeeze["accuracy"]
-    assert acc["status"] == "reference" and acc["top1"] == 58.178 and acc["top5"] == 80.624
-    assert acc["source"] == "torchvision weights meta: SqueezeNet1_1_Weights.IMAGENET1K_V1"
+    assert acc["measured"] is None
+    assert (acc["reference"]["top1"], acc["reference"]["top5"]) == (58.178, 80.624)
+    assert acc["reference"]["source"] == "torchvision weights meta: SqueezeNet1_1_Weights.IMAGENET1K_V1"
     assert acc["paper_top1"] == 58.18
     assert "no validation data" in acc["reason"]
     assert re.search(r"no cached checkpoint at .*empty_torch_home.*squeezenet1_1-b8a52dc0\.pth", acc["reason"])
-    assert tiny["accuracy"]["status"] == "unavailable" and tiny["accuracy"]["top1"] is None
+    assert tiny["accuracy"]["measured"] is None and tiny["accuracy"]["reference"] is None
+    assert tiny["accuracy"]["reason"]
     text = result.stdout.str()
     assert re.search(r"^squeezenet1_1\s+1\s.*\s58\.18 \(ref\)\s", text, re.M), text
     assert re.search(r"^tiny\s+1\s.*\s-\s+\d+(\s+[a-z, ]+)?\s*$", text, re.M)  # a note (capped) may follow

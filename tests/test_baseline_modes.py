@@ -1,8 +1,8 @@
 """Deployment modes in baseline files: one block per mode of a platform, each mode compared with its own rounds.
 
 A file named by path holds one platform; a run of several modes (``--dnn-modes=eager,compile``) saves
-each mode's rounds in a block of a baseline set (``pytest-dnnbench-baseline-set/1``), and a file of one
-mode stays a ``pytest-dnnbench-baseline/1`` document as before. Pure logic (``save_run``,
+each mode's rounds in a block of a baseline set (``pytest-dnnbench-baseline-set/2``), and a file of one
+mode stays a ``pytest-dnnbench-baseline/2`` document as before. Pure logic (``save_run``,
 ``load_baselines``, ``baseline_checks``) on files in ``tmp_path``.
 """
 
@@ -66,7 +66,7 @@ def record(
         "memory_bytes": {"total": 900 * 2**20, "delta": 1000},
         "macs": 1000,
         "params": 10,
-        "accuracy": {"top1": None, "top5": None, "status": "unavailable", "n_images": None},
+        "accuracy": {"measured": None, "reference": None, "reason": "not evaluated"},
     }
 
 

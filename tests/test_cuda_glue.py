@@ -65,19 +65,17 @@ def test_isolated_runs_make_no_backend_in_the_parent(
     assert doc["environment"]["device"] == "cpu" and doc["environment"]["torch"]  # the child's environment
 
 
-def test_tf32_is_off_by_default_and_recorded_on_request(tiny_project: pytest.Pytester) -> None:
+def test_tf32_and_cudnn_are_not_recorded_on_a_cpu_run(tiny_project: pytest.Pytester) -> None:
     out = tiny_project.path / "r.json"
-    tiny_project.runpytest(*FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1", f"--dnn-json={out}").assert_outcomes(
-        passed=1
-    )
-    env = load_json(out)["environment"]
-    assert env["tf32_requested"] is False
     tiny_project.runpytest(
         *FAST, "--dnn-models=tiny", "--dnn-batch-sizes=1", "--dnn-tf32", f"--dnn-json={out}"
     ).assert_outcomes(passed=1)
     doc = load_json(out)
-    assert doc["environment"]["tf32_requested"] is True
-    assert "tf32" not in doc["records"][0]  # a CPU record: TF32 does not apply
+    env, rec = doc["environment"], doc["records"][0]
+    # A CPU run: TF32 and cuDNN do not apply (recorded on CUDA runs: test_cuda_tf32.py, test_gpu_acceptance.py).
+    assert not {k for k in env if k.startswith(("tf32", "cudnn"))} and "cuda" not in env
+    assert "torch_cuda_build" in env  # the CUDA torch was built with (None for a CPU-only build)
+    assert "tf32" not in rec and "cudnn_benchmark" not in rec
 
 
 def test_tf32_is_part_of_the_cuda_platform_key() -> None:

@@ -37,6 +37,18 @@ def _no_tf32_env_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
 MIXED = [("conv", "ieee")]  # what e.g. transformers' test setup does: new API on top of legacy defaults
 
 
+class CudaLikeBackend(CpuBackend):
+    """The CPU backend under a CUDA device's name: the environment of a CUDA run (its cuDNN and TF32
+    entries), read from the installed torch, whose switches work without a GPU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.device = "cuda:0"
+
+    def describe(self) -> dict[str, Any]:
+        return {"device_name": "a CUDA device"}
+
+
 # -- item 4: fp32 means fp32 ---------------------------------------------------------------------
 
 
@@ -109,13 +121,18 @@ def test_environment_records_the_tf32_actually_in_force(real_tf32_state: Any) ->
     settings = BenchSettings()
     restore = apply_process_settings(settings)
     try:
-        env = collect_environment(CpuBackend(), settings, "test")
+        env = collect_environment(CudaLikeBackend(), settings, "test")
+        cpu = collect_environment(CpuBackend(), settings, "test")
     finally:
         restore()
     assert env["tf32_cudnn"] is False and env["tf32_matmul"] is False
     assert env["tf32_requested"] is False and env["tf32_api"] == TF32_API_NEW
     assert env["float32_matmul_precision"] == "highest"
     assert "gpu_state_start" not in env  # nothing to snapshot on the CPU
+    # A CPU run: TF32 and cuDNN do not apply, and are not recorded; torch's CUDA build always is.
+    assert not {k for k in cpu if k.startswith(("tf32", "cudnn"))} and "cuda" not in cpu
+    assert cpu["float32_matmul_precision"] == "highest" and "torch_cuda_build" in cpu
+    assert env["torch_cuda_build"] == env["cuda"] == cpu["torch_cuda_build"]
 
 
 # -- item 5: reading never raises ------------------------------------------------------------------
@@ -146,7 +163,7 @@ def test_mixed_state_in_the_installed_torch_reads_sets_and_restores(real_tf32_st
     settings = BenchSettings()
     restore = apply_process_settings(settings)  # used to raise while the backend was built
     try:
-        env = collect_environment(CpuBackend(), settings, "test")
+        env = collect_environment(CudaLikeBackend(), settings, "test")
         assert env["tf32_cudnn"] is False and env["tf32_matmul"] is False
         assert torch.backends.cudnn.allow_tf32 is False  # consistent while the plugin runs
     finally:
@@ -157,7 +174,7 @@ def test_mixed_state_in_the_installed_torch_reads_sets_and_restores(real_tf32_st
 def test_environment_survives_a_mixed_matmul_state(real_tf32_state: Any) -> None:
     torch = real_tf32_state
     _apply(torch, [("matmul", "tf32")])
-    env = collect_environment(CpuBackend(), BenchSettings(), "test")
+    env = collect_environment(CudaLikeBackend(), BenchSettings(), "test")
     assert env["float32_matmul_precision"] is None
     assert env["tf32_matmul"] is True
 
@@ -205,3 +222,14 @@ def test_tf32_switches_tolerate_warnings_as_errors(recwarn: pytest.WarningsRecor
         warnings.simplefilter("error")
         set_tf32(False, t)
     assert t.backends.cudnn.allow_tf32 is False  # set, and consistent with the new attributes
+
+
+def test_machine_info_names_torchs_cuda_build_and_cudnn_only_when_a_gpu_may_run() -> None:
+    from types import SimpleNamespace
+
+    from pytest_dnnbench.measure.environment import machine_info
+
+    cpu = machine_info(SimpleNamespace(device="cpu", precision="fp32", cudnn_benchmark=True))
+    assert "torch_cuda_build" in cpu and not {"cuda", "cudnn", "cudnn_benchmark"} & set(cpu)
+    gpu = machine_info(SimpleNamespace(device="auto", precision="fp32", cudnn_benchmark=False))
+    assert gpu["cudnn_benchmark"] is False and "cudnn" in gpu and "cuda" not in gpu

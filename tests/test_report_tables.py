@@ -52,6 +52,18 @@ def test_best_top1_prefers_measured_then_reference_then_paper() -> None:
     reference = rec("resnet18", 2, 1.0, 1, top1=69.76, status="reference")
     assert T.best_top1("resnet18", [reference, measured]).status == "measured"
     assert T.best_top1("resnet18", [reference]).status == "reference"
+    # One record with both: the measured figure, never the published one.
+    both = {**measured, "accuracy": {**measured["accuracy"], "reference": reference["accuracy"]["reference"]}}
+    assert T.top1_of(both) == (70.1, "measured") and T.top1_of(reference) == (69.76, "reference")
+    assert T.top1_of(rec("x", 1, 1.0, 1)) == (None, None)
+    # Records of version 1 (a flat accuracy with its status) read the same.
+    assert T.top1_of({"accuracy": {"top1": 70.1, "status": "measured"}}) == (70.1, "measured")
+    assert T.top1_of({"accuracy": {"top1": 69.76, "status": "reference"}}) == (69.76, "reference")
+    assert T.top1_of({"accuracy": {"top1": None, "status": "unavailable"}}) == (None, None)
+    assert T.top1_of({}) == (None, None)
+    old = {**reference, "accuracy": {"top1": 69.76, "status": "reference", "source": "x"}}
+    assert T.best_top1("resnet18", [old]).status == "reference"
+    assert T.param_file_mib({"param_file_mb": 4.5}) == T.param_file_mib({"param_file_mib": 4.5}) == 4.5
     paper = T.best_top1("resnet18", [rec("resnet18", 1, 1.0, 1)])
     assert (paper.value, paper.status, paper.text()) == (69.64, "paper", "69.64p")
     assert T.best_top1("not_a_model", [rec("not_a_model", 1, 1.0, 1)]).value is None
@@ -129,7 +141,11 @@ def test_csv_one_row_per_record_flattened() -> None:
     assert len(rows) == len(records)
     assert rows[0]["model"] == "fast_net" and float(rows[0]["memory_bytes.total"]) == 510 * 2**20
     assert "latency_ms.samples" not in rows[0] and rows[0]["latency_ms.ci_median.1"] == "0.0"
-    assert rows[0]["accuracy.top1"] == "70.0"
+    # The measured and the published Top-1 in columns of their own, in every row (empty where null).
+    assert rows[0]["accuracy.measured.top1"] == "70.0" and rows[0]["accuracy.reference.top1"] == ""
+    mid = next(r for r in rows if r["model"] == "mid_net")
+    assert mid["accuracy.measured.top1"] == "" and mid["accuracy.reference.top1"] == "75.0"
+    assert "param_file_mib" in rows[0] and "accuracy.status" not in rows[0]
     assert flatten_record({"a": {"b": [1, 2]}, "c": [{"x": 1}]}) == {"a.b.0": 1, "a.b.1": 2, "c": '[{"x": 1}]'}
 
 

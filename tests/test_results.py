@@ -14,7 +14,7 @@ from pytest_dnnbench.measure.bench import BenchSettings, Measurement
 from pytest_dnnbench.measure.flops import Complexity
 from pytest_dnnbench.measure.stats import summarize
 from pytest_dnnbench.measure.timing import TimingResult
-from pytest_dnnbench.record import Accuracy, make_record
+from pytest_dnnbench.record import Accuracy, ReferenceAccuracy, make_record
 from pytest_dnnbench.results import (
     LATENCY_KEYS,
     RECORD_KEYS,
@@ -81,7 +81,8 @@ def test_record_values() -> None:
     m = measurement(batch=8)
     rec = record(measurement=m)
     assert rec["model"] == "resnet18" and rec["device"] == "cpu" and rec["seed"] == 3
-    assert rec["precision"] == "fp32" and rec["mode"] == "eager" and rec["cudnn_benchmark"] is True
+    assert rec["precision"] == "fp32" and rec["mode"] == "eager"
+    assert "cudnn_benchmark" not in rec and "tf32" not in rec  # CUDA settings: absent on the CPU
     assert rec["batch_size"] == 8 and rec["input_size"] == [3, 224, 224]
     assert rec["per_image_ms"] == m.timing.stats.median / 8
     assert rec["fps"] == pytest.approx(1000 * 8 / m.timing.stats.median)
@@ -89,9 +90,11 @@ def test_record_values() -> None:
     assert rec["memory_bytes"] is not m.memory  # a copy: later edits do not alias
     assert rec["flops"] == 2 * rec["macs"] == 3_628_000_000
     assert rec["params"] == 11_689_512
+    assert rec["param_file_bytes"] == 46_800_000 and "param_file_mb" not in rec
+    assert rec["param_file_mib"] == 46_800_000 / 2**20  # MiB, as the name says
     assert rec["latency_ms"]["samples"] == list(m.timing.samples_ms)
     assert rec["latency_ms"]["warmup"] == 3
-    assert rec["accuracy"]["status"] == "unavailable" and rec["accuracy"]["top1"] is None
+    assert rec["accuracy"] == {"measured": None, "reference": None, "reason": "accuracy was not evaluated in this run"}
     assert rec["checks"] == [] and rec["outcome"] is None and rec["reason"] is None
 
 
@@ -109,12 +112,18 @@ def test_record_complexity_error_and_a_replaced_accuracy() -> None:
         complexity=Complexity(macs=None, macs_check=None, params=10, param_file_bytes=40, error="boom"),
     )
     rec = dataclasses.replace(
-        built, accuracy=Accuracy(top1=0.7, top5=0.9, status="reference", source="paper"), extra={"note": "x"}
+        built,
+        accuracy=Accuracy(reference=ReferenceAccuracy(top1=0.7, top5=0.9, source="paper"), reason="no data"),
+        extra={"note": "x"},
     ).to_json()
     assert rec["macs"] is None and rec["flops"] is None
     assert rec["complexity_error"] == "boom"
     assert rec["extra"] == {"note": "x"}
-    assert rec["accuracy"]["status"] == "reference"
+    assert rec["accuracy"] == {
+        "measured": None,
+        "reference": {"top1": 0.7, "top5": 0.9, "source": "paper"},
+        "reason": "no data",
+    }
     assert "complexity_error" not in record()  # only where there was an error
 
 
@@ -238,6 +247,160 @@ def test_load_results_rejects_a_wrong_schema(tmp_path: Path, content: str) -> No
     with pytest.raises(ValueError, match="not a pytest-dnnbench results file") as exc:
         load_results(p)
     assert SCHEMA in str(exc.value)
+
+
+@pytest.mark.parametrize("later", ["pytest-dnnbench/3", "pytest-dnnbench/10"])
+def test_load_results_names_a_later_version(tmp_path: Path, later: str) -> None:
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps({"schema": later, "environment": {}, "records": []}), encoding="utf-8")
+    with pytest.raises(ValueError, match="written by a later version") as exc:
+        load_results(p)
+    assert "'pytest-dnnbench/1', 'pytest-dnnbench/2'" in str(exc.value)
+
+
+def test_the_schema_is_version_2_and_version_1_is_read() -> None:
+    assert SCHEMA == "pytest-dnnbench/2"
+    assert results.READ_SCHEMAS == ("pytest-dnnbench/1", "pytest-dnnbench/2")
+
+
+def old_record(status: str = "reference", device: str = "cpu") -> dict:
+    """A record as version 1 wrote it (only the keys that changed, and a few others)."""
+    acc = {
+        "measured": {
+            "top1": 71.2,
+            "top5": 90.1,
+            "status": "measured",
+            "source": "measured on 50 images of /data",
+            "n_images": 50,
+            "unit": "%",
+            "reason": None,
+            "paper_top1": 69.76,
+            "reference": {"top1": 69.758, "top5": 89.078, "source": "torchvision", "weights": "V1"},
+            "dataset": "/data",
+            "seconds": 1.5,
+            "weights": "pretrained",
+        },
+        "reference": {
+            "top1": 69.758,
+            "top5": 89.078,
+            "status": "reference",
+            "source": "torchvision",
+            "n_images": None,
+            "unit": "%",
+            "reason": "random weights",
+            "paper_top1": 69.76,
+            "reference": {"top1": 69.758, "top5": 89.078, "source": "torchvision", "weights": "V1"},
+            "weights": "random",
+        },
+        "unavailable": {
+            "top1": None,
+            "top5": None,
+            "status": "unavailable",
+            "source": "not evaluated",
+            "n_images": None,
+        },
+    }[status]
+    return {
+        "model": "resnet18",
+        "device": device,
+        "precision": "fp32",
+        "threads": 2,
+        "cudnn_benchmark": True,
+        "seed": 0,
+        "batch_size": 1,
+        "latency_ms": {"median": 10.0, "n": 3},
+        "per_image_ms": 10.0,
+        "params": 11_689_512,
+        "param_file_mb": 44.6,
+        "param_file_bytes": 46_800_000,
+        "accuracy": acc,
+        "outcome": "passed",
+    }
+
+
+def test_load_results_reads_version_1_as_version_2(tmp_path: Path) -> None:
+    env = {
+        "torch": "2.x",
+        "cuda": "13.0",
+        "cudnn": 92400,
+        "device": "cpu",
+        "cudnn_benchmark": True,
+        "tf32_matmul": False,
+        "tf32_cudnn": True,
+        "tf32_requested": False,
+        "seed": 0,
+    }
+    doc = {
+        "schema": "pytest-dnnbench/1",
+        "environment": env,
+        "records": [old_record(s) for s in ("measured", "reference", "unavailable")],
+        "missing": [{"model": "x"}],
+    }
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps(doc), encoding="utf-8")
+    data = load_results(p)
+    assert data["schema"] == SCHEMA and data["missing"] == [{"model": "x"}]
+    assert data["environment"] == {"torch": "2.x", "torch_cuda_build": "13.0", "device": "cpu", "seed": 0}
+    measured, reference, unavailable = data["records"]
+    for rec in data["records"]:
+        assert list(rec)[:9] == [
+            "model",
+            "device",
+            "precision",
+            "threads",
+            "seed",
+            "batch_size",
+            "latency_ms",
+            "per_image_ms",
+            "params",
+        ]
+        assert rec["param_file_mib"] == 44.6 and "param_file_mb" not in rec and "cudnn_benchmark" not in rec
+    assert measured["accuracy"] == {
+        "measured": {
+            "top1": 71.2,
+            "top5": 90.1,
+            "n_images": 50,
+            "source": "measured on 50 images of /data",
+            "dataset": "/data",
+            "seconds": 1.5,
+        },
+        "reference": {"top1": 69.758, "top5": 89.078, "source": "torchvision", "weights": "V1"},
+        "reason": None,
+        "unit": "%",
+        "paper_top1": 69.76,
+        "weights": "pretrained",
+    }
+    assert reference["accuracy"] == {
+        "measured": None,
+        "reference": {"top1": 69.758, "top5": 89.078, "source": "torchvision", "weights": "V1"},
+        "reason": "random weights",
+        "unit": "%",
+        "paper_top1": 69.76,
+        "weights": "random",
+    }
+    assert unavailable["accuracy"] == {"measured": None, "reference": None, "reason": "not evaluated"}
+    # What is read is current: reading it again changes nothing.
+    assert results.upgrade_results(data) == data
+
+
+def test_a_cuda_record_of_version_1_keeps_its_cuda_settings(tmp_path: Path) -> None:
+    from pytest_dnnbench.record import Record
+
+    old = old_record("reference", device="cuda:0")
+    rec = Record.from_json(old)
+    assert rec.cudnn_benchmark is True and rec.to_json()["cudnn_benchmark"] is True
+    assert rec.accuracy.status == "reference" and rec.accuracy.measured is None
+    assert rec.param_file_mib == 44.6
+    env = results.upgrade_results(
+        {"schema": "pytest-dnnbench/1", "environment": {"cuda": "12.8", "cudnn": 91002, "device": "cuda:0"}}
+    )["environment"]
+    assert env == {"torch_cuda_build": "12.8", "cuda": "12.8", "cudnn": 91002, "device": "cuda:0"}
+
+
+def test_a_cuda_record_carries_its_cuda_settings() -> None:
+    rec = record(settings=BenchSettings(device="cuda:0", cudnn_benchmark=False, tf32=True))
+    assert rec["cudnn_benchmark"] is False and rec["tf32"] is True
+    assert list(rec).index("cudnn_benchmark") == list(rec).index("threads") + 1
 
 
 def test_load_results_missing_file(tmp_path: Path) -> None:

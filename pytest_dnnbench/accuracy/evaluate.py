@@ -3,9 +3,10 @@
 ``--dnn-imagenet=DIR`` (validation data, ImageFolder or ILSVRC2012 devkit layout),
 ``--dnn-accuracy-limit=N`` (a class-balanced subset) and ``--dnn-weights=random|pretrained|PATH``.
 Accuracy is computed once per model per session, on the device under test, the first time a
-record of that model is made, and given to every record of that model. Without data or weights
-the record says why, and carries the published reference figure (status ``reference``) where one
-exists. The session (:mod:`..session`) calls :meth:`AccuracyRun.load_weights` after building a
+record of that model is made, and given to every record of that model as ``accuracy.measured``.
+Without data or weights ``accuracy.measured`` is null and ``accuracy.reason`` says why; the
+published figure of the weights is ``accuracy.reference`` either way, where one exists (never in
+place of a measured one). The session (:mod:`..session`) calls :meth:`AccuracyRun.load_weights` after building a
 model and :meth:`AccuracyRun.for_record` for each record. No torch at import.
 """
 
@@ -48,7 +49,7 @@ class AccuracyRun:
     limit: int | None = None
     dataset: Dataset | None = None
     n_available: int | None = None
-    #: model name -> accuracy (JSON form), measured or not.
+    #: model name -> accuracy (JSON form: ``measured``, ``reference``, ``reason``...), measured or not.
     cache: dict[str, JsonObject] = field(default_factory=dict)
     #: model name -> weights info, or ``{"error": reason}``.
     weights: dict[str, JsonObject] = field(default_factory=dict)
@@ -122,19 +123,14 @@ class AccuracyRun:
             return not_measured(spec, str(exc), weights)
         except Exception as exc:  # the benchmark goes on; the record says what went wrong
             return not_measured(spec, f"evaluation failed: {type(exc).__name__}: {exc}", weights)
-        out: JsonObject = {
+        measured: JsonObject = {
             "top1": result["top1"],
             "top5": result["top5"],
-            "status": "measured",
+            "n_images": result["n_images"],
             "source": (
                 f"measured on {result['n_images']} images of {dataset.root} ({dataset.layout} layout), "
                 f"weights {weights.get('weights')}"
             ),
-            "n_images": result["n_images"],
-            "unit": "%",
-            "reason": None,
-            "paper_top1": spec.paper_top1,
-            "reference": _reference(spec),
             "dataset": dataset.root,
             "layout": dataset.layout,
             "n_classes": len(dataset.classes),
@@ -146,8 +142,7 @@ class AccuracyRun:
             "seconds": result["seconds"],
             "tie_rule": TIE_RULE,
         }
-        out.update({k: v for k, v in weights.items() if k != "error"})
-        return out
+        return accuracy_json(measured, _reference(spec), None, spec, weights)
 
 
 def open_run(data: Path | None, limit: int | None, weights: str) -> AccuracyRun:
@@ -176,21 +171,29 @@ def _reference(spec: ModelSpec | None) -> JsonObject | None:
 
 
 def not_measured(spec: ModelSpec | None, reason: str, weights: JsonObject | None = None) -> JsonObject:
-    """Status ``reference`` with the published figure where one exists, else ``unavailable``."""
-    ref = _reference(spec)
+    """Nothing measured (``measured`` null, ``reason`` why), with the published figure as ``reference`` where
+    one exists."""
+    return accuracy_json(None, _reference(spec), reason, spec, weights)
+
+
+def accuracy_json(
+    measured: JsonObject | None,
+    reference: JsonObject | None,
+    reason: str | None,
+    spec: ModelSpec | None,
+    weights: JsonObject | None,
+) -> JsonObject:
+    """A record's ``accuracy``: ``measured`` (this run's figures, or None), ``reference`` (the published
+    figures of these weights: ``top1``, ``top5``, ``source``, ``weights``; or None), ``reason`` (why nothing
+    was measured; None when measured), ``unit`` (``%``), ``paper_top1`` (the paper's own Top-1) and the
+    weights used (``weights``, ``weights_file``...)."""
     out: JsonObject = {
-        "top1": None,
-        "top5": None,
-        "status": "unavailable",
-        "source": reason,
-        "n_images": None,
-        "unit": "%",
+        "measured": measured,
+        "reference": reference,
         "reason": reason,
+        "unit": "%",
         "paper_top1": spec.paper_top1 if spec is not None else None,
-        "reference": ref,
     }
-    if ref is not None:
-        out.update(top1=ref["top1"], top5=ref["top5"], status="reference", source=ref["source"])
     if weights:
         out.update({k: v for k, v in weights.items() if k != "error"})
     return out

@@ -1,4 +1,10 @@
-"""The environment every result carries (DESIGN §3 "Environment")."""
+"""The environment every result carries: versions, hardware, and every setting that changes a figure.
+
+``torch_cuda_build`` is the CUDA version torch was built with (null for a CPU-only build), on
+every run. The facts of a CUDA run's device and libraries (``cuda``, ``cudnn``,
+``cudnn_benchmark``, the TF32 settings, the GPU's memory, context and driver) are written on CUDA
+runs only: a CPU run does not carry them (docs/usage.md, the results file).
+"""
 
 from __future__ import annotations
 
@@ -43,9 +49,9 @@ def collect_environment(backend: Backend, settings: BenchSettings, plugin_versio
     """Versions, hardware, and every setting that changes a figure."""
     import torch
 
-    from .bench import read_float32_matmul_precision, read_tf32_flags
+    from .bench import read_float32_matmul_precision
 
-    tf32 = read_tf32_flags(torch)
+    on_cuda = str(backend.device).startswith("cuda")
     env: JsonObject = {
         "plugin_version": plugin_version,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -57,8 +63,7 @@ def collect_environment(backend: Backend, settings: BenchSettings, plugin_versio
         "timm": _version("timm"),
         "thop": _version("ultralytics-thop"),
         "pretrainedmodels": _version("pretrainedmodels"),
-        "cuda": torch.version.cuda,
-        "cudnn": _cudnn_version(torch),
+        "torch_cuda_build": torch.version.cuda,
         "cpu": _cpu_name(),
         "cpu_count": os.cpu_count(),
         "threads": torch.get_num_threads(),
@@ -67,14 +72,7 @@ def collect_environment(backend: Backend, settings: BenchSettings, plugin_versio
         "precision": settings.precision,
         "mode": settings.mode,
         "channels_last": settings.channels_last,
-        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
-        # Read through whichever TF32 API this torch has, never raising (a mixed legacy/new
-        # state makes plain reads raise, and this runs while the first test builds the backend).
-        "tf32_matmul": tf32["tf32_matmul"],
-        "tf32_cudnn": tf32["tf32_cudnn"],
-        "tf32_api": tf32["api"],
-        "tf32_env_overrides": tf32["env_overrides"],
-        "tf32_requested": bool(getattr(settings, "tf32", False)),
+        **(_cuda_settings(torch, settings) if on_cuda else {}),
         "float32_matmul_precision": read_float32_matmul_precision(torch),
         "flush_denormal": settings.device == "cpu",
         "malloc_mmap_threshold": PINNED_MMAP_THRESHOLD,
@@ -97,6 +95,25 @@ def collect_environment(backend: Backend, settings: BenchSettings, plugin_versio
     return env
 
 
+def _cuda_settings(torch: ModuleType, settings: BenchSettings) -> JsonObject:
+    """The CUDA version and the cuDNN and TF32 settings of a CUDA run (in the environment after ``channels_last``)."""
+    from .bench import read_tf32_flags
+
+    # Read through whichever TF32 API this torch has, never raising (a mixed legacy/new
+    # state makes plain reads raise, and this runs while the first test builds the backend).
+    tf32 = read_tf32_flags(torch)
+    return {
+        "cuda": torch.version.cuda,
+        "cudnn": _cudnn_version(torch),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        "tf32_matmul": tf32["tf32_matmul"],
+        "tf32_cudnn": tf32["tf32_cudnn"],
+        "tf32_api": tf32["api"],
+        "tf32_env_overrides": tf32["env_overrides"],
+        "tf32_requested": bool(getattr(settings, "tf32", False)),
+    }
+
+
 def _cudnn_version(torch: ModuleType) -> int | None:
     try:
         version = torch.backends.cudnn.version()
@@ -112,20 +129,24 @@ def _cpu_name() -> str:
 
 
 def machine_info(options: MachineOptions) -> JsonObject:
-    """What pytest-benchmark stores as our part of ``machine_info``: stable facts, no measurement."""
+    """What pytest-benchmark stores as our part of ``machine_info``: stable facts, no measurement.
+
+    As in the environment, ``torch_cuda_build`` is torch's build; the cuDNN version and
+    ``cudnn_benchmark`` are left out when the CPU was asked for (``--dnn-device=cpu``)."""
     import torch
 
     info: JsonObject = {
         "torch": str(torch.__version__),
         "torchvision": _version("torchvision"),
         "timm": _version("timm"),
-        "cuda": torch.version.cuda,
-        "cudnn": _cudnn_version(torch),
+        "torch_cuda_build": torch.version.cuda,
         "cpu": _cpu_name(),
         "requested_device": options.device,
         "precision": options.precision,
-        "cudnn_benchmark": options.cudnn_benchmark,
     }
+    if options.device != "cpu":
+        info["cudnn"] = _cudnn_version(torch)
+        info["cudnn_benchmark"] = options.cudnn_benchmark
     info.update(_nvml_inventory())
     return info
 

@@ -4,11 +4,14 @@
 ``results-<k>.json`` per platform, ``results.csv``, ``report.md``, ``report.html`` and the
 figures as PNG into ``out`` (Figures 1-4; one Fig. 3 per deployment mode, ``fig3_top1_vs_fps_<mode>.png``,
 when the records hold modes other than eager). A platform of several modes is shown as one platform
-per mode, side by side, eager first; its results file is still written whole.
+per mode, side by side, eager first; its results file is still written whole. Records and
+environments of earlier versions are shown, and written, as this version writes them
+(:func:`current_platform`): the results files are of schema ``pytest-dnnbench/2``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 from collections.abc import Sequence
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 from ..results import jsonable
+from ..upgrade import upgrade_environment, upgrade_record
 from . import tables as T
 from .csvfile import to_csv
 
@@ -79,7 +83,7 @@ def build(
     shown as one platform per mode (:func:`~.tables.split_modes`, eager first), side by side."""
     from .. import __version__
 
-    platforms = list(platforms)
+    platforms = [current_platform(p) for p in platforms]
     if not platforms:
         raise ValueError("a report needs at least one results file or run")
     views = [v for p in platforms for v in T.split_modes(p)]
@@ -173,6 +177,14 @@ def build(
         rep.figures = [F.fig1(views, facts), F.fig2(views, facts), *f3s, f4]
         rep.fits = {"upper_bound": bounds, "memory": mem_fits}
     return rep
+
+
+def current_platform(p: T.Platform) -> T.Platform:
+    """``p`` with its records and environment as this version writes them (those of earlier versions upgraded:
+    :mod:`..upgrade`; current ones come back equal). ``p`` itself is not changed."""
+    return dataclasses.replace(
+        p, records=[upgrade_record(r) for r in p.records], environment=upgrade_environment(p.environment)
+    )
 
 
 def view_mode(p: T.Platform) -> str:

@@ -13,6 +13,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Left out of the CSV (every raw sample stays in results.json).
 DROP = ("latency_ms.samples",)
+#: Objects that may be null, as the columns of their figures (empty where null), so that every row has them:
+#: a measured Top-1 and a published one are apart (``accuracy.measured.top1``, ``accuracy.reference.top1``).
+NULLABLE = {
+    "accuracy.measured": ("top1", "top5", "n_images"),
+    "accuracy.reference": ("top1", "top5", "source"),
+}
 
 
 def flatten_record(rec: JsonMapping, prefix: str = "") -> dict[str, object]:
@@ -21,7 +27,9 @@ def flatten_record(rec: JsonMapping, prefix: str = "") -> dict[str, object]:
         name = f"{prefix}{key}"
         if name in DROP:
             continue
-        if isinstance(value, dict):
+        if value is None and name in NULLABLE:
+            out.update({f"{name}.{k}": None for k in NULLABLE[name]})
+        elif isinstance(value, dict):
             out.update(flatten_record(value, name + "."))
         elif isinstance(value, (list, tuple)):
             if all(isinstance(v, (int, float, str, bool)) or v is None for v in value) and len(value) <= 4:

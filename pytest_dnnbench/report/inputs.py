@@ -1,6 +1,7 @@
-"""Report inputs: results files (schema ``pytest-dnnbench/1``) and baseline files.
+"""Report inputs: results files (schema ``pytest-dnnbench/2``, or an earlier version) and baseline files.
 
-A file is told apart by its ``schema`` field. Baseline files are read through
+A file is told apart by its ``schema`` field; files of earlier versions are upgraded as they are read
+(:func:`~..results.load_results`, :func:`~..baseline_store.load_baselines`). Baseline files are read through
 ``pytest_dnnbench.baseline_store.load_baseline`` (imported lazily, so that this module works before
 and without it); :func:`records_from_baseline` is the one place that knows a baseline's shape. A
 results file that holds several deployment modes is shown as one platform per mode
@@ -15,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ..record import record_problems
-from ..results import SCHEMA, load_results
+from ..results import READ_SCHEMAS, SCHEMA, load_results
+from ..upgrade import upgrade_accuracy
 from .tables import Platform, platform_label, split_modes
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,7 +48,7 @@ def load_platform(path: Path, warn: Callable[[str], None] = lambda message: None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path} is not valid JSON ({exc})") from None
     schema = data.get("schema") if isinstance(data, dict) else None
-    if schema == SCHEMA:
+    if schema in READ_SCHEMAS or (isinstance(schema, str) and schema.startswith("pytest-dnnbench/")):
         try:
             doc = load_results(path)
         except ValueError as exc:
@@ -72,8 +74,8 @@ def load_platform(path: Path, warn: Callable[[str], None] = lambda message: None
     if isinstance(schema, str) and "baseline" in schema:
         return load_baseline_platform(path)
     raise InputError(
-        f"{path}: schema {schema!r} is neither a results file ({SCHEMA!r}) nor a baseline file; "
-        "give files written by --dnn-json/--dnn-report or pytest-dnnbench baseline files"
+        f"{path}: schema {schema!r} is neither a results file ({SCHEMA!r} or an earlier version) nor a baseline "
+        "file; give files written by --dnn-json/--dnn-report or pytest-dnnbench baseline files"
     )
 
 
@@ -123,7 +125,11 @@ def records_from_baseline(baseline: BaselineLike, source: str = "") -> Platform:
         except Exception:
             paper_name = None
         mem = entry.get("memory_bytes") or {}
-        acc = entry.get("accuracy") or {}
+        acc = upgrade_accuracy(entry.get("accuracy") or {})
+        for part in ("measured", "reference"):  # a figure without its source comes from this file
+            figure = acc.get(part)
+            if isinstance(figure, dict) and not figure.get("source"):
+                acc[part] = {**figure, "source": source}
         records.append(
             {
                 "model": model,
@@ -139,12 +145,11 @@ def records_from_baseline(baseline: BaselineLike, source: str = "") -> Platform:
                 "macs": entry.get("macs"),
                 "flops": entry.get("flops"),
                 "params": entry.get("params"),
-                "param_file_mb": entry.get("param_file_mb"),
+                "param_file_mib": entry.get("param_file_mib"),
                 "accuracy": {
-                    "top1": acc.get("top1"),
-                    "top5": acc.get("top5"),
-                    "status": acc.get("status") or ("reference" if acc.get("top1") is not None else "unavailable"),
-                    "source": acc.get("source") or source,
+                    "measured": acc.get("measured"),
+                    "reference": acc.get("reference"),
+                    **({"reason": acc["reason"]} if acc.get("reason") else {}),
                 },
                 "outcome": "passed",
                 "reason": None,

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, SupportsFloat, SupportsIndex, TypedDict
 
+from ..upgrade import accuracy_parts
+
 if TYPE_CHECKING:  # pragma: no cover
     from typing_extensions import Unpack
 
@@ -40,7 +42,7 @@ MS_BAND_LABELS = ("<1", "<4", "<8", "<16", "<33", "<66", "<200", ">=200")
 #: Table 2's key: upper bounds in GiB.
 MEM_BANDS_GIB = (1, 2, 3, 4, 5, 6, 7)
 MEM_BAND_LABELS = ("<1", "<2", "<3", "<4", "<5", "<6", "<7", ">=7")
-#: Table 3's constraints (DESIGN §1): memory in GiB (the paper's GB), throughput in FPS at batch 1.
+#: Table 3's constraints (the paper's): memory in GiB (the paper's GB), throughput in FPS at batch 1.
 MEMORY_LIMITS_GIB = (0.7, 1.0, 1.4)
 FPS_LIMITS = (15.0, 30.0, 60.0)
 TOP_N = 5
@@ -83,6 +85,9 @@ class Table:
     caption: str = ""
     #: (css class, label) pairs of a colour key.
     legend: list[tuple[str, str]] = field(default_factory=list)
+    #: Numbers (into ``notes``) of the notes on the whole table, which no cell marks (Table 3's key
+    #: to its Top-1 marks): shown unnumbered after the notes the cells mark.
+    remarks: list[int] = field(default_factory=list)
 
 
 class Notes:
@@ -186,6 +191,11 @@ def total_memory(rec: JsonMapping) -> float | None:
     return _num((rec.get("memory_bytes") or {}).get("total"))
 
 
+def param_file_mib(rec: JsonMapping) -> float | None:
+    """The parameter file's size in MiB of a record of any version (``param_file_mib``; ``param_file_mb`` before)."""
+    return _num(rec.get("param_file_mib", rec.get("param_file_mb")))
+
+
 def joules_per_image(rec: JsonMapping) -> float | None:
     energy = rec.get("energy")
     return _num(energy.get("joules_per_image")) if isinstance(energy, Mapping) else None
@@ -265,18 +275,33 @@ def paper_top1(model: str) -> float | None:
         return None
 
 
+def record_top1(rec: JsonMapping) -> Top1:
+    """A record's Top-1 (of any version of the results file): ``accuracy.measured``'s, else
+    ``accuracy.reference``'s (status ``reference``), else none (status None)."""
+    measured, reference = accuracy_parts(rec.get("accuracy"))
+    for status, part in (("measured", measured), ("reference", reference)):
+        top1 = _num(part.get("top1")) if part is not None else None
+        if part is not None and top1 is not None:
+            return Top1(top1, status, str(part.get("source") or ""))
+    return Top1(None, None, "")
+
+
+def top1_of(rec: JsonMapping) -> tuple[float | None, str | None]:
+    """``(Top-1 in percent, "measured" | "reference")`` of a record of any version, ``(None, None)`` where it
+    has none: a reference figure is published, not measured, and must be shown as such."""
+    t = record_top1(rec)
+    return t.value, t.status
+
+
 def best_top1(model: str, records: Iterable[JsonMapping], fallback: Callable[[str], float | None] = paper_top1) -> Top1:
     """Measured Top-1, else a reference figure, else the paper's own (registry), else none."""
     ref = None
     for r in records:
-        acc = r.get("accuracy") or {}
-        top1 = _num(acc.get("top1"))
-        if top1 is None:
-            continue
-        if acc.get("status") == "measured":
-            return Top1(top1, "measured", str(acc.get("source") or ""))
-        if ref is None:
-            ref = Top1(top1, "reference", str(acc.get("source") or ""))
+        top1 = record_top1(r)
+        if top1.status == "measured":
+            return top1
+        if ref is None and top1.status == "reference":
+            ref = top1
     if ref is not None:
         return ref
     value = fallback(model) if fallback is not None else None
@@ -638,10 +663,11 @@ def table3_table(sel: Table3, title: str | None = None) -> Table:
                 continue
             row.append(Cell(f"{len(lines)} {'pairs' if sel.pairs else 'models'}", lines=lines))
         rows.append(row)
+    remarks: list[int] = []
     if sel.excluded and sel.note is None:
-        notes.add("not considered (no batch-1 FPS or memory figure): " + ", ".join(sel.excluded))
+        remarks.append(notes.add("not considered (no batch-1 FPS or memory figure): " + ", ".join(sel.excluded)))
     for text in accuracy_legend(sel.statuses):
-        notes.add(text)
+        remarks.append(notes.add(text))
     caption = (
         f"{what} with batch-1 total memory ≤ the limit (GiB, the paper's GB) and batch-1 FPS ≥ the limit, "
         "best Top-1 first"
@@ -655,6 +681,7 @@ def table3_table(sel: Table3, title: str | None = None) -> Table:
         rows,
         notes.texts,
         caption,
+        remarks=remarks,
     )
 
 
