@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_dnnbench.report.terminal import COLUMNS, format_table, record_row
+from pytest_dnnbench.report.terminal import COLUMNS, LEGEND, format_table, record_row
+from pytest_dnnbench.units import PREFIXES, format_count
 from pytest_dnnbench.units import format_mib as format_bytes
 
 MiB = 2**20
@@ -65,11 +66,74 @@ def test_format_bytes_always_has_a_unit(n: int) -> None:
     assert float(value) * (MiB if unit == "MiB" else GiB) == pytest.approx(n, abs=0.05 * GiB + MiB)
 
 
+# -- format_count ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "text"),
+    [
+        (None, "-"),
+        (0, "0"),
+        (7, "7"),
+        (314, "314"),
+        (999, "999"),
+        (1000, "1.00 k"),
+        (5_514, "5.51 k"),
+        (11_000, "11.0 k"),
+        (403_376, "403 k"),
+        (999_499, "999 k"),
+        (999_500, "1.00 M"),  # the prefix follows the rounding: never "1000 k"
+        (3_504_872, "3.50 M"),
+        (11_689_512, "11.7 M"),
+        (138_357_544, "138 M"),
+        (3_648_067_584, "3.65 G"),
+        (30_940_528_992, "30.9 G"),
+        (2_500_000_000_000, "2.50 T"),
+        (1_234_000_000_000_000, "1234 T"),
+        (12.34, "12.3"),
+        (0.00412, "0.00412"),
+        (-5_514, "-5.51 k"),
+        (float("nan"), "-"),
+    ],
+)
+def test_format_count(n: float | None, text: str) -> None:
+    assert format_count(n) == text
+
+
+def _read_count(text: str) -> float:
+    value, _, prefix = text.partition(" ")
+    return float(value) * 1000 ** PREFIXES.index(prefix)
+
+
+@given(
+    st.one_of(
+        st.integers(min_value=0, max_value=10**18),
+        st.floats(min_value=1e-9, max_value=1e18, allow_nan=False, allow_infinity=False),
+    )
+)
+def test_format_count_round_trips_and_shows_size(n: float) -> None:
+    text = format_count(n)
+    assert _read_count(text) == pytest.approx(n, rel=0.005, abs=0)
+    if n > 0:
+        assert float(text.split(" ")[0]) > 0  # never 0.00 for a positive count
+    value, _, prefix = text.partition(" ")
+    assert prefix in PREFIXES
+    if prefix and prefix != PREFIXES[-1]:
+        assert 1 <= float(value) < 1000  # the prefix that suits the value
+        assert len(value.replace(".", "")) == 3  # 3 significant digits
+
+
 # -- rows ------------------------------------------------------------------------------------
 
 
 def test_row_of_a_full_record() -> None:
-    assert record_row(full()) == ("resnet18", "8", "2.346", "426.3", "812 MiB", "3.63", "11.69", "57", "")
+    assert record_row(full()) == ("resnet18", "8", "2.346", "426.3", "812 MiB", "3.63 G", "11.7 M", "57", "")
+
+
+def test_small_models_show_their_size() -> None:
+    # A 5.5 k-parameter network read 0.01 (GFLOPs) and 0.01 (M params) when the columns had one scale.
+    row = record_row(full(model="tiny", flops=11_000, params=5_514))
+    assert (row[5], row[6]) == ("11.0 k", "5.51 k")
 
 
 def test_missing_values_are_dashes_never_zero() -> None:
@@ -79,12 +143,12 @@ def test_missing_values_are_dashes_never_zero() -> None:
     assert row[8] == ""
     row = record_row(full(fps=None, per_image_ms=None, flops=None, memory_bytes={"total": None}))
     assert (row[2], row[3], row[4], row[5]) == ("-", "-", "-", "-")
-    assert row[6] == "11.69"  # what is present is still shown
+    assert row[6] == "11.7 M"  # what is present is still shown
 
 
 def test_real_zeros_are_not_dashes() -> None:
     row = record_row(full(flops=0, params=0))
-    assert row[5] == "0.00" and row[6] == "0.00"
+    assert row[5] == "0" and row[6] == "0"
 
 
 @pytest.mark.parametrize(
@@ -141,7 +205,7 @@ def test_table_columns_are_aligned() -> None:
     assert all(len(r) >= len(COLUMNS) - 1 for r in rows)
     # A legend follows the table for the notes that appear in it, and only for those.
     legend = lines[lines.index("") + 1 :]
-    assert [line.split(":")[0] for line in legend] == ["capped"]
+    assert [line.split(":")[0] for line in legend] == ["capped", "flops?"]
     # The model column is left-aligned, the numbers right-aligned, the notes left-aligned.
     assert all(r[0].start() == 0 for r in rows)
     for i in range(1, len(COLUMNS) - 1):
@@ -151,6 +215,7 @@ def test_table_columns_are_aligned() -> None:
     assert len(note_starts) == 1
     text = "\n".join(lines)
     assert "812 MiB" in text and "12.0 GiB" in text
+    assert "47.7 G" in text and "88.8 M" in text
     assert "capped" in lines[3] and "flops?, failed" in lines[5]
     assert lines[4].split()[2:8] == ["-"] * 6
 
@@ -188,3 +253,20 @@ def test_no_baseline_column_without_a_comparison() -> None:
     lines = format_table([full()])
     assert "vs baseline" not in lines[0]
     assert "" not in lines  # no legend: no note appears
+
+
+def test_flops_note_is_explained_by_what_the_flag_now_means() -> None:
+    lines = format_table([full(counters_disagree=True), full(model="vgg16")])
+    legend = lines[lines.index("") + 1 :]
+    assert legend == [LEGEND["flops?"]]
+    text = legend[0]
+    assert text.startswith("flops?: ")
+    # the comparison is on the operators both counters count, with the threshold, and what a flag means
+    for words in ("operators both count", "convolutions", "linear layers", "attention", "more than 1 %", "macs_check"):
+        assert words in text, words
+    assert "5 %" not in text
+
+
+def test_flops_note_without_a_disagreement_has_no_legend() -> None:
+    lines = format_table([full(), full(model="vgg16", counters_disagree=False)])
+    assert "flops?" not in "\n".join(lines)

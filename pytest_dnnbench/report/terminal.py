@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ..units import format_mib
+from ..measure.flops import DISAGREEMENT
+from ..units import format_count, format_mib
 from .tables import (
     _num,
     energy_reason,
@@ -15,6 +16,7 @@ from .tables import (
     mode_key,
     mode_of,
     shows_modes,
+    top1_of,
     watts,
 )
 
@@ -27,7 +29,8 @@ def _fmt(value: float | None, spec: str, missing: str = "-") -> str:
     return missing if value is None else format(value, spec)
 
 
-COLUMNS = ("model", "batch", "ms/image", "FPS", "memory", "GFLOPs", "params(M)", "n", "note")
+#: FLOPs (of one image) and params are counts with a decimal prefix chosen per cell (``11.0 k``, ``3.65 G``).
+COLUMNS = ("model", "batch", "ms/image", "FPS", "memory", "FLOPs", "params", "n", "note")
 #: Shown after ``n`` when a record was compared with a baseline.
 BASELINE_COLUMN = "vs baseline"
 #: What the notes and the baseline column mean: shown under the table for the ones that appear in it.
@@ -37,6 +40,13 @@ LEGEND = {
     "busy": "busy: the machine was busy while the timed calls ran (CPU pressure, steal or involuntary switches)",
     "inconclusive": "inconclusive: the latency comparison could not be trusted either way (passed unless --dnn-strict)",
     "noisy": "noisy: the baseline's rounds spread too widely to resolve twice the latency tolerance",
+    "flops?": (
+        "flops?: on the operators both count (convolutions, linear layers, attention) thop and torch's "
+        f"FlopCounterMode differ by more than {100 * DISAGREEMENT:g} %, or one failed (complexity_error): some "
+        "work was seen by one counter only, e.g. a layer run through torch.nn.functional (thop misses it) or a "
+        "fused attention kernel (FlopCounterMode misses it); FLOPs is thop's count, FlopCounterMode's is "
+        "macs_check in the record"
+    ),
     BASELINE_COLUMN: (
         f"{BASELINE_COLUMN}: median / the baseline's, and the smallest slowdown the comparison can resolve"
     ),
@@ -90,14 +100,14 @@ def record_row(rec: JsonMapping) -> tuple[str, ...]:
         _fmt(rec.get("per_image_ms"), ".3f"),
         _fmt(rec.get("fps"), ".1f"),
         format_mib(mem.get("total")),
-        _fmt(None if flops is None else flops / 1e9, ".2f"),
-        _fmt(None if params is None else params / 1e6, ".2f"),
+        format_count(_num(flops)),
+        format_count(_num(params)),
         str(lat.get("n", "-")),
         ", ".join(notes),
     )
 
 
-#: The accuracy column, shown after params(M) when the records carry accuracy (real runs always do).
+#: The accuracy column, shown after params when the records carry accuracy (real runs always do).
 TOP1_COLUMN = "Top-1(%)"
 REFERENCE_MARK = "(ref)"
 REFERENCE_LEGEND = (
@@ -108,12 +118,11 @@ REFERENCE_LEGEND = (
 
 def accuracy_cell(rec: JsonMapping) -> str:
     """Top-1 as measured (``76.13``), a reference figure marked as such (``76.13 (ref)``), or ``-``."""
-    acc = rec.get("accuracy") or {}
-    top1 = acc.get("top1")
-    if top1 is None or acc.get("status") not in ("measured", "reference"):
+    top1, kind = top1_of(rec)
+    if top1 is None:
         return "-"
     text = format(float(top1), ".2f")
-    return text if acc.get("status") == "measured" else f"{text} {REFERENCE_MARK}"
+    return text if kind == "measured" else f"{text} {REFERENCE_MARK}"
 
 
 #: Columns shown when the records hold several modes (or any mode but eager).
@@ -191,7 +200,7 @@ def _output_legend(records: Sequence[JsonMapping]) -> str:
 
 def format_table(records: Iterable[JsonMapping]) -> list[str]:
     """Aligned rows; notes: ``capped`` (budget ran out before the CI target), ``flops?`` (the two
-    FLOP counters disagree by more than 5 %), and any outcome but passed. Records with accuracy add
+    FLOP counters disagree on the operators both count), and any outcome but passed. Records with accuracy add
     a Top-1 column, where reference figures are marked ``(ref)``, explained below the table.
 
     Records of several modes (or of a mode but eager) add a mode column, the rows being ordered
@@ -218,7 +227,7 @@ def format_table(records: Iterable[JsonMapping]) -> list[str]:
         cols[name] = cells
 
     if with_accuracy:
-        insert("params(M)", TOP1_COLUMN, [accuracy_cell(r) for r in recs])
+        insert("params", TOP1_COLUMN, [accuracy_cell(r) for r in recs])
     if with_baseline:  # after n, before the notes
         insert("n", BASELINE_COLUMN, [baseline_cell(r) for r in recs])
     if with_modes:
