@@ -5,7 +5,13 @@ so that an upgrade that changes it fails a test instead of silently dropping a f
 
 - pytest-benchmark (5.3.1): a benchmark made from samples taken elsewhere. The session object is
   reached publicly (it is registered as the plugin ``"pytest-benchmark"``); its ``disabled`` flag,
-  its ``benchmarks`` list and the ``pytest_benchmark.stats.Metadata`` class are internal.
+  its ``benchmarks`` list and the ``pytest_benchmark.stats.Metadata`` class are internal. Which
+  tests are benchmarks (``--benchmark-only``, ``--benchmark-skip``): its
+  ``pytest_collection_modifyitems`` looks for ``"benchmark"`` in ``item.fixturenames``, and its
+  session's ``only`` and ``skip`` flags are internal. Its end-of-run tables: its
+  ``pytest_terminal_summary`` calls the session's ``display(terminalreporter)``, which we replace on
+  the instance; the ratio columns come from ``pytest_benchmark.table.compute_baseline_scale``, a
+  module function that we replace while the tables are written.
 - pytest-xdist (3.8): scheduling by model. ``LoadScopeScheduling`` is public, the ``_split_scope``
   method it calls to name a test's scope is not; we override it. We also override ``remove_node``
   and ``schedule`` (public methods) with its internals (``assigned_work``, ``workqueue``,
@@ -15,7 +21,8 @@ so that an upgrade that changes it fails a test instead of silently dropping a f
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Protocol
 
@@ -27,7 +34,7 @@ from .record import JsonMapping
 if TYPE_CHECKING:
     from xdist.scheduler import LoadScopeScheduling
 
-__all__ = ["add_to_benchmark_session", "model_scheduler"]
+__all__ = ["add_to_benchmark_session", "benchmark_tables", "model_scheduler", "seen_as_benchmarks"]
 
 
 class _BenchmarkSession(Protocol):
@@ -35,6 +42,11 @@ class _BenchmarkSession(Protocol):
 
     disabled: bool
     benchmarks: list[object]
+    #: ``--benchmark-only`` and ``--benchmark-skip`` (``skip`` is False when both are given).
+    only: bool
+    skip: bool
+    #: Writes its tables (and histograms), then checks ``--benchmark-compare-fail``; a method of its class.
+    display: Callable[[pytest.TerminalReporter], None]
 
 
 def _benchmark_session(config: pytest.Config) -> _BenchmarkSession | None:
@@ -84,6 +96,101 @@ def add_to_benchmark_session(
     for ms in lat["samples"]:
         meta.stats.update(ms / 1000.0)  # type: ignore[no-untyped-call]  # (same)
     bs.benchmarks.append(meta)
+
+
+@contextmanager
+def seen_as_benchmarks(config: pytest.Config, items: Sequence[pytest.Item]) -> Iterator[None]:
+    """While pytest-benchmark's ``pytest_collection_modifyitems`` runs, ``items`` are benchmark tests to it.
+
+    pytest-benchmark (5.3.1) tells a benchmark test by ``"benchmark" in item.fixturenames``: under
+    ``--benchmark-only`` it marks every other test skipped ("Skipping non-benchmark"), under
+    ``--benchmark-skip`` the benchmark tests ("Skipping benchmark"). Our tests measure without its
+    fixture, so for the time of the hook each of ``items`` gets its own copy of its fixture names
+    with ``benchmark`` added (pytest's list is shared by the tests of one function); the names are
+    put back after it, so pytest never sets that fixture up for them. Only under one of those two
+    options: otherwise the hook would only count them for its warning that pytest-xdist disabled
+    benchmarks, which is not true of ours (they measure under pytest-xdist).
+
+    Call it around the ``yield`` of a ``wrapper=True`` implementation of that hook.
+    """
+    bs = _benchmark_session(config)
+    if bs is None or not (getattr(bs, "only", False) or getattr(bs, "skip", False)):
+        yield
+        return
+    given: list[tuple[pytest.Function, list[str]]] = []
+    for item in items:
+        if isinstance(item, pytest.Function) and "benchmark" not in item.fixturenames:
+            given.append((item, item.fixturenames))
+            item.fixturenames = [*item.fixturenames, "benchmark"]
+    try:
+        yield
+    finally:
+        for item, names in given:
+            item.fixturenames = names
+
+
+def benchmark_tables(config: pytest.Config, show: bool) -> None:
+    """pytest-benchmark's end-of-run tables for this run: shown without ``inf`` (``show``), or hidden.
+
+    Hidden, its display still runs, into a terminal that writes nothing: it still makes the
+    ``--benchmark-histogram`` files and fails the run on a ``--benchmark-compare-fail`` regression
+    (``--benchmark-json`` and ``--benchmark-save`` are written before, at session finish).
+    Call it once, after pytest-benchmark's ``pytest_configure`` (e.g. at ``pytest_sessionstart``).
+    """
+    bs = _benchmark_session(config)
+    if bs is None:
+        return
+    display = bs.display
+
+    def shown(tr: pytest.TerminalReporter) -> None:
+        with _finite_ratios():
+            display(tr)
+
+    def hidden(tr: pytest.TerminalReporter) -> None:
+        display(_Discard())  # type: ignore[arg-type]  # every call it makes on a terminal reporter is ignored
+
+    bs.display = shown if show else hidden
+
+
+class _Discard:
+    """A stand-in terminal reporter: every method (``write_line``, ``write``, ``rewrite``, ``section``,
+    ``ensure_newline``) writes nothing."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return _nothing
+
+
+def _nothing(*args: object, **kwargs: object) -> None:
+    return None
+
+
+@contextmanager
+def _finite_ratios() -> Iterator[None]:
+    """pytest-benchmark's ratio columns without ``(inf)``.
+
+    In a group of several benchmarks each cell is followed by its ratio to the group's best value of
+    that column; ``compute_baseline_scale`` writes ``(inf)`` when that best is 0 and the cell is not.
+    StdDev is 0 for a benchmark of one round (pytest-benchmark's own convention) or of equal rounds,
+    IQR as well, and any benchmark of a group (ours, or a project's own ``benchmark`` test put in a
+    model's group, or a saved run it is compared with) can be such a one. The samples are left as they
+    are (they are the measurement, also in ``--benchmark-json`` and saved runs): only the display is
+    changed, and a ratio to a zero best is written ``(-)``, undefined, instead of ``(inf)``.
+    """
+    from pytest_benchmark import table
+
+    stock = table.compute_baseline_scale
+
+    def scale(baseline: float, value: float, width: int) -> str:
+        if width and baseline == 0 and value != 0:
+            return " (-)".ljust(width)
+        text: str = stock(baseline, value, width)  # type: ignore[no-untyped-call]  # (unannotated)
+        return text
+
+    table.compute_baseline_scale = scale
+    try:
+        yield
+    finally:
+        table.compute_baseline_scale = stock
 
 
 class XdistLog(Protocol):
