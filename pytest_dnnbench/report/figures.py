@@ -23,11 +23,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 from . import fits
-from .tables import MIB, Platform, Top1, _num, mode_title, paper_top1, safe_name, top1_by_model, total_memory
+from .tables import (
+    MIB,
+    Platform,
+    Top1,
+    _num,
+    mode_title,
+    paper_top1,
+    param_file_mib,
+    safe_name,
+    top1_by_model,
+    total_memory,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.text import Text
+    from numpy.typing import NDArray
 
     from ..record import JsonMapping
 
@@ -131,7 +145,7 @@ def model_facts(
         params = _num(r.get("params"))
         if f.params_m is None and params is not None and params > 0:
             f.params_m = params / 1e6
-        pf = _num(r.get("param_file_mb"))
+        pf = param_file_mib(r)
         if f.param_file_mb is None and pf is not None and pf > 0:
             f.param_file_mb = pf
     return list(out.values())
@@ -290,11 +304,221 @@ def _batch1(p: Platform) -> dict[str, JsonMapping]:
     }
 
 
+#: Fig. 3's marker area (points²) and label size (points).
+FIG3_MARKER = 22.0
+LABEL_FONTSIZE = 6.5
+#: Label offsets from their point (points), nearest first; a leader line joins a label placed at
+#: :data:`LEADER_FROM` or more to its point.
+LABEL_DISTANCES = (3.0, 8.0, 14.0, 22.0)
+LEADER_FROM = 8.0
+#: Directions tried at each distance, in order: right of the point first, then left, above, below.
+LABEL_DIRECTIONS = ((1, 1), (1, 0), (1, -1), (-1, 1), (-1, 0), (-1, -1), (0, 1), (0, -1))
+#: Pixels kept clear around a label box (labels never touch).
+LABEL_GAP = 1.5
+
+
+@dataclass
+class PointLabel:
+    """A model's label in a scatter plot: its point (data coordinates), its text and its rank.
+
+    ``required`` labels (Fig. 3: the models on a platform's upper hull) are always placed; the
+    others are placed, in order, only where they overlap nothing already there."""
+
+    x: float
+    y: float
+    text: str
+    required: bool = False
+    color: str = "#333333"
+    key: tuple[str, str] = ("", "")
+
+
+#: A box in display pixels: (x0, y0, x1, y1).
+_Box = tuple[float, float, float, float]
+
+
+def _overlap(a: _Box, b: _Box) -> float:
+    """The area two boxes share (0 when they only touch or are apart)."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def _inside(box: _Box, frame: _Box) -> bool:
+    return box[0] >= frame[0] and box[1] >= frame[1] and box[2] <= frame[2] and box[3] <= frame[3]
+
+
+def _line_samples(ax: Axes) -> NDArray[np.float64]:
+    """Points every 2 pixels or less along the Axes' lines (display coordinates)."""
+    import numpy as np
+
+    chunks = [np.zeros((0, 2))]
+    for line in ax.get_lines():
+        xy = np.asarray(line.get_transform().transform(line.get_xydata()), dtype=float)
+        xy = xy[np.isfinite(xy).all(axis=1)]
+        for a, b in zip(xy[:-1], xy[1:], strict=True):
+            steps = max(1, int(np.hypot(*(b - a)) / 2.0))
+            chunks.append(a + (b - a) * (np.arange(steps + 1)[:, None] / steps))
+        chunks.append(xy)
+    return np.concatenate(chunks)
+
+
+def _crosses(box: _Box, samples: NDArray[np.float64]) -> bool:
+    x, y = samples[:, 0], samples[:, 1]
+    return bool(((x >= box[0]) & (x <= box[2]) & (y >= box[1]) & (y <= box[3])).any())
+
+
+def place_labels(
+    fig: Figure, ax: Axes, labels: Sequence[PointLabel], *, marker_area: float = FIG3_MARKER
+) -> dict[tuple[str, str], Text]:
+    """Label points without overlaps: deterministic greedy placement in display coordinates.
+
+    The figure is drawn once first, so that the axes' position, limits and legend are final
+    (the legend is then pinned where "best" put it, so that the labels cannot move it). For each
+    label, in the order given, candidate positions around its point (:data:`LABEL_DIRECTIONS` at
+    each of :data:`LABEL_DISTANCES`) are tried against the text's rendered extent: the first that
+    lies inside the axes and overlaps no label already placed, no point marker and not the legend
+    wins, the first that crosses no line (the bounds) preferred. A label that has no such place is
+    dropped, unless it is ``required``: it then takes the place that overlaps least. Labels far
+    from their point get a thin leader line. Returns the placed labels' Text artists by ``key``;
+    labels are left out of the layout, so that they do not move the axes.
+    """
+    from matplotlib.transforms import ScaledTranslation
+
+    fig.canvas.draw()  # the layout, the axis limits and the legend's place are final from here on
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # Agg canvas
+    px_per_pt = fig.dpi / 72.0
+    frame_bb = ax.get_window_extent(renderer)
+    frame: _Box = (frame_bb.x0 + 1, frame_bb.y0 + 1, frame_bb.x1 - 1, frame_bb.y1 - 1)
+    obstacles: list[_Box] = []
+    legend = ax.get_legend()
+    if legend is not None:
+        lb = legend.get_window_extent(renderer)
+        # Pin it: "best" takes texts and lines into account, so the labels would move it otherwise.
+        fx, fy = ax.transAxes.inverted().transform((lb.x0, lb.y0))
+        legend.set_loc((float(fx), float(fy)))
+        obstacles.append((lb.x0, lb.y0, lb.x1, lb.y1))
+    radius = (marker_area**0.5) / 2 * px_per_pt + 1.0
+    points = [ax.transData.transform((lab.x, lab.y)) for lab in labels]
+    obstacles += [(float(px) - radius, float(py) - radius, float(px) + radius, float(py) + radius) for px, py in points]
+    lines = _line_samples(ax)
+    placed: list[_Box] = []
+    out: dict[tuple[str, str], Text] = {}
+    for lab, (px, py) in zip(labels, points, strict=True):
+        text = ax.text(
+            lab.x, lab.y, lab.text, fontsize=LABEL_FONTSIZE, color=lab.color, ha="left", va="bottom", zorder=4
+        )
+        text.set_in_layout(False)
+        size = text.get_window_extent(renderer)
+        w, h = size.width, size.height
+        # (overlap with labels, markers and the legend; crosses a line; order tried), box, distance, direction
+        best: tuple[tuple[float, bool, int], _Box, float, int, int] | None = None
+        order = 0
+        for dist in LABEL_DISTANCES:
+            d = dist * px_per_pt
+            for ux, uy in LABEL_DIRECTIONS:
+                order += 1
+                diag = 0.7071 if ux and uy else 1.0
+                ax_, ay_ = float(px) + ux * d * diag, float(py) + uy * d * diag
+                x0 = ax_ if ux > 0 else ax_ - w if ux < 0 else ax_ - w / 2
+                y0 = ay_ if uy > 0 else ay_ - h if uy < 0 else ay_ - h / 2
+                box: _Box = (x0, y0, x0 + w, y0 + h)
+                if not _inside(box, frame):
+                    continue
+                padded: _Box = (x0 - LABEL_GAP, y0 - LABEL_GAP, x0 + w + LABEL_GAP, y0 + h + LABEL_GAP)
+                hard = sum(_overlap(padded, b) for b in placed) + sum(_overlap(box, b) for b in obstacles)
+                cost = (hard, _crosses(box, lines), order)
+                if best is None or cost < best[0]:
+                    best = (cost, box, dist, ux, uy)
+        if best is None or (best[0][0] > 0 and not lab.required):
+            text.remove()
+            continue
+        _, box, dist, ux, uy = best
+        text.set_horizontalalignment("left" if ux > 0 else "right" if ux < 0 else "center")
+        text.set_verticalalignment("bottom" if uy > 0 else "top" if uy < 0 else "center")
+        diag = 0.7071 if ux and uy else 1.0
+        dx, dy = ux * dist * diag, uy * dist * diag  # points
+        text.set_transform(ax.transData + ScaledTranslation(dx / 72.0, dy / 72.0, fig.dpi_scale_trans))
+        if dist >= LEADER_FROM:  # a thin line from the label's nearest edge to the point
+            ex = min(max(float(px), box[0]), box[2]) - float(px)
+            ey = min(max(float(py), box[1]), box[3]) - float(py)
+            leader = ax.annotate(
+                "",
+                (lab.x, lab.y),
+                xytext=(ex / px_per_pt, ey / px_per_pt),
+                textcoords="offset points",
+                arrowprops={
+                    "arrowstyle": "-",
+                    "color": "#999999",
+                    "lw": 0.5,
+                    "shrinkA": 0,
+                    "shrinkB": radius / px_per_pt,
+                },
+                zorder=2.5,
+            )
+            leader.set_in_layout(False)
+        placed.append(box)
+        out[lab.key] = text
+    return out
+
+
+def _hull_gap(hull: Sequence[tuple[float, float]], x: float, y: float) -> float:
+    """How far (Top-1 points) a point lies below the upper hull at its x."""
+    for (x0, y0), (x1, y1) in zip(hull, hull[1:], strict=False):
+        if x0 <= x <= x1:
+            return y0 + (y1 - y0) * (x - x0) / (x1 - x0) - y if x1 > x0 else max(y0, y1) - y
+    return max(yy for _, yy in hull) - y if hull else 0.0
+
+
+def fig3_labels(platform_points: Sequence[tuple[str, str, Sequence[tuple[float, float, str]]]]) -> list[PointLabel]:
+    """Fig. 3's labels in placement order, from (platform label, colour, [(FPS, Top-1, name)]).
+
+    First every model on a platform's upper hull (the accuracy/speed frontier the bound rests on;
+    required), left to right, platform by platform; then the others, nearest to their platform's
+    hull first (vertical distance in Top-1 points), ties by name."""
+    hull_labels: list[PointLabel] = []
+    others: list[tuple[float, str, int, PointLabel]] = []
+    for k, (label, color, pts) in enumerate(platform_points):
+        hull = fits.upper_hull([(x, y) for x, y, _ in pts])
+        on_hull = set(hull)
+        for x, y, name in sorted(pts):
+            lab = PointLabel(x, y, name, required=(x, y) in on_hull, color=color, key=(label, name))
+            if lab.required:
+                hull_labels.append(lab)
+            else:
+                others.append((_hull_gap(hull, x, y), name, k, lab))
+    return hull_labels + [lab for *_, lab in sorted(others, key=lambda o: o[:3])]
+
+
+@dataclass
+class Fig3Plot:
+    """Fig. 3 before it becomes a PNG: the figure, its Axes, the placed labels and the bounds."""
+
+    file: FigureFile
+    bounds: dict[str, fits.Fit]
+    figure: Figure
+    ax: Axes
+    #: (platform label, model name) -> its label, for the labels placed.
+    labels: dict[tuple[str, str], Text] = field(default_factory=dict)
+    #: The (platform label, model name) pairs on a platform's upper hull.
+    hull: list[tuple[str, str]] = field(default_factory=list)
+    #: Every plotted (platform label, model name) pair.
+    points: list[tuple[str, str]] = field(default_factory=list)
+
+
 def fig3(
     platforms: Sequence[Platform], facts: list[ModelFacts] | None = None, *, mode: str | None = None
 ) -> tuple[FigureFile, dict[str, fits.Fit]]:
     """Fig. 3 of these platforms; with ``mode`` (the one mode of their records), titled with it and
     written to ``fig3_top1_vs_fps_<mode>.png``."""
+    plot = fig3_plot(platforms, facts, mode=mode)
+    plot.file.png = _png(plot.figure)
+    return plot.file, plot.bounds
+
+
+def fig3_plot(
+    platforms: Sequence[Platform], facts: list[ModelFacts] | None = None, *, mode: str | None = None
+) -> Fig3Plot:
+    """:func:`fig3`'s figure, drawn, with its labels placed (:func:`place_labels`), not yet a PNG."""
     facts = facts if facts is not None else model_facts(platforms)
     acc = {f.model: f for f in facts}
     ff = FigureFile(
@@ -304,7 +528,8 @@ def fig3(
         "Top-1 (%) against images per second at batch 1 (log scale), with the linear upper bound "
         "Top-1 = a + b·FPS: the line on or above every point with the least total vertical distance "
         "to them (it looks curved on the log axis). The paper: a = 83.3, b = -0.0244 (Titan Xp); "
-        "a = 83.0, b = -0.2025 (Jetson TX1).",
+        "a = 83.0, b = -0.2025 (Jetson TX1). Labelled: every model on the upper convex hull, then "
+        "the others nearest to it whose label fits without overlapping another.",
     )
     fig, ax = _figure()
     ax.set_xscale("log")
@@ -313,7 +538,7 @@ def fig3(
     ax.set_ylabel("Top-1 accuracy (%)")
     ax.set_title(ff.title, fontsize=10)
     bounds: dict[str, fits.Fit] = {}
-    plotted = 0
+    to_label: list[tuple[str, str, list[tuple[float, float, str]]]] = []
     for k, p in enumerate(platforms):
         color = COLORS[k % len(COLORS)]
         # Each platform's own Top-1 first (the paper's figures for the paper's platform), else any.
@@ -332,11 +557,9 @@ def fig3(
         if not pts:
             ff.notes.append(f"{p.label}: no batch-1 model with both FPS and a Top-1 accuracy")
             continue
-        plotted += len(pts)
         all_fps += [x for x, _, _ in pts]
-        ax.scatter([x for x, _, _ in pts], [y for _, y, _ in pts], color=color, s=22, label=label, zorder=3)
-        for x, y, name in pts:
-            _annotate(ax, x, y, name)
+        ax.scatter([x for x, _, _ in pts], [y for _, y, _ in pts], color=color, s=FIG3_MARKER, label=label, zorder=3)
+        to_label.append((p.label, "#333333" if len(platforms) == 1 else color, pts))
         bound = fits.upper_bound([x for x, _, _ in pts], [y for _, y, _ in pts])
         bounds[p.label] = bound
         if bound.ok:
@@ -356,14 +579,24 @@ def fig3(
             )
         else:
             ff.notes.append(f"{p.label}: {bound.note}; no bound drawn")
-    if plotted == 0:
+    plot = Fig3Plot(ff, bounds, fig, ax)
+    if not to_label:
         _say(ax, "no batch-1 model with both FPS and a Top-1 accuracy")
-    else:
-        _log_x(ax, all_fps)
-        ax.legend(fontsize=7, loc="best")
-        ax.margins(0.1)
-    ff.png = _png(fig)
-    return ff, bounds
+        return plot
+    _log_x(ax, all_fps)
+    ax.legend(fontsize=7, loc="best")
+    ax.margins(0.1)
+    labels = fig3_labels(to_label)
+    plot.points = [lab.key for lab in labels]
+    plot.hull = [lab.key for lab in labels if lab.required]
+    plot.labels = place_labels(fig, ax, labels)
+    shown = sum(1 for key in plot.points if key in plot.labels)
+    if shown < len(plot.points):
+        ff.notes.append(
+            f"labelled: {shown} of {len(plot.points)} points (every model on the upper hull, then those whose "
+            "label fits without overlapping)"
+        )
+    return plot
 
 
 # -- Fig. 4 -------------------------------------------------------------------------------------

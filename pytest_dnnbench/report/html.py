@@ -8,6 +8,8 @@ import html
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from .markdown import Footnotes, footnotes
+
 if TYPE_CHECKING:  # pragma: no cover
     from .build import Report
     from .tables import Cell, Table
@@ -61,19 +63,21 @@ def _sup(notes: Iterable[int]) -> str:
     return "".join(f"<sup>{n}</sup>" for n in notes)
 
 
-def _td(cell: Cell) -> str:
+def _td(cell: Cell, fn: Footnotes) -> str:
+    marks = _sup(fn.marks(cell.notes))
     if cell.header:
-        return f'<td class="name">{_e(cell.text)}{_sup(cell.notes)}</td>'
+        return f'<td class="name">{_e(cell.text)}{marks}</td>'
     if cell.lines is not None:
         if not cell.lines:
-            return f'<td class="missing list">{_e(cell.text)}{_sup(cell.notes)}</td>'
-        items = "".join(f'<li class="{_e(c.cls or "")}">{_e(c.text)}{_sup(c.notes)}</li>' for c in cell.lines)
-        return f'<td class="list"><ol>{items}</ol>{_sup(cell.notes)}</td>'
+            return f'<td class="missing list">{_e(cell.text)}{marks}</td>'
+        items = "".join(f'<li class="{_e(c.cls or "")}">{_e(c.text)}{_sup(fn.marks(c.notes))}</li>' for c in cell.lines)
+        return f'<td class="list"><ol>{items}</ol>{marks}</td>'
     cls = f' class="{_e(cell.cls)}"' if cell.cls else ""
-    return f"<td{cls}>{_e(cell.text)}{_sup(cell.notes)}</td>"
+    return f"<td{cls}>{_e(cell.text)}{marks}</td>"
 
 
 def table(t: Table, level: int = 3) -> str:
+    fn = footnotes(t)
     parts = [f'<h{level} id="{_e(t.key)}">{_e(t.title)}</h{level}>']
     if t.caption:
         parts.append(f'<p class="caption">{_e(t.caption)}</p>')
@@ -88,12 +92,14 @@ def table(t: Table, level: int = 3) -> str:
             f'<th class="name">{_e(h)}</th>' if i < _name_cols(t) else f"<th>{_e(h)}</th>"
             for i, h in enumerate(t.header)
         )
-        body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in t.rows)
+        body = "".join("<tr>" + "".join(_td(c, fn) for c in row) + "</tr>" for row in t.rows)
         parts.append(f'<div class="scroll"><table><thead><tr>{heads}</tr></thead><tbody>{body}</tbody></table></div>')
     else:
         parts.append("<p>(no rows)</p>")
-    if t.notes:
-        parts.append('<ol class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in t.notes) + "</ol>")
+    if fn.texts:
+        parts.append('<ol class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in fn.texts) + "</ol>")
+    if fn.remarks:
+        parts.append('<ul class="notes remarks">' + "".join(f"<li>{_e(n)}</li>" for n in fn.remarks) + "</ul>")
     return "\n".join(parts)
 
 
