@@ -2,8 +2,8 @@
 
 Two modes (not part of the test run: they take a while):
 
-``simulate``: seconds. Rounds drawn with a seeded RNG, with the between-process drift that
-DESIGN §3 reports (CPU: run medians spread over +45 %, uniformly on a log scale; GPU at batch 1:
+``simulate``: seconds. Rounds drawn with a seeded RNG, with the between-process drift measured
+on these machines (CPU: run medians spread over +45 %, uniformly on a log scale; GPU at batch 1:
 a run is either fast or 1.43x slower, as cuDNN picks kernels per process), plus within-run noise
 (+-10 %) on every call. A baseline of K rounds, then many new runs under no change, and with a
 real slowdown of 10/20/50/100 %; prints the fraction flagged, for alpha 0.001 (the default) and 0.01.

@@ -61,7 +61,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 MIB = 2**20
 SCHEMA = "gpu-acceptance/1"
-#: One record of a pytest-dnnbench results file (schema pytest-dnnbench/1), as JSON data.
+#: One record of a pytest-dnnbench results file (schema pytest-dnnbench/2), as JSON data.
 Record = dict[str, Any]
 
 PASS, FAIL, NA, NOT_RUN, INFO = "PASS", "FAIL", "n/a", "not run (time limit)", "info"
@@ -199,7 +199,7 @@ def gpu_plan(deadline_s: float = 300.0, max_time: float = 2.0) -> Plan:
 
 def cpu_plan(deadline_s: float = 90.0, max_time: float = 0.5) -> Plan:
     # The CPU run proves the machinery, not the figures: on shared cores a co-tenant made a CPU
-    # median 30x slower (DESIGN §3), so the timing ranges are wide enough that noise cannot flip
+    # median 30x slower, so the timing ranges are wide enough that noise cannot flip
     # them; memory is not noisy.
     timing = Range(0.25, 4.0)
     return Plan(

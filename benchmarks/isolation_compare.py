@@ -1,7 +1,7 @@
 """``--dnn-isolate=process`` against in-process measurement, on the CPU.
 
 Each round runs the same pytest command twice in fresh processes, once in process and once with
-``--dnn-isolate=process``, alternating which goes first (DESIGN §3: things compared for speed are
+``--dnn-isolate=process``, alternating which goes first (things compared for speed are
 interleaved, and the ratio is the median over rounds). Per round and batch size it takes the
 ratio isolated / in-process of the median latency and of the memory ``delta``, and the difference
 of the memory ``total``; it prints every round and the medians.

@@ -26,6 +26,7 @@ from .baseline_store import (
 )
 from .measure.stats import median_ci
 from .record import Check, JsonMapping, JsonObject
+from .upgrade import accuracy_parts
 
 # -- the decisions -------------------------------------------------------------------------------
 
@@ -262,33 +263,40 @@ def compare_entry(record: JsonMapping, entry: JsonMapping, tol: Tolerances, stri
                     }
                 )
             )
-    acc_now, acc_base = record.get("accuracy") or {}, entry.get("accuracy") or {}
-    if (
-        acc_now.get("status") == "measured"
-        and acc_base.get("status") == "measured"
-        and acc_now.get("top1") is not None
-        and acc_base.get("top1") is not None
-    ):
-        limit = acc_base["top1"] - tol.top1
-        ok = acc_now["top1"] >= limit
+    # Measured figures only: a published reference figure (accuracy.reference) is never compared.
+    top1_now = measured_top1(record.get("accuracy"))
+    top1_base = measured_top1(entry.get("accuracy"))
+    if top1_now is not None and top1_base is not None:
+        limit = top1_base - tol.top1
+        ok = top1_now >= limit
         checks.append(
             Check.make(
                 **{
                     "kind": "baseline",
                     "metric": "top1",
-                    "baseline": acc_base["top1"],
-                    "measured": acc_now["top1"],
+                    "baseline": top1_base,
+                    "measured": top1_now,
                     "limit": limit,
                     "tolerance": tol.top1,
                     "passed": ok,
                     "message": (
-                        f"Top-1 of {where}: {acc_now['top1']:.2f} % against baseline {acc_base['top1']:.2f} %, "
+                        f"Top-1 of {where}: {top1_now:.2f} % against baseline {top1_base:.2f} %, "
                         f"limit {limit:.2f} % (-{tol.top1:g} points)"
                     ),
                 }
             )
         )
     return checks
+
+
+def measured_top1(accuracy: object) -> float | None:
+    """The Top-1 measured by pytest-dnnbench (``accuracy.measured.top1``, percent) of a record's or a baseline
+    entry's accuracy of any version; None where none was measured (a reference figure does not count)."""
+    measured, _ = accuracy_parts(accuracy)
+    top1 = measured.get("top1") if measured is not None else None
+    if isinstance(top1, bool) or not isinstance(top1, (int, float)):
+        return None
+    return float(top1)
 
 
 def _latency_check(
@@ -585,13 +593,40 @@ def _unusable(metric: str, message: str) -> Check:
     return Check.make(kind="baseline", metric=metric, limit=None, measured=None, passed=False, message=message)
 
 
+def short_reason(check: Check) -> str:
+    """A failed check in a few words, for pytest's one-line short summary: ``memory 1.16 GB > 1.0 GB``,
+    ``latency 1.42x baseline``, ``12.1 FPS < 15 FPS``."""
+    m, measured, limit = check.metric, check.measured, check.limit
+    ratio = check.get("ratio")
+    if m == "output":
+        return f"output {measured:.1e} of eager's > {limit:g}" if measured is not None else "output not finite"
+    if m in UNUSABLE:
+        return "no usable baseline" if m != "presence" else "no baseline"
+    if check.kind == "constraint":
+        if measured is None:
+            return f"{m} not measured"
+        if m == "memory":
+            return f"memory {measured / 1e9:.3g} GB > {float(limit or 0) / 1e9:.3g} GB"
+        if m == "fps":
+            return f"{measured:.3g} FPS < {float(limit or 0):.3g} FPS"
+    if check.get("inconclusive"):
+        return f"{m} inconclusive (--dnn-strict)"
+    if isinstance(ratio, (int, float)) and m in ("latency", "memory"):
+        return f"{m} {ratio:.2f}x baseline"
+    if m == "top1" and measured is not None:
+        return f"Top-1 {measured:.2f} % < {float(limit or 0):.2f} %"
+    return f"{m} changed against the baseline" if check.kind == "baseline" else f"{m} failed"
+
+
 def failure_message(
     record: JsonMapping, bad_constraints: Sequence[Check], bad_baseline: Sequence[Check], info: JsonMapping
 ) -> str:
-    """The text a test fails with when checks failed: constraints and regressions apart."""
+    """The text a test fails with when checks failed: constraints and regressions apart. Its first line says
+    the reasons in a few words (pytest's short summary shows that line)."""
     lines = [
+        "; ".join(short_reason(c) for c in (*bad_constraints, *bad_baseline)),
         f"dnnbench: {record.get('model')} at batch {record.get('batch_size')} failed "
-        f"{len(bad_constraints) + len(bad_baseline)} check(s)"
+        f"{len(bad_constraints) + len(bad_baseline)} check(s)",
     ]
     if bad_constraints:
         lines.append("deployment constraint violated (too slow or too big for the device):")

@@ -27,7 +27,7 @@ import pytest
 from . import compat
 from .baseline_store import BaselineError, load_baselines, save_run
 from .constraints import check_constraints
-from .gate import BaselineSource, baseline_checks, failure_message, regressions, summary_lines
+from .gate import BaselineSource, baseline_checks, failure_message, regressions, short_reason, summary_lines
 from .isolated import IsolatedModel
 from .nodeids import strip_group, suite_cell
 from .record import Accuracy, JsonMapping, JsonObject, Record
@@ -56,9 +56,14 @@ SUITE_PATH = Path(__file__).parent / "suite" / "bench_models.py"
 SUITE_NODEID = "pytest_dnnbench/suite/bench_models.py"
 DNN_FIXTURES = ("dnn_model", "dnn_bench", "dnn_device", "dnn_backend")
 
+#: How :func:`baseline_store.save_run` begins the note of a file it saved (listed with the files written).
+SAVED_PREFIX = "baseline saved"
+
 SESSION_KEY = pytest.StashKey["DnnSession"]()
 #: The records a test's ``dnn_bench`` produced (attached to its report).
 RECORDS_KEY = pytest.StashKey[list[Record]]()
+#: The text a test's failed checks failed it with (its report shows it as it is).
+VERDICT_KEY = pytest.StashKey[str]()
 #: A test's tolerances and constraints (options overridden by its markers).
 LIMITS_KEY = pytest.StashKey[tuple["Tolerances", "Constraints"]]()
 
@@ -332,6 +337,7 @@ class DnnSession:
             cell = suite_cell(nodeid)
             if cell is not None:
                 self.progress.plan[nodeid] = cell
+        self.progress.begin()
 
     # -- collection ---------------------------------------------------------------------------------
     def pytest_report_header(self, config: pytest.Config) -> list[str] | None:
@@ -347,6 +353,21 @@ class DnnSession:
         if header:
             lines.append(header)
         return lines or None
+
+    def pytest_report_collectionfinish(self, config: pytest.Config, items: Sequence[pytest.Item]) -> str | None:
+        """Without --dnn-models, a project's own tests that use ``dnn_model`` still get models: say which, and why."""
+        if self.benchmark_mode or self.is_worker:
+            return None
+        uses = [set(getattr(item, "fixturenames", ())) for item in items]
+        if not any("dnn_model" in names for names in uses):
+            return None
+        line = f"dnnbench: dnn_model runs the default models ({', '.join(self.model_names())})"
+        if any("dnn_batch_size" in names for names in uses):
+            line += f" at batch sizes {','.join(str(b) for b in self.settings.batch_sizes)}"
+        return (
+            line + ": no --dnn-models was given. Choose with --dnn-models=NAMES and --dnn-batch-sizes=N,M "
+            "(or the dnn_models and dnn_batch_sizes ini settings)"
+        )
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_pycollect_makemodule(self, module_path: Path, parent: pytest.Collector) -> pytest.Module | None:
@@ -374,10 +395,14 @@ class DnnSession:
         if mode_axis:
             metafunc.parametrize("dnn_mode", modes, indirect=True, ids=modes)
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> Generator[None, None, None]:
         """Bad marker values stop the run here, before any model is built; under pytest-xdist, benchmark
-        tests are marked with their model's group (before xdist reads the marks: ``tryfirst``)."""
+        tests are marked with their model's group (before xdist reads the marks: a wrapper, first); the
+        tests that call ``dnn_bench`` are benchmarks to pytest-benchmark (``--benchmark-only`` runs them,
+        ``--benchmark-skip`` skips them), while the other implementations run."""
         xdist = config.pluginmanager.hasplugin("xdist")
         for item in items:
             if item.get_closest_marker("dnn_tolerance") or item.get_closest_marker("dnn_constraints"):
@@ -386,6 +411,9 @@ class DnnSession:
                 params = _params(item)
                 if "dnn_model" in params and item.get_closest_marker("xdist_group") is None:
                     item.add_marker(pytest.mark.xdist_group(str(params["dnn_model"])))
+        ours = [item for item in items if "dnn_bench" in getattr(item, "fixturenames", ())]
+        with compat.seen_as_benchmarks(config, ours):
+            yield
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Resolve and check the device where tests run, before any model is built; plan the progress."""
@@ -710,10 +738,12 @@ class DnnSession:
         bad_constraints = [c for c in constraint_checks if not c.passed]
         bad_baseline = [c for c in base_checks if not c.passed]
         if bad_output or bad_constraints or bad_baseline:
-            lines = [f"output check failed: {c.message}" for c in bad_output]
+            lines = ["; ".join(short_reason(c) for c in (*bad_output, *bad_constraints, *bad_baseline))]
+            lines += [f"output check failed: {c.message}" for c in bad_output]
             if bad_constraints or bad_baseline:
-                lines.append(failure_message(plain_record, bad_constraints, bad_baseline, info))
-            pytest.fail("\n".join(lines), pytrace=False)
+                lines += failure_message(plain_record, bad_constraints, bad_baseline, info).splitlines()[1:]
+            item.stash[VERDICT_KEY] = "\n".join(lines)
+            pytest.fail(item.stash[VERDICT_KEY], pytrace=False)
         return record.to_json()
 
     def _mode_of(self, request: pytest.FixtureRequest, mode: str | None) -> str:
@@ -1031,6 +1061,12 @@ class DnnSession:
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         records = item.stash.get(RECORDS_KEY, None)
+        verdict = item.stash.get(VERDICT_KEY, None)
+        if call.when == "call" and report.failed and verdict is not None and call.excinfo is not None:
+            if str(call.excinfo.value) == verdict:
+                # The checks' own text, without "Failed: ": pytest's short summary shows its first line, the
+                # reasons in a few words.
+                report.longrepr = verdict
         if call.when == "call" and records:
             reason = call.excinfo.exconly()[:2000] if report.outcome != "passed" and call.excinfo else None
             done = [dataclasses.replace(r, outcome=report.outcome, reason=reason) for r in records]
@@ -1174,16 +1210,16 @@ class DnnSession:
                 session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        """In this order: the results table, baselines and constraints, the paper's tables, the report."""
+        """One summary, in this order: the results table (with the legend of its notes), the paper's tables,
+        baselines, regressions and constraints, and last the paths of the files written."""
         if self.is_worker:
             return
         tr = terminalreporter
         records = [r.to_json() for r in self.records]
+        env = self.environment or {}
         if records:
-            from .report.build import memory_note
-            from .report.terminal import format_paper_tables, format_table
+            from .report.terminal import format_table
 
-            env = self.environment or {}
             tf32 = ", TF32 on" if env.get("tf32_requested") and str(env.get("device", "")).startswith("cuda") else ""
             tr.write_sep(
                 "=",
@@ -1193,32 +1229,43 @@ class DnnSession:
             for line in format_table(records):
                 tr.write_line(line)
             tr.write_line("memory: " + _memory_note(env, records))
-            if self.results is not None:
-                tr.write_line(f"results written to {self.results.path}")
-        gated = [r for r in records if r.get("baseline") is not None]
-        if gated or self.notes:
-            tr.write_sep("-", "dnnbench: baselines and deployment constraints")
-            for line in summary_lines(gated, self.notes, self.settings.save_baseline is not None):
-                tr.write_line(line)
         if (
             records
             and (self.benchmark_mode or self.settings.report_dir is not None)
             and self.config.get_verbosity() > -2
         ):
+            from .report.build import memory_note
+            from .report.terminal import format_paper_tables
+
             width = self.config.get_terminal_writer().fullwidth
             tr.write_sep("-", "dnnbench: the paper's tables for this run")
-            for line in format_paper_tables(
-                records, list(self.missing.values()), width, memory_note(self.environment or {}, records)
-            ):
+            for line in format_paper_tables(records, list(self.missing.values()), width, memory_note(env, records)):
                 tr.write_line(line)
+        gated = [r for r in records if r.get("baseline") is not None]
+        notes = [n for n in self.notes if not n.startswith(SAVED_PREFIX)]
+        if gated or notes:
+            tr.write_sep("-", "dnnbench: baselines and deployment constraints")
+            for line in summary_lines(gated, notes, self.settings.save_baseline is not None):
+                tr.write_line(line)
+        written = self._files_written()
+        if written:
+            tr.write_sep("-", "dnnbench: files written")
+            for line in written:
+                tr.write_line(line, red=line.startswith("no report"))
+
+    def _files_written(self) -> list[str]:
+        """The last lines of the summary: where this run's results, baselines and report are."""
+        lines = []
+        if self.results is not None and (self.records or self.missing):
+            lines.append(f"results: {self.results.path}")
+        lines += [n for n in self.notes if n.startswith(SAVED_PREFIX)]
         out = self.settings.report_dir
         if out is not None:
             if self.report_error:
-                tr.write_line(f"dnnbench: no report written to {out}: {self.report_error}", red=True)
+                lines.append(f"no report written to {out}: {self.report_error}")
             elif self.report_written:
-                tr.write_line(
-                    f"dnnbench: report written to {out} ({len(self.report_written)} files; open {out / 'report.html'})"
-                )
+                lines.append(f"report: {out} ({len(self.report_written)} files; open {out / 'report.html'})")
+        return lines
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Undo what the session changed in the process: SIGTERM's handler, torch's settings."""
@@ -1251,6 +1298,14 @@ class DnnSession:
         self._sigterm_previous = signal.signal(signal.SIGTERM, _on_sigterm)
 
     # -- pytest-benchmark ---------------------------------------------------------------------------
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """pytest-benchmark's own end-of-run tables: in benchmark mode, printed only with
+        ``--dnn-benchmark-tables`` or ``--benchmark-compare`` (whose table is the point; then without
+        ``inf``); outside benchmark mode, as pytest-benchmark prints them."""
+        if self.benchmark_mode:
+            comparing = bool(self.config.getoption("benchmark_compare", default=None))  # [] when not given
+            compat.benchmark_tables(self.config, show=self.settings.benchmark_tables or comparing)
+
     @pytest.hookimpl(optionalhook=True)
     def pytest_benchmark_update_machine_info(self, config: pytest.Config, machine_info: JsonObject) -> None:
         """GPU names, driver, torch/CUDA/cuDNN versions: in benchmark mode only.

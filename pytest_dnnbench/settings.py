@@ -154,7 +154,7 @@ OPTIONS: tuple[Option, ...] = (
         default="10s",
     ),
     Option("--dnn-warmup", "dnn_warmup", "minimum warm-up calls before timing.", default="3"),
-    Option("--dnn-json", "dnn_json", "write the results file (schema pytest-dnnbench/1) to this path."),
+    Option("--dnn-json", "dnn_json", "write the results file (schema pytest-dnnbench/2) to this path."),
     Option(
         "--dnn-isolate",
         "dnn_isolate",
@@ -334,6 +334,14 @@ OPTIONS: tuple[Option, ...] = (
         "write the report into DIR at the end of the run: results.json, results.csv, report.md, "
         "report.html (self-contained) and the paper's figures as PNG.",
         metavar="DIR",
+    ),
+    Option(
+        "--dnn-benchmark-tables",
+        "dnn_benchmark_tables",
+        "in benchmark mode, also print pytest-benchmark's own tables at the end of the run (hidden by default; "
+        "--benchmark-json, --benchmark-save, --benchmark-compare and --benchmark-histogram work either way).",
+        kind="switch",
+        ini="bool",
     ),
 )
 
@@ -704,6 +712,8 @@ class Settings:
     calm_wait_s: float = MAX_CALM_WAIT_S
     # -- reports
     report_dir: Path | None = None
+    #: pytest-benchmark's own end-of-run tables, in benchmark mode (``--dnn-benchmark-tables``).
+    benchmark_tables: bool = False
     rootpath: Path = Path(".")
 
     @property
@@ -764,6 +774,7 @@ class Settings:
             **_accuracy_settings(r),
             **_gating_settings(r),
             report_dir=_report_dir(r),
+            benchmark_tables=r.switch("dnn_benchmark_tables"),
             rootpath=Path(config.rootpath),
         )
         if settings.isolate == "process" and settings.modes != ("eager",):

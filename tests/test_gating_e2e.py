@@ -349,7 +349,10 @@ def test_latency_regression_and_the_tolerance_marker(project: pytest.Pytester) -
 # -- constraints ---------------------------------------------------------------------------------
 
 
-def test_constraints_from_options_fail_with_figure_and_limit(project: pytest.Pytester) -> None:
+def test_constraints_from_options_fail_with_figure_and_limit(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "160")
     result = run(project, "--dnn-max-memory=1MB", "--dnn-min-fps=1e12", "--dnn-baseline=none", batches="2")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
@@ -363,6 +366,8 @@ def test_constraints_from_options_fail_with_figure_and_limit(project: pytest.Pyt
         ]
     )
     assert "baseline regression" not in result.stdout.str()
+    # pytest's one-line short summary says why in a few words
+    result.stdout.fnmatch_lines(["FAILED *test_dnn?tiny-bs2? - memory 0.* GB > 0.001 GB; * FPS < 1e+12 FPS"])
     result = run(project, "--dnn-max-memory=1TiB", "--dnn-min-fps=0.001", batches="1")
     result.assert_outcomes(passed=1)
     assert "deployment constraints: 2 check(s) passed" in summary(result)

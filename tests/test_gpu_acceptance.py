@@ -58,7 +58,7 @@ def run_script(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
 def test_gpu_acceptance_cpu_mode_runs_and_passes_every_step(tmp_path: Path) -> None:
     out = tmp_path / "acc"
     # The --cpu mode's own deadline is 90 s, and it takes 55-70 s on a quiet 2-core machine; the
-    # test gives it more so that a loaded machine cannot turn it red (DESIGN §7: no timing
+    # test gives it more so that a loaded machine cannot turn it red (no timing
     # assertion that noise can flip). Each step still runs under its own cap.
     proc = run_script("--cpu", "--out", str(out), "--deadline", str(CPU_TEST_DEADLINE_S), timeout=300)
     output = proc.stdout[-6000:] + proc.stderr[-3000:]

@@ -1,4 +1,4 @@
-"""Memory figures do not depend on what ran before (DESIGN §3: within 10 % on CPU)."""
+"""Memory figures do not depend on what ran before (within 10 % on the CPU: docs/measurements.md)."""
 
 from __future__ import annotations
 

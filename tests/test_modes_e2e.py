@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 
 import pytest
@@ -80,6 +81,7 @@ def _import_the_compilers() -> None:
     x = torch.zeros(1, 3, 5, 5)
     for mode in ("compile", *(["onnxruntime"] if HAS_ORT else []), *(["openvino"] if HAS_OV else [])):
         prepare(mode, model, x, BenchSettings(), threads=1).close()
+    gc.freeze()  # what they imported lives as long as the process: kept out of every later full collection
 
 
 @pytest.fixture
@@ -107,6 +109,20 @@ def test_every_cpu_mode_side_by_side_with_its_output_checked(project: pytest.Pyt
     result.assert_outcomes(passed=8)
     for cell in ("tiny-bs1", "tiny-bs1-compile", "tiny-bs1-onnxruntime", "tiny-bs2-openvino", "tiny-bs2"):
         result.stdout.fnmatch_lines([f"*test_dnn?{cell}? PASSED*"])
+    # the modes side by side in the table, and a legend line for every column and note that appears
+    result.stdout.fnmatch_lines(
+        [
+            "model *batch *mode *ms/image *vs eager *prepare(s)*",
+            "tiny *1 *eager *",
+            "tiny *1 *compile * out *",
+            "tiny *1 *onnxruntime * out *",
+            "tiny *1 *openvino * out *",
+            "out: max |output - eager's| / max |eager's| on the same batch (fails above 0.001)*",
+            "vs eager: *",
+            "prepare(s): *",
+        ],
+        consecutive=False,
+    )
     records = load_json(project.path / "out.json")["records"]
     by_cell = {(r["mode"], r["batch_size"]): r for r in records}
     assert sorted(by_cell) == sorted((m, b) for m in ("eager", "compile", "onnxruntime", "openvino") for b in (1, 2))

@@ -130,9 +130,13 @@ def test_top1_comes_from_the_registry() -> None:
     top1 = {s.name: s.paper_top1 for s in PAPER_MODELS}
     for platform in ("titan_xp", "jetson_tx1"):
         for (model, _), e in paper_baseline(platform).entries.items():
-            assert e["accuracy"]["top1"] == top1[model]
-            assert e["accuracy"]["status"] == ("reference" if top1[model] is not None else "unavailable")
-    assert paper_baseline("titan_xp").entry("dpn68", 1)["accuracy"]["top1"] == 75.95
+            # Published figures: the reference, never measured.
+            assert e["accuracy"]["measured"] is None
+            if top1[model] is None:
+                assert e["accuracy"]["reference"] is None and e["missing"]["accuracy.reference.top1"]
+            else:
+                assert e["accuracy"]["reference"] == {"top1": top1[model], "top5": None, "source": "Bianco et al. 2018"}
+    assert paper_baseline("titan_xp").entry("dpn68", 1)["accuracy"]["reference"]["top1"] == 75.95
 
 
 def test_shipped_files_are_what_the_module_generates_and_they_load() -> None:

@@ -23,7 +23,8 @@ from pytest_dnnbench.registry import (
     import_object,
 )
 
-# DESIGN.md §4, copied verbatim: (name, paper display name, source, builder, input side).
+# The paper's 44 models as docs/measurements.md and the registry define them: (name, paper display name,
+# source, builder, input side).
 # "this project" / "—" (ShuffleNet v1) is source "dnnbench" with an importable builder.
 PAPER_TABLE = [
     ("alexnet", "AlexNet", "torchvision", "alexnet", 224),

@@ -73,9 +73,9 @@ def test_dnn_report_writes_every_file(tiny_project: pytest.Pytester) -> None:
     html = check_report_dir(out)
     assert "this model cannot be built" in html  # the missing cells' note
     stdout = result.stdout.str()
-    assert "dnnbench: model 1/3 tiny, batch sizes 1,2 (6 of 6 tests left)" in stdout
+    assert "dnnbench: model 1/3 tiny, batch sizes 1,2 (6 of 6 tests left), time left: unknown" in stdout
     assert "Table 1: inference time per image (ms) by batch size" in stdout
-    assert f"dnnbench: report written to {out}" in stdout
+    assert f"report: {out} (" in stdout
 
 
 def test_dnn_report_ini_and_bad_value(tiny_project: pytest.Pytester) -> None:
@@ -154,7 +154,9 @@ def test_baseline_adapter() -> None:
     assert p.label == "paper-titan-xp (fp32)" and p.kind == "baseline"
     r1, r2 = p.records
     assert (r1["model"], r1["paper_name"], r1["batch_size"], r1["fps"]) == ("resnet18", "ResNet-18", 1, 558.7)
-    assert r1["accuracy"]["status"] == "reference" and r2["fps"] == pytest.approx(1000 / 1.01)
+    # A version-1 entry's flat reference figure: the reference, never measured; its source is the file.
+    assert r1["accuracy"] == {"measured": None, "reference": {"top1": 69.64, "top5": None, "source": "paper.json"}}
+    assert r2["accuracy"] == {"measured": None, "reference": None} and r2["fps"] == pytest.approx(1000 / 1.01)
     assert r2["memory_bytes"]["total"] is None
 
 

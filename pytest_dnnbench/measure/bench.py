@@ -1,6 +1,6 @@
 """Measure one (model, batch size): latency, steady-state memory (no pytest here).
 
-The protocol of DESIGN §3: the model in ``eval()`` under
+The protocol of docs/measurements.md: the model in ``eval()`` under
 ``torch.inference_mode()``, parameters and input on the device, the input
 drawn once from a seeded normal distribution and moved to the device before
 anything is timed, warm-up until stable, adaptive sampling, memory read over

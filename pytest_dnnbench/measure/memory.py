@@ -1,6 +1,6 @@
 """Process memory on the host (pure: no torch, no pytest).
 
-The CPU figures of DESIGN §3: ``total`` is the process's peak resident set
+The CPU figures (docs/measurements.md): ``total`` is the process's peak resident set
 size during the timed calls, ``delta`` that peak above the level just before
 them. The kernel's high-water mark (``VmHWM``) is reset through
 ``/proc/self/clear_refs`` and freed heap is returned with ``malloc_trim(0)``

@@ -97,7 +97,7 @@ class TimingResult:
         return len(self.warmup_ms)
 
     def latency_dict(self) -> JsonObject:
-        """The ``latency_ms`` block of a results record (DESIGN §6)."""
+        """The ``latency_ms`` block of a results record (docs/usage.md, "Results file")."""
         d = self.stats.as_dict()
         d.update(
             warmup=self.warmup,
