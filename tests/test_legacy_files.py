@@ -42,37 +42,14 @@ from pytest_dnnbench.baseline_store import (
 from pytest_dnnbench.gate import Tolerances, compare_entry
 from pytest_dnnbench.record import Record
 from pytest_dnnbench.results import SCHEMA, ResultsFile, load_results
+from pytest_dnnbench.upgrade import CUDA_ONLY_ENVIRONMENT
+from pytest_dnnbench.upgrade import MEASURED_KEYS as MEASURED_ACCURACY_KEYS
 
 DATA = Path(__file__).parent / "data" / "legacy-0.1.0"
 DATA_1 = Path(__file__).parent / "data" / "legacy-0.1.0-70cccd0"
 
-#: Environment entries a CPU run no longer carries.
-CPU_ONLY_IN_CUDA_RUNS = (
-    "cudnn",
-    "cudnn_benchmark",
-    "tf32_matmul",
-    "tf32_cudnn",
-    "tf32_api",
-    "tf32_env_overrides",
-    "tf32_requested",
-)
-#: A flat accuracy's keys that describe a measurement (``accuracy.measured`` in version 2).
-MEASURED_KEYS = (
-    "top1",
-    "top5",
-    "n_images",
-    "source",
-    "dataset",
-    "layout",
-    "n_classes",
-    "n_available",
-    "limit",
-    "label_order",
-    "device",
-    "preprocess",
-    "seconds",
-    "tie_rule",
-)
+#: Environment entries a CPU run no longer carries; a flat accuracy's keys that describe a measurement.
+CPU_ONLY_IN_CUDA_RUNS, MEASURED_KEYS = CUDA_ONLY_ENVIRONMENT, MEASURED_ACCURACY_KEYS
 
 
 def read(path: Path) -> Any:
