@@ -256,6 +256,14 @@ def _wait_for(predicate, timeout: float = 60.0) -> None:
     raise AssertionError("timed out waiting")
 
 
+def _signals_as_from_a_shell() -> None:
+    """In the child, before exec: SIGINT and SIGTERM at their defaults and not blocked, whatever this test
+    process inherited or was left with (a Python started with SIGINT ignored never raises KeyboardInterrupt)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_run_leaves_valid_results(faulty_project: pytest.Pytester, signum: int) -> None:
     out = faulty_project.path / "r.json"
@@ -281,6 +289,7 @@ def test_interrupted_run_leaves_valid_results(faulty_project: pytest.Pytester, s
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        preexec_fn=_signals_as_from_a_shell,
     )
     try:
         _wait_for(marker.exists)  # tiny-bs1, tiny-bs2, sleepy-bs1 done; sleepy-bs2 sleeping
@@ -290,6 +299,8 @@ def test_interrupted_run_leaves_valid_results(faulty_project: pytest.Pytester, s
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()  # also when it timed out: no open pipe left for a later test's warnings
     text = stdout.decode(errors="replace")
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, text
     assert "KeyboardInterrupt" in text
