@@ -52,7 +52,7 @@ from pathlib import Path
 from .measure.stats import percentile
 from .record import JsonMapping, JsonObject
 from .results import atomic_write_text
-from .upgrade import is_cuda, upgrade_accuracy, upgrade_environment
+from .upgrade import is_cuda, renamed, upgrade_accuracy, upgrade_environment
 
 __all__ = [
     "SCHEMA",
@@ -482,8 +482,7 @@ def _upgrade_entry(entry: JsonObject, device: object) -> JsonObject:
     out = dict(entry)
     if isinstance(out.get("accuracy"), dict):
         out["accuracy"] = upgrade_accuracy(out["accuracy"])
-    if "param_file_mb" in out and "param_file_mib" not in out:
-        out = {("param_file_mib" if k == "param_file_mb" else k): v for k, v in out.items()}
+    out = renamed(out, "param_file_mb", "param_file_mib")
     rounds = out.get("rounds")
     if isinstance(rounds, list):
         out["rounds"] = [_upgrade_round(r, device) if isinstance(r, dict) else r for r in rounds]

@@ -122,7 +122,7 @@ def accuracy_parts(acc: object) -> tuple[JsonMapping | None, JsonMapping | None]
     )
 
 
-def _renamed(data: JsonMapping, old: str, new: str) -> JsonObject:
+def renamed(data: JsonMapping, old: str, new: str) -> JsonObject:
     """``data`` with key ``old`` renamed ``new`` in its place (unchanged where ``new`` is there already)."""
     if old not in data or new in data:
         return dict(data)
@@ -135,7 +135,7 @@ def upgrade_record(record: JsonMapping) -> JsonObject:
     ``param_file_mb`` -> ``param_file_mib``; a flat ``accuracy`` -> :func:`upgrade_accuracy`; a CPU
     record's ``cudnn_benchmark`` is left out.
     """
-    out = _renamed(record, "param_file_mb", "param_file_mib")
+    out = renamed(record, "param_file_mb", "param_file_mib")
     if "cudnn_benchmark" in out and "device" in out and not is_cuda(out["device"]):
         del out["cudnn_benchmark"]
     acc = out.get("accuracy")
