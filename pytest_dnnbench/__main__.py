@@ -11,6 +11,7 @@ side, eager first: ``<label> · <mode>``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -70,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for p, label in zip(platforms, labels, strict=True):
         p.label = label
     platforms = [view for p in platforms for view in by_mode(p)]
+    existed = out.exists()
     try:
         written = write_report(
             platforms,
@@ -77,8 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             title=args.title,
             command="python -m pytest_dnnbench report " + " ".join(args.inputs),
         )
-    except (ImportError, OSError) as exc:
+    except (ImportError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if not existed:  # the folder this command made, still empty: not left behind
+            with contextlib.suppress(OSError):
+                out.rmdir()
         return 2
     for path in written:
         print(path)

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .jsonfile import JsonFileError, load_json
 from .measure.stats import percentile
 from .record import JsonMapping, JsonObject
 from .results import atomic_write_text
@@ -331,47 +332,13 @@ def load_baselines(path: Path | str) -> BaselineSet:
 
 
 def _read_document(p: Path) -> object:
-    """The parsed JSON of a baseline file; :class:`BaselineError` says why it cannot be read."""
+    """The parsed JSON of a baseline file, read once (:func:`~.jsonfile.load_json`); :class:`BaselineError`
+    says why it cannot be read (missing, a loop of links, a directory, not UTF-8, empty, truncated, not
+    JSON, nested too deep, an absurd number)."""
     try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise BaselineError(f"baseline file {p} does not exist") from None
-    except OSError as exc:
-        raise BaselineError(f"cannot read baseline file {p}: {exc}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BaselineError(f"baseline file {p} is not UTF-8 text ({exc})") from None
-    if not text.strip():
-        raise BaselineError(f"baseline file {p} is empty")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        what = (
-            "truncated (it ends inside an unfinished object, list or string)" if _unbalanced(text) else "not valid JSON"
-        )
-        raise BaselineError(f"baseline file {p} is {what}: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
-    return data
-
-
-def _unbalanced(text: str) -> bool:
-    """True when ``text`` ends inside a string, object or list: the mark of a truncated file."""
-    depth, in_string, escaped = 0, False, False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "{[":
-            depth += 1
-        elif ch in "}]":
-            depth -= 1
-    return in_string or depth > 0
+        return load_json(p, "baseline file", regular_only=True)
+    except JsonFileError as exc:
+        raise BaselineError(str(exc)) from None
 
 
 def _schema_problem(schema: object, wanted: Sequence[str]) -> str:
@@ -874,18 +841,23 @@ def file_lock(path: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
     import filelock
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = filelock.FileLock(str(path.parent / f".{path.name}.lock"), timeout=timeout_s)
+    lock = filelock.FileLock(str(lock_path(path)), timeout=timeout_s)
     try:
         lock.acquire()
     except filelock.Timeout:
         raise LockTimeout(
-            f"another run has held the lock {path.parent / ('.' + path.name + '.lock')} for over {timeout_s:g} s "
+            f"another run has held the lock {lock_path(path)} for over {timeout_s:g} s "
             "(a save still running, or a process stuck on that file); the file was left untouched"
         ) from None
     try:
         yield
     finally:
         lock.release()
+
+
+def lock_path(path: Path) -> Path:
+    """The lock file of ``path`` (:func:`file_lock`): ``.NAME.lock`` beside it, left in place when released."""
+    return path.parent / f".{path.name}.lock"
 
 
 def shown_path(path: Path, root: Path) -> str:
@@ -914,7 +886,7 @@ def _save_file(
     A file of another platform is left untouched unless ``force``.
     """
     existing = None
-    if path.exists():
+    if path.exists() or path.is_symlink():  # a broken or looping link is an error, not replaced by a new file
         try:
             existing = load_baselines(path)
         except BaselineError as exc:

@@ -501,7 +501,7 @@ class BaselineSource:
         there is no file, the error where it cannot be used."""
         k = str(path)
         if k not in self._cache:
-            if not path.exists():
+            if not path.exists() and not path.is_symlink():  # a broken or looping link: the loader names it
                 self._cache[k] = None
             else:
                 try:
@@ -599,7 +599,12 @@ def short_reason(check: Check) -> str:
     m, measured, limit = check.metric, check.measured, check.limit
     ratio = check.get("ratio")
     if m == "output":
-        return f"output {measured:.1e} of eager's > {limit:g}" if measured is not None else "output not finite"
+        if measured is not None:
+            return f"output {measured:.1e} of eager's > {limit:g}"
+        if check.get("mismatch") is not None:
+            return "output structure differs from eager's"
+        side = check.get("non_finite")
+        return "eager's output not finite" if side == "eager" else "output not finite"
     if m in UNUSABLE:
         return "no usable baseline" if m != "presence" else "no baseline"
     if check.kind == "constraint":

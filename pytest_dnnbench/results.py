@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .record import LATENCY_KEYS, RECORD_KEYS, JsonMapping, JsonObject
@@ -21,12 +22,18 @@ __all__ = [
     "READ_SCHEMAS",
     "LATENCY_KEYS",
     "RECORD_KEYS",
+    "FALLBACK_NAME",
     "ResultsFile",
     "atomic_write_text",
+    "lock_holder",
+    "not_a_regular_file",
+    "note_lock_holder",
+    "probe_temporary",
     "document",
     "jsonable",
     "load_results",
     "plain",
+    "results_from_document",
     "upgrade_results",
 ]
 
@@ -100,6 +107,70 @@ def _umask() -> int:
     return mask
 
 
+def not_a_regular_file(path: Path) -> str | None:
+    """What stands at ``path`` (through symlinks) where it is not a regular file (``"a character device"``,
+    ``"a FIFO (named pipe)"``, ...); None where it is one or nothing is there (a file can be made)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None  # nothing there, or a dangling symlink: the file is made (at the link's target)
+    except OSError as exc:
+        return f"a path the system refuses to examine ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    for test, what in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def probe_temporary(path: Path) -> None:
+    """Make and remove the temporary file :func:`atomic_write_text` would make beside ``path`` (in the
+    nearest folder above it that exists): an OSError now says a later write would fail."""
+    folder = Path(path).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    fd, tmp = tempfile.mkstemp(prefix=f".{Path(path).name}.{os.getpid()}.", suffix=".tmp", dir=str(folder))
+    os.close(fd)
+    os.unlink(tmp)
+
+
+#: What a run writes into the lock file of its results file while it holds the lock (for a run that waits).
+LOCK_NOTE = "pytest-dnnbench results file held by pid "
+
+
+def note_lock_holder(lock_file: Path, pid: int | None) -> None:
+    """Write (``pid``) or clear (None) the holder's note in an existing lock file that is empty or holds
+    a note (a lock file with other content, such as filelock's own marker, is left alone)."""
+    try:
+        with open(lock_file, "r+", encoding="utf-8") as fh:
+            text = fh.read()
+            if text and not text.startswith(LOCK_NOTE):
+                return
+            fh.seek(0)
+            fh.truncate()
+            if pid is not None:
+                fh.write(f"{LOCK_NOTE}{pid}\n")
+    except (OSError, UnicodeDecodeError):
+        pass  # the note is a courtesy: the lock itself is what counts
+
+
+def lock_holder(lock_file: Path) -> int | None:
+    """The PID a holder wrote into ``lock_file`` (:func:`note_lock_holder`), if any and still alive."""
+    try:
+        text = Path(lock_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    pid = text[len(LOCK_NOTE) :].strip() if text.startswith(LOCK_NOTE) else ""
+    return int(pid) if pid.isdigit() and _alive(int(pid)) else None
+
+
 def document(environment: JsonObject, records: Iterable[JsonObject], missing: Iterable[JsonObject] = ()) -> JsonObject:
     """The results document; ``missing`` (tests that left no record, with the reason) only where there are any."""
     doc: JsonObject = {"schema": SCHEMA, "environment": environment, "records": list(records)}
@@ -109,15 +180,34 @@ def document(environment: JsonObject, records: Iterable[JsonObject], missing: It
     return doc
 
 
-class ResultsFile:
-    """The ``--dnn-json`` file: rewritten atomically after every record."""
+#: The name of the file the records go to when the results file cannot be written at the end of a run
+#: (:meth:`ResultsFile.save_final`), in each fallback folder in turn.
+FALLBACK_NAME = "dnnbench-results-{pid}.json"
 
-    def __init__(self, path: Path, environment: JsonObject | None = None):
+
+class ResultsFile:
+    """The ``--dnn-json`` file: rewritten atomically after every record.
+
+    ``path`` is the file as the user named it; ``target`` the file written (``path`` through its
+    symlinks; by default ``path``), so that a link stays a link and its target is rewritten.
+    :meth:`flush` raises a failed write; :meth:`save` and :meth:`save_final` (what a run uses)
+    keep the error and go on.
+    """
+
+    def __init__(self, path: Path, environment: JsonObject | None = None, *, target: Path | None = None):
         self.path = Path(path)
+        self.target = Path(target) if target is not None else self.path
         self.environment: JsonObject = dict(environment or {})
         self.records: list[JsonObject] = []
         #: Tests that left no record (a model that could not be built, a batch out of memory), with the reason.
         self.missing: list[JsonObject] = []
+        #: The first write that failed (None: none did), and how many failed.
+        self.error: OSError | None = None
+        self.failures = 0
+        #: Where the last successful write went (``target``, or a fallback file); None before any.
+        self.written_to: Path | None = None
+        #: How many records ``target`` held after its last successful write (None: never written).
+        self.written_records: int | None = None
 
     def add(self, record: JsonMapping) -> None:
         """Add one record (JSON form, as :meth:`.record.Record.to_json` gives it) and rewrite the file."""
@@ -127,10 +217,42 @@ class ResultsFile:
     def set_environment(self, environment: JsonObject) -> None:
         self.environment = dict(environment)
 
-    def flush(self) -> None:
+    def text(self) -> str:
         doc = document(self.environment, self.records, self.missing)
-        text = json.dumps(doc, indent=1, allow_nan=False, default=jsonable)
-        atomic_write_text(self.path, text + "\n")
+        return json.dumps(doc, indent=1, allow_nan=False, default=jsonable) + "\n"
+
+    def flush(self) -> None:
+        atomic_write_text(self.target, self.text())
+        self.written_to = self.target
+        self.written_records = len(self.records)
+
+    def save(self) -> bool:
+        """:meth:`flush`, but a write the system refuses (a full disk, a folder made read-only) is kept in
+        :attr:`error` instead of raised: the records stay in memory for the next write. True if written."""
+        try:
+            self.flush()
+        except OSError as exc:
+            self.failures += 1
+            if self.error is None:
+                self.error = exc
+            return False
+        return True
+
+    def save_final(self, fallback_dirs: Sequence[Path]) -> Path | None:
+        """The last write: to ``target``, or where that fails to :data:`FALLBACK_NAME` in the first of
+        ``fallback_dirs`` that takes it. Returns the file written (None: nowhere, see :attr:`error`)."""
+        if self.save():
+            return self.target
+        text = self.text()
+        for folder in fallback_dirs:
+            path = Path(folder) / FALLBACK_NAME.format(pid=os.getpid())
+            try:
+                atomic_write_text(path, text)
+            except OSError:
+                continue
+            self.written_to = path
+            return path
+        return None
 
 
 def jsonable(obj: object) -> object:
@@ -154,13 +276,16 @@ def plain(obj: JsonMapping) -> JsonObject:
 
 def load_results(path: Path) -> JsonObject:
     """Read a results file of any version (:data:`READ_SCHEMAS`), upgraded to :data:`SCHEMA`
-    (:func:`upgrade_results`); raises ValueError with what was wrong."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ValueError(f"cannot read results file {path}: {exc}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc})") from exc
+    (:func:`upgrade_results`); raises ValueError with what was wrong (a
+    :class:`~.jsonfile.JsonFileError` where the file cannot be read as JSON: :func:`~.jsonfile.load_json`).
+    The file is read once."""
+    from .jsonfile import load_json
+
+    return results_from_document(load_json(path, "results file"), path)
+
+
+def results_from_document(data: object, path: Path | str) -> JsonObject:
+    """The parsed document of results file ``path`` checked and upgraded as :func:`load_results` does."""
     schema = data.get("schema") if isinstance(data, dict) else None
     if not isinstance(data, dict) or schema not in READ_SCHEMAS:
         later = isinstance(schema, str) and schema.startswith("pytest-dnnbench/")

@@ -13,7 +13,12 @@ from them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
+import os
+import re
+import tempfile
 import time
 import weakref
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -25,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol, TypeGuard, TypeVar
 import pytest
 
 from . import compat
-from .baseline_store import BaselineError, load_baselines, save_run
+from .baseline_store import BaselineError, LockTimeout, file_lock, load_baselines, lock_path, save_run
 from .constraints import check_constraints
 from .gate import BaselineSource, baseline_checks, failure_message, regressions, short_reason, summary_lines
 from .isolated import IsolatedModel
@@ -33,8 +38,8 @@ from .nodeids import strip_group, suite_cell
 from .record import Accuracy, JsonMapping, JsonObject, Record
 from .registry import ModelSpec, Registry, SelectionError
 from .report.progress import Progress, missing_entry
-from .results import ResultsFile, plain
-from .settings import MARKERS, Settings, check_writable, item_limits
+from .results import ResultsFile, lock_holder, not_a_regular_file, note_lock_holder, plain, probe_temporary
+from .settings import MARKERS, Settings, check_writable, item_limits, usage_error
 
 if TYPE_CHECKING:
     import torch
@@ -58,6 +63,12 @@ DNN_FIXTURES = ("dnn_model", "dnn_bench", "dnn_device", "dnn_backend")
 
 #: How :func:`baseline_store.save_run` begins the note of a file it saved (listed with the files written).
 SAVED_PREFIX = "baseline saved"
+#: Seconds a run waits for another run's lock on the same ``--dnn-json`` file before it stops with a usage error.
+RESULTS_LOCK_WAIT_S = 3.0
+#: The names ``--dnn-report`` writes into its folder (``report.build.write_report``, ``report.figures``).
+_REPORT_FILE = re.compile(r"results(-\d+)?\.(json|csv)|report\.(md|html)|fig\w*\.png")
+#: The names of automatic baseline files (``baselines/<platform key>.json``, ``baseline_store.platform_key``).
+_AUTO_BASELINE_FILE = re.compile(r"(cpu|cuda)-.*\.json")
 
 SESSION_KEY = pytest.StashKey["DnnSession"]()
 #: The records a test's ``dnn_bench`` produced (attached to its report).
@@ -151,6 +162,10 @@ class DnnSession:
         self.notes: list[str] = []
         self.report_written: list[Path] = []
         self.report_error: str | None = None
+        #: Where the results file was written at the end (the file, a fallback file, or None: nowhere).
+        self.results_at: Path | None = None
+        #: The run's hold on the results file's inter-process lock (released at unconfigure).
+        self._results_lock: contextlib.ExitStack | None = None
         self._backend: Backend | None = None
         self._bench_settings: BenchSettings | None = None
         self._restore: Callable[[], None] | None = None
@@ -211,13 +226,15 @@ class DnnSession:
                     "matplotlib, which is not installed. pip install matplotlib"
                 )
         if not self.is_worker and s.json_path is not None:
-            self.results = ResultsFile(s.json_path)
+            self.results = ResultsFile(s.json_path, target=Path(os.path.realpath(s.json_path)))
+            self._lock_results(self.results)
 
     def _check_outputs(self) -> None:
         """Every file the run will write can be written: a usage error now, not a lost measurement later."""
         s = self.settings
         if s.json_path is not None:
             check_writable(s.json_path, "--dnn-json")
+            self._check_results_file(s.json_path)
         if s.report_dir is not None:
             check_writable(s.report_dir, "--dnn-report", directory=True)
         if s.save_baseline == "auto":
@@ -225,17 +242,115 @@ class DnnSession:
         elif s.save_baseline is not None:
             check_writable(Path(s.save_baseline), "--dnn-save-baseline")
 
+    def _check_results_file(self, path: Path) -> None:
+        """``--dnn-json``: a regular file or a path where one can be made, written through its symlinks, not a
+        file this run reads or writes otherwise, in a folder that takes the temporary file of an atomic write."""
+        s = self.settings
+        target = Path(os.path.realpath(path))
+        shown = f"{path}{_link_note(path, target)}"
+        what = not_a_regular_file(path)
+        if what is not None:
+            raise usage_error(
+                "--dnn-json",
+                path,
+                f"{shown} is {what}, not a regular file, and the results file would replace it",
+                "Give the path of a regular file (it is made if missing), e.g. --dnn-json=results.json",
+            )
+        others: list[tuple[str, Path]] = []
+        for option, value in (("--dnn-save-baseline", s.save_baseline), ("--dnn-baseline", s.baseline)):
+            if value not in (None, "auto", "none"):
+                assert value is not None
+                label = option if option == "--dnn-save-baseline" or s.baseline_given else "the ini's dnn_baseline"
+                others.append((f"the baseline file of {label}", Path(value)))
+        for label, other in others:
+            if _same_file(target, other):
+                raise usage_error(
+                    "--dnn-json",
+                    path,
+                    f"{shown} is {label} ({other}), which this run reads or saves; the results would replace it",
+                    "Give the results file a path of its own, e.g. --dnn-json=results.json",
+                )
+        auto = s.rootpath / "baselines"
+        if (
+            "auto" in (s.baseline, s.save_baseline)
+            and _same_file(target.parent, auto)
+            and _AUTO_BASELINE_FILE.fullmatch(target.name)
+        ):
+            raise usage_error(
+                "--dnn-json",
+                path,
+                f"{shown} is named as an automatic baseline file of {auto} (baselines/<platform key>.json), "
+                "which this run reads or saves; the results would replace it",
+                "Give the results file a path of its own, e.g. --dnn-json=results.json",
+            )
+        if s.report_dir is not None and _same_file(target.parent, s.report_dir) and _REPORT_FILE.fullmatch(target.name):
+            raise usage_error(
+                "--dnn-json",
+                path,
+                f"{shown} is a file the report of --dnn-report={s.report_dir} writes; the report would replace it",
+                "Give the results file a path outside the report's files, e.g. --dnn-json=results.json "
+                f"(the report holds its own copy, {s.report_dir / 'results.json'})",
+            )
+        try:
+            probe_temporary(target)
+        except OSError as exc:
+            raise usage_error(
+                "--dnn-json",
+                path,
+                f"no temporary file can be made beside {target} ({_os_error(exc)}); the results file is written "
+                "as a temporary file in its folder, then renamed",
+                "Give a path in a folder this user may write",
+            ) from None
+
+    def _lock_results(self, results: ResultsFile) -> None:
+        """Hold the results file's inter-process lock for the whole run: a second run on the same file stops
+        now, with a usage error, instead of replacing the first one's records."""
+        stack = contextlib.ExitStack()
+        lock = lock_path(results.target)
+        try:
+            stack.enter_context(file_lock(results.target, RESULTS_LOCK_WAIT_S))
+        except LockTimeout:
+            pid = lock_holder(lock)
+            who = f"another pytest run (pid {pid})" if pid is not None else "another pytest run"
+            raise usage_error(
+                "--dnn-json",
+                results.path,
+                f"{who} is writing its results to {results.target} (it holds the lock {lock}; waited "
+                f"{RESULTS_LOCK_WAIT_S:g} s), and one of the two runs would lose its records",
+                "Use a different --dnn-json for this run, or run it after the other one",
+            ) from None
+        except OSError as exc:
+            raise usage_error(
+                "--dnn-json",
+                results.path,
+                f"cannot make the lock file {lock} ({_os_error(exc)})",
+                "Give a path this user may write",
+            ) from None
+        note_lock_holder(lock, os.getpid())
+        self._results_lock = stack
+
+    def _unlock_results(self) -> None:
+        if self._results_lock is not None and self.results is not None:
+            note_lock_holder(lock_path(self.results.target), None)
+            self._results_lock.close()
+            self._results_lock = None
+
     def _check_baseline_files(self) -> None:
         """An explicit baseline file is checked now, before any model is built; it is never modified on error."""
         s = self.settings
         for path in sorted({p for p in (s.baseline, s.save_baseline) if p not in (None, "auto", "none")}):
             assert path is not None
             p = Path(path)
-            if p.exists():
+            if p.exists() or p.is_symlink():  # a broken or looping link is read, and named as such
                 try:
                     load_baselines(p)
                 except BaselineError as exc:
-                    option = "--dnn-baseline" if path == s.baseline and s.baseline_given else "--dnn-save-baseline"
+                    if path == s.baseline and s.baseline_given:
+                        option = "--dnn-baseline"
+                    elif path == s.baseline and path != s.save_baseline:
+                        option = "the ini's dnn_baseline"
+                    else:
+                        option = "--dnn-save-baseline"
                     raise pytest.UsageError(
                         f"{option}: {exc}. Fix or remove the file (it was left untouched)"
                     ) from None
@@ -572,6 +687,9 @@ class DnnSession:
             self._restore = apply_process_settings(settings)
             self._backend = make_backend(device)
             self.environment = collect_environment(self._backend, settings, __version__)
+            # the run's modes (each record says its own): one name, or a comma list of them
+            self.environment["mode"] = ",".join(self.settings.modes)
+            self.environment["modes"] = list(self.settings.modes)
             if self._floors is not None:
                 self.environment["runtime_floor"] = self._floors.as_json()
         return self._backend
@@ -700,7 +818,10 @@ class DnnSession:
         if (record.load or {}).get("busy") and self._compared(record, tolerances):
             record, module, spec = self._measure_again(record, call)
         # 2. accuracy
-        record = dataclasses.replace(record, accuracy=self._accuracy(record, module, spec))
+        accuracy = self._guarded(
+            lambda: self._accuracy(record, module, spec), lambda oom: _oom_message(call.batch, record.device, oom)
+        )
+        record = dataclasses.replace(record, accuracy=accuracy)
         # 3. deployment constraints and the baseline
         plain_record = record.to_json()
         constraint_checks = check_constraints(plain_record, constraints)
@@ -767,12 +888,30 @@ class DnnSession:
 
     def _measure_any(self, call: BenchCall) -> tuple[Record, torch.nn.Module | None, ModelSpec | None]:
         """One measurement, in this process or in an isolated child: (record, module measured, registry spec)."""
+        self._settle_preparations()
         model = call.model
         if isinstance(model, IsolatedModel):
             return self._measure_isolated(call.item, model, call.batch, call.name), None, model.spec
         spec = self._current.spec if self._current is not None and self._current.module is model else None
         record, module = self._measure(call, model, spec)
         return record, module, spec
+
+    def _settle_preparations(self) -> None:
+        """A preparation abandoned at ``--dnn-prepare-timeout`` goes on in a worker thread until it ends: wait
+        for it (at most that timeout again) before anything else is measured, so that it disturbs no figure;
+        one that still runs after that is said in the summary."""
+        import sys
+
+        modes = sys.modules.get("pytest_dnnbench.measure.modes")
+        if modes is None or not modes.abandoned_running():
+            return
+        still = modes.wait_for_abandoned(self.settings.prepare_timeout_s)
+        note = (
+            f"the preparation of {', '.join(sorted(set(still)))} abandoned at --dnn-prepare-timeout was still "
+            "running in the background during later tests: their figures may be disturbed"
+        )
+        if still and note not in self.notes:
+            self.notes.append(note)
 
     def _compared(self, record: Record, tolerances: Tolerances) -> bool:
         """Whether a baseline entry will judge this record's latency."""
@@ -942,16 +1081,46 @@ class DnnSession:
     def _output_check(
         self, mode: str, model: torch.nn.Module, prepared: Prepared, example: torch.Tensor, settings: BenchSettings
     ) -> Check:
-        """The mode's output against eager's on the same input (relative to the largest eager output)."""
+        """The mode's output against eager's on the same input: every tensor of it, relative to the largest of
+        eager's same tensor (``measure.modes.output_figures``).
+
+        A model whose forward changes its buffers (a counter) is compared on a second call too, each side
+        running from the state eager ran from: an export that froze such an output matches eager once only."""
         import torch
 
-        from .measure.modes import output_check, output_figures
+        from .measure.modes import copy_tensors, output_check, output_figures, worst_figures
 
+        buffers = list(model.buffers())
+
+        def state() -> list[torch.Tensor]:
+            return [b.detach().to("cpu", copy=True) for b in buffers]
+
+        def restore(saved: list[torch.Tensor]) -> None:
+            for buffer, value in zip(buffers, saved, strict=True):
+                buffer.copy_(value)
+
+        rounds = []
         with torch.inference_mode():
-            reference = model(example)
-            output = prepared.forward(example)
-            figures = output_figures(reference, output)
-        return output_check(mode, settings.precision, figures)
+            for _ in range(2):
+                before = state() if buffers else []
+                reference = model(example)
+                after = state() if buffers else []
+                changed = any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+                if changed:
+                    reference = copy_tensors(reference)  # it may hold a buffer, which restoring changes
+                    restore(before)  # the mode runs from the state eager ran from ...
+                output = prepared.forward(example)
+                rounds.append(output_figures(reference, output, mode=mode))
+                if not changed:
+                    break
+                restore(after)  # ... and the state goes on as eager left it
+        figures = worst_figures(*rounds)
+        check = output_check(mode, settings.precision, figures)
+        if figures["skipped"] is not None:
+            note = f"{mode}: {check.message} ({type(model).__name__} at batch {example.shape[0]})"
+            if note not in self.notes:
+                self.notes.append(note)
+        return check
 
     def _deployed_memory(
         self, record: Record, module: torch.nn.Module, spec: ModelSpec | None, prepared: Prepared | None = None
@@ -1122,7 +1291,24 @@ class DnnSession:
         if self.results is not None:
             self.results.set_environment(self.environment or {})
             self.results.records.extend(records)
-            self.results.flush()
+            self._save_results()
+
+    def _save_results(self) -> None:
+        """Rewrite the results file; the first write that fails is said at once, and the run goes on (the
+        records stay in memory: each later record tries again, and the end of the run writes them all)."""
+        results = self.results
+        assert results is not None
+        first = results.error is None
+        if results.save() or not first or results.error is None:
+            return
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.ensure_newline()
+            tr.write_line(
+                f"dnnbench: cannot write the results file {results.path} ({_os_error(results.error)}); the run goes "
+                "on, its records are kept and written at the end (the summary says where)",
+                red=True,
+            )
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
@@ -1142,17 +1328,27 @@ class DnnSession:
 
     # -- the end of the run ----------------------------------------------------------------------------
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self._settle_preparations()  # nothing of this run goes on running after it
         if self.is_worker:
             return
         self._finish_environment()
         if self.results is not None:  # written when asked, also with no record (the reasons in "missing")
             self.results.set_environment(self.environment or {})
             self.results.missing = list(self.missing.values())
-            self.results.flush()
+            self.results_at = self.results.save_final(self._fallback_folders())
+            if self.results_at is None and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.settings.save_baseline is not None:
             self._save_baseline(session, exitstatus)
         if self.settings.report_dir is not None:
             self._write_report(session)
+
+    def _fallback_folders(self) -> list[Path]:
+        """Where the records go when the results file cannot be written at the end: the system's temporary
+        folder (writable by design, and often another file system than the project's), then the rootdir."""
+        assert self.results is not None
+        folders = [Path(tempfile.gettempdir()), self.settings.rootpath]
+        return [f for f in folders if not _same_file(f, self.results.target.parent)]
 
     def _finish_environment(self) -> None:
         """Record the machine's load over the run and the GPU state at its end (clocks, throttling)."""
@@ -1251,13 +1447,13 @@ class DnnSession:
         if written:
             tr.write_sep("-", "dnnbench: files written")
             for line in written:
-                tr.write_line(line, red=line.startswith("no report"))
+                tr.write_line(line, red=line.startswith(("no report", "results NOT")))
 
     def _files_written(self) -> list[str]:
         """The last lines of the summary: where this run's results, baselines and report are."""
         lines = []
-        if self.results is not None and (self.records or self.missing):
-            lines.append(f"results: {self.results.path}")
+        if self.results is not None and (self.records or self.missing or self.results.error is not None):
+            lines += self._results_lines(self.results)
         lines += [n for n in self.notes if n.startswith(SAVED_PREFIX)]
         out = self.settings.report_dir
         if out is not None:
@@ -1267,8 +1463,34 @@ class DnnSession:
                 lines.append(f"report: {out} ({len(self.report_written)} files; open {out / 'report.html'})")
         return lines
 
+    def _results_lines(self, results: ResultsFile) -> list[str]:
+        """Where the results file is: the summary's line, and what went wrong writing it, if anything."""
+        link = _link_note(results.path, results.target)
+        if results.error is None:
+            return [f"results: {results.path}{link}"]
+        failed = f"{results.failures} write{'s' if results.failures != 1 else ''} of {results.path}{link} failed"
+        error = _os_error(results.error)
+        if self.results_at == results.target:
+            return [f"results: {results.path}{link} ({failed}, the first with {error}; it now holds every record)"]
+        partial = (
+            f"; {results.path} holds {results.written_records} of the {len(results.records)} records"
+            if results.written_records is not None
+            else ""
+        )
+        if self.results_at is not None:
+            return [
+                f"results NOT written to {results.path}{link} ({error}): every record is in {self.results_at}{partial}"
+            ]
+        tried = ", ".join(str(f) for f in self._fallback_folders())
+        return [
+            f"results NOT written to {results.path}{link} ({error}), nor to a fallback file in {tried}: "
+            f"the records are lost{partial}"
+        ]
+
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        """Undo what the session changed in the process: SIGTERM's handler, torch's settings."""
+        """Undo what the session changed in the process: SIGTERM's handler, torch's settings; release the
+        results file's lock."""
+        self._unlock_results()
         if self._sigterm_previous is not None:
             import signal
 
@@ -1369,19 +1591,25 @@ def _test_id(item: pytest.Item) -> str:
 
 def _shared_floors() -> dict[str, Floor]:
     """The floors other processes of this test run measured (:data:`FLOOR_CACHE_ENV`), by key."""
-    import json
     import os
 
-    from .measure.floor import Floor
+    from .jsonfile import load_json
+    from .measure.floor import floor_from_json
 
     folder = os.environ.get(FLOOR_CACHE_ENV)
     found: dict[str, Floor] = {}
     if folder:
-        for path in Path(folder).glob("*.json"):
+        try:
+            paths = sorted(Path(folder).glob("*.json"))
+        except OSError:
+            return found
+        for path in paths:
             try:
-                floor = Floor(**json.loads(path.read_text(encoding="utf-8")))
-            except (OSError, ValueError, TypeError):
-                continue  # being written, or not a floor: measure it here
+                floor = floor_from_json(load_json(path, "runtime floor cache file", max_bytes=2**16, regular_only=True))
+            except ValueError:
+                continue  # being written, not a floor, or an implausible figure: never trusted, measured here
+            if path.stem != floor.key:
+                continue  # a file named for another library: not trusted either
             found[floor.key] = floor
     return found
 
@@ -1480,6 +1708,28 @@ def _command(config: pytest.Config) -> str:
     import shlex
 
     return "pytest " + " ".join(shlex.quote(str(a)) for a in config.invocation_params.args)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file: the same path through symlinks, or (hard links) the same inode."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def _link_note(path: Path, target: Path) -> str:
+    """`` (a link to TARGET)`` where ``path`` itself is a symlink (not where a folder above it is one)."""
+    return f" (a link to {target})" if os.path.islink(path) else ""
+
+
+def _os_error(exc: OSError) -> str:
+    """``No space left on device (ENOSPC)``: what the system said, and its name."""
+    name = errno.errorcode.get(exc.errno) if exc.errno is not None else None
+    text = exc.strerror or str(exc)
+    return f"{text} ({name})" if name else text
 
 
 __all__ = ["DnnSession", "RECORDS_KEY", "SESSION_KEY", "session_of"]

@@ -28,6 +28,7 @@ import pytest
 
 from .constraints import Constraints, parse_fps, parse_size
 from .gate import Tolerances
+from .jsonfile import resolved
 from .measure.timing import SamplingPolicy
 
 __all__ = [
@@ -79,8 +80,9 @@ class Option:
     help: str
     #: ``value`` (``--flag=VALUE``), ``switch`` (``--flag``), ``optional`` (``--flag`` or ``--flag=VALUE``).
     kind: Literal["value", "switch", "optional"] = "value"
-    #: Ini type of the twin (``string`` or ``bool``), None where there is no twin.
-    ini: Literal["string", "bool"] | None = "string"
+    #: Ini type of the twin (``string``, ``bool``, or ``list``: a comma list that the ini file may also give one
+    #: item per line, or as a TOML list), None where there is no twin.
+    ini: Literal["string", "bool", "list"] | None = "string"
     default: str | None = None
     metavar: str = "VALUE"
     #: For ``optional``: the value of the bare flag.
@@ -95,6 +97,7 @@ OPTIONS: tuple[Option, ...] = (
         "dnn_models",
         "benchmark these models: 'paper' (the 44 of Bianco et al.), 'all', 'default', names and globs "
         "such as 'resnet*', comma separated. Turns on benchmark mode.",
+        ini="list",
     ),
     Option(
         "--dnn-device", "dnn_device", "device: auto (cuda when present, else cpu), cpu, cuda, cuda:N.", default="auto"
@@ -104,6 +107,7 @@ OPTIONS: tuple[Option, ...] = (
         "dnn_batch_sizes",
         "comma separated batch sizes (default: the paper's 1,2,4,8,16,32,64).",
         default="1,2,4,8,16,32,64",
+        ini="list",
     ),
     Option("--dnn-precision", "dnn_precision", "fp32 (the paper's), fp16 or bf16 (CUDA).", default="fp32"),
     Option(
@@ -112,6 +116,7 @@ OPTIONS: tuple[Option, ...] = (
         "deployment modes, comma separated: eager (default, the paper's), compile (torch.compile), cudagraph "
         "(CUDA graph replay, CUDA only), onnxruntime (pip extra [onnx]), openvino (pip extra [openvino], CPU only).",
         default="eager",
+        ini="list",
     ),
     Option(
         "--dnn-compile-mode",
@@ -363,6 +368,8 @@ def addoptions(parser: pytest.Parser) -> None:
             parser.addini(opt.dest, help=f"default for {opt.flag}{opt.ini_help}", type="bool", default=False)
         elif opt.ini == "string":
             parser.addini(opt.dest, help=f"default for {opt.flag}{opt.ini_help}", type="string", default="")
+        elif opt.ini == "list":  # a comma list, items one per line, or a TOML list: all read as one comma list
+            parser.addini(opt.dest, help=f"default for {opt.flag}{opt.ini_help}", type="linelist", default=[])
 
 
 # -- errors and parsers (one per kind of value) ---------------------------------------------------
@@ -375,8 +382,10 @@ def shown(value: object) -> str:
 
 
 def usage_error(option: str, value: object, why: str, fix: str) -> pytest.UsageError:
-    """The one shape of a bad-value error: ``OPTION=VALUE: why. Fix``."""
-    return pytest.UsageError(f"{option}={shown(value)}: {why}. {fix}")
+    """The one shape of a bad-value error: ``OPTION=VALUE: why. Fix``; a marker's keyword is closed again:
+    ``dnn_constraints(max_memory=[1, 2]): why. Fix``."""
+    close = ")" * (option.count("(") - option.count(")"))
+    return pytest.UsageError(f"{option}={shown(value)}{close}: {why}. {fix}")
 
 
 def parse_batch_sizes(value: object, option: str = "--dnn-batch-sizes") -> tuple[int, ...]:
@@ -482,6 +491,10 @@ def parse_int(value: object, option: str, minimum: int = 0, maximum: int = 10**9
     return n
 
 
+#: The longest duration any option accepts: a week. Longer values overflow the clocks and timers they reach
+#: (``OverflowError: timestamp out of range``), and no benchmark step needs them.
+MAX_DURATION_S = 7 * 24 * 3600.0
+
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|m|min|h)?\s*$", re.IGNORECASE)
 _DURATION_UNITS = {None: 1.0, "s": 1.0, "sec": 1.0, "ms": 1e-3, "m": 60.0, "min": 60.0, "h": 3600.0}
 
@@ -491,8 +504,10 @@ def parse_duration(value: object, option: str = "--dnn-max-time", allow_zero: bo
     if not m:
         raise usage_error(option, value, "not a duration", "Give seconds such as 20, 20s, 500ms or 2m")
     seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2).lower() if m.group(2) else None]
-    if not math.isfinite(seconds):
-        raise usage_error(option, value, "too large a number", "Give seconds such as 20, 20s, 500ms or 2m")
+    if not math.isfinite(seconds) or seconds > MAX_DURATION_S:
+        raise usage_error(
+            option, value, "longer than a week (604800 s)", "Give seconds such as 20, 20s, 500ms or 2m, at most 7 days"
+        )
     if not (seconds >= 0 if allow_zero else seconds > 0):
         raise usage_error(option, value, "must be longer than zero", "Give seconds such as 20, 20s, 500ms or 2m")
     return seconds
@@ -642,6 +657,8 @@ class _Reader:
             return _Value(str(given), "cmdline", self.invocation)
         if opt.ini is not None:
             ini = self.config.getini(dest)
+            if isinstance(ini, (list, tuple)):
+                ini = ",".join(str(item).strip() for item in ini if str(item).strip())
             if ini not in ("", None):
                 return _Value(str(ini), "ini", self.ini_dir)
         return _Value(opt.default, "default", self.ini_dir)
@@ -660,7 +677,15 @@ class _Reader:
         given = self.config.getoption(dest, default=None)
         if given is not None:
             return bool(given)
-        return bool(self.config.getini(dest)) if _BY_DEST[dest].ini == "bool" else False
+        if _BY_DEST[dest].ini != "bool":
+            return False
+        try:
+            return bool(self.config.getini(dest))
+        except (ValueError, pytest.UsageError) as exc:  # pytest's own words only: "invalid truth value 'maybe'"
+            where = f" in {self.config.inipath}" if self.config.inipath else ""
+            raise pytest.UsageError(
+                f"ini {dest}{where}: {exc}. Use {dest} = true or {dest} = false (or leave the key out)"
+            ) from None
 
     def path(self, dest: str) -> Path | None:
         v = self.value(dest)
@@ -862,11 +887,11 @@ def _gating_settings(r: _Reader) -> _GatingFields:
     save: str | None = None
     if given_save is not None:
         save = str(given_save).strip() or "auto"
-        save = "auto" if save.lower() == "auto" else str(parse_path(save, r.invocation).resolve())
+        save = "auto" if save.lower() == "auto" else str(resolved(parse_path(save, r.invocation)))
     if baseline.lower() in ("auto", "none"):
         baseline = baseline.lower()
     else:
-        baseline = str(parse_path(baseline, b.base).resolve())
+        baseline = str(resolved(parse_path(baseline, b.base)))  # a link loop is named when the file is read
     if not baseline_given and save not in (None, "auto"):
         baseline = save  # --dnn-save-baseline=PATH alone: compare with that file too
     require = r.switch("dnn_require_baseline")
@@ -932,6 +957,12 @@ def check_writable(path: Path, option: str, *, directory: bool = False) -> None:
     if exists:
         if path.is_dir() != directory:
             raise usage_error(option, path, f"{path} exists and is not {what}", f"Give the path of {what}")
+        if not directory:
+            from .results import not_a_regular_file
+
+            other = not_a_regular_file(path)  # a device, a FIFO, a socket: an atomic save would replace it
+            if other is not None:
+                raise usage_error(option, path, f"{path} is {other}, not a regular file", f"Give the path of {what}")
         if not os.access(path, os.W_OK):
             raise usage_error(option, path, f"{path} is not writable", "Give a path this user may write")
         return

@@ -492,7 +492,7 @@ def test_bad_marker_values_stop_before_any_model_is_built(
     )
     result = project.runpytest(*RUN, "--dnn-models=tiny", "test_mine.py")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*test_mine.py::test_a*dnn_constraints(max_memory=big: 'big' is not a size*"])
+    result.stderr.fnmatch_lines(["*test_mine.py::test_a*dnn_constraints(max_memory=big): 'big' is not a size*"])
     assert not marker.exists()
 
 

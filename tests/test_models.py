@@ -402,3 +402,23 @@ def test_missing_pretrainedmodels_raises_model_unavailable(monkeypatch: pytest.M
     monkeypatch.setitem(sys.modules, "pretrainedmodels", None)  # makes `import pretrainedmodels` fail
     with pytest.raises(ModelUnavailable, match="pip install pretrainedmodels"):
         build_model(REGISTRY.get("bninception"))
+
+
+class _AllocFails(torch.nn.Module):
+    """Fails as the CPU allocator does when the host-memory limit refuses an allocation."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried")
+
+
+class _CounterBreaks(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise ValueError("a counter cannot follow this model")
+
+
+def test_out_of_memory_while_counting_is_the_tests_not_a_counting_error() -> None:
+    """The host-memory guard skips a test whose FLOP count runs out of memory: the counters never swallow it."""
+    with pytest.raises(RuntimeError, match="can't allocate memory"):
+        measure_complexity(_AllocFails(), torch.zeros(1, 3, 4, 4))
+    other = measure_complexity(_CounterBreaks(), torch.zeros(1, 3, 4, 4))  # any other failure is the record's
+    assert other.macs is None and other.error is not None and "cannot follow" in other.error

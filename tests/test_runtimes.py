@@ -93,9 +93,9 @@ def relative(out: np.ndarray, ref: np.ndarray) -> float:
 def test_onnxruntime_matches_torch(onnx_file: Path, tiny: tuple[Any, np.ndarray, np.ndarray]) -> None:
     _, x, y = tiny
     loaded = load_onnxruntime(onnx_file, device="cpu", threads=1)
-    first = loaded.run(x)
+    (first,) = loaded.run(x)  # every output, here one
     assert first.dtype == np.float32 and relative(first, y) < FP32_TOLERANCE
-    second = loaded.run(2 * x)
+    (second,) = loaded.run(2 * x)
     assert relative(first, y) < FP32_TOLERANCE and not np.array_equal(first, second)  # the caller owns each output
     info = loaded.info.to_json()
     assert info["name"] == "onnxruntime" and info["version"] == importlib.import_module("onnxruntime").__version__
@@ -114,12 +114,12 @@ def test_onnxruntime_matches_torch(onnx_file: Path, tiny: tuple[Any, np.ndarray,
 def test_openvino_matches_torch_in_fp32(ir_file: Path, tiny: tuple[Any, np.ndarray, np.ndarray]) -> None:
     _, x, y = tiny
     loaded = load("openvino", ir_file, device="cpu", threads=1, precision="fp32")
-    first = loaded.run(x)
+    (first,) = loaded.run(x)
     assert first.dtype == np.float32 and relative(first, y) < FP32_TOLERANCE
-    second = loaded.run(2 * x)
+    (second,) = loaded.run(2 * x)
     # A copy, not the request's output buffer (which the second call overwrote).
     assert relative(first, y) < FP32_TOLERANCE and not np.array_equal(first, second)
-    assert loaded.run(np.asfortranarray(x)).tobytes() == first.tobytes()  # any memory layout
+    assert loaded.run(np.asfortranarray(x))[0].tobytes() == first.tobytes()  # any memory layout
     info = loaded.info
     assert info.name == "openvino" and info.device == "cpu" and info.version[:4].isdigit()
     assert info.options["INFERENCE_PRECISION_HINT"] == "f32"  # not the bf16 default of CPUs with AMX
@@ -138,7 +138,7 @@ def test_openvino_reads_onnx_and_reports_the_precision_it_uses(
     options = loaded.info.options
     # bf16 where the CPU computes it; a CPU that cannot says f32 and what was asked.
     assert options["INFERENCE_PRECISION_HINT"] == "bf16" or options["requested_precision_hint"] == "bf16"
-    assert relative(loaded.run(x), y) < 5e-2
+    assert relative(loaded.run(x)[0], y) < 5e-2
     loaded.close()
 
 

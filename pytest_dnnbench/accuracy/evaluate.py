@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict, cast
 
 from ..models.spec import ModelSpec
+from ..oom import is_out_of_memory
 from .data import Dataset, balanced_subset, label_map, open_dataset
 from .topk import TIE_RULE
 from .weights import WeightsUnavailable
@@ -122,6 +123,8 @@ class AccuracyRun:
         except EvaluationError as exc:
             return not_measured(spec, str(exc), weights)
         except Exception as exc:  # the benchmark goes on; the record says what went wrong
+            if is_out_of_memory(exc):
+                raise  # the test's memory, not the evaluation's fault: the caller's guard skips the test
             return not_measured(spec, f"evaluation failed: {type(exc).__name__}: {exc}", weights)
         measured: JsonObject = {
             "top1": result["top1"],

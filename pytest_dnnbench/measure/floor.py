@@ -23,7 +23,6 @@ except the variables that start coverage in every Python subprocess, and gets th
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -35,6 +34,8 @@ from dataclasses import dataclass
 from importlib.machinery import PathFinder
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from ..jsonfile import check_bytes, check_seconds, loads_json
+
 if TYPE_CHECKING:
     import torch
 
@@ -44,6 +45,7 @@ __all__ = [
     "Floor",
     "FloorCache",
     "floor_command",
+    "floor_from_json",
     "floor_env",
     "importable",
     "is_test_module",
@@ -262,17 +264,25 @@ def parse_floor_output(library: str | None, stdout: str, stderr: str, returncode
     for line in reversed(stdout.splitlines()):
         if line.startswith(FLOOR_PREFIX):
             try:
-                data = json.loads(line[len(FLOOR_PREFIX) :])
+                data = loads_json(line[len(FLOOR_PREFIX) :], "the floor process's answer")
             except ValueError:
                 break
+            if not isinstance(data, dict):
+                break
             error = data.get("error")
-            torch_bytes = _int_or_none(data.get("torch_bytes"))
-            found = _int_or_none(data.get("bytes"))
+            torch_bytes = _bytes_or_none(data.get("torch_bytes"))
+            found = _bytes_or_none(data.get("bytes"))
+            if error is None and found is None and data.get("bytes") is not None:
+                error = f"the floor process reported an implausible figure ({data.get('bytes')!r:.40})"
             seconds = data.get("seconds")
+            try:
+                took = check_seconds(seconds, "seconds") if seconds is not None else None
+            except ValueError:
+                took = None
             return Floor(
                 library=lib,
                 bytes=found if found is not None else torch_bytes,
-                seconds=float(seconds) if isinstance(seconds, (int, float)) else None,
+                seconds=took,
                 error=str(error) if error else None,
                 torch_bytes=torch_bytes,
             )
@@ -285,8 +295,50 @@ def parse_floor_output(library: str | None, stdout: str, stderr: str, returncode
     return Floor(library=lib, bytes=None, seconds=None, error=f"the floor process {how} without its figures{tail}")
 
 
-def _int_or_none(value: object) -> int | None:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+#: The largest floor believed, in bytes: no interpreter with torch holds a tebibyte at its start.
+MAX_FLOOR_BYTES = 2**40
+#: The smallest floor a cached (shared) figure may hold: a fresh interpreter with torch holds far more.
+MIN_CACHED_FLOOR_BYTES = 2**20
+
+
+def _bytes_or_none(value: object) -> int | None:
+    """``value`` as bytes where it is a plausible floor figure (0 to :data:`MAX_FLOOR_BYTES`), else None."""
+    try:
+        return check_bytes(value, "floor", maximum=MAX_FLOOR_BYTES)
+    except ValueError:
+        return None
+
+
+def floor_from_json(data: object) -> Floor:
+    """A measured floor as :meth:`Floor.to_json` wrote it (the floors shared between the processes of a test
+    run), checked: ``ValueError`` where it is not one a process could have measured (its bytes from
+    :data:`MIN_CACHED_FLOOR_BYTES` up to below :data:`MAX_FLOOR_BYTES`, a module name or null for its library,
+    no error): such a floor is measured again, never trusted."""
+    if not isinstance(data, dict):
+        raise ValueError(f"a floor is a JSON object, not {type(data).__name__}")
+    unknown = set(data) - {"library", "bytes", "torch_bytes", "seconds", "error"}
+    if unknown:
+        raise ValueError(f"unknown keys {sorted(unknown)!r:.80}")
+    library = data.get("library")
+    if library is not None and (
+        not isinstance(library, str)
+        or not all(p.isidentifier() for name in library.split(",") for p in name.split("."))
+    ):
+        raise ValueError(f"'library' must be module names or null, not {library!r:.40}")
+    if data.get("error") is not None:
+        raise ValueError("a floor that failed is not shared")
+    found = check_bytes(data.get("bytes"), "'bytes'", minimum=MIN_CACHED_FLOOR_BYTES, maximum=MAX_FLOOR_BYTES)
+    torch_bytes = data.get("torch_bytes")
+    if torch_bytes is not None:
+        torch_bytes = check_bytes(torch_bytes, "'torch_bytes'", maximum=MAX_FLOOR_BYTES)
+    seconds = data.get("seconds")
+    return Floor(
+        library=library if library not in (None, "torch") else None,
+        bytes=found,
+        seconds=check_seconds(seconds, "'seconds'") if seconds is not None else None,
+        error=None,
+        torch_bytes=torch_bytes,
+    )
 
 
 class Launcher(Protocol):
@@ -490,7 +542,7 @@ PROCESS_TOTAL = "peak resident set size of the process during the timed calls (f
 def cpu_total_meaning(memory_method: str | None) -> str:
     """What a CPU record's ``memory_bytes.total`` means, from its ``memory_method`` (older records measured
     the whole process)."""
-    method = memory_method or ""
+    method = memory_method if isinstance(memory_method, str) else ""  # (a file's junk: the current meaning)
     if method.startswith(("runtime floor", "direct:")) or not method:
         return DEPLOYED_TOTAL
     return PROCESS_TOTAL

@@ -29,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..oom import is_out_of_memory
+
 if TYPE_CHECKING:
     import torch
 
@@ -201,10 +203,14 @@ def measure_complexity(model: torch.nn.Module, example: torch.Tensor) -> Complex
     try:
         macs, same_ops = thop_counts(model, example)
     except Exception as exc:  # noqa: BLE001 - a counter failing must not fail the benchmark
+        if is_out_of_memory(exc):
+            raise  # out of memory is the test's, not the counter's: the caller's guard skips the test
         errors.append(f"thop: {type(exc).__name__}: {exc}")
     try:
         check: int | None = flop_counter_macs(model, example)
     except Exception as exc:  # noqa: BLE001
+        if is_out_of_memory(exc):
+            raise
         check = None
         errors.append(f"FlopCounterMode: {type(exc).__name__}: {exc}")
     return Complexity(

@@ -12,7 +12,8 @@ A mode says how a model's forward pass runs:
 latency budget) and returns a :class:`Prepared` whose ``forward`` the timing loop calls. An error
 raised by that preparation, or by loading its result into the runtime, is a :class:`PrepareFailed`
 (the test is skipped with the runtime's first error line); a preparation past its timeout is a
-:class:`PrepareTimedOut`. :func:`output_check` compares a mode's output with eager's on the same input.
+:class:`PrepareTimedOut`. :func:`output_figures` and :func:`output_check` compare every tensor of a mode's
+output with eager's on the same input.
 torch is imported lazily; the runtimes' loaders live in :mod:`.runtimes` (no torch there).
 """
 
@@ -22,15 +23,14 @@ import contextlib
 import io
 import re
 import shutil
-import signal
 import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
     import torch
@@ -52,6 +52,9 @@ __all__ = [
     "prepare",
     "output_check",
     "output_figures",
+    "OutputFigures",
+    "worst_figures",
+    "copy_tensors",
 ]
 
 #: Every mode, in the order tables list them.
@@ -160,29 +163,107 @@ def _first(exc: BaseException) -> str:
 # -- the deadline ----------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def deadline(seconds: float, what: str, state: dict[str, bool]) -> Iterator[None]:
-    """Raise :class:`PrepareTimedOut` in the block once ``seconds`` have passed (SIGALRM, main thread on Unix).
+class _Preparation(threading.Thread):
+    """One preparation, run in a worker thread that the caller waits for with a timeout.
 
-    Elsewhere nothing interrupts the block; the caller compares the time it took with the limit.
-    ``state["fired"]`` says whether the alarm went off (an exporter or compiler may wrap the exception).
+    Nothing is ever raised into running code (a signal handler's exception lands wherever the main
+    thread happens to be: a garbage-collector callback, a ``finally``, a runtime's C code, and may be
+    swallowed there). A preparation past its deadline is *abandoned*: it runs to its end in the
+    background, and then frees what it made (the compiled model, the exported files).
     """
-    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    if not usable:
-        yield
-        return
 
-    def on_alarm(signum: int, frame: object) -> None:
-        state["fired"] = True
-        raise PrepareTimedOut(f"{what} took longer than {seconds:g} s (--dnn-prepare-timeout)")
+    def __init__(self, mode: str, step: Callable[[], Prepared]):
+        super().__init__(name=f"dnnbench-prepare-{mode}", daemon=True)
+        self.mode = mode
+        self._step: Callable[[], Prepared] | None = step
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self.result: Prepared | None = None
+        self.error: BaseException | None = None
 
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    def run(self) -> None:
+        step, self._step = self._step, None
+        assert step is not None
+        try:
+            result = step()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread, which decides
+            with self._lock:
+                abandoned = self._abandoned
+                if not abandoned:
+                    self.error = exc
+            if abandoned:
+                _reset_compiler(self.mode)
+            return
+        with self._lock:
+            abandoned = self._abandoned
+            if not abandoned:
+                self.result = result
+        if abandoned:
+            with contextlib.suppress(Exception):  # nobody waits for it any more: nothing to report to
+                result.close()
+
+    def abandon(self) -> None:
+        """The caller gave up waiting: whatever this preparation makes is freed as soon as it exists."""
+        with self._lock:
+            self._abandoned = True
+            result, self.result, self.error = self.result, None, None
+        if result is not None:
+            result.close()
+        if self.is_alive():
+            with _ABANDONED_LOCK:
+                _ABANDONED.append(self)
+
+
+#: Preparations given up on that may still run (threads); :func:`wait_for_abandoned` waits for them.
+_ABANDONED: list[_Preparation] = []
+_ABANDONED_LOCK = threading.Lock()
+
+
+def abandoned_running() -> list[str]:
+    """The modes whose abandoned preparation is still running in the background."""
+    with _ABANDONED_LOCK:
+        _ABANDONED[:] = [p for p in _ABANDONED if p.is_alive()]
+        return [p.mode for p in _ABANDONED]
+
+
+def wait_for_abandoned(timeout_s: float) -> list[str]:
+    """Wait up to ``timeout_s`` for abandoned preparations to end (so that they do not disturb the next
+    measurement); the modes of those still running afterwards."""
+    end = time.monotonic() + max(0.0, timeout_s)
+    with _ABANDONED_LOCK:
+        pending = list(_ABANDONED)
+    for worker in pending:
+        worker.join(max(0.0, min(end - time.monotonic(), threading.TIMEOUT_MAX)))
+    return abandoned_running()
+
+
+def _run_with_deadline(mode: str, step: Callable[[], Prepared], timeout_s: float) -> tuple[Prepared, float]:
+    """``step()`` in a worker thread, waited for at most ``timeout_s``: (its result, seconds it took).
+
+    Raises :class:`PrepareTimedOut` past the deadline (the worker is abandoned), the step's own
+    exception otherwise. Ctrl-C (or SIGTERM) while waiting abandons the worker and propagates.
+    """
+    worker = _Preparation(mode, step)
+    start = time.perf_counter()
+    worker.start()
     try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        worker.join(min(timeout_s, threading.TIMEOUT_MAX))
+    except BaseException:
+        worker.abandon()
+        raise
+    elapsed = time.perf_counter() - start
+    if worker.is_alive():
+        worker.abandon()
+        raise PrepareTimedOut(
+            f"preparing {mode} took longer than {timeout_s:g} s (--dnn-prepare-timeout); it was left to finish "
+            "in the background and its result is discarded"
+        )
+    error, result = worker.error, worker.result
+    worker.error = worker.result = None
+    if error is not None:
+        raise error
+    assert result is not None
+    return result, elapsed
 
 
 # -- preparation -------------------------------------------------------------------------------------
@@ -215,24 +296,31 @@ def prepare(
     }
     if mode not in steps:
         raise ValueError(f"unknown mode {mode!r}: use {', '.join(MODES)}")
-    what = f"preparing {mode}"
-    alarm = {"fired": False}
-    start = time.perf_counter()
+    step = steps[mode]
+    if example.device.type == "cuda":  # the worker thread's current device is the example's, as the caller's is
+        device, plain = example.device, step
+
+        def on_device() -> Prepared:
+            import torch
+
+            with torch.cuda.device(device):
+                return plain()
+
+        step = on_device
     try:
-        with deadline(timeout_s, what, alarm):
-            prepared = steps[mode]()
+        prepared, elapsed = _run_with_deadline(mode, step, timeout_s)
+    except PrepareTimedOut:
+        raise
     except BaseException as exc:
-        if alarm["fired"]:
-            _reset_compiler(mode)
-            raise PrepareTimedOut(f"{what} took longer than {timeout_s:g} s (--dnn-prepare-timeout)") from exc
         if isinstance(exc, (KeyboardInterrupt, SystemExit)) or is_out_of_memory(exc):
             raise
         _reset_compiler(mode)
         raise PrepareFailed(f"{mode}: {first_line(exc)}") from exc
-    elapsed = time.perf_counter() - start
-    if elapsed > timeout_s:  # no alarm off the main thread: the limit still holds, after the fact
+    if elapsed > timeout_s:  # it ended just as the deadline passed: the limit holds all the same
         prepared.close()
-        raise PrepareTimedOut(f"{what} took {elapsed:.1f} s, longer than {timeout_s:g} s (--dnn-prepare-timeout)")
+        raise PrepareTimedOut(
+            f"preparing {mode} took {elapsed:.1f} s, longer than {timeout_s:g} s (--dnn-prepare-timeout)"
+        )
     prepared.prepare_s = elapsed
     return prepared
 
@@ -372,72 +460,358 @@ def _runtime_prepared(mode: str, loaded: Any, path: Path, workdir: Path, example
 
 # -- the output check ----------------------------------------------------------------------------------
 
+#: Shown for the one tensor of an output that is a single tensor; the others are ``output[1]``, ``output['boxes']``...
+ROOT = "output"
+#: Why an output check compares nothing (the check is kept, passed, with ``skipped: true``).
+NO_TENSOR = "no tensor output to compare"
 
-def output_figures(reference: object, output: object) -> dict[str, float | None]:
-    """max |output - reference|, max |reference|, their ratio, and the share of rows whose arg-max agree."""
-    import torch
 
-    ref = _as_tensor(reference).detach().float().cpu()
-    out = _as_tensor(output).detach().float().cpu()
-    if ref.shape != out.shape:
-        raise ValueError(f"the output has shape {tuple(out.shape)}, eager's {tuple(ref.shape)}")
-    diff = (out - ref).abs()
-    max_diff = float(diff.max()) if diff.numel() else 0.0
-    scale = float(ref.abs().max()) if ref.numel() else 0.0
-    if not torch.isfinite(out).all():
-        max_diff = float("inf")
-    relative = max_diff / scale if scale > 0 else (0.0 if max_diff == 0 else float("inf"))
-    agree = None
-    if ref.dim() >= 2 and ref.shape[0] > 0:
+class OutputFigures(TypedDict):
+    """What :func:`output_figures` found: the worst tensor's figures, or why they could not be made."""
+
+    #: max |mode - eager| of the worst tensor (inf where the mode's is not finite).
+    max_abs_diff: float | None
+    #: max |eager| of that tensor.
+    max_eager_logit: float | None
+    #: their ratio, the check's figure (None where a side is not finite or nothing was compared).
+    relative: float | None
+    #: the share of the batch's rows whose arg-max agree, from the first tensor of two dimensions or more.
+    top1_agreement: float | None
+    #: the worst tensor: ``output`` (a single tensor), ``output[1]``, ``output['boxes']``, ``output[0]['x']``.
+    worst_output: str | None
+    #: how many tensors were compared.
+    outputs: int
+    #: the side whose ``worst_output`` is not finite: ``"eager"`` or ``"mode"`` (None when every value is finite).
+    non_finite: str | None
+    #: what is not finite there: ``NaN``, ``inf`` or ``NaN and inf``.
+    non_finite_kind: str | None
+    #: what differs between the two outputs' structures (keys, lengths, shapes...), or None.
+    mismatch: str | None
+    #: why nothing was compared (:data:`NO_TENSOR`), or None.
+    skipped: str | None
+
+
+def output_figures(reference: object, output: object, *, mode: str = "the mode") -> OutputFigures:
+    """Compare every tensor of ``output`` with eager's ``reference``; the figures are the worst tensor's.
+
+    Both are flattened to (path, leaf) pairs: tuples and lists by index, dicts by key, nested
+    (``output[0]['x']``); a tensor, a numpy array or a Python number is a tensor leaf, anything else
+    (None, a str) is not. Equal structures are compared path by path. A runtime returns its outputs
+    as a flat list (or one array) in the exporters' flattening order (torch's pytree order: dicts in
+    insertion order, None left out): such an ``output`` is compared with eager's tensors in that order.
+    ``mode`` names the mode's side in what differs.
+    """
+    figures = OutputFigures(
+        max_abs_diff=None,
+        max_eager_logit=None,
+        relative=None,
+        top1_agreement=None,
+        worst_output=None,
+        outputs=0,
+        non_finite=None,
+        non_finite_kind=None,
+        mismatch=None,
+        skipped=None,
+    )
+    ref_leaves = [(path, _as_tensor(leaf), leaf) for path, leaf in _leaves(reference, ROOT)]
+    out_leaves = [(path, _as_tensor(leaf), leaf) for path, leaf in _leaves(output, ROOT)]
+    ref_tensors = [(path, t) for path, t, _ in ref_leaves if t is not None]
+    if not ref_tensors and all(t is None for _, t, _ in out_leaves):
+        figures["skipped"] = NO_TENSOR
+        return figures
+    pairs: list[tuple[str, object, object]] = []  # (eager's path, eager's leaf, the mode's leaf)
+    difference = _difference(reference, output, ROOT, mode)
+    if difference is None:
+        found = {path: leaf for path, _, leaf in out_leaves}
+        pairs = [(path, leaf, found[path]) for path, _, leaf in ref_leaves]
+    elif _flat(output):
+        outs = [leaf for _, t, leaf in out_leaves if t is not None]
+        if len(outs) == len(ref_tensors):
+            pairs = [(path, t, o) for (path, t), o in zip(ref_tensors, outs, strict=True)]
+        else:
+            names = ", ".join(path for path, _ in ref_tensors[:6]) + (", ..." if len(ref_tensors) > 6 else "")
+            figures["mismatch"] = (
+                f"{mode} gave {_count(len(outs), 'tensor')}, eager {len(ref_tensors)} ({names})"
+                if ref_tensors
+                else f"{mode} gave {_count(len(outs), 'tensor')}, eager none"
+            )
+    else:
+        figures["mismatch"] = difference
+    eager_bad = next(((path, t) for path, t in ref_tensors if not _all_finite(t)), None)
+    if eager_bad is not None:
+        figures["non_finite"], figures["worst_output"] = "eager", eager_bad[0]
+        figures["non_finite_kind"] = _non_finite_kind(eager_bad[1])
+    if figures["mismatch"] is not None:
+        return figures
+    compared: list[tuple[str, torch.Tensor, torch.Tensor]] = []
+    for path, ref_leaf, out_leaf in pairs:
+        ref, out = _as_tensor(ref_leaf), _as_tensor(out_leaf)
+        if ref is None and out is None:
+            continue  # None, a str...: not compared
+        if ref is None or out is None:
+            figures["mismatch"] = f"{path} is {_kind(out_leaf)}, eager's {_kind(ref_leaf)}"
+            return figures
+        if tuple(ref.shape) != tuple(out.shape):
+            figures["mismatch"] = f"{path} has shape {tuple(out.shape)}, eager's {tuple(ref.shape)}"
+            return figures
+        compared.append((path, _floats(ref), _floats(out)))
+    figures["outputs"] = len(compared)
+    if eager_bad is not None:
+        return figures
+    worst: tuple[float, float, float, str] | None = None  # (relative, max |diff|, max |eager|, path)
+    for path, ref, out in compared:
+        if not _all_finite(out):
+            figures["non_finite"], figures["non_finite_kind"] = "mode", _non_finite_kind(out)
+            figures["worst_output"], figures["max_abs_diff"] = path, float("inf")
+            figures["max_eager_logit"] = _max_abs(ref)
+            return figures
+        max_diff = float((out - ref).abs().max()) if ref.numel() else 0.0  # both finite here
+        scale = float(ref.abs().max()) if ref.numel() else 0.0
+        relative = max_diff / scale if scale > 0 else (0.0 if max_diff == 0 else float("inf"))
+        if worst is None or relative > worst[0]:
+            worst = (relative, max_diff, scale, path)
+    if worst is None:
+        figures["skipped"] = NO_TENSOR
+        return figures
+    figures["relative"], figures["max_abs_diff"], figures["max_eager_logit"], figures["worst_output"] = worst
+    logits = next(((ref, out) for _, ref, out in compared if ref.dim() >= 2 and ref.shape[0] > 0), None)
+    if logits is not None:
+        ref, out = logits
         rows_ref = ref.reshape(ref.shape[0], -1).argmax(dim=1)
         rows_out = out.reshape(out.shape[0], -1).argmax(dim=1)
-        agree = float((rows_ref == rows_out).float().mean())
-    return {"max_abs_diff": max_diff, "max_eager_logit": scale, "relative": relative, "top1_agreement": agree}
+        figures["top1_agreement"] = float((rows_ref == rows_out).double().mean())
+    return figures
 
 
-def _as_tensor(value: object) -> torch.Tensor:
+def worst_figures(first: OutputFigures, *others: OutputFigures) -> OutputFigures:
+    """The worst of several comparisons (of the same model, e.g. on two calls): a structure that differs, then
+    values that are not finite, then the largest relative difference; a skipped comparison last."""
+
+    def badness(f: OutputFigures) -> tuple[int, float]:
+        if f.get("mismatch") is not None:
+            return (3, 0.0)
+        if f.get("non_finite") is not None:
+            return (2, 0.0)
+        if f.get("skipped") is not None:
+            return (0, 0.0)
+        relative = f.get("relative")
+        return (1, float("inf") if relative is None or relative != relative else relative)
+
+    worst = first
+    for f in others:
+        if badness(f) > badness(worst):
+            worst = f
+    return worst
+
+
+def copy_tensors(value: object) -> object:
+    """``value`` with each tensor copied, through tuples, lists and dicts (an output that holds a buffer of the
+    model, which a later call changes in place)."""
     import torch
 
-    if isinstance(value, (tuple, list)) and value:
-        value = value[0]
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, Mapping):
+        return {key: copy_tensors(item) for key, item in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [copy_tensors(item) for item in value] if isinstance(value, list) else tuple(map(copy_tensors, value))
+    return value
+
+
+def _leaves(value: object, path: str) -> list[tuple[str, object]]:
+    """(path, leaf) pairs of ``value`` in torch's pytree order: tuples and lists by index, dicts by key."""
+    if isinstance(value, Mapping):
+        return [leaf for key, item in value.items() for leaf in _leaves(item, f"{path}[{key!r}]")]
+    if isinstance(value, (tuple, list)):
+        return [leaf for i, item in enumerate(value) for leaf in _leaves(item, f"{path}[{i}]")]
+    return [(path, value)]
+
+
+def _is_container(value: object) -> bool:
+    return isinstance(value, (Mapping, tuple, list))
+
+
+def _flat(value: object) -> bool:
+    """A runtime's answer: a list of arrays (or one array), no dicts or nesting."""
+    return not _is_container(value) or (isinstance(value, list) and not any(map(_is_container, value)))
+
+
+def _difference(reference: object, output: object, path: str, mode: str) -> str | None:
+    """What differs between the two structures (dict keys, lengths, a container against a leaf); None if nothing.
+
+    Leaves are not looked at here (their kinds and shapes are compared pair by pair)."""
+    if isinstance(reference, Mapping) and isinstance(output, Mapping):
+        if set(reference) != set(output):
+            return f"{path}'s keys differ: eager has {_keys(reference)}, {mode} has {_keys(output)}"
+        for key in reference:
+            found = _difference(reference[key], output[key], f"{path}[{key!r}]", mode)
+            if found is not None:
+                return found
+        return None
+    ref_seq, out_seq = isinstance(reference, (tuple, list)), isinstance(output, (tuple, list))
+    if ref_seq and out_seq:
+        assert isinstance(reference, (tuple, list)) and isinstance(output, (tuple, list))
+        if len(reference) != len(output):
+            return f"{path} has {_count(len(output), 'item')}, eager's {len(reference)}"
+        for i, (ref, out) in enumerate(zip(reference, output, strict=True)):
+            found = _difference(ref, out, f"{path}[{i}]", mode)
+            if found is not None:
+                return found
+        return None
+    if _is_container(reference) or _is_container(output):
+        return f"{path} is {_kind(output)}, eager's {_kind(reference)}"
+    return None
+
+
+def _as_tensor(value: object) -> torch.Tensor | None:
+    """A leaf as a tensor (a tensor, a numpy array, a Python number), or None (None, a str, another object)."""
+    import torch
+
     if isinstance(value, torch.Tensor):
         return value
-    return torch.as_tensor(value)
+    if value is None or isinstance(value, (str, bytes)) or _is_container(value):
+        return None
+    try:
+        return torch.as_tensor(value)
+    except (TypeError, RuntimeError, ValueError):
+        return None
 
 
-def output_check(mode: str, precision: str, figures: dict[str, float | None]) -> Check:
-    """The record's ``output`` check: fails when the relative difference is above the precision's tolerance.
+def _floats(t: torch.Tensor) -> torch.Tensor:
+    import torch
+
+    t = t.detach()
+    if t.is_complex():
+        t = torch.view_as_real(t)
+    return t.to(device="cpu", dtype=torch.float64 if t.dtype == torch.float64 else torch.float32)
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    import torch
+
+    return bool(torch.isfinite(t).all()) if (t.is_floating_point() or t.is_complex()) else True
+
+
+def _non_finite_kind(t: torch.Tensor) -> str:
+    import torch
+
+    t = _floats(t)
+    nan, inf = bool(torch.isnan(t).any()), bool(torch.isinf(t).any())
+    return "NaN and inf" if nan and inf else "NaN" if nan else "inf"
+
+
+def _max_abs(t: torch.Tensor) -> float:
+    """max |t| over its finite values (0 when it has none)."""
+    import torch
+
+    values = t[torch.isfinite(t)].abs()
+    return float(values.max()) if values.numel() else 0.0
+
+
+def _kind(value: object) -> str:
+    import torch
+
+    if value is None:
+        return "None"
+    if isinstance(value, Mapping):
+        return f"a dict of {_count(len(value), 'item')}"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {_count(len(value), 'item')}"
+    if isinstance(value, torch.Tensor):
+        return "a tensor"
+    if _as_tensor(value) is not None:
+        return f"a {type(value).__name__}"  # an ndarray, an int...: compared as a tensor
+    return f"a {type(value).__name__} ({_short(value)})"
+
+
+def _keys(mapping: Mapping[Any, object]) -> str:
+    return ", ".join(_short(key) for key in mapping) or "no keys"
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def output_check(mode: str, precision: str, figures: OutputFigures) -> Check:
+    """The record's ``output`` check: fails when the worst tensor's relative difference is above the precision's
+    tolerance, when a value of either side is not finite, or when the structures differ; passes, marked
+    ``skipped``, when neither side has a tensor.
 
     Top-1 agreement is recorded, not gated: with random weights the logits of many images lie near ties.
     """
     from ..record import Check
 
     limit = OUTPUT_TOLERANCE.get(precision, OUTPUT_TOLERANCE["fp32"])
-    relative = figures["relative"]
-    passed = relative is not None and relative <= limit
-    shown = "not finite" if relative is None or relative != relative or relative == float("inf") else f"{relative:.3g}"
-    agreement = figures.get("top1_agreement")
-    message = (
-        f"{mode} output differs from eager by {shown} of the largest eager output "
-        f"(max |diff| {_g(figures['max_abs_diff'])}, max |eager| {_g(figures['max_eager_logit'])}; "
-        f"limit {limit:g} in {precision})"
-        + (
-            f"; Top-1 agrees on {100 * agreement:.0f} % of the batch (recorded, not gated)"
-            if agreement is not None
-            else ""
+    skipped = figures.get("skipped")
+    if skipped is not None:
+        return Check.make(
+            kind="output",
+            metric="output",
+            limit=limit,
+            measured=None,
+            passed=True,
+            message=f"output check skipped: {skipped}",
+            reference="eager",
+            skipped=True,
         )
-    )
+    relative = figures["relative"]
+    leaf = figures.get("worst_output") or ROOT
+    count = figures.get("outputs", 1)
+    side, what = figures.get("non_finite"), figures.get("non_finite_kind") or "NaN"
+    mismatch = figures.get("mismatch")
+    agreement = figures.get("top1_agreement")
+    figure = _finite(relative)
+    if mismatch is not None:
+        message = f"{mode} output does not match eager's: {mismatch}"
+        if side == "eager":
+            message += f"; eager's own {leaf} is not finite ({what})"
+        figure = agreement = None
+    elif side == "eager":
+        message = f"eager's own {leaf} is not finite ({what}): the {mode} output cannot be checked against it"
+        figure = agreement = None
+    elif side is not None or (relative is not None and relative != relative):
+        message = f"the {mode} {leaf} has non-finite values where eager's is finite ({what})"
+        figure = agreement = None
+    else:
+        scale = figures["max_eager_logit"]
+        if relative is not None and figure is None and not scale:
+            head = f"{mode} {leaf} differs from eager's, which is all zeros"
+        else:
+            head = f"{mode} {leaf} differs from eager by {_g(relative)} of the largest eager {leaf}"
+        message = (
+            f"{head} (max |diff| {_g(figures['max_abs_diff'])}, max |eager| {_g(scale)}; "
+            f"limit {limit:g} in {precision}{f'; the worst of {count} outputs' if count > 1 else ''})"
+            + (
+                f"; Top-1 agrees on {100 * agreement:.0f} % of the batch (recorded, not gated)"
+                if agreement is not None
+                else ""
+            )
+        )
+    passed = mismatch is None and side is None and figure is not None and figure <= limit
+    details: dict[str, object] = {}
+    if side is not None:
+        details["non_finite"] = "eager" if side == "eager" else mode
+    if mismatch is not None:
+        details["mismatch"] = mismatch
     return Check.make(
         kind="output",
         metric="output",
         limit=limit,
-        measured=relative if relative is not None and relative == relative and relative != float("inf") else None,
+        measured=figure,
         passed=passed,
         message=message,
         reference="eager",
-        max_abs_diff=_finite(figures["max_abs_diff"]),
-        max_eager_logit=_finite(figures["max_eager_logit"]),
+        max_abs_diff=_finite(figures["max_abs_diff"]) if mismatch is None else None,
+        max_eager_logit=_finite(figures["max_eager_logit"]) if mismatch is None else None,
         top1_agreement=agreement,
+        worst_output=leaf,
+        outputs=count,
+        **details,
     )
 
 

@@ -226,8 +226,8 @@ def write_report(
     from .figures import write_figures
 
     out = Path(out)
+    rep = build(platforms, title=title, command=command)  # first: a report that cannot be built leaves no folder
     out.mkdir(parents=True, exist_ok=True)
-    rep = build(platforms, title=title, command=command)
     written: list[Path] = []
     if len(rep.platforms) == 1:
         p = rep.platforms[0]
@@ -246,7 +246,25 @@ def write_report(
 
 
 def _json(schema: str, p: T.Platform) -> str:
-    doc: JsonObject = {"schema": schema, "environment": p.environment, "records": p.records}
+    """A platform's results file. A figure that is not finite (NaN or infinite: JSON has no such number)
+    is written as null, and a ``notes`` entry names the record and the figure."""
+    from ..jsonfile import finite_or_null
+
+    records: list[object] = []
+    notes: list[str] = []
+    for i, r in enumerate(p.records):
+        clean, replaced = finite_or_null(r)
+        records.append(clean)
+        if replaced:
+            what = f"record {i} ({r.get('model')} at batch {r.get('batch_size')})"
+            notes.append(f"{what}: not finite, written as null: {', '.join(replaced)}")
+    environment, replaced = finite_or_null(p.environment, "environment")
+    notes += [f"not finite, written as null: {', '.join(replaced)}"] if replaced else []
+    missing, replaced = finite_or_null(p.missing, "missing")
+    notes += [f"not finite, written as null: {', '.join(replaced)}"] if replaced else []
+    doc: JsonObject = {"schema": schema, "environment": environment, "records": records}
     if p.missing:
-        doc["missing"] = p.missing
+        doc["missing"] = missing
+    if notes:
+        doc["notes"] = notes
     return json.dumps(doc, indent=1, allow_nan=False, default=jsonable) + "\n"

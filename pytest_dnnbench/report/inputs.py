@@ -10,13 +10,13 @@ results file that holds several deployment modes is shown as one platform per mo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from ..jsonfile import JsonFileError, load_json
 from ..record import record_problems
-from ..results import READ_SCHEMAS, SCHEMA, load_results
+from ..results import READ_SCHEMAS, SCHEMA, results_from_document
 from ..upgrade import upgrade_accuracy
 from .tables import Platform, platform_label, split_modes
 
@@ -42,15 +42,13 @@ def load_platform(path: Path, warn: Callable[[str], None] = lambda message: None
     """The platform in a results or baseline file; ``warn`` hears of every record left out, and why."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path} is not valid JSON ({exc})") from None
+        data = load_json(path, "report input")  # read once: a FIFO or `<(cat results.json)` can be read once only
+    except JsonFileError as exc:
+        raise InputError(str(exc)) from None
     schema = data.get("schema") if isinstance(data, dict) else None
     if schema in READ_SCHEMAS or (isinstance(schema, str) and schema.startswith("pytest-dnnbench/")):
         try:
-            doc = load_results(path)
+            doc = results_from_document(data, path)
         except ValueError as exc:
             raise InputError(str(exc)) from None
         env = doc.get("environment") or {}
@@ -72,7 +70,7 @@ def load_platform(path: Path, warn: Callable[[str], None] = lambda message: None
             platform_label(env, records, path.stem), records, env, list(doc.get("missing") or []), str(path), "results"
         )
     if isinstance(schema, str) and "baseline" in schema:
-        return load_baseline_platform(path)
+        return _baseline_platform(data, path)
     raise InputError(
         f"{path}: schema {schema!r} is neither a results file ({SCHEMA!r} or an earlier version) nor a baseline "
         "file; give files written by --dnn-json/--dnn-report or pytest-dnnbench baseline files"
@@ -88,10 +86,19 @@ def by_mode(platform: Platform) -> list[Platform]:
 def load_baseline_platform(path: Path) -> Platform:
     """A baseline file as a platform: one platform's entries, or (a file of several modes) every mode's
     entries in one platform, which :func:`by_mode` puts side by side."""
-    from ..baseline_store import load_baselines
+    try:
+        data = load_json(path, "baseline file")
+    except JsonFileError as exc:
+        raise InputError(str(exc)) from None
+    return _baseline_platform(data, path)
+
+
+def _baseline_platform(data: object, path: Path) -> Platform:
+    """:func:`load_baseline_platform` of a baseline file's parsed document."""
+    from ..baseline_store import baselines_from_document
 
     try:
-        baselines = load_baselines(path)
+        baselines = baselines_from_document(data, path)
     except (ValueError, OSError) as exc:
         raise InputError(f"{path}: {exc}") from None
     platforms = [records_from_baseline(b, source=str(path)) for b in baselines.values()]

@@ -175,6 +175,8 @@ def output_note(rec: JsonMapping) -> str | None:
     check = _output_check(rec)
     if check is None:
         return None
+    if check.get("skipped"):
+        return "out -"  # no tensor output to compare
     value = _num(check.get("measured"))
     if value is None:
         value = _num(check.get("value"))
@@ -195,6 +197,11 @@ def _output_legend(records: Sequence[JsonMapping]) -> str:
         "out: max |output - eager's| / max |eager's| on the same batch"
         + (f" (fails above {shown})" if shown else "")
         + "; top1: images with eager's Top-1 class, when not all"
+        + (
+            "; out -: no tensor output to compare"
+            if any((c := _output_check(r)) is not None and c.get("skipped") for r in records)
+            else ""
+        )
     )
 
 
@@ -322,8 +329,22 @@ def render_grid(table: Table, width: int = 80, name_width: int = 22) -> list[str
 
 
 def render_table3(table: Table, width: int = 80) -> list[str]:
-    """Table 3 as one wrapped line per (memory, FPS) pair."""
+    """Table 3 as one wrapped line per (memory, FPS) pair; one line in all where no pair has a model."""
     lines = [_wrap(_ascii(table.title), width)]
+    cells = [cell for row in table.rows for cell in row[1:]]
+    texts = {_cell_text(cell) for cell in cells}
+    if cells and not any(cell.lines for cell in cells) and len(texts) == 1:
+        memory = " / ".join(_number_in(row[0].text) for row in table.rows)
+        fps = " / ".join(_number_in(head) for head in table.header[1:])
+        lines.append(
+            _wrap(
+                f"any of the {len(cells)} constraints (memory <= {memory} GiB; >= {fps} FPS): {_ascii(texts.pop())}",
+                width,
+                indent="    ",
+            )
+        )
+        lines.extend(_wrap(f"[{i}] {_ascii(t)}", width) for i, t in enumerate(table.notes, 1))
+        return lines
     for row in table.rows:
         mem = _ascii(row[0].text)
         for head, cell in zip(table.header[1:], row[1:], strict=True):
@@ -335,6 +356,14 @@ def render_table3(table: Table, width: int = 80) -> list[str]:
             lines.append(_wrap(f"{mem}, {_ascii(head)}: {text}", width, indent="    "))
     lines.extend(_wrap(f"[{i}] {_ascii(t)}", width) for i, t in enumerate(table.notes, 1))
     return lines
+
+
+def _number_in(text: str) -> str:
+    """The first number in a header such as ``memory ≤ 0.7 GiB`` or ``≥ 15 FPS``."""
+    import re
+
+    found = re.search(r"[0-9]+(?:\.[0-9]+)?", text)
+    return found.group(0) if found else text
 
 
 def format_paper_tables(
