@@ -189,10 +189,12 @@ def test_an_insufficient_record_is_shown_and_never_saved_as_a_round(project: pyt
 def test_every_compared_test_shows_its_ratio_and_resolution(project: pytest.Pytester) -> None:
     quiet_baseline(project)
     result = run(project, "--dnn-json=out.json", "--dnn-baseline=base.json")
-    result.assert_outcomes(passed=1)
+    # Whatever the verdict (a 0.1 ms model moves by more than 10 % between processes), the table shows it.
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 1
     (rec,) = records(project)
     check = next(c for c in rec["checks"] if c["metric"] == "latency")
-    assert check["verdict"] in ("pass", "stale") and isinstance(check["resolution"], float)
+    assert check["verdict"] in ("pass", "stale", "fail", "inconclusive") and isinstance(check["resolution"], float)
     out = result.stdout.str()
     assert "vs baseline" in out
     assert f"{check['ratio']:.2f}x res {100 * check['resolution']:.0f}%" in out
