@@ -28,6 +28,18 @@ silently, and were flagged busy. About 30 minutes on a 2-core machine with the d
 the background, never in CI.
 
     python benchmarks/false_alarms.py load [--runs 10] [--rounds 10] [--max-time 2] [--calm-wait 5s]
+
+``confirm``: the gate as it now decides, with suspicious latencies confirmed in fresh processes
+(``--dnn-confirm``). A baseline of ``--rounds`` rounds saved back to back (as a user's loop does),
+then ``--runs`` gated runs each with no change, +25 %, +50 % and +100 % work, for ``--model``
+``resnet18`` (batch 1 and 8) or ``small`` (a 94.5 k-parameter CNN of about 1 ms per call at batch
+1, batch 1 and 8: the case of a user's own small model). Models are registered by importable name,
+so that the fresh processes build them too. Prints the rounds' between-process spread, per change
+how many tests failed, were inconclusive, passed silently and were busy, what the confirmations
+cost, and whether the acceptance figures held (no change: 0 fail, at most 2 inconclusive of 20;
++25 %: at most 1 silent pass; +50 %: at least 19 of 20 fail; 2x: all fail).
+
+    python benchmarks/false_alarms.py confirm [--model resnet18|small] [--runs 10] [--rounds 5] [--confirm 4]
 """
 
 from __future__ import annotations
@@ -132,7 +144,9 @@ def pytest_dnnbench_register_models(registry, config):
 THREADS = 1
 
 
-def run_pytest(project: Path, args: list[str], extra: float, out: Path) -> list[dict]:
+def run_pytest(
+    project: Path, args: list[str], extra: float, out: Path, model: str = "resnet18", batches: str = "1,8"
+) -> list[dict]:
     env = dict(os.environ, DNN_EXTRA_WORK=str(extra), PYTHONPATH=str(project))
     cmd = [
         sys.executable,
@@ -144,8 +158,8 @@ def run_pytest(project: Path, args: list[str], extra: float, out: Path) -> list[
         "-q",
         "--dnn-device=cpu",
         *([f"--dnn-threads={THREADS}"] if THREADS and "--dnn-threads" not in " ".join(args) else []),
-        "--dnn-models=resnet18",
-        "--dnn-batch-sizes=1,8",
+        f"--dnn-models={model}",
+        f"--dnn-batch-sizes={batches}",
         f"--dnn-json={out}",
         *args,
     ]
@@ -365,6 +379,145 @@ def load(runs: int, rounds: int, max_time: str, calm_wait: str, quiet_only: bool
         return ok
 
 
+# -- confirm -------------------------------------------------------------------------------------------
+
+#: The models of ``confirm``, importable (``dnnmodels:...``) so that the fresh processes that confirm a
+#: suspicious latency build them too; DNN_EXTRA_WORK reaches them through the environment.
+MODELS = '''
+import os
+import time
+
+import torch.nn as nn
+
+
+class Slowed(nn.Module):
+    """A network, each call followed by a busy wait of DNN_EXTRA_WORK x its own duration."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+        self.extra = float(os.environ.get("DNN_EXTRA_WORK", "0"))
+
+    def forward(self, x):
+        t0 = time.perf_counter()
+        y = self.net(x)
+        if self.extra > 0:
+            end = time.perf_counter() + self.extra * (time.perf_counter() - t0)
+            while time.perf_counter() < end:
+                pass
+        return y
+
+
+def resnet18():
+    import torchvision
+
+    return Slowed(torchvision.models.resnet18(weights=None))
+
+
+def small():
+    """94,538 parameters; about 1 ms per call at batch 1 on one core of a 2-core VM."""
+    return Slowed(
+        nn.Sequential(
+            nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(), nn.Linear(128, 10),
+        )
+    )
+'''
+
+CONFIRM_CONFTEST = """
+def pytest_dnnbench_register_models(registry, config):
+    registry.register("resnet18", "dnnmodels:resnet18", input_size=(3, 224, 224), replace=True)
+    registry.register("small", "dnnmodels:small", input_size=(3, 64, 64))
+"""
+
+
+def confirm(model: str, runs: int, rounds: int, max_time: str, n_confirm: int, calm_wait: str) -> bool:
+    """Returns whether every acceptance figure held."""
+    common = [f"--dnn-max-time={max_time}", f"--dnn-calm-wait={calm_wait}", f"--dnn-threads={THREADS}"]
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp)
+        (project / "conftest.py").write_text(CONFIRM_CONFTEST)
+        (project / "dnnmodels.py").write_text(MODELS)
+        base, out = project / "base.json", project / "out.json"
+        t0 = time.time()
+        for i in range(rounds):  # back to back, as a user's loop saves them
+            recs = run_pytest(
+                project,
+                [*common, "--dnn-baseline=none", "--dnn-confirm=0", f"--dnn-save-baseline={base}"],
+                0,
+                out,
+                model,
+            )
+            print(
+                f"baseline round {i + 1}: "
+                + ", ".join(
+                    f"bs{r['batch_size']} {r['latency_ms']['median']:.3g} ms"
+                    + (" busy" if (r.get("load") or {}).get("busy") else "")
+                    for r in recs
+                ),
+                flush=True,
+            )
+        spread = {}
+        for e in json.loads(base.read_text())["entries"]:
+            meds = [r["median_ms"] for r in e["rounds"] if not r.get("busy")]
+            bs = e["batch_size"]
+            spread[bs] = max(meds) / min(meds)
+            print(f"  {model} bs{bs}: {len(meds)} quiet rounds, slowest/fastest {spread[bs]:.2f}", flush=True)
+        print(
+            f"\n{'change':<10} {'tests':>5} {'fail':>5} {'inconcl.':>8} {'silent pass':>11} {'busy':>5} "
+            f"{'confirmed in':>12}  measured/baseline (first process); confirmation cost",
+            flush=True,
+        )
+        ok = True
+        for extra, label in [(0.0, "no change"), (0.25, "+25 %"), (0.50, "+50 %"), (1.00, "2x")]:
+            counts = {"fail": 0, "inconclusive": 0, "pass": 0, "not compared": 0}
+            busy = confirmed = 0
+            ratios: list[float] = []
+            cost = wall = 0.0
+            for _ in range(runs):
+                start = time.time()
+                recs = run_pytest(
+                    project, [*common, f"--dnn-baseline={base}", f"--dnn-confirm={n_confirm}"], extra, out, model
+                )
+                wall += time.time() - start
+                for r in recs:
+                    counts[_verdict(r)] += 1
+                    busy += bool((r.get("load") or {}).get("busy"))
+                    check = next((c for c in r["checks"] if c.get("metric") == "latency"), None)
+                    if check is not None:
+                        ratios.append(check["ratio"])
+                        c = check.get("confirmation")
+                        if c:
+                            confirmed += 1
+                            cost += float(c.get("seconds") or 0.0)
+            tests = sum(counts.values())
+            print(
+                f"{label:<10} {tests:>5} {counts['fail']:>5} {counts['inconclusive']:>8} "
+                f"{counts['pass'] if extra else 0:>11} {busy:>5} {confirmed:>12}  "
+                + (f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})" if ratios else "-")
+                + f"; {cost:.0f} s of {wall:.0f} s"
+                + (f"; {counts['not compared']} not compared" if counts["not compared"] else ""),
+                flush=True,
+            )
+            if extra == 0:
+                ok &= counts["fail"] == 0 and counts["inconclusive"] <= 2 * tests // 20
+            elif extra == 0.25:
+                ok &= counts["pass"] <= max(1, tests // 20)
+            elif extra == 0.50:
+                ok &= counts["fail"] >= tests - max(1, tests // 20)
+            else:
+                ok &= counts["fail"] == tests
+        print(
+            "between-process spread of the rounds: "
+            + ", ".join(f"bs{b} {v:.2f}x" for b, v in sorted(spread.items()))
+            + f"; total {time.time() - t0:.0f} s; acceptance figures {'held' if ok else 'did NOT hold'}",
+            flush=True,
+        )
+        return ok
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="mode", required=True)
@@ -392,9 +545,26 @@ def main() -> None:
     ld.add_argument("--calm-wait", default="5s")
     ld.add_argument("--threads", type=int, default=0, help="torch threads (0: the plugin's default)")
     ld.add_argument("--quiet-only", action="store_true", help="only the quiet baseline and the quiet checks")
+    cf = sub.add_parser("confirm")
+    cf.add_argument("--model", choices=("resnet18", "small"), default="resnet18")
+    cf.add_argument("--runs", type=int, default=10)
+    cf.add_argument("--rounds", type=int, default=5)
+    cf.add_argument("--confirm", type=int, default=4)
+    cf.add_argument("--max-time", default="2")
+    cf.add_argument("--calm-wait", default="5s")
+    cf.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
-    if a.mode == "load":
+    if a.mode == "confirm":
         global THREADS
+        THREADS = a.threads
+        print(
+            f"{a.model}, batch 1 and 8, CPU, {THREADS} thread(s), --dnn-max-time={a.max_time}, "
+            f"--dnn-confirm={a.confirm}, {a.rounds} rounds back to back, {a.runs} runs per change; "
+            f"load average before: {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
+        sys.exit(0 if confirm(a.model, a.runs, a.rounds, a.max_time, a.confirm, a.calm_wait) else 1)
+    if a.mode == "load":
         THREADS = a.threads
         print(
             f"resnet18, batch 1 and 8, CPU, {THREADS or 'default'} thread(s), --dnn-max-time={a.max_time}, "

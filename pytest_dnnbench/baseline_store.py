@@ -38,10 +38,12 @@ every round kept.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
 import re
+import socket
 import statistics
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -562,6 +564,8 @@ def round_from_record(record: JsonMapping, created: str | None = None) -> JsonOb
     measured, reference = acc.get("measured"), acc.get("reference")
     return {
         "created": created or _now(),
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
         "median_ms": float(lat["median"]),
         "ci_median_ms": [float(ci[0]), float(ci[1])] if ci else None,
         "n": int(lat.get("n") or len(samples)),
@@ -823,6 +827,9 @@ def save_run(
         except LockTimeout as exc:
             out.notes.append(f"baseline not saved to {shown}: {exc}")
             out.failed = True
+        except OSError as exc:  # no lock file can be made there (a read-only folder, ...)
+            out.notes.append(f"baseline not saved to {shown}: cannot make the lock file {lock_path(path)} ({exc})")
+            out.failed = True
     return out
 
 
@@ -830,33 +837,134 @@ class LockTimeout(Exception):
     """Another process held a file's lock for longer than the bounded wait."""
 
 
+#: Seconds between two tries of a lock another process holds.
+LOCK_POLL_S = 0.05
+
+
 @contextlib.contextmanager
 def file_lock(path: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-    """Hold the inter-process lock of ``path`` (a hidden ``.NAME.lock`` file beside it) while reading,
-    merging and writing it, so that concurrent savers on one host all keep their rounds.
+    """Hold the inter-process lock of ``path`` (a hidden ``.NAME.lock`` file beside it, :func:`lock_path`)
+    while reading, merging and writing it, so that concurrent savers on one host all keep their rounds.
 
-    Advisory and per host: several hosts writing one file on a network volume are not covered
-    (each host saves its own file; docs/baselines.md).
+    The lock file exists only while a process holds it: its holder removes it before it lets go, so that
+    no lock file is left in a ``baselines/`` folder that ``git add`` takes whole. A waiter that then gets
+    the lock of the removed file sees that the path no longer names the file it locked, and locks the file
+    at the path instead (``flock``; the lock beside the file, not in a temporary folder, so that every
+    process that reaches the file, under any user, ``TMPDIR`` or container, agrees on it). Only a run
+    killed while it held the lock leaves the file behind (empty, or with its PID: safe to delete once no
+    run is saving). Advisory and per host: several hosts writing one file on a network volume are not
+    covered (each host saves its own file; docs/baselines.md).
     """
-    import filelock
-
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = filelock.FileLock(str(lock_path(path)), timeout=timeout_s)
+    lock = lock_path(path)
     try:
-        lock.acquire()
-    except filelock.Timeout:
-        raise LockTimeout(
-            f"another run has held the lock {lock_path(path)} for over {timeout_s:g} s "
-            "(a save still running, or a process stuck on that file); the file was left untouched"
-        ) from None
+        import fcntl  # noqa: F401
+    except ImportError:  # Windows: filelock's lock there removes its file on release
+        fd = None
+    else:
+        fd = _acquire_flock(lock, timeout_s)
+    if fd is None:  # no fcntl, or a filesystem without flock
+        with _filelock(lock, timeout_s):
+            yield
+        return
     try:
         yield
     finally:
-        lock.release()
+        _release_flock(lock, fd)
+
+
+def _timeout(lock: Path, timeout_s: float) -> LockTimeout:
+    return LockTimeout(
+        f"another run has held the lock {lock} for over {timeout_s:g} s "
+        "(a save still running, or a process stuck on that file); the file was left untouched"
+    )
+
+
+def _acquire_flock(lock: Path, timeout_s: float) -> int | None:
+    """The descriptor of ``lock``, locked (``flock``) and still the file at that path; None where the
+    filesystem has no ``flock`` (the caller falls back to :mod:`filelock`). :class:`LockTimeout` after
+    ``timeout_s``; an OSError where the lock file cannot be made."""
+    import fcntl
+
+    deadline = time.monotonic() + timeout_s
+    extra = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | extra, 0o644)
+        except PermissionError as denied:  # another user's lock file? flock needs no write access
+            try:
+                fd = os.open(lock, os.O_RDONLY | extra)
+            except FileNotFoundError:
+                if os.access(lock.parent, os.W_OK):
+                    continue  # removed by its holder meanwhile: make it
+                raise denied from None
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno in (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK):
+                        os.close(fd)
+                        return None
+                    if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                        raise
+                if time.monotonic() >= deadline:
+                    raise _timeout(lock, timeout_s)
+                time.sleep(LOCK_POLL_S)
+            if _names(lock, fd):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        # The holder removed this file as it let go (and another process may have made a new one since):
+        # this lock guards nothing. Lock the file at the path now.
+        os.close(fd)
+
+
+def _names(lock: Path, fd: int) -> bool:
+    """Does the path ``lock`` still name the open file ``fd``?"""
+    try:
+        return os.path.samestat(os.lstat(lock), os.fstat(fd))
+    except FileNotFoundError:
+        return False
+
+
+def _release_flock(lock: Path, fd: int) -> None:
+    """Remove the lock file while still holding its lock (a waiter that gets it then tries again), then let go."""
+    import fcntl
+
+    try:
+        if _names(lock, fd):
+            os.unlink(lock)
+    except OSError:
+        pass  # left behind: still a working lock file
+    finally:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def _filelock(lock: Path, timeout_s: float) -> Iterator[None]:
+    """The lock by :mod:`filelock`, where ``flock`` is missing (Windows, some network filesystems)."""
+    import filelock
+
+    held = filelock.FileLock(str(lock), timeout=timeout_s)
+    try:
+        held.acquire()
+    except filelock.Timeout:
+        raise _timeout(lock, timeout_s) from None
+    try:
+        yield
+    finally:
+        held.release()
 
 
 def lock_path(path: Path) -> Path:
-    """The lock file of ``path`` (:func:`file_lock`): ``.NAME.lock`` beside it, left in place when released."""
+    """The lock file of ``path`` (:func:`file_lock`): ``.NAME.lock`` beside it, there only while a process holds
+    the lock (or one killed while holding it left it)."""
     return path.parent / f".{path.name}.lock"
 
 
@@ -866,6 +974,28 @@ def shown_path(path: Path, root: Path) -> str:
         return str(path.relative_to(root))
     except ValueError:
         return str(path)
+
+
+def busy_rounds_note(records: Sequence[JsonMapping], entries: Sequence[JsonMapping]) -> str:
+    """What the line of a saved file adds about the new rounds measured on a busy machine (``""`` where none
+    was): the gate leaves busy rounds out of its comparisons, and judges an entry of busy rounds only
+    inconclusive. ``entries``: the updated entries, after the save."""
+    busy = sum(1 for r in records if (r.get("load") or {}).get("busy"))
+    if not busy:
+        return ""
+    text = (
+        f"; {busy} of the {len(records)} new round(s) {'was' if busy == 1 else 'were'} measured on a busy "
+        "machine and will not be compared against (re-record them on a quiet machine)"
+    )
+    only_busy = [e for e in entries if e.get("rounds") and all(r.get("busy") for r in e["rounds"])]
+    if only_busy:
+        names = ", ".join(f"{e['model']} at batch {e['batch_size']}" for e in only_busy[:3])
+        text += (
+            f"; {len(only_busy)} entr{'y holds' if len(only_busy) == 1 else 'ies hold'} busy rounds only "
+            f"({names}{', ...' if len(only_busy) > 3 else ''}): {'its' if len(only_busy) == 1 else 'their'} "
+            "latency comparisons will be inconclusive"
+        )
+    return text
 
 
 def _save_file(
@@ -943,6 +1073,7 @@ def _save_file(
             f"baseline saved: {where} ({len(touched)} entr{'y' if len(touched) == 1 else 'ies'} "
             f"updated, {kept} kept; rounds per updated entry: {', '.join(map(str, rounds))} of at most "
             f"{block['max_rounds']}{'; forced despite regressions' if forced else ''})"
+            + busy_rounds_note(recs, [e for e in block["entries"] if (e["model"], e["batch_size"]) in touched])
         )
     if as_set and not was_set:
         modes = [str(d["platform"].get("mode") or split_key(k)[1]) for k, d in sorted(docs.items())]

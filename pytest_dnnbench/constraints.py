@@ -9,7 +9,10 @@ bytes.
 The memory constraint applies to the deployed model's total memory (``memory_bytes.total``:
 the process's GPU memory, CUDA context included, on a GPU; on the CPU the runtime floor of
 torch and the model's library + the model's bytes + the forward pass's working set), the FPS
-constraint to the throughput at the batch size under test (``record["fps"]``).
+constraint to the throughput at the batch size under test (``record["fps"]``). The model-memory
+constraint applies to the model's own memory, without what the runtime holds before any model
+(:func:`model_memory`: on the CPU the model's bytes + the forward pass's working set, without the
+runtime floor; on a GPU the allocator's peak, without the CUDA context).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from .record import Check, JsonMapping
 from .units import format_bytes
 
-__all__ = ["Constraints", "check_constraints", "format_bytes", "parse_fps", "parse_size"]
+__all__ = ["Constraints", "check_constraints", "format_bytes", "model_memory", "parse_fps", "parse_size"]
 
 _UNITS = {
     "": 1,
@@ -135,9 +138,31 @@ class Constraints:
     min_fps: float | None = None
     max_memory_source: str = ""
     min_fps_source: str = ""
+    #: The model's own memory (:func:`model_memory`), without the runtime floor or the CUDA context.
+    max_model_memory: int | None = None
+    max_model_memory_source: str = ""
 
     def __bool__(self) -> bool:
-        return self.max_memory is not None or self.min_fps is not None
+        return self.max_memory is not None or self.min_fps is not None or self.max_model_memory is not None
+
+
+def model_memory(memory: JsonMapping) -> tuple[int | None, str]:
+    """The model's own memory in a record's ``memory_bytes``, and what it is made of.
+
+    CPU: ``model`` (parameters and buffers) + ``delta`` (the forward pass's working set), without the runtime
+    floor (the interpreter, torch and the model's library). GPU: ``allocator_peak`` (the tensors live at the
+    peak: parameters, buffers, activations), without the CUDA context and the allocator's spare reserve.
+    (None, why) where the record has neither."""
+    weights, delta = memory.get("model"), memory.get("delta")
+    if isinstance(weights, int) and isinstance(delta, int):
+        return weights + delta, (
+            f"parameters and buffers {format_bytes(weights)} + forward pass {format_bytes(delta)}, "
+            "without the runtime floor"
+        )
+    peak = memory.get("allocator_peak")
+    if isinstance(peak, int):
+        return peak, "the allocator's peak, without the CUDA context"
+    return None, "the record has neither the model's bytes and the forward pass's, nor the allocator's peak"
 
 
 def check_constraints(record: JsonMapping, constraints: Constraints) -> list[Check]:
@@ -179,6 +204,8 @@ def check_constraints(record: JsonMapping, constraints: Constraints) -> list[Che
                     }
                 )
             )
+    if constraints.max_model_memory is not None:
+        checks.append(_model_memory_check(record, constraints.max_model_memory, constraints.max_model_memory_source))
     if constraints.min_fps is not None:
         fps = record.get("fps")
         limit_f = float(constraints.min_fps)
@@ -215,3 +242,30 @@ def check_constraints(record: JsonMapping, constraints: Constraints) -> list[Che
                 )
             )
     return checks
+
+
+def _model_memory_check(record: JsonMapping, limit: int, source: str) -> Check:
+    where = f"{record.get('model')} at batch {record.get('batch_size')}"
+    measured, parts = model_memory(record.get("memory_bytes") or {})
+    ok = measured is not None and measured <= limit
+    if measured is None:
+        message = (
+            f"model memory of {where}: not measured ({parts}), so the limit {format_bytes(limit)} ({source}) "
+            "cannot be verified"
+        )
+    else:
+        message = (
+            f"model memory of {where}: {format_bytes(measured)} = {measured:,} bytes ({parts}) "
+            f"{'<=' if ok else '>'} limit {format_bytes(limit)} = {limit:,} bytes ({source})"
+        )
+    return Check.make(
+        **{
+            "kind": "constraint",
+            "metric": "model_memory",
+            "limit": limit,
+            "measured": measured,
+            "passed": ok,
+            "source": source,
+            "message": message,
+        }
+    )

@@ -1,15 +1,18 @@
 """Resolve the requested device where the tests run, and check the precision it can run.
 
 Pure logic over small probe functions (``cuda_available``, ``device_count``,
-``cpu_supports``) that default to torch and that tests replace. Errors are
+``cpu_supports``, ``cpu_flags``) that default to torch and ``/proc/cpuinfo`` and that tests
+replace. Errors are
 :class:`DeviceError` (a ``ValueError``) with the fix in the message; the
 plugin turns them into ``pytest.UsageError``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import platform
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 class DeviceError(ValueError):
@@ -24,6 +27,8 @@ class TorchProbe:
     device_count: Callable[[], int]
     torch_version: Callable[[], str]
     cpu_supports: Callable[[str], bool]
+    #: The CPU's feature flags (``/proc/cpuinfo``), None where they cannot be read (then bf16 is only tried).
+    cpu_flags: Callable[[], frozenset[str] | None] = lambda: None
 
     @classmethod
     def default(cls) -> TorchProbe:
@@ -34,7 +39,41 @@ class TorchProbe:
             device_count=torch.cuda.device_count,
             torch_version=lambda: f"{torch.__version__} (CUDA build: {torch.version.cuda or 'none'})",
             cpu_supports=_cpu_supports,
+            cpu_flags=lambda: read_cpu_flags(),
         )
+
+
+#: The CPU flags that give native bf16 arithmetic, by architecture (``platform.machine()``, lower case):
+#: x86's AVX-512 BF16 (Cooper Lake, Zen 4 and later) or AMX (Sapphire Rapids and later); Arm's BF16 (v8.6).
+BF16_FLAGS = {"x86": ("avx512_bf16", "amx_bf16"), "arm": ("bf16",)}
+
+
+def read_cpu_flags(path: Path = Path("/proc/cpuinfo")) -> frozenset[str] | None:
+    """The feature flags of the first CPU in ``path`` (x86 ``flags``, Arm ``Features``), None where unknown."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return parse_cpu_flags(text.splitlines())
+
+
+def parse_cpu_flags(lines: Iterable[str]) -> frozenset[str] | None:
+    for line in lines:
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() in ("flags", "features"):
+            return frozenset(value.split())
+    return None
+
+
+def missing_bf16(flags: frozenset[str] | None, machine: str | None = None) -> tuple[str, ...] | None:
+    """The flags of which this CPU lacks every one, so that its bf16 kernels are emulated (dozens of times
+    slower than fp32); None where it has one, or where that cannot be told (unknown flags or architecture)."""
+    arch = (machine if machine is not None else platform.machine()).lower()
+    kind = "x86" if arch in ("x86_64", "amd64", "i386", "i686") else "arm" if arch in ("aarch64", "arm64") else None
+    if flags is None or kind is None:
+        return None
+    needed = BF16_FLAGS[kind]
+    return None if flags & set(needed) else needed
 
 
 def _cpu_supports(precision: str) -> bool:
@@ -57,9 +96,9 @@ def resolve_device(requested: str, probe: TorchProbe | None = None, worker_index
     ``worker_index`` (a pytest-xdist worker's number) pins plain ``cuda`` and
     ``auto`` to GPU ``worker_index % device_count`` (round robin).
     """
-    probe = probe or TorchProbe.default()
     if requested == "cpu":
-        return "cpu"
+        return "cpu"  # torch is not imported: a CPU run's configuration needs none of it
+    probe = probe or TorchProbe.default()
     available = probe.cuda_available()
     if requested == "auto" and not available:
         return "cpu"
@@ -92,6 +131,14 @@ def check_precision(precision: str, device: str, probe: TorchProbe | None = None
                 "emulated. Use --dnn-precision=fp32 (or bf16 where the CPU supports it), or --dnn-device=cuda"
             )
         probe = probe or TorchProbe.default()
+        missing = missing_bf16(probe.cpu_flags()) if precision == "bf16" else None
+        if missing is not None:
+            raise DeviceError(
+                f"--dnn-precision=bf16 on the CPU: this CPU has no native bf16 (its flags lack "
+                f"{' and '.join(missing)}), so torch emulates bf16 kernels, dozens of times slower than fp32, "
+                "and the figures would measure the emulation. Use --dnn-precision=fp32, a CPU with "
+                f"{' or '.join(missing)}, or --dnn-device=cuda"
+            )
         if not probe.cpu_supports(precision):
             raise DeviceError(
                 f"--dnn-precision={precision}: this CPU/torch build cannot run {precision} convolutions. "

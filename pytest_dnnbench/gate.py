@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .baseline_store import (
@@ -198,7 +199,101 @@ def compare_latency(
     )
 
 
-def compare_entry(record: JsonMapping, entry: JsonMapping, tol: Tolerances, strict: bool = False) -> list[Check]:
+@dataclass(frozen=True)
+class Confirmation:
+    """The latency medians of a suspicious test measured again in fresh processes (``--dnn-confirm``).
+
+    ``medians``: one per fresh process that measured (ms per batch); ``problem``: why fewer than
+    :data:`MIN_CONFIRMATIONS` could be taken (a model registered with a Python callable, a mode a
+    fresh process does not run, children that failed); ``seconds``: what they cost.
+    """
+
+    medians: tuple[float, ...] = ()
+    problem: str | None = None
+    seconds: float = 0.0
+
+    def to_json(self) -> JsonObject:
+        return {"medians": list(self.medians), "problem": self.problem, "seconds": round(self.seconds, 3)}
+
+
+#: Fewer fresh processes than this cannot confirm anything: the first verdict stands, with the reason.
+MIN_CONFIRMATIONS = 2
+
+
+@dataclass(frozen=True)
+class ConfirmationVerdict:
+    """Fresh processes' medians against the baseline's rounds: each process is one draw."""
+
+    #: ``fail`` (confirmed), ``pass`` (not confirmed: their median is within the limit) or ``inconclusive``.
+    outcome: str
+    ratio: float
+    p_value: float
+    #: The smallest p-value the rank test can give with these many rounds and processes.
+    min_p: float
+    #: The smallest slowdown (ratio to the baseline) this set of processes can resolve.
+    resolvable: float
+    spread: float
+    reason: str
+
+
+def judge_confirmation(
+    round_medians: Sequence[float], medians: Sequence[float], tolerance: float, alpha: float
+) -> ConfirmationVerdict:
+    """Is the slowdown real? The fresh processes' medians against the baseline's round medians.
+
+    The process is the unit: a one-sided Mann-Whitney rank test (scipy) of "the new processes are
+    slower than the rounds", plus the tolerance on the ratio of their medians. Confirmed (``fail``)
+    when the ratio is above ``1 + tolerance`` and the test is significant at ``alpha``; not confirmed
+    (``pass``) when the ratio is within the limit; otherwise ``inconclusive``, with what this set can
+    resolve: ``exp(t_{1-alpha} * s * sqrt(1/K + 1/N))``, where s is the between-process spread of
+    the log medians pooled over both sets (and :data:`PRIOR_SIGMA`), K rounds and N processes.
+    """
+    from scipy.stats import mannwhitneyu
+
+    rounds = [float(m) for m in round_medians if m is not None and m > 0]
+    new = [float(m) for m in medians if m is not None and m > 0]
+    if not rounds or len(new) < MIN_CONFIRMATIONS:
+        raise ValueError("no rounds, or too few fresh processes, to judge")
+    k, n = len(rounds), len(new)
+    ratio = statistics.median(new) / statistics.median(rounds)
+    p_value = float(mannwhitneyu(new, rounds, alternative="greater", method="exact").pvalue)
+    min_p = 1.0 / math.comb(k + n, n)
+    logs_r, logs_n = [math.log(v) for v in rounds], [math.log(v) for v in new]
+    squares = sum((v - statistics.fmean(logs_r)) ** 2 for v in logs_r) + sum(
+        (v - statistics.fmean(logs_n)) ** 2 for v in logs_n
+    )
+    dof = (k - 1) + (n - 1) + PRIOR_DOF
+    spread = math.sqrt((squares + PRIOR_DOF * PRIOR_SIGMA**2) / dof)
+    resolvable = max(1.0 + tolerance, math.exp(t_quantile(1.0 - alpha, dof) * spread * math.sqrt(1 / k + 1 / n)))
+    within = ratio <= 1.0 + tolerance
+    significant = p_value < alpha
+    figures = f"{n} fresh processes measured {ratio:.2f}x the baseline (Mann-Whitney p = {p_value:.2g})"
+    if not within and significant:
+        return ConfirmationVerdict("fail", ratio, p_value, min_p, resolvable, spread, f"confirmed: {figures}")
+    if within:
+        return ConfirmationVerdict(
+            "pass", ratio, p_value, min_p, resolvable, spread, f"not confirmed: {figures}, within the limit"
+        )
+    if min_p >= alpha:
+        why = (
+            f"not confirmed: {figures}; {k} round(s) and {n} processes can never be significant at "
+            f"alpha {alpha:g} (the smallest p is {min_p:.2g}): save more baseline rounds or raise --dnn-confirm"
+        )
+    else:
+        why = (
+            f"not confirmed: {figures}, above the limit but not significant; with this machine's "
+            f"between-process spread ({100 * spread:.1f} %) they resolve +{100 * (resolvable - 1):.0f} %"
+        )
+    return ConfirmationVerdict("inconclusive", ratio, p_value, min_p, resolvable, spread, why)
+
+
+def compare_entry(
+    record: JsonMapping,
+    entry: JsonMapping,
+    tol: Tolerances,
+    strict: bool = False,
+    confirmation: Confirmation | None = None,
+) -> list[Check]:
     """Baseline checks of one record against its entry: latency, memory, MACs, parameters, Top-1.
 
     The latency check's ``verdict`` is ``pass``, ``fail``, ``stale`` (faster beyond the tolerance: passes) or
@@ -216,7 +311,9 @@ def compare_entry(record: JsonMapping, entry: JsonMapping, tol: Tolerances, stri
         medians = [entry["latency_ms"]["median"]]
     if medians and lat.get("median"):
         checks.append(
-            _latency_check(record, lat, medians, len(rounds) - len(quiet), not quiet and bool(rounds), tol, strict)
+            _latency_check(
+                record, lat, medians, len(rounds) - len(quiet), not quiet and bool(rounds), tol, strict, confirmation
+            )
         )
     mem_now = (record.get("memory_bytes") or {}).get("total")
     mem_base = (entry.get("memory_bytes") or {}).get("total")
@@ -307,6 +404,7 @@ def _latency_check(
     baseline_busy: bool,
     tol: Tolerances,
     strict: bool,
+    confirmation: Confirmation | None = None,
 ) -> Check:
     where = f"{record.get('model')} at batch {record.get('batch_size')}"
     v = compare_latency(
@@ -360,6 +458,26 @@ def _latency_check(
         outcome, reason = "pass", f"{v.ratio:.2f}x the baseline, above the limit but within the between-run noise"
     else:
         outcome, reason = "pass", f"{v.ratio:.2f}x the baseline: within the limit"
+    # Above the limit, quiet, under the hard ceiling: one process cannot tell a regression from a slow
+    # process. Fresh processes measure it again (--dnn-confirm) and their set is judged against the rounds.
+    suspicious = outcome in ("fail", "pass") and not v.over_ceiling and v.ratio > 1 + tol.latency
+    confirmed: JsonObject | None = None
+    if suspicious and confirmation is not None:
+        confirmed = confirmation.to_json()
+        if len(confirmation.medians) >= MIN_CONFIRMATIONS:
+            c = judge_confirmation(medians, confirmation.medians, tol.latency, tol.alpha)
+            confirmed.update(
+                verdict=c.outcome,
+                ratio=c.ratio,
+                p_value=c.p_value,
+                resolution=c.resolvable - 1.0,
+                spread=c.spread,
+            )
+            outcome, reason = c.outcome, f"{v.ratio:.2f}x the baseline in this process; {c.reason}"
+            if confirmation.problem:
+                reason += f" ({confirmation.problem})"
+        else:
+            reason += f"; not confirmed in fresh processes: {confirmation.problem or 'too few measured'}"
     if outcome == "inconclusive":
         reason += " -- inconclusive" + (": a failure under --dnn-strict" if strict else " (--dnn-strict fails it)")
     resolves = f"resolves +{100 * (v.resolvable - 1):.0f} %"
@@ -392,6 +510,8 @@ def _latency_check(
             "rounds": v.rounds,
             "spread": v.spread,
             "alpha": tol.alpha,
+            "suspicious": suspicious,
+            "confirmation": confirmed,
             "message": (
                 f"latency of {where}: median {v.measured_ms:.4g} ms per batch, baseline {v.baseline_ms:.4g} ms "
                 f"(median of {v.rounds} round(s)), limit {v.limit_ms:.4g} ms (+{100 * tol.latency:g} %): "
@@ -514,8 +634,54 @@ class BaselineSource:
         return shown_path(path, self.root)
 
 
+#: Rounds saved less than this far apart on average are saved back to back (:func:`rounds_note`).
+ROUND_SPACING_S = 60.0
+
+
+def rounds_note(rounds: Sequence[JsonMapping]) -> str | None:
+    """What to say of a baseline entry whose rounds were all saved within minutes of each other, or None.
+
+    Rounds saved back to back (less than :data:`ROUND_SPACING_S` apart on average, by their ``created``
+    times) share one state of the machine, and understate the drift between processes that the latency
+    test takes from their spread. The rounds the gate compares with are judged: the quiet ones, or all
+    where none is quiet; rounds without a readable time (hand-made files) are left out, and fewer than
+    two say nothing.
+    """
+    rounds = [r for r in rounds if isinstance(r, Mapping)]
+    used = [r for r in rounds if not r.get("busy")] or rounds
+    times = sorted(t for t in (_saved_at(r) for r in used) if t is not None)
+    if len(times) < 2:
+        return None
+    span = times[-1] - times[0]
+    if span >= ROUND_SPACING_S * (len(times) - 1):
+        return None
+    within = "a minute" if span < 60 else f"{math.ceil(span / 60)} minutes"
+    return (
+        f"its {len(times)} rounds were all saved within {within}: rounds saved back to back share one "
+        "machine state and understate the drift between processes; space them (docs/baselines.md)"
+    )
+
+
+def _saved_at(rnd: JsonMapping) -> float | None:
+    """A round's ``created`` time (ISO 8601) in seconds since the epoch; None where it has none."""
+    text = rnd.get("created")
+    if not isinstance(text, str):
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
+
+
 def baseline_checks(
-    source: BaselineSource, record: JsonMapping, tol: Tolerances, strict: bool = False
+    source: BaselineSource,
+    record: JsonMapping,
+    tol: Tolerances,
+    strict: bool = False,
+    confirmation: Confirmation | None = None,
 ) -> tuple[list[Check], BaselineInfo]:
     """The baseline checks of one record (JSON form), and what the record says about its baseline.
 
@@ -562,7 +728,10 @@ def baseline_checks(
         else:
             info["status"] = "compared"
             info["rounds"] = len(entry.get("rounds") or []) or 1
-            checks = [c.with_details(baseline_file=shown) for c in compare_entry(record, entry, tol, strict)]
+            checks = [
+                c.with_details(baseline_file=shown) for c in compare_entry(record, entry, tol, strict, confirmation)
+            ]
+            checks = _with_rounds_note(checks, entry)
             info["stale"] = any(c.get("stale") for c in checks)
             noisy = next((c for c in checks if c.metric == "latency" and c.get("noisy")), None)
             resolution = noisy.get("resolution") if noisy is not None else None
@@ -582,6 +751,15 @@ def baseline_checks(
     return checks, info
 
 
+def _with_rounds_note(checks: list[Check], entry: JsonMapping) -> list[Check]:
+    """The latency check with ``rounds_note`` (:func:`rounds_note`) where the entry's rounds were saved back
+    to back; the summary says it once per baseline file."""
+    note = rounds_note(entry.get("rounds") or [])
+    if note is None:
+        return checks
+    return [c.with_details(rounds_note=note) if c.metric == "latency" else c for c in checks]
+
+
 #: ``record.baseline.status`` values that say no baseline applies (reason in ``record.baseline.reason``):
 #: no file; the file has no entry for the (model, batch); a named file of this platform holds other
 #: deployment modes but not this one; the file is another platform's.
@@ -594,8 +772,8 @@ def _unusable(metric: str, message: str) -> Check:
 
 
 def short_reason(check: Check) -> str:
-    """A failed check in a few words, for pytest's one-line short summary: ``memory 1.16 GB > 1.0 GB``,
-    ``latency 1.42x baseline``, ``12.1 FPS < 15 FPS``."""
+    """A failed check in a few words, for pytest's one-line short summary: ``memory 1.16 GB > 1 GB``
+    (``1.003 GB > 1 GB``: digits enough to show the violation), ``latency 1.42x baseline``, ``12.1 FPS < 15 FPS``."""
     m, measured, limit = check.metric, check.measured, check.limit
     ratio = check.get("ratio")
     if m == "output":
@@ -611,16 +789,34 @@ def short_reason(check: Check) -> str:
         if measured is None:
             return f"{m} not measured"
         if m == "memory":
-            return f"memory {measured / 1e9:.3g} GB > {float(limit or 0) / 1e9:.3g} GB"
+            now, most = _apart(measured / 1e9, float(limit or 0) / 1e9)
+            return f"memory {now} GB > {most} GB"
+        if m == "model_memory":
+            now, most = _apart(measured / 1e9, float(limit or 0) / 1e9)
+            return f"model memory {now} GB > {most} GB"
         if m == "fps":
-            return f"{measured:.3g} FPS < {float(limit or 0):.3g} FPS"
+            now, least = _apart(measured, float(limit or 0))
+            return f"{now} FPS < {least} FPS"
     if check.get("inconclusive"):
         return f"{m} inconclusive (--dnn-strict)"
     if isinstance(ratio, (int, float)) and m in ("latency", "memory"):
         return f"{m} {ratio:.2f}x baseline"
     if m == "top1" and measured is not None:
-        return f"Top-1 {measured:.2f} % < {float(limit or 0):.2f} %"
+        now, least = f"{measured:.2f}", f"{float(limit or 0):.2f}"
+        if now == least:
+            now, least = _apart(measured, float(limit or 0), 5)
+        return f"Top-1 {now} % < {least} %"
     return f"{m} changed against the baseline" if check.kind == "baseline" else f"{m} failed"
+
+
+def _apart(measured: float, limit: float, digits: int = 3) -> tuple[str, str]:
+    """Both figures with ``digits`` significant digits, more where they would read the same: a short
+    reason must show the violation (``1.003 GB > 1 GB``, not ``1 GB > 1 GB``)."""
+    now, bound = f"{measured:.{digits}g}", f"{limit:.{digits}g}"
+    while now == bound and digits < 17:
+        digits += 1
+        now, bound = f"{measured:.{digits}g}", f"{limit:.{digits}g}"
+    return now, bound
 
 
 def failure_message(
@@ -655,6 +851,33 @@ def failure_message(
 UNUSABLE = ("file", "presence", "noise")
 
 
+def _in_failure(record: JsonMapping, check: JsonMapping, failures_shown: bool) -> bool:
+    """Whether pytest's failures section shows this check in full: its test failed with a text that holds it
+    (the record's ``reason``; not so where a ``pytest_dnnbench_record`` hook failed the test first)."""
+    message = str(check.get("message") or "")
+    failed = failures_shown and record.get("outcome") == "failed"
+    return failed and bool(message) and message in str(record.get("reason") or "")
+
+
+def _listing(head: str, found: Sequence[tuple[JsonMapping, JsonMapping]], failures_shown: bool) -> list[str]:
+    """A head line and one line per (record, check): each check in full once (:func:`_listed`)."""
+    if any(_in_failure(r, c, failures_shown) for r, c in found):
+        head += " (in full in the failures above)"
+    return [head] + [_listed(r, c, failures_shown) for r, c in found]
+
+
+def _listed(record: JsonMapping, check: JsonMapping, failures_shown: bool) -> str:
+    """A check in the summary's list: in full, or in a few words with its test's (model, batch, mode) where the
+    failures section shows it in full (:func:`_in_failure`)."""
+    if not _in_failure(record, check, failures_shown):
+        return f"  - {check.get('message')}"
+    mode = record.get("mode")
+    where = f"{record.get('model')} at batch {record.get('batch_size')}" + (
+        f" ({mode})" if mode and mode != "eager" else ""
+    )
+    return f"  - {where}: {short_reason(Check.from_json(check))}"
+
+
 def regressions(records: Sequence[JsonMapping]) -> list[tuple[JsonMapping, JsonMapping]]:
     """(record, check) of every failed baseline comparison (not a missing or unusable file)."""
     return [
@@ -668,8 +891,29 @@ def regressions(records: Sequence[JsonMapping]) -> list[tuple[JsonMapping, JsonM
     ]
 
 
-def summary_lines(records: Sequence[JsonMapping], notes: Sequence[str], save_requested: bool) -> list[str]:
-    """The end-of-run section on baselines and constraints, from the run's records (JSON form)."""
+def back_to_back_lines(records: Sequence[JsonMapping]) -> list[str]:
+    """One summary line per baseline file whose rounds were saved back to back (the latency checks'
+    ``rounds_note``, :func:`rounds_note`), with how many other results compared with it are alike."""
+    by_file: dict[str, list[str]] = {}
+    for r in records:
+        for c in r.get("checks") or []:
+            if c.get("metric") == "latency" and c.get("rounds_note"):
+                by_file.setdefault(str(c.get("baseline_file")), []).append(str(c["rounds_note"]))
+    lines = []
+    for path, notes in by_file.items():
+        others = len(notes) - 1
+        alike = f"; so were the rounds of {others} other result(s) compared with it" if others else ""
+        lines.append(f"baseline {path}: {notes[0]}{alike}")
+    return lines
+
+
+def summary_lines(
+    records: Sequence[JsonMapping], notes: Sequence[str], save_requested: bool, failures_shown: bool = True
+) -> list[str]:
+    """The end-of-run section on baselines and constraints, from the run's records (JSON form).
+
+    A failed check is said in full once: where its test failed and pytest's failures section shows the test's
+    text (``failures_shown``: not under ``--tb=no`` or ``--tb=line``), this section names it in a few words."""
     lines: list[str] = []
     by_status: dict[object, list[JsonMapping]] = {}
     for r in records:
@@ -704,8 +948,8 @@ def summary_lines(records: Sequence[JsonMapping], notes: Sequence[str], save_req
         (r, c) for r in records for c in r.get("checks") or [] if c.get("metric") == "latency" and c.get("inconclusive")
     ]
     if inconclusive:
-        lines.append(f"inconclusive latency comparisons: {len(inconclusive)} (passed unless --dnn-strict)")
-        lines += [f"  - {c['message']}" for _, c in inconclusive]
+        head = f"inconclusive latency comparisons: {len(inconclusive)} (passed unless --dnn-strict)"
+        lines += _listing(head, inconclusive, failures_shown)
     noisy = sorted(
         {
             f"{r['model']} at batch {r['batch_size']} (resolves +{100 * float(c.get('resolution') or 0):.0f} %)"
@@ -719,16 +963,15 @@ def summary_lines(records: Sequence[JsonMapping], notes: Sequence[str], save_req
             f"baseline too noisy to resolve the latency tolerance for {len(noisy)} result(s): {', '.join(noisy[:4])}"
             f"{' ...' if len(noisy) > 4 else ''}; re-record it on a quiet machine"
         )
+    lines += back_to_back_lines(records)
     found = regressions(records)
     violations = [
         (r, c) for r in records for c in r.get("checks") or [] if c.get("kind") == "constraint" and not c.get("passed")
     ]
     if found:
-        lines.append(f"baseline regressions: {len(found)}")
-        lines += [f"  - {c['message']}" for _, c in found]
+        lines += _listing(f"baseline regressions: {len(found)}", found, failures_shown)
     if violations:
-        lines.append(f"deployment constraint violations: {len(violations)}")
-        lines += [f"  - {c['message']}" for _, c in violations]
+        lines += _listing(f"deployment constraint violations: {len(violations)}", violations, failures_shown)
     cons = [c for r in records for c in r.get("checks") or [] if c.get("kind") == "constraint"]
     if cons and not violations:
         lines.append(f"deployment constraints: {len(cons)} check(s) passed")

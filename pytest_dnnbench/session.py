@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
     from .accuracy.evaluate import AccuracyRun
     from .constraints import Constraints
-    from .gate import Tolerances
+    from .gate import Confirmation, Tolerances
     from .measure.backends import Backend
     from .measure.bench import BenchSettings, Measurement
     from .measure.floor import Floor, FloorCache
@@ -61,6 +61,8 @@ SUITE_PATH = Path(__file__).parent / "suite" / "bench_models.py"
 SUITE_NODEID = "pytest_dnnbench/suite/bench_models.py"
 DNN_FIXTURES = ("dnn_model", "dnn_bench", "dnn_device", "dnn_backend")
 
+#: Why a fresh process's measurement is left out of a confirmation (``--dnn-confirm``).
+BUSY_CONFIRMATION = "measured on a busy machine"
 #: How :func:`baseline_store.save_run` begins the note of a file it saved (listed with the files written).
 SAVED_PREFIX = "baseline saved"
 #: Seconds a run waits for another run's lock on the same ``--dnn-json`` file before it stops with a usage error.
@@ -178,6 +180,8 @@ class DnnSession:
         self._counters_primed = False
         #: CPU runtime floors (RSS of a fresh interpreter with torch and a model's library), per library.
         self._floors: FloorCache | None = None
+        #: The registry models collected, whose floors the first test that builds one measures (None: done).
+        self._floors_planned: set[str] | None = None
         #: The machine's load at the start of the benchmark run (for the run's load in the environment).
         self._load_start: LoadSnapshot | None = None
         self._sigterm_previous: _Handler = None
@@ -210,6 +214,10 @@ class DnnSession:
                 config.args = [str(SUITE_PATH)]  # the shipped suite, unless paths were given
             if not self.is_worker:
                 self._configure_xdist()
+            if not self.is_worker and s.device != "auto" and not self._workers_elsewhere():
+                # An explicit device that is not here (cuda without a GPU), or a precision it cannot run: a usage
+                # error now, before anything is collected. torch is imported for cuda only (benchmark mode).
+                self.ensure_device()
             self._catch_sigterm()  # also at a pytest-xdist controller, which never collects
         if not self.is_worker:
             self._check_outputs()
@@ -421,6 +429,16 @@ class DnnSession:
             config.option.dist = "loadgroup"
             self.group_by_model = True
 
+    def _workers_elsewhere(self) -> bool:
+        """Whether pytest-xdist runs the tests on other machines (``--tx ssh=...``): their devices are not
+        this one's, so nothing about the device is resolved here."""
+        config = self.config
+        dist = getattr(config.option, "dist", "no")
+        tx = [str(t) for t in (getattr(config.option, "tx", None) or [])]
+        if not (dist and dist != "no" and tx):
+            return False
+        return not all(t.startswith("popen") or t.split("*", 1)[-1].startswith("popen") for t in tx)
+
     def _gpu_sharing(self, n_workers: int, local_only: bool) -> str | None:
         """Why these workers would share a GPU, or None (GPUs are counted where the workers run: here)."""
         from .device import TorchProbe, gpu_sharing_problem
@@ -459,10 +477,15 @@ class DnnSession:
         lines = []
         if self.benchmark_mode:
             s = self.settings
+            device = self.device or (s.device if self._workers_elsewhere() else self.ensure_device())
+            cuda = (
+                f", cudnn.benchmark {'on' if s.cudnn_benchmark else 'off'}, TF32 {'on' if s.tf32 else 'off'}"
+                if device != "cpu"
+                else ""
+            )
             lines.append(
                 f"dnnbench: {len(self.selected or [])} models x {len(s.batch_sizes)} batch sizes, "
-                f"device {s.device}, {s.precision}, cudnn.benchmark {'on' if s.cudnn_benchmark else 'off'}, "
-                f"seed {s.seed}, budget {s.policy.max_time_s:g} s/test"
+                f"device {device}, {s.precision}{cuda}, seed {s.seed}, budget {s.policy.max_time_s:g} s/test"
             )
         header = self.accuracy.header() if self.accuracy is not None else None
         if header:
@@ -544,7 +567,16 @@ class DnnSession:
             self.ensure_device()
             self._catch_sigterm()
             self._check_automatic_baseline()
-            self._measure_floors({name for name, _ in self.progress.plan.values()})
+            # Measured by the first test that builds a model, not now: collecting, listing and skipped runs never
+            # pay for them.
+            self._floors_planned = {name for name, _ in self.progress.plan.values()}
+
+    def _measure_planned_floors(self) -> None:
+        """The floors of the collected registry models, once, when the first test builds its model (before its
+        budget starts)."""
+        planned, self._floors_planned = self._floors_planned, None
+        if planned:
+            self._measure_floors(planned)
 
     def _measure_floors(self, models: set[str]) -> None:
         """On the CPU, the runtime floor of each library the planned registry models come from, measured now
@@ -601,6 +633,8 @@ class DnnSession:
         s = self.settings
         if s.baseline != "auto" or self.device != "cpu" or self.is_worker:
             return
+        if not any((s.rootpath / "baselines").glob("cpu-*.json")):
+            return  # no CPU baseline file at all: nothing to check (and no torch to import for its name)
         import torch
 
         from .baseline_store import platform_key
@@ -709,6 +743,7 @@ class DnnSession:
 
         backend = self.backend()
         backend.release()  # the previous model's fixture has been finished by now: return its memory first
+        self._measure_planned_floors()  # the first model of the run: before its test's budget starts
         import_source(spec)  # importing the library is not the model's time: before the budget starts
         start = time.monotonic()
         try:
@@ -826,6 +861,11 @@ class DnnSession:
         plain_record = record.to_json()
         constraint_checks = check_constraints(plain_record, constraints)
         base_checks, info = baseline_checks(self.baselines, plain_record, tolerances, self.settings.strict)
+        confirmation = self._confirmation(call, spec, base_checks)
+        if confirmation is not None:  # a suspicious latency, measured again in fresh processes: judged again
+            base_checks, info = baseline_checks(
+                self.baselines, plain_record, tolerances, self.settings.strict, confirmation
+            )
         record = dataclasses.replace(
             record,
             checks=record.checks + tuple(constraint_checks) + tuple(base_checks),
@@ -895,6 +935,56 @@ class DnnSession:
         spec = self._current.spec if self._current is not None and self._current.module is model else None
         record, module = self._measure(call, model, spec)
         return record, module, spec
+
+    def _confirmation(self, call: BenchCall, spec: ModelSpec | None, checks: Sequence[Check]) -> Confirmation | None:
+        """A latency slower than the baseline beyond the tolerance (and under the hard ceiling) is measured
+        again in ``--dnn-confirm`` fresh processes (the isolated child) before it is judged: one process
+        may just have landed on a slow state of the machine. None where no check asks for it."""
+        from .gate import Confirmation
+
+        if self.settings.confirm <= 0 or not any(c.metric == "latency" and c.get("suspicious") for c in checks):
+            return None
+        if spec is None:
+            return Confirmation(
+                problem="a model of your own, not from the registry, is not measured in fresh processes"
+            )
+        if call.mode != "eager":
+            return Confirmation(problem=f"fresh processes measure eager only, not mode {call.mode}")
+        if spec.factory is not None:
+            return Confirmation(
+                problem=f"{spec.name} was registered with a Python callable, which a fresh process cannot import "
+                "(register it by importable name)"
+            )
+        from .isolated import IsolatedOutOfMemory, IsolationError, make_request, run_isolated, timeout_for
+
+        settings = self.bench_settings()
+        request = make_request(
+            spec, settings, call.batch, _test_id(call.item), max_host_memory=self.settings.max_host_memory
+        )
+        start = time.monotonic()
+        medians: list[float] = []
+        problems: list[str] = []
+        for _ in range(self.settings.confirm):
+            if problems and problems[-1] == BUSY_CONFIRMATION and self.settings.calm_wait_s > 0:
+                from .measure.load import wait_for_calm
+
+                wait_for_calm(self.settings.calm_wait_s)  # the last one was busy: let the machine calm down first
+            try:
+                answer, _ = run_isolated(request, timeout_for(settings))
+            except (IsolatedOutOfMemory, IsolationError) as exc:
+                problems.append(str(exc).splitlines()[0][:200])
+                continue
+            measured = Record.from_json(answer)
+            if (measured.load or {}).get("busy"):
+                problems.append(BUSY_CONFIRMATION)
+            elif measured.latency.insufficient:
+                problems.append("fewer samples than the minimum")
+            else:
+                medians.append(float(measured.latency.median))
+        problem = None
+        if problems:
+            problem = f"{len(problems)} of {self.settings.confirm} fresh processes left out: {problems[0]}"
+        return Confirmation(tuple(medians), problem, time.monotonic() - start)
 
     def _settle_preparations(self) -> None:
         """A preparation abandoned at ``--dnn-prepare-timeout`` goes on in a worker thread until it ends: wait
@@ -1413,6 +1503,9 @@ class DnnSession:
         tr = terminalreporter
         records = [r.to_json() for r in self.records]
         env = self.environment or {}
+        trust = trust_line(records, self.settings.policy.max_time_s)
+        if trust is not None:  # first: the table below is not to be read as if it could be trusted
+            tr.write_line(trust, red=True, bold=True)
         if records:
             from .report.terminal import format_table
 
@@ -1441,7 +1534,8 @@ class DnnSession:
         notes = [n for n in self.notes if not n.startswith(SAVED_PREFIX)]
         if gated or notes:
             tr.write_sep("-", "dnnbench: baselines and deployment constraints")
-            for line in summary_lines(gated, notes, self.settings.save_baseline is not None):
+            shown = self.config.getoption("tbstyle", "auto") not in ("no", "line")  # the failures, in full
+            for line in summary_lines(gated, notes, self.settings.save_baseline is not None, shown):
                 tr.write_line(line)
         written = self._files_written()
         if written:
@@ -1693,6 +1787,31 @@ def _user_chose_dist(config: pytest.Config) -> bool:
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
+
+
+def trust_line(records: Sequence[JsonMapping], max_time_s: float) -> str | None:
+    """The run's figures cannot be trusted when most of its rows (more than half) were measured on a busy
+    machine, capped by the time budget or left with fewer samples than the minimum: the line that says so,
+    with the counts and the fix; None otherwise."""
+    rows = [
+        (bool((r.get("load") or {}).get("busy")), bool(lat.get("capped")), bool(lat.get("insufficient")))
+        for r in records
+        for lat in [r.get("latency_ms") or {}]
+    ]
+    if not rows or 2 * sum(any(row) for row in rows) <= len(rows):
+        return None
+    busy, capped, insufficient = (sum(row[k] for row in rows) for k in range(3))
+    counts = [
+        (busy, "measured on a busy machine"),
+        (capped, "capped by the time budget"),
+        (insufficient, "with fewer samples than the minimum"),
+    ]
+    parts = [f"{n} {what}" for n, what in counts if n]
+    parts[0] = parts[0].replace(" ", f" of {len(records)} ", 1)
+    fixes = (["run on a quiet machine"] if busy else []) + (
+        [f"raise --dnn-max-time (now {max_time_s:g} s)"] if capped or insufficient else []
+    )
+    return f"dnnbench: these figures cannot be trusted: {', '.join(parts)}; {', '.join(fixes)}"
 
 
 def _memory_note(env: JsonMapping, records: Sequence[JsonMapping]) -> str:

@@ -64,6 +64,8 @@ MAX_SHOWN = 200
 MAX_BATCH = 2**31 - 1
 #: Most CPU threads accepted for torch.
 MAX_THREADS = 4096
+#: Most fresh processes a suspicious latency is confirmed in (``--dnn-confirm``).
+MAX_CONFIRM = 20
 
 T = TypeVar("T")
 
@@ -290,6 +292,14 @@ OPTIONS: tuple[Option, ...] = (
         ini="bool",
     ),
     Option(
+        "--dnn-confirm",
+        "dnn_confirm",
+        "fresh processes that measure a suspicious latency again (slower than the baseline beyond the tolerance, "
+        "under the hard ceiling) before it fails; their medians are judged against the baseline's rounds "
+        "(0 turns it off).",
+        default="4",
+    ),
+    Option(
         "--dnn-calm-wait",
         "dnn_calm_wait",
         "how long a test measured on a busy machine waits for it to calm down before it is measured again "
@@ -300,6 +310,13 @@ OPTIONS: tuple[Option, ...] = (
         "--dnn-max-memory",
         "dnn_max_memory",
         "deployment constraint: maximum total process memory (0.7GB = 7e8 bytes, 700MB, 1.4GiB = 1.4 x 2^30, bytes).",
+    ),
+    Option(
+        "--dnn-max-model-memory",
+        "dnn_max_model_memory",
+        "deployment constraint: maximum memory of the model itself (CPU: its parameters and buffers + the forward "
+        "pass's working set, without the runtime floor of torch and its library; GPU: the allocator's peak, "
+        "without the CUDA context), e.g. 200MB.",
     ),
     Option(
         "--dnn-min-fps",
@@ -735,6 +752,7 @@ class Settings:
     constraints: Constraints = Constraints()
     strict: bool = False
     calm_wait_s: float = MAX_CALM_WAIT_S
+    confirm: int = 4
     # -- reports
     report_dir: Path | None = None
     #: pytest-benchmark's own end-of-run tables, in benchmark mode (``--dnn-benchmark-tables``).
@@ -847,6 +865,7 @@ class _GatingFields(TypedDict):
     constraints: Constraints
     strict: bool
     calm_wait_s: float
+    confirm: int
 
 
 def _accuracy_settings(r: _Reader) -> _AccuracyFields:
@@ -907,12 +926,14 @@ def _gating_settings(r: _Reader) -> _GatingFields:
         alpha=r.required("dnn_latency_alpha", parse_probability),
         max_slowdown=r.required("dnn_max_slowdown", parse_slowdown),
     )
-    mem, fps = r.value("dnn_max_memory"), r.value("dnn_min_fps")
+    mem, fps, own = r.value("dnn_max_memory"), r.value("dnn_min_fps"), r.value("dnn_max_model_memory")
     constraints = Constraints(
         max_memory=r.parsed("dnn_max_memory", parse_bytes),
         min_fps=r.parsed("dnn_min_fps", parse_rate),
         max_memory_source=mem.describe(_BY_DEST["dnn_max_memory"]) if mem.text is not None else "",
         min_fps_source=fps.describe(_BY_DEST["dnn_min_fps"]) if fps.text is not None else "",
+        max_model_memory=r.parsed("dnn_max_model_memory", parse_bytes),
+        max_model_memory_source=own.describe(_BY_DEST["dnn_max_model_memory"]) if own.text is not None else "",
     )
     return {
         "baseline": baseline,
@@ -925,6 +946,7 @@ def _gating_settings(r: _Reader) -> _GatingFields:
         "constraints": constraints,
         "strict": r.switch("dnn_strict"),
         "calm_wait_s": r.required("dnn_calm_wait", parse_calm_wait),
+        "confirm": r.required("dnn_confirm", lambda v, o: parse_int(v, o, 0, MAX_CONFIRM)),
     }
 
 
@@ -1003,8 +1025,9 @@ MARKERS = (
     "dnn_tolerance(latency=None, memory=None, top1=None, max_slowdown=None): override the baseline tolerances "
     "for this test (latency and memory relative, e.g. 0.2 or '20%'; top1 in percentage points; max_slowdown a "
     "ratio such as 3 or '3x').",
-    "dnn_constraints(max_memory=None, min_fps=None): deployment limits for this test's dnn_bench records "
-    "(max_memory: '1.0GB', '700MB', '1.4GiB' or bytes; min_fps: images per second at the batch under test).",
+    "dnn_constraints(max_memory=None, min_fps=None, max_model_memory=None): deployment limits for this test's "
+    "dnn_bench records (max_memory: '1.0GB', '700MB', '1.4GiB' or bytes; min_fps: images per second at the batch "
+    "under test; max_model_memory: the model's own memory, without the runtime floor, as max_memory).",
 )
 
 
@@ -1035,12 +1058,20 @@ def item_limits(
             max_slowdown=given.get("max_slowdown", tol.max_slowdown),
         )
     if constraints is not None:
-        kwargs = _marker_kwargs(constraints, where, "dnn_constraints", ("max_memory", "min_fps"), "max_memory='1GB'")
+        kwargs = _marker_kwargs(
+            constraints, where, "dnn_constraints", ("max_memory", "min_fps", "max_model_memory"), "max_memory='1GB'"
+        )
         if kwargs.get("max_memory") is not None:
             cons = replace(
                 cons,
                 max_memory=parse_bytes(kwargs["max_memory"], f"{where}: dnn_constraints(max_memory"),
                 max_memory_source=f"marker dnn_constraints(max_memory={kwargs['max_memory']!r})",
+            )
+        if kwargs.get("max_model_memory") is not None:
+            cons = replace(
+                cons,
+                max_model_memory=parse_bytes(kwargs["max_model_memory"], f"{where}: dnn_constraints(max_model_memory"),
+                max_model_memory_source=f"marker dnn_constraints(max_model_memory={kwargs['max_model_memory']!r})",
             )
         if kwargs.get("min_fps") is not None:
             cons = replace(

@@ -501,7 +501,7 @@ def test_markers_are_registered(project: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "@pytest.mark.dnn_tolerance(latency=None, memory=None, top1=None, max_slowdown=None)*",
-            "@pytest.mark.dnn_constraints(max_memory=None, min_fps=None)*",
+            "@pytest.mark.dnn_constraints(max_memory=None, min_fps=None, max_model_memory=None)*",
         ]
     )
 

@@ -76,9 +76,29 @@ def _td(cell: Cell, fn: Footnotes) -> str:
     return f"<td{cls}>{_e(cell.text)}{marks}</td>"
 
 
-def table(t: Table, level: int = 3) -> str:
+class Anchors:
+    """The ids of one page, each once: a key seen before gets the number of its occurrence (``table1``,
+    ``table1-2``, ...: in a side-by-side report, each platform's Table 1, Table 3 and environment, in the
+    order of the platforms)."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    def take(self, key: str) -> str:
+        anchor, n = key, 1
+        while anchor in self.used:
+            n += 1
+            anchor = f"{key}-{n}"
+        self.used.add(anchor)
+        return anchor
+
+
+def table(t: Table, level: int = 3, anchors: Anchors | None = None) -> str:
     fn = footnotes(t)
-    parts = [f'<h{level} id="{_e(t.key)}">{_e(t.title)}</h{level}>']
+    anchor = t.key if anchors is None else anchors.take(t.key)
+    parts = [f'<h{level} id="{_e(anchor)}">{_e(t.title)}</h{level}>']
+    if t.absent:  # not made: it would say nothing
+        return "\n".join([*parts, f'<p class="caption">{_e(t.absent)}</p>'])
     if t.caption:
         parts.append(f'<p class="caption">{_e(t.caption)}</p>')
     if t.legend:
@@ -107,13 +127,14 @@ def _name_cols(t: Table) -> int:
     return sum(1 for c in t.rows[0] if c.header) if t.rows else 1
 
 
-def figures(report: Report) -> str:
-    parts = ['<h2 id="figures">Figures</h2>']
+def figures(report: Report, anchors: Anchors | None = None) -> str:
+    anchors = anchors or Anchors()
+    parts = [f'<h2 id="{anchors.take("figures")}">Figures</h2>']
     for f in report.figures:
         data = base64.b64encode(f.png).decode("ascii")
         notes = "".join(f"<li>{_e(n)}</li>" for n in f.notes)
         parts.append(
-            f'<figure id="{_e(f.key)}"><h3>{_e(f.title)}</h3>'
+            f'<figure id="{_e(anchors.take(f.key))}"><h3>{_e(f.title)}</h3>'
             f'<img src="data:image/png;base64,{data}" alt="{_e(f.title)}" data-file="{_e(f.filename)}">'
             f"<figcaption>{_e(f.caption)}</figcaption>"
             + (f'<ul class="notes">{notes}</ul>' if notes else "")
@@ -123,6 +144,7 @@ def figures(report: Report) -> str:
 
 
 def render(report: Report) -> str:
+    anchors = Anchors()
     body = [f"<h1>{_e(report.title)}</h1>"]
     body += [f"<p>{_e(line)}</p>" for line in report.intro if line.strip()]
     for heading, tables in report.sections:
@@ -131,13 +153,13 @@ def render(report: Report) -> str:
             body.append(f"<details><summary>{_e(heading)}</summary>")
         else:
             body.append(f"<h2>{_e(heading)}</h2>")
-        body += [table(t) for t in tables]
+        body += [table(t, anchors=anchors) for t in tables]
         if collapsed:
             body.append("</details>")
         if heading == report.figures_after:
-            body.append(figures(report))
+            body.append(figures(report, anchors))
     if report.figures_after is None:
-        body.append(figures(report))
+        body.append(figures(report, anchors))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

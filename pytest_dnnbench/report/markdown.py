@@ -79,6 +79,8 @@ def _cell(cell: Cell, fn: Footnotes) -> str:
 
 def table(t: Table, level: int = 3) -> list[str]:
     out = [f"{'#' * level} {t.title}", ""]
+    if t.absent:  # not made: it would say nothing
+        return out + [_esc(t.absent), ""]
     if t.caption:
         out += [f"_{_esc(t.caption)}_", ""]
     if not t.rows:

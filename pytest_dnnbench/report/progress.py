@@ -86,11 +86,14 @@ class Progress:
             return None
         self.announced = model
         models = self.models()
-        sizes = list(dict.fromkeys(str(b) for m, b in self.plan.values() if m == model))  # once, whatever the modes
+        # Once, whatever the modes; a test without dnn_batch_size (None) runs at dnn_bench's default, batch 1.
+        planned = [b for m, b in self.plan.values() if m == model]
+        sizes = list(dict.fromkeys(str(1 if b is None else b) for b in planned))
         left = len(self.plan) - len(self.started) + 1
+        batches = "batch 1" if all(b is None for b in planned) else f"batch sizes {','.join(sizes)}"
         return (
-            f"dnnbench: model {models.index(model) + 1}/{len(models)} {model}, batch sizes "
-            f"{','.join(sizes)} ({left} of {len(self.plan)} tests left), {format_time_left(self.time_left())}"
+            f"dnnbench: model {models.index(model) + 1}/{len(models)} {model}, {batches} "
+            f"({left} of {len(self.plan)} tests left), {format_time_left(self.time_left())}"
         )
 
     def finish(self, nodeid: str) -> None:

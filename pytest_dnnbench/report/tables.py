@@ -88,6 +88,9 @@ class Table:
     #: Numbers (into ``notes``) of the notes on the whole table, which no cell marks (Table 3's key
     #: to its Top-1 marks): shown unnumbered after the notes the cells mark.
     remarks: list[int] = field(default_factory=list)
+    #: Why the table is not made (it would say nothing: Table 3 with no Top-1 to rank): shown as one
+    #: line under the title instead of the table.
+    absent: str = ""
 
 
 class Notes:
@@ -116,8 +119,25 @@ def model_order(records: Iterable[JsonMapping], missing: Iterable[JsonMapping] =
     return list(seen)
 
 
+#: The batch of a test with no batch size of its own (no ``dnn_batch_size``): ``dnn_bench``'s default.
+DEFAULT_BATCH = 1
+
+
+def missing_batch(entry: JsonMapping) -> int:
+    """The batch size of a missing entry; one that names none (a test without ``dnn_batch_size``) ran at
+    :data:`DEFAULT_BATCH`: its cell is there, with its reason, and no other batch size is implied."""
+    bs = entry.get("batch_size")
+    return DEFAULT_BATCH if bs is None else int(bs)
+
+
+def missing_index(missing: Iterable[JsonMapping]) -> dict[tuple[str, int], JsonMapping]:
+    """(model, batch) -> missing entry (:func:`missing_batch`)."""
+    return {(str(m.get("model")), missing_batch(m)): m for m in missing}
+
+
 def batch_order(records: Iterable[JsonMapping], missing: Iterable[JsonMapping] = ()) -> list[int]:
-    return sorted({int(r["batch_size"]) for r in list(records) + list(missing) if r.get("batch_size") is not None})
+    sizes = {int(r["batch_size"]) for r in records if r.get("batch_size") is not None}
+    return sorted(sizes | {missing_batch(m) for m in missing})
 
 
 def names_of(records: Iterable[JsonMapping], missing: Iterable[JsonMapping] = ()) -> dict[str, str]:
@@ -224,6 +244,20 @@ def short_reason(reason: object, limit: int = 320) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def first_line(reason: object) -> str:
+    """The first line of a test's failure, without pytest.fail's ``Failed: ``: the reason in a few words
+    (``memory 0.556 GB > 0.001 GB``); the whole text is in the test's failure and the results file."""
+    line = next((part.strip() for part in str(reason or "").splitlines() if part.strip()), "")
+    return short_reason(line.removeprefix("Failed: ").removeprefix("Skipped: "))
+
+
+def outcome_note(rec: JsonMapping) -> str:
+    """The note on a figure of a test that did not pass: its outcome and the reason in a few words
+    (:func:`first_line`), never the whole failure text again (``failed: memory 0.556 GB > 0.001 GB``)."""
+    why = first_line(rec.get("reason"))
+    return f"{rec.get('outcome')}: {why}" if why else str(rec.get("outcome"))
+
+
 def _missing_reason(
     model: str,
     bs: int,
@@ -240,7 +274,7 @@ def _missing_reason(
             if reason:
                 return f"not measured: {reason}"
         out = rec.get("outcome") or "no figure"
-        return f"{out}: {short_reason(rec.get('reason')) or 'the record has no figure'}"
+        return f"{out}: {first_line(rec.get('reason')) or 'the record has no figure'}"
     m = missing.get((model, bs))
     if m is not None:
         return f"{m.get('outcome', 'missing')}: {short_reason(m.get('reason')) or 'no reason given'}"
@@ -394,7 +428,7 @@ def _grid(
     sizes = batch_order(records, missing)
     names = names_of(records, missing)
     recs = index(records)
-    miss = {(str(m.get("model")), int(m.get("batch_size") or 0)): m for m in missing}
+    miss = missing_index(missing)
     notes = Notes()
     rows: list[list[Cell]] = []
     for model in models:
@@ -412,7 +446,7 @@ def _grid(
             if b is not None:
                 cell.cls = f"{band_prefix}{b}"
             if rec.get("outcome") not in (None, "passed"):
-                cell.notes.append(notes.add(f"{rec.get('outcome')}: {short_reason(rec.get('reason'))}"))
+                cell.notes.append(notes.add(outcome_note(rec)))
             row.append(cell)
         rows.append(row)
     return Table(key, title, ["model"] + [str(bs) for bs in sizes], rows, notes.texts, caption, legend)
@@ -527,6 +561,8 @@ class Table3:
     excluded: list[str] = field(default_factory=list)
     #: The candidates are (model, mode) pairs: the records hold several modes.
     pairs: bool = False
+    #: No candidate has a Top-1 (measured, reference or the paper's): there is nothing to rank.
+    no_top1: bool = False
 
 
 class Table3Options(TypedDict, total=False):
@@ -615,7 +651,10 @@ def select_table3(
             cells[(mem, fps)] = ranked[:top_n]
             statuses.update(c.top1.status for c in ranked[:top_n])
             unranked[(mem, fps)] = sorted((c for c in fit if c.top1.value is None), key=lambda c: (-c.fps, c.model))
-    return Table3(cells, unranked, tuple(memory_limits_gib), tuple(fps_limits), note, statuses, excluded, pairs)
+    no_top1 = bool(figures) and all(t.value is None for t in tops.values())
+    return Table3(
+        cells, unranked, tuple(memory_limits_gib), tuple(fps_limits), note, statuses, excluded, pairs, no_top1
+    )
 
 
 def table3(records: Sequence[JsonMapping], **kwargs: Unpack[Table3Options]) -> Table:
@@ -631,6 +670,14 @@ def table3_table(sel: Table3, title: str | None = None) -> Table:
     if title is None:
         title = TABLE3_PAIRS_TITLE if sel.pairs else TABLE3_TITLE
     what = "(model, mode) pairs" if sel.pairs else "models"
+    key = "table3_pairs" if sel.pairs else "table3"
+    if sel.no_top1 and sel.note is None:
+        which = "no (model, mode) pair" if sel.pairs else "no model"
+        absent = (
+            f"nothing to rank: {which} measured at batch 1 here has a Top-1 "
+            "(measured, published for its weights, or the paper's)"
+        )
+        return Table(key, title, [], [], absent=absent)
     notes = Notes()
     rows: list[list[Cell]] = []
     for mem in sel.memory_limits:
@@ -675,7 +722,7 @@ def table3_table(sel: Table3, title: str | None = None) -> Table:
     if sel.pairs:
         caption += "; each mode of a model is a candidate of its own, with its own FPS and memory"
     return Table(
-        "table3_pairs" if sel.pairs else "table3",
+        key,
         title,
         ["memory \\ FPS"] + [f"≥ {f:g} FPS" for f in sel.fps_limits],
         rows,
@@ -775,7 +822,7 @@ def compare_table(
     else:
         raise ValueError(f"unknown metric {metric!r}")
     recs = [index(p.records) for p in platforms]
-    misses = [{(str(m.get("model")), int(m.get("batch_size") or 0)): m for m in p.missing} for p in platforms]
+    misses = [missing_index(p.missing) for p in platforms]
     models: dict[str, None] = {}
     names: dict[str, str] = {}
     sizes: set[int] = set()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..measure.flops import DISAGREEMENT
 from ..units import format_count, format_mib
+from .markdown import Footnotes, footnotes
 from .tables import (
     _num,
     energy_reason,
@@ -15,6 +16,7 @@ from .tables import (
     joules_per_image,
     mode_key,
     mode_of,
+    paper_top1,
     shows_modes,
     top1_of,
     watts,
@@ -110,17 +112,26 @@ def record_row(rec: JsonMapping) -> tuple[str, ...]:
 #: The accuracy column, shown after params when the records carry accuracy (real runs always do).
 TOP1_COLUMN = "Top-1(%)"
 REFERENCE_MARK = "(ref)"
+#: A Top-1 neither measured nor published for these weights: the paper's figure for the model, as Table 3
+#: and the figures use it (mark ``p`` there).
+PAPER_MARK = "(paper)"
 REFERENCE_LEGEND = (
     f"{TOP1_COLUMN}: plain = measured in this run; {REFERENCE_MARK} = published reference figure, "
     "not measured here (accuracy.reason says why); - = unavailable"
 )
+PAPER_LEGEND = (
+    f"{TOP1_COLUMN}: {PAPER_MARK} = the paper's Top-1 for this model (Bianco et al. 2018; no measurement or "
+    "reference figure of these weights), the figure Table 3 ranks it by (mark p there)"
+)
 
 
 def accuracy_cell(rec: JsonMapping) -> str:
-    """Top-1 as measured (``76.13``), a reference figure marked as such (``76.13 (ref)``), or ``-``."""
+    """Top-1 as measured (``76.13``), a reference figure marked as such (``76.13 (ref)``), else the paper's
+    figure for the model (``69.52 (paper)``, as in Table 3), or ``-``."""
     top1, kind = top1_of(rec)
     if top1 is None:
-        return "-"
+        paper = paper_top1(str(rec.get("model")))
+        return "-" if paper is None else f"{float(paper):.2f} {PAPER_MARK}"
     text = format(float(top1), ".2f")
     return text if kind == "measured" else f"{text} {REFERENCE_MARK}"
 
@@ -268,6 +279,8 @@ def format_table(records: Iterable[JsonMapping]) -> list[str]:
         legend.append(LEGEND[BASELINE_COLUMN])
     if with_accuracy and any(REFERENCE_MARK in cell for cell in cols[TOP1_COLUMN]):
         legend.append(REFERENCE_LEGEND)
+    if with_accuracy and any(PAPER_MARK in cell for cell in cols[TOP1_COLUMN]):
+        legend.append(PAPER_LEGEND)
     if with_modes:
         legend += list(MODE_LEGEND.values())
     legend += _energy_legend(recs, with_energy)
@@ -292,17 +305,25 @@ def _energy_legend(records: Sequence[JsonMapping], with_energy: bool) -> list[st
 # -- the paper's tables, condensed to the terminal's width ------------------------------------------
 
 
-def _cell_text(cell: Cell) -> str:
-    marks = "".join(f"[{n}]" for n in cell.notes)
+def _cell_text(cell: Cell, fn: Footnotes | None = None) -> str:
+    marks = "".join(f"[{n}]" for n in (fn.marks(cell.notes) if fn is not None else cell.notes))
     return cell.text + marks
+
+
+def _notes(fn: Footnotes, width: int) -> list[str]:
+    """The notes the cells mark, numbered as the cells are, then the notes on the whole table, unnumbered
+    (as in Markdown and HTML: :func:`~.markdown.footnotes`)."""
+    lines = [_wrap(f"[{i}] {_ascii(t)}", width) for i, t in enumerate(fn.texts, 1)]
+    return lines + [_wrap(_ascii(t), width) for t in fn.remarks]
 
 
 def render_grid(table: Table, width: int = 80, name_width: int = 22) -> list[str]:
     """A :class:`~pytest_dnnbench.report.tables.Table` of single-line cells, as aligned text no
     wider than ``width``: long names are shortened, and columns that do not fit are left out
     (the last line says how many)."""
+    fn = footnotes(table)
     header = [_ascii(h) for h in table.header]
-    rows = [[_ascii(_cell_text(c)) for c in row] for row in table.rows]
+    rows = [[_ascii(_cell_text(c, fn)) for c in row] for row in table.rows]
     head_cols = sum(1 for c in (table.rows[0] if table.rows else []) if c.header) or 1
     for row in rows:
         for i in range(head_cols):
@@ -324,15 +345,18 @@ def render_grid(table: Table, width: int = 80, name_width: int = 22) -> list[str
             f"({ncols - shown} of {ncols - head_cols} columns not shown at this terminal width: "
             f"{', '.join(header[shown:])}; the full table is in --dnn-report)"
         )
-    lines.extend(_wrap(f"[{i}] {_ascii(t)}", width) for i, t in enumerate(table.notes, 1))
-    return lines
+    return lines + _notes(fn, width)
 
 
 def render_table3(table: Table, width: int = 80) -> list[str]:
-    """Table 3 as one wrapped line per (memory, FPS) pair; one line in all where no pair has a model."""
+    """Table 3 as one wrapped line per (memory, FPS) pair; one line in all where no pair has a model, and
+    the title and why where it is not made (nothing to rank)."""
+    if table.absent:
+        return [_wrap(f"{_ascii(table.title)}: {_ascii(table.absent)}", width)]
+    fn = footnotes(table)
     lines = [_wrap(_ascii(table.title), width)]
     cells = [cell for row in table.rows for cell in row[1:]]
-    texts = {_cell_text(cell) for cell in cells}
+    texts = {_cell_text(cell, fn) for cell in cells}
     if cells and not any(cell.lines for cell in cells) and len(texts) == 1:
         memory = " / ".join(_number_in(row[0].text) for row in table.rows)
         fps = " / ".join(_number_in(head) for head in table.header[1:])
@@ -343,19 +367,17 @@ def render_table3(table: Table, width: int = 80) -> list[str]:
                 indent="    ",
             )
         )
-        lines.extend(_wrap(f"[{i}] {_ascii(t)}", width) for i, t in enumerate(table.notes, 1))
-        return lines
+        return lines + _notes(fn, width)
     for row in table.rows:
         mem = _ascii(row[0].text)
         for head, cell in zip(table.header[1:], row[1:], strict=True):
             picks = cell.lines or []
             if picks:
-                text = ", ".join(_ascii(_cell_text(c)).replace("  ", " ") for c in picks)
+                text = ", ".join(_ascii(_cell_text(c, fn)).replace("  ", " ") for c in picks)
             else:
-                text = _ascii(_cell_text(cell))
+                text = _ascii(_cell_text(cell, fn))
             lines.append(_wrap(f"{mem}, {_ascii(head)}: {text}", width, indent="    "))
-    lines.extend(_wrap(f"[{i}] {_ascii(t)}", width) for i, t in enumerate(table.notes, 1))
-    return lines
+    return lines + _notes(fn, width)
 
 
 def _number_in(text: str) -> str:

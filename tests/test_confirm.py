@@ -1,0 +1,235 @@
+"""Confirm before failing: a suspicious latency is measured again in fresh processes (``--dnn-confirm``).
+
+The process is the unit of comparison: the fresh processes' medians are judged against the baseline's
+round medians (a rank test plus the tolerance). The end-to-end tests use a model whose forward pass
+sleeps, so that its latency is set by the test, and slower in the pytest process alone where asked.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+from helpers import FAST, load_json
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_dnnbench.gate import (
+    Confirmation,
+    Tolerances,
+    compare_entry,
+    judge_confirmation,
+)
+
+# -- the judgement (pure) ---------------------------------------------------------------------------------
+
+ROUNDS = [10.0, 10.2, 9.9, 10.1, 10.05]
+
+
+def test_slower_fresh_processes_confirm_the_regression() -> None:
+    v = judge_confirmation(ROUNDS, [13.0, 13.2, 12.9, 13.1], 0.10, 0.01)
+    assert v.outcome == "fail" and v.reason.startswith("confirmed: 4 fresh processes measured 1.30x")
+    assert v.p_value == pytest.approx(1 / math.comb(9, 4)) == v.min_p  # every new process slower than every round
+
+
+def test_fresh_processes_within_the_limit_do_not_confirm() -> None:
+    v = judge_confirmation(ROUNDS, [10.3, 9.8, 10.6, 10.2], 0.10, 0.01)
+    assert v.outcome == "pass" and "not confirmed" in v.reason and "within the limit" in v.reason
+
+
+def test_slower_but_not_significant_is_inconclusive_with_the_resolution() -> None:
+    v = judge_confirmation(ROUNDS, [13.0, 9.0, 13.5, 12.0], 0.10, 0.01)  # one fast process: not significant
+    assert v.outcome == "inconclusive" and "resolve +" in v.reason
+    assert v.resolvable > 1.10
+
+
+def test_too_few_rounds_can_never_confirm_and_say_so() -> None:
+    v = judge_confirmation([10.0, 10.1], [13.0, 13.2, 12.9], 0.10, 0.01)  # 1 / C(5, 3) = 0.1
+    assert v.outcome == "inconclusive" and v.min_p == pytest.approx(0.1)
+    assert "can never be significant" in v.reason and "save more baseline rounds" in v.reason
+
+
+def test_a_judgement_needs_two_fresh_processes() -> None:
+    with pytest.raises(ValueError):
+        judge_confirmation(ROUNDS, [13.0], 0.10, 0.01)
+
+
+@given(
+    st.lists(st.floats(min_value=1.0, max_value=100.0), min_size=3, max_size=12),
+    st.lists(st.floats(min_value=1.0, max_value=100.0), min_size=2, max_size=8),
+    st.floats(min_value=0.0, max_value=0.5),
+)
+def test_a_confirmed_regression_is_slower_beyond_the_tolerance(
+    rounds: list[float], medians: list[float], tolerance: float
+) -> None:
+    v = judge_confirmation(rounds, medians, tolerance, 0.01)
+    assert v.outcome in ("fail", "pass", "inconclusive")
+    if v.outcome == "fail":
+        assert v.ratio > 1 + tolerance and v.p_value < 0.01
+    if v.outcome == "pass":
+        assert v.ratio <= 1 + tolerance
+    assert v.resolvable >= 1 + tolerance and v.p_value >= v.min_p - 1e-12
+
+
+def _entry(medians: list[float]) -> dict[str, object]:
+    return {
+        "latency_ms": {"median": sorted(medians)[len(medians) // 2]},
+        "rounds": [{"median_ms": m, "busy": False} for m in medians],
+    }
+
+
+def _record(median: float) -> dict[str, object]:
+    samples = [median * (1 + 0.001 * (i % 5 - 2)) for i in range(200)]
+    return {
+        "model": "m",
+        "batch_size": 1,
+        "latency_ms": {"median": median, "samples": samples, "ci_median": [median * 0.999, median * 1.001], "n": 200},
+    }
+
+
+def _latency(record: dict[str, object], confirmation: Confirmation | None = None) -> dict[str, object]:
+    checks = compare_entry(record, _entry(ROUNDS), Tolerances(), confirmation=confirmation)
+    return next(c for c in checks if c.metric == "latency").to_json()
+
+
+def test_a_slowdown_under_the_ceiling_asks_for_confirmation_and_its_verdict_follows_it() -> None:
+    first = _latency(_record(13.0))
+    assert first["suspicious"] and first["verdict"] == "fail"
+    confirmed = _latency(_record(13.0), Confirmation((13.0, 13.1, 12.9, 13.2), None, 12.5))
+    assert confirmed["verdict"] == "fail" and not confirmed["passed"]
+    assert confirmed["confirmation"]["medians"] == [13.0, 13.1, 12.9, 13.2]
+    assert confirmed["confirmation"]["seconds"] == 12.5 and confirmed["confirmation"]["verdict"] == "fail"
+    assert "1.29x the baseline in this process; confirmed: 4 fresh processes measured 1.30x" in confirmed["message"]
+    cleared = _latency(_record(13.0), Confirmation((10.0, 10.1, 9.9, 10.2)))
+    assert cleared["verdict"] == "pass" and cleared["passed"] and "not confirmed" in cleared["message"]
+
+
+def test_over_the_ceiling_or_within_the_limit_asks_for_no_confirmation() -> None:
+    assert not _latency(_record(25.0))["suspicious"]  # 2.5x: fails at once
+    assert not _latency(_record(10.2))["suspicious"]
+
+
+def test_a_confirmation_that_could_not_run_leaves_the_first_verdict_and_says_why() -> None:
+    check = _latency(_record(13.0), Confirmation((), "mode compile is not measured in fresh processes"))
+    assert check["verdict"] == "fail"
+    assert "not confirmed in fresh processes: mode compile is not measured in fresh processes" in check["message"]
+
+
+# -- end to end ---------------------------------------------------------------------------------------------
+
+SLEEPY_MODULE = """
+import os
+import time
+
+import torch
+
+
+class Sleepy(torch.nn.Module):
+    '''Sleeps DNN_SLEEP_MS per call; DNN_SLOW_MS instead in the process whose PID is DNN_SLOW_PID.'''
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        slow = os.environ.get("DNN_SLOW_PID") == str(os.getpid())
+        time.sleep(float(os.environ.get("DNN_SLOW_MS" if slow else "DNN_SLEEP_MS", "3")) / 1000)
+        return self.linear(x.flatten(1)[:, :4])
+
+
+def sleepy():
+    return Sleepy()
+"""
+
+#: The machine's load is said quiet in this process and in the fresh ones (their answers pass through here),
+#: so that no verdict below depends on what else runs on the machine; latencies are measured for real.
+SLEEPY_CONFTEST = """
+import dataclasses
+import importlib
+
+import pytest
+
+
+def pytest_dnnbench_register_models(registry, config):
+    registry.register("sleepy", "sleepymodels:sleepy", input_size=(3, 4, 4))
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch):
+    load = importlib.import_module("pytest_dnnbench.measure.load")
+    isolated = importlib.import_module("pytest_dnnbench.isolated")
+    real_load, real_run = load.load_between, isolated.run_isolated
+
+    def load_between(*args, **kwargs):
+        return dataclasses.replace(real_load(*args, **kwargs), busy=False, reasons=())
+
+    def run_isolated(*args, **kwargs):
+        answer, environment = real_run(*args, **kwargs)
+        answer["load"] = {**(answer.get("load") or {}), "busy": False, "reasons": []}
+        return answer, environment
+
+    monkeypatch.setattr(load, "load_between", load_between)
+    monkeypatch.setattr(isolated, "run_isolated", run_isolated)
+"""
+
+RUN = [*FAST, "--dnn-threads=1", "--benchmark-disable", "-p", "no:cacheprovider", "--dnn-models=sleepy"]
+RUN += ["--dnn-batch-sizes=1", "--dnn-calm-wait=0"]
+
+
+@pytest.fixture
+def sleepy(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    pytester.makepyfile(sleepymodels=SLEEPY_MODULE)
+    pytester.makeconftest(SLEEPY_CONFTEST)
+    pytester.syspathinsert()
+    monkeypatch.setenv("PYTHONPATH", str(pytester.path) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.setenv("DNN_SLEEP_MS", "3")
+    for _ in range(5):  # five rounds at 3 ms
+        pytester.runpytest(*RUN, "--dnn-save-baseline=base.json").assert_outcomes(passed=1)
+    return pytester
+
+
+def _check(p: pytest.Pytester) -> dict[str, object]:
+    (record,) = load_json(p.path / "out.json")["records"]
+    return next(c for c in record["checks"] if c["metric"] == "latency")
+
+
+def test_a_slowdown_in_every_process_is_confirmed_and_fails(
+    sleepy: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DNN_SLEEP_MS", "4.5")  # 1.5x, everywhere
+    result = sleepy.runpytest(*RUN, "--dnn-baseline=base.json", "--dnn-json=out.json", "--dnn-confirm=4")
+    result.assert_outcomes(failed=1)
+    check = _check(sleepy)
+    assert check["verdict"] == "fail" and len(check["confirmation"]["medians"]) == 4, check
+    assert check["confirmation"]["ratio"] > 1.3
+    result.stdout.fnmatch_lines(["*in this process; confirmed: 4 fresh processes measured 1.*x the baseline*"])
+
+
+def test_a_slowdown_of_one_process_alone_is_not_confirmed_and_passes(
+    sleepy: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DNN_SLOW_PID", str(os.getpid()))  # the pytester run is in this process
+    monkeypatch.setenv("DNN_SLOW_MS", "4.5")
+    result = sleepy.runpytest(*RUN, "--dnn-baseline=base.json", "--dnn-json=out.json", "--dnn-confirm=4")
+    result.assert_outcomes(passed=1)
+    check = _check(sleepy)
+    assert check["verdict"] == "pass" and check["ratio"] > 1.3, check
+    assert check["confirmation"]["verdict"] == "pass" and check["confirmation"]["ratio"] < 1.1
+    assert "not confirmed: 4 fresh processes measured" in str(check["message"])
+
+
+def test_without_confirmation_the_first_process_decides(
+    sleepy: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DNN_SLOW_PID", str(os.getpid()))
+    monkeypatch.setenv("DNN_SLOW_MS", "4.5")
+    result = sleepy.runpytest(*RUN, "--dnn-baseline=base.json", "--dnn-json=out.json", "--dnn-confirm=0")
+    result.assert_outcomes(failed=1)
+    assert _check(sleepy).get("confirmation") is None
+
+
+def test_a_bad_confirm_count_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest(*FAST, "--dnn-models=resnet18", "--dnn-confirm=50")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--dnn-confirm=50: must be at most 20*"])
