@@ -109,36 +109,11 @@ def simulate(trials: int, seed: int, tolerance: float, alphas: tuple) -> None:
 
 # -- real ----------------------------------------------------------------------------------------------
 
-CONFTEST = '''
-import os
-import time
-
-import torch.nn as nn
-
-
-class Slowed(nn.Module):
-    """resnet18, each call followed by a busy wait of DNN_EXTRA_WORK x its own duration."""
-
-    def __init__(self):
-        super().__init__()
-        import torchvision
-
-        self.net = torchvision.models.resnet18(weights=None)
-        self.extra = float(os.environ.get("DNN_EXTRA_WORK", "0"))
-
-    def forward(self, x):
-        t0 = time.perf_counter()
-        y = self.net(x)
-        if self.extra > 0:
-            end = time.perf_counter() + self.extra * (time.perf_counter() - t0)
-            while time.perf_counter() < end:
-                pass
-        return y
-
-
+#: resnet18 whose every call is followed by a busy wait of DNN_EXTRA_WORK x its own duration (``MODELS``).
+CONFTEST = """
 def pytest_dnnbench_register_models(registry, config):
-    registry.register("resnet18", Slowed, input_size=(3, 224, 224), replace=True)
-'''
+    registry.register("resnet18", "dnnmodels:resnet18", input_size=(3, 224, 224), replace=True)
+"""
 
 
 THREADS = 1
@@ -192,6 +167,7 @@ def real(runs: int, slow_runs: int, max_time: str, rounds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp)
         (project / "conftest.py").write_text(CONFTEST)
+        (project / "dnnmodels.py").write_text(MODELS)
         base, out = project / "base.json", project / "out.json"
         t0 = time.time()
         for i in range(rounds):
@@ -287,6 +263,7 @@ def load(runs: int, rounds: int, max_time: str, calm_wait: str, quiet_only: bool
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp)
         (project / "conftest.py").write_text(CONFTEST)
+        (project / "dnnmodels.py").write_text(MODELS)
         out = project / "out.json"
         t0 = time.time()
         bases = {"quiet": project / "base-quiet.json", "hogged": project / "base-hogged.json"}
