@@ -201,14 +201,16 @@ def test_every_compared_test_shows_its_ratio_and_resolution(project: pytest.Pyte
     assert rec["tolerances"]["max_slowdown"] == 2.0
 
 
-def test_a_quiet_three_times_slower_test_fails_on_the_hard_ceiling(project: pytest.Pytester) -> None:
+def test_a_quiet_ten_times_slower_test_fails_on_the_hard_ceiling(project: pytest.Pytester) -> None:
     quiet_baseline(project)
-    (project.path / "timing.json").write_text("3.0")
+    # 10x in this process: over the 2x ceiling whatever the drift between processes (a loaded 2-core
+    # machine moved a 0.1 ms model 1.4x between the baseline's processes and this one).
+    (project.path / "timing.json").write_text("10.0")
     result = run(project, "--dnn-baseline=base.json")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*over the hard ceiling of 2x (--dnn-max-slowdown)*"])
     # A wider ceiling (option, ini or marker) lets the tolerance test decide.
-    result = run(project, "--dnn-baseline=base.json", "--dnn-max-slowdown=5x", "--dnn-latency-tolerance=300%")
+    result = run(project, "--dnn-baseline=base.json", "--dnn-max-slowdown=100x", "--dnn-latency-tolerance=5000%")
     result.assert_outcomes(passed=1)
 
 
