@@ -18,7 +18,17 @@ from pytest_dnnbench.baseline_store import load_baseline, platform_key
 
 pytest.importorskip("torch")
 
-RUN = [*FAST, "--dnn-threads=1", "--dnn-max-time=0.1", "--benchmark-disable", "-p", "no:cacheprovider"]
+#: Timings here are faked in this process; fresh processes (--dnn-confirm, tests/test_confirm.py) would time the
+#: real model, so the verdicts below are the first process's.
+RUN = [
+    *FAST,
+    "--dnn-threads=1",
+    "--dnn-max-time=0.1",
+    "--benchmark-disable",
+    "-p",
+    "no:cacheprovider",
+    "--dnn-confirm=0",
+]
 
 #: Fakes measurements from fake.json (next to the conftest): latency, total memory, MACs, Top-1. The
 #: record is final once measured (pytest_dnnbench_record cannot change it), so the fakes sit where the
