@@ -144,6 +144,11 @@ def test_gpu_acceptance_gpu_plan_holds_the_issue_criteria() -> None:
     assert plan.pytest_device == "cuda" and "-n" in plan.xdist_args
     assert set(plan.caps) >= set(STEP_NAMES[1:-1])
     assert acc.cpu_plan().deadline_s == 90
+    # The CPU caps guard against hangs and grow with the deadline a caller gives (the suite's
+    # end-to-end test gives 240 s so that a loaded machine cannot turn it red).
+    assert acc.cpu_plan(deadline_s=60).caps == acc.cpu_plan().caps
+    longer = acc.cpu_plan(deadline_s=240).caps
+    assert longer == pytest.approx({name: cap * 240 / 90 for name, cap in acc.cpu_plan().caps.items()})
     assert acc.Range(0.97, 1.03).holds(1.0) and not acc.Range(0.97, 1.03).holds(1.031)
     assert not acc.Range(0.97, 1.03).holds(None)
 
