@@ -298,6 +298,12 @@ class Ctx:
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
 
+    @property
+    def help_read(self) -> bool:
+        """Whether env-start read the plugin's ``pytest --help`` (a slow cold start can leave it unread):
+        later steps that adapt to the plugin's options must not take its absence for an old plugin."""
+        return "--dnn-models" in self.help_text
+
     def remaining(self) -> float:
         return self.plan.deadline_s - self.elapsed()
 
@@ -609,6 +615,11 @@ def state_line(state: dict[str, Any]) -> str:
 
 # -- steps ----------------------------------------------------------------------------------------
 
+#: What a step that adapts to the plugin's options says when env-start could not read them.
+HELP_NOT_READ = (
+    "the plugin's pytest --help was not read at env-start (see logs/help.log): cannot tell which options exist"
+)
+
 PROBE = """
 import json, torch, pytest_dnnbench
 print(json.dumps({"plugin_file": pytest_dnnbench.__file__, "torch_cuda": torch.version.cuda,
@@ -627,18 +638,27 @@ def step_env_start(ctx: Ctx, budget: float) -> StepResult:
     )
     env: dict[str, Any] = {"versions": versions(), "host": platform.node(), "platform": platform.platform()}
     # In a subprocess, as the steps will see them; cudnn.version() loads the library, creates no context.
-    probe = subprocess.run(
-        [ctx.python, "-c", PROBE], capture_output=True, text=True, env=child_env(), timeout=max(budget, 1), check=False
-    )
     try:
+        probe = subprocess.run(
+            [ctx.python, "-c", PROBE],
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            timeout=max(budget, 1),
+            check=False,
+        )
         env.update(json.loads(probe.stdout.strip().splitlines()[-1]))
+    except subprocess.TimeoutExpired:
+        env["plugin_file"] = f"probe failed: importing torch and the plugin took over {max(budget, 1):.0f} s"
     except (ValueError, IndexError):
         env["plugin_file"] = "probe failed: " + probe.stderr.strip()[-300:]
     helped = run_logged(pytest_cmd(ctx, "--help"), ctx.out / "logs" / "help.log", budget, cwd=ctx.work)
     ctx.help_text = helped.log.read_text(errors="replace") if helped.log.exists() else ""
     env["dnn_modes_option"] = "--dnn-modes" in ctx.help_text
     problems = []
-    if "--dnn-models" not in ctx.help_text:
+    if helped.timed_out and not ctx.help_read:
+        problems.append(f"pytest --help did not finish in {budget:.0f} s (a slow cold start?): --dnn-models not seen")
+    elif not ctx.help_read:
         problems.append(
             "pytest --help lists no --dnn-models: the plugin is not installed "
             "(pip install --no-deps --no-build-isolation --no-index -e .)"
@@ -942,6 +962,8 @@ def step_xdist(ctx: Ctx, budget: float) -> StepResult:
     plan = ctx.plan
     gpu = plan.kind == "gpu"
     n = " ".join(plan.xdist_args)
+    if not ctx.help_read:
+        return StepResult("xdist", FAIL, f"{' '.join(plan.xdist_args)}", summary=HELP_NOT_READ)
     allow = plan.xdist_allow if plan.xdist_allow in ctx.help_text else None
     criterion = f"{n} without {plan.xdist_allow}: refused (usage error, exit 4); " if allow else ""
     criterion += f"{n} {allow or ''}: every record passed" + (", every record on cuda:0 (one GPU)" if gpu else "")
@@ -1044,6 +1066,9 @@ def step_cudagraph(ctx: Ctx, budget: float) -> StepResult:
     plan = ctx.plan
     mode = plan.graph_mode
     res = StepResult("cudagraph", PASS, f"--dnn-modes={mode} at batch 1: records passed in mode {mode}")
+    if not ctx.help_read:
+        res.status, res.summary = FAIL, HELP_NOT_READ
+        return res
     if "--dnn-modes" not in ctx.help_text:
         res.status, res.summary = NA, "not available in this version (pytest --help lists no --dnn-modes)"
         return res
@@ -1294,6 +1319,7 @@ def worker_memory(request: dict[str, Any]) -> int:
                 timer()
             if cuda:
                 torch.cuda.synchronize()
+                torch.cuda.empty_cache()  # as the plugin does: the autotuner's trial workspaces are not the model's
                 torch.cuda.reset_peak_memory_stats()
             else:
                 gc.collect()
@@ -1517,7 +1543,7 @@ def run_all(ctx: Ctx) -> list[StepResult]:
     interrupted = False
     for name, fn, least in STEPS:
         always = name in ("env-start", "env-end")  # quick, and the table needs them
-        if name == "cudagraph" and "--dnn-modes" not in ctx.help_text:
+        if name == "cudagraph" and ctx.help_read and "--dnn-modes" not in ctx.help_text:
             least = 0.5  # only says "not available in this version"
         left = ctx.remaining() - (0 if always else RESERVE_S)
         if interrupted or (not always and left < least):

@@ -825,6 +825,12 @@ class Settings:
                 f"--dnn-modes={','.join(settings.modes)} with --dnn-isolate=process: isolated measurements run "
                 "eager only. Drop --dnn-isolate=process to run the other modes (in this process), or keep eager alone"
             )
+        if settings.max_host_memory is not None and settings.modes != ("eager",):
+            raise pytest.UsageError(
+                f"--dnn-modes={','.join(settings.modes)} with --dnn-max-host-memory: the host-memory guard measures "
+                "each test in a fresh process, which runs eager only (the other modes would silently be measured "
+                "as eager). Drop --dnn-max-host-memory to run the other modes, or keep eager alone"
+            )
         return settings
 
 

@@ -77,12 +77,13 @@ def test_cuda_backend_without_nvml_has_no_context() -> None:
     assert backend.timed_state() is None
 
 
-def test_cuda_probe_resets_peaks_at_start() -> None:
+def test_cuda_probe_empties_the_cache_then_resets_peaks_at_start() -> None:
+    """After warm-up: what the warm-up freed (autotuner workspaces) is given back before the peaks reset."""
     backend, proc, _ = make_cuda()
     probe = backend.memory_probe()
     proc.log.clear()
     probe.start()
-    assert proc.log == ["synchronize", "reset_peak"]
+    assert proc.log == ["synchronize", "empty_cache", "reset_peak"]
 
 
 def test_cuda_probe_total_from_nvml_per_process_figure() -> None:

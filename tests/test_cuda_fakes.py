@@ -322,8 +322,9 @@ class FakeCudaProcess:
     def empty_cache(self) -> None:
         self.log.append("empty_cache")
         free = self.reserved_now - self.live - self.workspace_held
-        self.reserved_now -= free
-        self.gpu.procs[self.host_pid] -= free
+        if free:  # nothing cached (no context yet, even): a no-op, as in torch
+            self.reserved_now -= free
+            self.gpu.procs[self.host_pid] -= free
 
     def event_timer(self, fn: Callable[[], object], during: Callable[[], None] | None = None) -> Callable[[], float]:
         def once() -> float:

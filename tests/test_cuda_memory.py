@@ -40,6 +40,27 @@ def measure_memory(backend: CudaBackend, proc: FakeCudaProcess, activations: int
     return probe.stop()
 
 
+def test_an_autotuner_block_cached_during_warm_up_is_not_the_models_memory() -> None:
+    """cuDNN's autotuner tries workspaces during warm-up; freed, they stay reserved and NVML counts them.
+    ``total`` and the peaks are the same whether or not such a block was left in the cache."""
+    figures = []
+    for autotuner_block in (0, 2 * GiB):
+        nv, (gpu,) = world()
+        backend, proc = backend_in(gpu, nv, own_pid=4242, host_pid=4242)
+        backend.before_measure()
+        probe = backend.memory_probe()
+        if autotuner_block:
+            proc.run_model(autotuner_block)  # a warm-up call: the trial workspace is freed, not given back
+            assert proc.reserved() >= autotuner_block
+        probe.start()
+        proc.run_model(100 * MiB)
+        mem, method = probe.stop()
+        assert method.startswith(METHOD_PROCESS)
+        figures.append((mem["total"], mem["reserved_peak"], mem["allocator_peak"]))
+    assert figures[0] == figures[1]
+    assert figures[0][0] == 500 * MiB + 300 * MiB + 8 * MiB + 100 * MiB
+
+
 # -- item 1: containers without the host PID namespace ---------------------------------------------
 
 

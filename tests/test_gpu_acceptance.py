@@ -237,3 +237,34 @@ def test_gpu_acceptance_plans_name_registry_models() -> None:
         assert names <= set(REGISTRY.names()), names - set(REGISTRY.names())
         assert set(plan.memory_models) <= set(plan.models) and set(plan.memory_batches) <= set(plan.batches)
         assert plan.rerun_batch in plan.memory_batches
+
+
+def test_gpu_acceptance_a_slow_cold_start_is_not_taken_for_an_old_plugin(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The env-start probe times out and pytest --help is cut off: env-start says so instead of dying,
+    and the steps that adapt to the plugin's options fail with the reason, not "n/a" (a pass)."""
+    acc = load_script()
+
+    real_run = subprocess.run
+
+    def slow_probe(cmd: Any, *args: Any, **kwargs: Any) -> Any:
+        if acc.PROBE in cmd:  # the probe importing torch and the plugin; anything else runs
+            raise subprocess.TimeoutExpired(cmd, kwargs.get("timeout", 1))
+        return real_run(cmd, *args, **kwargs)
+
+    def cut_help(cmd: Any, log: Path, timeout_s: float, **kwargs: Any) -> Any:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("usage: pytest [options]\n")  # killed at its timeout before the plugin's options
+        return acc.Proc(rc=None, timed_out=True, seconds=timeout_s, log=log)
+
+    monkeypatch.setattr(acc.subprocess, "run", slow_probe)
+    monkeypatch.setattr(acc, "run_logged", cut_help)
+    ctx = acc.Ctx(plan=acc.cpu_plan(), out=tmp_path, python=sys.executable, t0=acc.time.monotonic())
+    started = acc.step_env_start(ctx, 5.0)
+    assert ctx.environment["plugin_file"].startswith("probe failed: importing torch and the plugin took over 5 s")
+    assert started.status == acc.FAIL and "--dnn-models" in started.summary
+    assert not ctx.help_read
+    for step in (acc.step_cudagraph, acc.step_xdist):
+        res = step(ctx, 5.0)
+        assert res.status == acc.FAIL and res.summary == acc.HELP_NOT_READ, res

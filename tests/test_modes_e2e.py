@@ -280,6 +280,10 @@ def test_a_mode_whose_extra_is_missing_is_a_usage_error(
         (["--dnn-modes=cudagraph"], "*--dnn-modes=cudagraph: mode cudagraph needs a CUDA device (this run is on cpu)*"),
         (["--dnn-modes=eager,tensorrt"], "*--dnn-modes=eager,tensorrt: unknown mode 'tensorrt'. Use eager, compile*"),
         (["--dnn-modes=compile", "--dnn-isolate=process"], "*isolated measurements run eager only*"),
+        (
+            ["--dnn-modes=eager,onnxruntime", "--dnn-max-host-memory=2GB"],
+            "*--dnn-modes=eager,onnxruntime with --dnn-max-host-memory: *runs eager only*",
+        ),
         (["--dnn-compile-mode=fastest"], "*--dnn-compile-mode=fastest: unknown torch.compile mode*"),
         (["--dnn-prepare-timeout=soon"], "*--dnn-prepare-timeout=soon: not a duration*"),
     ],

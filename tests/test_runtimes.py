@@ -203,8 +203,36 @@ def test_onnxruntime_on_cuda_does_not_fall_back_to_the_cpu(monkeypatch: pytest.M
     monkeypatch.setattr(ort, "InferenceSession", Session)
     with pytest.raises(RuntimeUnavailableError, match="did not start its CUDA execution provider on cuda:1"):
         load_onnxruntime(onnx_file, device="cuda:1", threads=2)
-    assert asked["providers"] == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+    assert asked["providers"] == [("CUDAExecutionProvider", {"device_id": 1, "use_tf32": 0}), "CPUExecutionProvider"]
     assert asked["enable_fallback"] == 0 and asked["sess_options"].intra_op_num_threads == 2
+
+
+@pytest.mark.parametrize("tf32", [False, True])
+def test_onnxruntime_on_cuda_computes_fp32_as_the_run_says(
+    monkeypatch: pytest.MonkeyPatch, onnx_file: Path, tf32: bool
+) -> None:
+    """CUDA's provider defaults to TF32 (use_tf32 on): the run's --dnn-tf32 is passed, and recorded."""
+    ort = pytest.importorskip("onnxruntime")
+    asked: dict[str, Any] = {}
+
+    class Session:
+        def __init__(self, path: str, **kwargs: Any):
+            asked.update(kwargs)
+
+        def get_providers(self) -> list[str]:
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+        def get_inputs(self) -> list[Any]:
+            return [type("Arg", (), {"name": "x"})()]
+
+        def get_outputs(self) -> list[Any]:
+            return [type("Arg", (), {"name": "y"})()]
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession", Session)
+    loaded = load("onnxruntime", onnx_file, device="cuda:0", threads=1, precision="fp32", tf32=tf32)
+    assert asked["providers"][0] == ("CUDAExecutionProvider", {"device_id": 0, "use_tf32": int(tf32)})
+    assert loaded.info.options["use_tf32"] is tf32
 
 
 def test_missing_extra_names_the_pip_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -911,6 +911,10 @@ class CudaMemoryProbe:
 
     def start(self) -> None:
         self.api.synchronize()
+        # After warm-up: blocks the warm-up calls freed stay reserved in the caching allocator (under
+        # cudnn.benchmark the autotuner's trial workspaces, GBs at a new batch size) and NVML counts
+        # them. Give them back before the peaks are reset, so that they are not the model's footprint.
+        self.api.empty_cache()
         self.api.reset_peak()
         if self.sampler is not None:
             self.sampler.begin()

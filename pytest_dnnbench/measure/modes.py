@@ -412,7 +412,14 @@ def _onnxruntime(model: torch.nn.Module, example: torch.Tensor, settings: BenchS
     try:
         with _quiet(), torch.inference_mode(False), torch.no_grad():
             torch.onnx.export(model, (example,), str(path), dynamo=True)
-        loaded = load("onnxruntime", path, device=settings.device, threads=threads, precision=settings.precision)
+        loaded = load(
+            "onnxruntime",
+            path,
+            device=settings.device,
+            threads=threads,
+            precision=settings.precision,
+            tf32=settings.tf32,
+        )
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise

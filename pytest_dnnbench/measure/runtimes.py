@@ -220,13 +220,16 @@ class OnnxRuntimeModel:
         self._session = None
 
 
-def load_onnxruntime(path: Path, *, device: str, threads: int) -> OnnxRuntimeModel:
+def load_onnxruntime(path: Path, *, device: str, threads: int, tf32: bool = False) -> OnnxRuntimeModel:
     """Load the ``.onnx`` file at ``path`` into an ONNX Runtime session for ``device`` (``cpu``, ``cuda[:N]``).
 
     On CUDA the session asks for CUDA's execution provider, then the CPU's (for the operators CUDA
     has none for), with ONNX Runtime's fallback off: if CUDA's provider is missing (the
     ``onnxruntime`` distribution has none: ``onnxruntime-gpu`` has) or cannot start, this raises
-    :class:`RuntimeUnavailableError` instead of running the whole model on the CPU.
+    :class:`RuntimeUnavailableError` instead of running the whole model on the CPU. CUDA's provider
+    computes fp32 convolutions and matrix products in TF32 unless told otherwise (its ``use_tf32``
+    defaults to on): ``tf32`` (the run's ``--dnn-tf32``) is passed to it, so "fp32" means IEEE fp32
+    as it does for eager.
     """
     threads = _check_threads(threads)
     cuda = _cuda_index(device)
@@ -237,7 +240,7 @@ def load_onnxruntime(path: Path, *, device: str, threads: int) -> OnnxRuntimeMod
         available = list(ort.get_available_providers())
         if "CUDAExecutionProvider" not in available:
             raise RuntimeUnavailableError(_no_cuda_provider(version, available))
-        providers = [("CUDAExecutionProvider", {"device_id": cuda}), "CPUExecutionProvider"]
+        providers = [("CUDAExecutionProvider", {"device_id": cuda, "use_tf32": int(tf32)}), "CPUExecutionProvider"]
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -262,6 +265,7 @@ def load_onnxruntime(path: Path, *, device: str, threads: int) -> OnnxRuntimeMod
             "intra_op_num_threads": threads,
             "inter_op_num_threads": 1,
             "graph_optimization_level": "ORT_ENABLE_ALL",
+            **({"use_tf32": tf32} if cuda is not None else {}),
         },
     )
     return OnnxRuntimeModel(session, info)
@@ -362,14 +366,14 @@ def _read_back(compiled: Any, keys: tuple[str, ...]) -> dict[str, object]:
 # -- by name -------------------------------------------------------------------------------------------------
 
 
-def load(runtime: str, path: Path, *, device: str, threads: int, precision: str) -> LoadedRuntime:
+def load(runtime: str, path: Path, *, device: str, threads: int, precision: str, tf32: bool = False) -> LoadedRuntime:
     """Load ``path`` into ``runtime`` (``onnxruntime`` or ``openvino``).
 
     ONNX Runtime computes in the precision the exported file was written in: ``precision`` is not
-    passed to it.
+    passed to it; ``tf32`` is, on CUDA.
     """
     if runtime == "onnxruntime":
-        return load_onnxruntime(path, device=device, threads=threads)
+        return load_onnxruntime(path, device=device, threads=threads, tf32=tf32)
     if runtime == "openvino":
         return load_openvino(path, threads=threads, precision=precision, device=device)
     raise ValueError(f"unknown runtime {runtime!r}: use {', '.join(RUNTIME_EXTRAS)}")
