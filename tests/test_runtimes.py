@@ -187,8 +187,9 @@ def test_onnxruntime_on_cuda_needs_the_cuda_provider(monkeypatch: pytest.MonkeyP
         load_onnxruntime(onnx_file, device="cuda", threads=1)
 
 
-def test_onnxruntime_on_cuda_does_not_fall_back_to_the_cpu(monkeypatch: pytest.MonkeyPatch, onnx_file: Path) -> None:
-    """The CUDA provider is listed but the session did not start it (its libraries missing): an error."""
+def fake_cuda_sessions(monkeypatch: pytest.MonkeyPatch, started: list[str]) -> dict[str, Any]:
+    """ONNX Runtime with the CUDA provider listed, whose sessions start the providers ``started``;
+    returns what each new session was asked for (filled when one is made)."""
     ort = pytest.importorskip("onnxruntime")
     asked: dict[str, Any] = {}
 
@@ -197,10 +198,22 @@ def test_onnxruntime_on_cuda_does_not_fall_back_to_the_cpu(monkeypatch: pytest.M
             asked.update(kwargs)
 
         def get_providers(self) -> list[str]:
-            return ["CPUExecutionProvider"]
+            return started
+
+        def get_inputs(self) -> list[Any]:
+            return [type("Arg", (), {"name": "x"})()]
+
+        def get_outputs(self) -> list[Any]:
+            return [type("Arg", (), {"name": "y"})()]
 
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     monkeypatch.setattr(ort, "InferenceSession", Session)
+    return asked
+
+
+def test_onnxruntime_on_cuda_does_not_fall_back_to_the_cpu(monkeypatch: pytest.MonkeyPatch, onnx_file: Path) -> None:
+    """The CUDA provider is listed but the session did not start it (its libraries missing): an error."""
+    asked = fake_cuda_sessions(monkeypatch, started=["CPUExecutionProvider"])
     with pytest.raises(RuntimeUnavailableError, match="did not start its CUDA execution provider on cuda:1"):
         load_onnxruntime(onnx_file, device="cuda:1", threads=2)
     assert asked["providers"] == [("CUDAExecutionProvider", {"device_id": 1, "use_tf32": 0}), "CPUExecutionProvider"]
@@ -212,24 +225,7 @@ def test_onnxruntime_on_cuda_computes_fp32_as_the_run_says(
     monkeypatch: pytest.MonkeyPatch, onnx_file: Path, tf32: bool
 ) -> None:
     """CUDA's provider defaults to TF32 (use_tf32 on): the run's --dnn-tf32 is passed, and recorded."""
-    ort = pytest.importorskip("onnxruntime")
-    asked: dict[str, Any] = {}
-
-    class Session:
-        def __init__(self, path: str, **kwargs: Any):
-            asked.update(kwargs)
-
-        def get_providers(self) -> list[str]:
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-
-        def get_inputs(self) -> list[Any]:
-            return [type("Arg", (), {"name": "x"})()]
-
-        def get_outputs(self) -> list[Any]:
-            return [type("Arg", (), {"name": "y"})()]
-
-    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    monkeypatch.setattr(ort, "InferenceSession", Session)
+    asked = fake_cuda_sessions(monkeypatch, started=["CUDAExecutionProvider", "CPUExecutionProvider"])
     loaded = load("onnxruntime", onnx_file, device="cuda:0", threads=1, precision="fp32", tf32=tf32)
     assert asked["providers"][0] == ("CUDAExecutionProvider", {"device_id": 0, "use_tf32": int(tf32)})
     assert loaded.info.options["use_tf32"] is tf32
