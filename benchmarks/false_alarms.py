@@ -40,6 +40,7 @@ cost, and whether the acceptance figures held (no change: 0 fail, at most 2 inco
 +25 %: at most 1 silent pass; +50 %: at least 19 of 20 fail; 2x: all fail).
 
     python benchmarks/false_alarms.py confirm [--model resnet18|small] [--runs 10] [--rounds 5] [--confirm 4]
+        [--verbose]
 """
 
 from __future__ import annotations
@@ -410,7 +411,9 @@ def pytest_dnnbench_register_models(registry, config):
 """
 
 
-def confirm(model: str, runs: int, rounds: int, max_time: str, n_confirm: int, calm_wait: str) -> bool:
+def confirm(
+    model: str, runs: int, rounds: int, max_time: str, n_confirm: int, calm_wait: str, verbose: bool = False
+) -> bool:
     """Returns whether every acceptance figure held."""
     common = [f"--dnn-max-time={max_time}", f"--dnn-calm-wait={calm_wait}", f"--dnn-threads={THREADS}"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -444,13 +447,14 @@ def confirm(model: str, runs: int, rounds: int, max_time: str, n_confirm: int, c
             print(f"  {model} bs{bs}: {len(meds)} quiet rounds, slowest/fastest {spread[bs]:.2f}", flush=True)
         print(
             f"\n{'change':<10} {'tests':>5} {'fail':>5} {'inconcl.':>8} {'silent pass':>11} {'busy':>5} "
-            f"{'confirmed in':>12}  measured/baseline (first process); confirmation cost",
+            f"{'confirmed in':>12}  measured/baseline (first process); confirmation cost\n"
+            "(confirmed in: tests, and in brackets the fresh processes they took)",
             flush=True,
         )
         ok = True
         for extra, label in [(0.0, "no change"), (0.25, "+25 %"), (0.50, "+50 %"), (1.00, "2x")]:
             counts = {"fail": 0, "inconclusive": 0, "pass": 0, "not compared": 0}
-            busy = confirmed = 0
+            busy = confirmed = processes = 0
             ratios: list[float] = []
             cost = wall = 0.0
             for _ in range(runs):
@@ -468,11 +472,24 @@ def confirm(model: str, runs: int, rounds: int, max_time: str, n_confirm: int, c
                         c = check.get("confirmation")
                         if c:
                             confirmed += 1
+                            processes += len(c.get("medians") or [])
                             cost += float(c.get("seconds") or 0.0)
+                        if verbose:
+                            print(
+                                f"  {label} bs{r['batch_size']}: first process {check['ratio']:.2f}x, "
+                                + (
+                                    f"{len(c.get('medians') or [])} fresh processes {c.get('ratio', 0):.2f}x "
+                                    f"(bound {c.get('upper', 0):.2f}x, p {c.get('p_value', 1):.2g}): "
+                                    if c
+                                    else ""
+                                )
+                                + _verdict(r),
+                                flush=True,
+                            )
             tests = sum(counts.values())
             print(
                 f"{label:<10} {tests:>5} {counts['fail']:>5} {counts['inconclusive']:>8} "
-                f"{counts['pass'] if extra else 0:>11} {busy:>5} {confirmed:>12}  "
+                f"{counts['pass'] if extra else 0:>11} {busy:>5} {f'{confirmed} ({processes})':>12}  "
                 + (f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})" if ratios else "-")
                 + f"; {cost:.0f} s of {wall:.0f} s"
                 + (f"; {counts['not compared']} not compared" if counts["not compared"] else ""),
@@ -530,6 +547,7 @@ def main() -> None:
     cf.add_argument("--max-time", default="2")
     cf.add_argument("--calm-wait", default="5s")
     cf.add_argument("--threads", type=int, default=1)
+    cf.add_argument("--verbose", action="store_true", help="a line per test: its ratios and its verdict")
     a = ap.parse_args()
     if a.mode == "confirm":
         global THREADS
@@ -540,7 +558,7 @@ def main() -> None:
             f"load average before: {os.getloadavg()[0]:.2f}",
             flush=True,
         )
-        sys.exit(0 if confirm(a.model, a.runs, a.rounds, a.max_time, a.confirm, a.calm_wait) else 1)
+        sys.exit(0 if confirm(a.model, a.runs, a.rounds, a.max_time, a.confirm, a.calm_wait, a.verbose) else 1)
     if a.mode == "load":
         THREADS = a.threads
         print(

@@ -866,6 +866,11 @@ class DnnSession:
             base_checks, info = baseline_checks(
                 self.baselines, plain_record, tolerances, self.settings.strict, confirmation
             )
+            if _unsettled(base_checks):  # the first set could not settle it: as many again, judged together
+                confirmation = self._confirmation(call, spec, base_checks, confirmation) or confirmation
+                base_checks, info = baseline_checks(
+                    self.baselines, plain_record, tolerances, self.settings.strict, confirmation
+                )
         record = dataclasses.replace(
             record,
             checks=record.checks + tuple(constraint_checks) + tuple(base_checks),
@@ -936,10 +941,14 @@ class DnnSession:
         record, module = self._measure(call, model, spec)
         return record, module, spec
 
-    def _confirmation(self, call: BenchCall, spec: ModelSpec | None, checks: Sequence[Check]) -> Confirmation | None:
-        """A latency slower than the baseline beyond the tolerance (and under the hard ceiling) is measured
-        again in ``--dnn-confirm`` fresh processes (the isolated child) before it is judged: one process
-        may just have landed on a slow state of the machine. None where no check asks for it."""
+    def _confirmation(
+        self, call: BenchCall, spec: ModelSpec | None, checks: Sequence[Check], earlier: Confirmation | None = None
+    ) -> Confirmation | None:
+        """A suspicious latency (slower than the baseline beyond the tolerance and under the hard ceiling, or
+        slower within it where one process cannot resolve the tolerance) is measured again in ``--dnn-confirm``
+        fresh processes (the isolated child) before it is judged: one process may just have landed on a slow
+        or a fast state of the machine. With ``earlier``, as many more, added to its medians. None where no
+        check asks for it."""
         from .gate import Confirmation
 
         if self.settings.confirm <= 0 or not any(c.metric == "latency" and c.get("suspicious") for c in checks):
@@ -981,10 +990,15 @@ class DnnSession:
                 problems.append("fewer samples than the minimum")
             else:
                 medians.append(float(measured.latency.median))
+        seconds = time.monotonic() - start
+        if earlier is not None:
+            medians = [*earlier.medians, *medians]
+            problems = [*earlier.left_out, *problems]
+            seconds += earlier.seconds
         problem = None
         if problems:
-            problem = f"{len(problems)} of {self.settings.confirm} fresh processes left out: {problems[0]}"
-        return Confirmation(tuple(medians), problem, time.monotonic() - start)
+            problem = f"{len(problems)} of {len(problems) + len(medians)} fresh processes left out: {problems[0]}"
+        return Confirmation(tuple(medians), problem, seconds, tuple(problems))
 
     def _settle_preparations(self) -> None:
         """A preparation abandoned at ``--dnn-prepare-timeout`` goes on in a worker thread until it ends: wait
@@ -1675,6 +1689,15 @@ def _argnames(marker: pytest.Mark) -> list[str]:
     if isinstance(names, str):
         return [n.strip() for n in names.split(",")]
     return list(names)
+
+
+def _unsettled(checks: Sequence[Check]) -> bool:
+    """The latency check's fresh processes left it inconclusive: more of them may settle it."""
+    for c in checks:
+        confirmation = c.get("confirmation") if c.metric == "latency" else None
+        if isinstance(confirmation, dict) and confirmation.get("verdict") == "inconclusive":
+            return True
+    return False
 
 
 def _test_id(item: pytest.Item) -> str:
