@@ -166,20 +166,11 @@ def verdicts(rec: dict, medians: dict, tol: float) -> dict:
 def real(runs: int, slow_runs: int, max_time: str, rounds: int) -> None:
     tol = Tolerances()
     with tempfile.TemporaryDirectory() as tmp:
-        project = Path(tmp)
-        (project / "conftest.py").write_text(CONFTEST)
-        (project / "dnnmodels.py").write_text(MODELS)
+        project = _project(tmp, CONFTEST)
         base, out = project / "base.json", project / "out.json"
         t0 = time.time()
-        for i in range(rounds):
-            recs = run_pytest(
-                project, [f"--dnn-max-time={max_time}", "--dnn-baseline-force", f"--dnn-save-baseline={base}"], 0.0, out
-            )
-            print(
-                f"baseline round {i + 1}: "
-                + ", ".join(f"bs{r['batch_size']} {r['latency_ms']['median']:.2f} ms" for r in recs),
-                flush=True,
-            )
+        args = [f"--dnn-max-time={max_time}", "--dnn-baseline-force", f"--dnn-save-baseline={base}"]
+        _save_rounds(project, args, rounds, out, "baseline")
         doc = json.loads(base.read_text())
         medians = {e["batch_size"]: e["latency_ms"]["round_medians"] for e in doc["entries"]}
         for bs, meds in sorted(medians.items()):
@@ -256,34 +247,49 @@ def _verdict(rec: dict) -> str:
     return "inconclusive" if check.get("inconclusive") else "pass"
 
 
+def _project(tmp: str, conftest: str) -> Path:
+    """A throw-away project: its conftest.py and the importable models (``dnnmodels``)."""
+    project = Path(tmp)
+    (project / "conftest.py").write_text(conftest)
+    (project / "dnnmodels.py").write_text(MODELS)
+    return project
+
+
+def _save_rounds(
+    project: Path, args: list[str], rounds: int, out: Path, label: str, model: str = "resnet18", hog: bool = False
+) -> None:
+    """``rounds`` pytest processes back to back, each saving one baseline round (``args`` name the file); a
+    line per round with its medians and flags."""
+    for i in range(rounds):
+        with Hog(hog):
+            recs = run_pytest(project, args, 0.0, out, model)
+        print(
+            f"{label} round {i + 1}: "
+            + ", ".join(
+                f"bs{r['batch_size']} {r['latency_ms']['median']:.3g} ms"
+                + (" busy" if (r.get("load") or {}).get("busy") else "")
+                + (" insufficient" if r["latency_ms"].get("insufficient") else "")
+                for r in recs
+            ),
+            flush=True,
+        )
+
+
 def load(runs: int, rounds: int, max_time: str, calm_wait: str, quiet_only: bool = False) -> bool:
     """Returns whether every acceptance figure held."""
     common = [f"--dnn-max-time={max_time}", f"--dnn-calm-wait={calm_wait}"]
     if THREADS:
         common.append(f"--dnn-threads={THREADS}")
     with tempfile.TemporaryDirectory() as tmp:
-        project = Path(tmp)
-        (project / "conftest.py").write_text(CONFTEST)
-        (project / "dnnmodels.py").write_text(MODELS)
+        project = _project(tmp, CONFTEST)
         out = project / "out.json"
         t0 = time.time()
         bases = {"quiet": project / "base-quiet.json", "hogged": project / "base-hogged.json"}
         if quiet_only:
             del bases["hogged"]
         for state, path in bases.items():
-            for i in range(rounds):
-                with Hog(state == "hogged"):
-                    recs = run_pytest(project, [*common, "--dnn-baseline=none", f"--dnn-save-baseline={path}"], 0, out)
-                print(
-                    f"{state} baseline round {i + 1}: "
-                    + ", ".join(
-                        f"bs{r['batch_size']} {r['latency_ms']['median']:.1f} ms"
-                        + (" busy" if (r.get("load") or {}).get("busy") else "")
-                        + (" insufficient" if r["latency_ms"].get("insufficient") else "")
-                        for r in recs
-                    ),
-                    flush=True,
-                )
+            args = [*common, "--dnn-baseline=none", f"--dnn-save-baseline={path}"]
+            _save_rounds(project, args, rounds, out, f"{state} baseline", hog=state == "hogged")
             doc = json.loads(path.read_text())
             for e in doc["entries"]:
                 meds = [r["median_ms"] for r in e["rounds"]]
@@ -417,28 +423,12 @@ def confirm(
     """Returns whether every acceptance figure held."""
     common = [f"--dnn-max-time={max_time}", f"--dnn-calm-wait={calm_wait}", f"--dnn-threads={THREADS}"]
     with tempfile.TemporaryDirectory() as tmp:
-        project = Path(tmp)
-        (project / "conftest.py").write_text(CONFIRM_CONFTEST)
-        (project / "dnnmodels.py").write_text(MODELS)
+        project = _project(tmp, CONFIRM_CONFTEST)
         base, out = project / "base.json", project / "out.json"
         t0 = time.time()
-        for i in range(rounds):  # back to back, as a user's loop saves them
-            recs = run_pytest(
-                project,
-                [*common, "--dnn-baseline=none", "--dnn-confirm=0", f"--dnn-save-baseline={base}"],
-                0,
-                out,
-                model,
-            )
-            print(
-                f"baseline round {i + 1}: "
-                + ", ".join(
-                    f"bs{r['batch_size']} {r['latency_ms']['median']:.3g} ms"
-                    + (" busy" if (r.get("load") or {}).get("busy") else "")
-                    for r in recs
-                ),
-                flush=True,
-            )
+        # back to back, as a user's loop saves them
+        args = [*common, "--dnn-baseline=none", "--dnn-confirm=0", f"--dnn-save-baseline={base}"]
+        _save_rounds(project, args, rounds, out, "baseline", model)
         spread = {}
         for e in json.loads(base.read_text())["entries"]:
             meds = [r["median_ms"] for r in e["rounds"] if not r.get("busy")]
