@@ -52,8 +52,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .jsonfile import JsonFileError, load_json
+from .jsontypes import JsonMapping, JsonObject
 from .measure.stats import percentile
-from .record import JsonMapping, JsonObject
 from .results import atomic_write_text
 from .upgrade import is_cuda, renamed, upgrade_accuracy, upgrade_environment
 

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
+from .jsontypes import JsonMapping
 from .nodeids import scope_of
-from .record import JsonMapping
 
 if TYPE_CHECKING:
     from xdist.scheduler import LoadScopeScheduling

@@ -21,7 +21,8 @@ import math
 import re
 from dataclasses import dataclass
 
-from .record import Check, JsonMapping
+from .jsontypes import JsonMapping
+from .record import Check
 from .units import format_bytes
 
 __all__ = ["Constraints", "check_constraints", "format_bytes", "model_memory", "parse_fps", "parse_size"]

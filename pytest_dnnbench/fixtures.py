@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from .isolated import IsolatedModel
-from .record import JsonObject
+from .jsontypes import JsonObject
 from .session import session_of
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .record import JsonObject
+    from .jsontypes import JsonObject
     from .registry import Registry
 
 hookspec = pytest.hookspec

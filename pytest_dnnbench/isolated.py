@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
+    from .jsontypes import JsonObject
     from .measure.backends import Backend
     from .measure.bench import BenchSettings, Measurement
     from .measure.flops import Complexity
     from .models.spec import ModelSpec
-    from .record import JsonObject
 
 ANSWER_PREFIX = "@@dnnbench-isolated@@ "
 #: Seconds allowed on top of the time budget: starting Python, importing torch, building the model.

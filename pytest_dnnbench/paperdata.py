@@ -47,7 +47,7 @@ from .baseline_store import (
 from .results import atomic_write_text
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .record import JsonObject
+    from .jsontypes import JsonObject
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 SOURCE = (

@@ -21,8 +21,9 @@ import copy
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
+from .jsontypes import JsonMapping, JsonObject
 from .upgrade import is_cuda, upgrade_accuracy, upgrade_record
 
 if TYPE_CHECKING:
@@ -44,12 +45,6 @@ __all__ = [
     "record_problems",
     "unavailable_accuracy",
 ]
-
-#: A JSON object as Python data (a record, a results file, an environment): its values are arbitrary
-#: JSON, hence ``Any`` -- the one place where the package says so; JSON is checked where it is read.
-JsonObject = dict[str, Any]
-#: The same, read-only (a record handed to a check or a report).
-JsonMapping = Mapping[str, Any]
 
 P = TypeVar("P", bound="_Part")
 

@@ -14,7 +14,8 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .record import LATENCY_KEYS, RECORD_KEYS, JsonMapping, JsonObject
+from .jsontypes import JsonMapping, JsonObject
+from .record import LATENCY_KEYS, RECORD_KEYS
 from .upgrade import upgrade_environment, upgrade_record
 
 __all__ = [

@@ -34,8 +34,9 @@ from .baseline_store import BaselineError, LockTimeout, file_lock, load_baseline
 from .constraints import check_constraints
 from .gate import BaselineSource, baseline_checks, failure_message, regressions, short_reason, summary_lines
 from .isolated import IsolatedModel
+from .jsontypes import JsonMapping, JsonObject
 from .nodeids import strip_group, suite_cell
-from .record import Accuracy, JsonMapping, JsonObject, Record
+from .record import Accuracy, Record
 from .registry import ModelSpec, Registry, SelectionError
 from .report.progress import Progress, missing_entry
 from .results import ResultsFile, lock_holder, not_a_regular_file, note_lock_holder, plain, probe_temporary

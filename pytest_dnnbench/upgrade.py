@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .record import JsonMapping, JsonObject
+    from .jsontypes import JsonMapping, JsonObject
 
 __all__ = [
     "CUDA_ONLY_ENVIRONMENT",

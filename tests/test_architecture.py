@@ -80,10 +80,15 @@ def test_the_check_sees_an_import_of_pytest_inside_a_function() -> None:
     assert "pytest" in imports("gate", tree)
 
 
-def test_no_import_cycle_among_the_package_modules() -> None:
+@pytest.mark.parametrize("runtime_only", [True, False], ids=["at-run-time", "type-only-too"])
+def test_no_import_cycle_among_the_package_modules(runtime_only: bool) -> None:
+    """No circle of imports, not even through imports for the type checker only (``TYPE_CHECKING``):
+    such a circle ties modules together as much as a real one does."""
     mods = modules()
     graph = {
-        f"pytest_dnnbench.{n}".rstrip("."): {m for m in imports(n, t) if m.startswith("pytest_dnnbench.")}
+        f"pytest_dnnbench.{n}".rstrip("."): {
+            m for m in imports(n, t, runtime_only=runtime_only) if m.startswith("pytest_dnnbench.")
+        }
         for n, t in mods.items()
     }
     graph = {k.removesuffix("."): v for k, v in graph.items()}

@@ -16,22 +16,22 @@ from typing import Any
 import pytest
 from test_cuda_fakes import FakeCudaProcess, nvml_for, world
 
-from pytest_dnnbench.measure import backends
+from pytest_dnnbench.measure import cuda
 from pytest_dnnbench.measure.backends import (
     METHOD_CONTEXT,
     METHOD_PROCESS,
     METHOD_UNAVAILABLE,
     Backend,
     CpuBackend,
-    CudaApi,
     CudaBackend,
     CudaMemoryProbe,
-    Nvml,
     cpu_model_name,
     make_backend,
 )
+from pytest_dnnbench.measure.cuda import CudaApi
 from pytest_dnnbench.measure.load import available_cpus
 from pytest_dnnbench.measure.memory import CpuMemoryProbe
+from pytest_dnnbench.measure.nvml import Nvml
 
 MiB = 2**20
 GiB = 2**30
@@ -483,7 +483,7 @@ def test_cuda_api_loads_cudnn_and_cublas_then_gives_the_memory_back() -> None:
 
 
 def test_pci_bus_id_absent() -> None:
-    assert backends._pci_bus_id(SimpleNamespace()) is None
+    assert cuda._pci_bus_id(SimpleNamespace()) is None
 
 
 # -- CpuBackend ------------------------------------------------------------------------------

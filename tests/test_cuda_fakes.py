@@ -364,7 +364,7 @@ def world(n_gpus: int = 1) -> tuple[FakePynvml, list[FakeGpu]]:
 
 
 def nvml_for(nv: FakePynvml, handle: FakeGpu) -> Any:
-    from pytest_dnnbench.measure.backends import Nvml
+    from pytest_dnnbench.measure.nvml import Nvml
 
     parent = handle.parent if handle.parent is not None else None
     return Nvml(handle, nv, parent)

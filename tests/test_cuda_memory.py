@@ -15,11 +15,8 @@ from pytest_dnnbench.measure.backends import (
     METHOD_PROCESS,
     METHOD_UNAVAILABLE,
     CudaBackend,
-    Nvml,
-    NvmlProcess,
-    find_nvml_pid,
-    plausible_bytes,
 )
+from pytest_dnnbench.measure.nvml import Nvml, NvmlProcess, find_nvml_pid, plausible_bytes
 
 CONTAINER_PID = 7  # what os.getpid() says inside the container
 HOST_PID = 48213  # what NVML lists for the same process

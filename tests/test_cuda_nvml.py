@@ -8,15 +8,15 @@ from typing import Any
 import pytest
 from test_cuda_fakes import FakeCudaProcess, FakePynvml, GiB, MiB, nvml_for, world
 
-from pytest_dnnbench.measure.backends import (
-    CudaBackend,
+from pytest_dnnbench.measure.backends import CudaBackend
+from pytest_dnnbench.measure.environment import nvml_inventory
+from pytest_dnnbench.measure.nvml import (
     GpuStateSampler,
     Nvml,
     nvml_index_for_cuda_index,
     throttle_reason_names,
     visible_device_entries,
 )
-from pytest_dnnbench.measure.environment import nvml_inventory
 
 MIG_UUID = "MIG-0a1b2c3d-0000-4444-8888-123456789abc"
 

@@ -30,7 +30,7 @@ from .weights import WeightsUnavailable
 if TYPE_CHECKING:
     import torch
 
-    from ..record import JsonObject
+    from ..jsontypes import JsonObject
 
 #: Images per forward pass during evaluation.
 EVAL_BATCH = 32

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-    from ..record import JsonObject
+    from ..jsontypes import JsonObject
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "box", "hamming", "lanczos")
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ..models.spec import ModelSpec
 
 if TYPE_CHECKING:
-    from ..record import JsonObject
+    from ..jsontypes import JsonObject
 
 CADENE_SOURCE = (
     "Cadene/pretrained-models.pytorch README, 'Accuracy on validation set (single model)', 'Our porting' row"

@@ -22,7 +22,7 @@ from ..models.spec import ModelSpec
 if TYPE_CHECKING:
     import torch
 
-    from ..record import JsonObject
+    from ..jsontypes import JsonObject
 
 SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
 #: torchvision's auxiliary classifier heads (GoogLeNet, Inception-v3): trained, unused in eval.

@@ -23,7 +23,7 @@ from .timing import Clock, SamplingPolicy, TimingResult, sample_latency
 if TYPE_CHECKING:
     import torch
 
-    from ..record import JsonObject
+    from ..jsontypes import JsonObject
     from .backends import Backend
 
 _T = TypeVar("_T")

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from ..record import JsonObject
+    from ..jsontypes import JsonObject
 
 __all__ = [
     "ENERGY_KEYS",

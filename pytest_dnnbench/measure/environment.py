@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Protocol
 from .memory import PINNED_MMAP_THRESHOLD, PINNED_TRIM_THRESHOLD
 
 if TYPE_CHECKING:
-    from ..record import JsonObject
-    from .backends import Backend, NvmlLibrary
+    from ..jsontypes import JsonObject
+    from .backends import Backend
     from .bench import BenchSettings
+    from .nvml import NvmlLibrary
 
 
 class MachineOptions(Protocol):
@@ -205,7 +206,7 @@ def nvml_inventory(nv: NvmlLibrary, env: Mapping[str, str]) -> JsonObject:
     first), else its name is given only when every GPU has the same name, and is None
     otherwise. Unset, every GPU is listed, in NVML's (PCI bus) order.
     """
-    from .backends import visible_device_entries
+    from .nvml import visible_device_entries
 
     try:
         driver_raw = nv.nvmlSystemGetDriverVersion()

@@ -34,7 +34,7 @@ from ..oom import is_out_of_memory
 if TYPE_CHECKING:
     import torch
 
-    from ..record import JsonObject
+    from ..jsontypes import JsonObject
 
 #: thop's count on the shared operators and FlopCounterMode's further apart than this (relative to the
 #: larger) are flagged. Where both see the same work they agree exactly (the paper's 44 networks,

@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from ..record import JsonObject
+    from ..jsontypes import JsonObject
 
 __all__ = [
     "BusyThresholds",

@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any, TypedDict
 if TYPE_CHECKING:
     import torch
 
-    from ..record import Check, JsonObject
+    from ..jsontypes import JsonObject
+    from ..record import Check
     from .bench import BenchSettings
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Summary statistics of latency samples (pure Python, no torch, no pytest).
+"""Summary statistics of latency samples (no torch, no pytest; scipy for Student's t).
 
 The headline figure is the median; its confidence interval is the
 distribution-free interval between two order statistics, so that it holds
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..record import JsonObject
+    from ..jsontypes import JsonObject
 
 __all__ = ["LatencyStats", "median_ci", "percentile", "summarize", "ci_half_width"]
 
@@ -134,3 +134,19 @@ def summarize(samples_ms: Sequence[float], confidence: float = 0.95) -> LatencyS
         n=n,
         ci_median=median_ci(s, confidence),
     )
+
+
+def t_quantile(p: float, dof: float) -> float:
+    """Quantile of Student's t with ``dof`` (> 0, not necessarily whole) degrees of freedom (scipy)."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"probability must lie in (0, 1), got {p}")
+    from scipy.stats import t
+
+    return float(t.ppf(p, dof))
+
+
+def t_cdf(value: float, dof: float) -> float:
+    """Distribution function of Student's t with ``dof`` degrees of freedom (scipy)."""
+    from scipy.stats import t
+
+    return float(t.cdf(value, dof))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from .stats import LatencyStats, ci_half_width, summarize
 
 if TYPE_CHECKING:
-    from ..record import JsonObject
+    from ..jsontypes import JsonObject
 
 Timer = Callable[[], float]
 Clock = Callable[[], float]

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..record import JsonMapping
+    from ..jsontypes import JsonMapping
 
 #: Left out of the CSV (every raw sample stays in results.json).
 DROP = ("latency_ms.samples",)

@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.text import Text
     from numpy.typing import NDArray
 
-    from ..record import JsonMapping
+    from ..jsontypes import JsonMapping
 
 DPI = 90
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")

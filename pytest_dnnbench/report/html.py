@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from .markdown import Footnotes, footnotes
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .build import Report
+    from .document import Report
     from .tables import Cell, Table
 
 FPS_COLORS = ("#1a9850", "#66bd63", "#a6d96a", "#d9ef8b", "#fee08b", "#fdae61", "#f46d43", "#d73027")

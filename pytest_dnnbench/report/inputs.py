@@ -21,7 +21,7 @@ from ..upgrade import upgrade_accuracy
 from .tables import Platform, platform_label, split_modes
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..record import JsonMapping, JsonObject
+    from ..jsontypes import JsonMapping, JsonObject
 
 
 class InputError(ValueError):

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..record import JsonObject
+from ..jsontypes import JsonObject
 
 __all__ = ["Progress", "format_time_left", "missing_entry"]
 

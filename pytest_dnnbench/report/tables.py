@@ -29,7 +29,7 @@ from ..upgrade import accuracy_parts
 if TYPE_CHECKING:  # pragma: no cover
     from typing_extensions import Unpack
 
-    from ..record import JsonMapping, JsonObject
+    from ..jsontypes import JsonMapping, JsonObject
 
 GIB = 2**30
 MIB = 2**20

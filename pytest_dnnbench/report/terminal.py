@@ -23,7 +23,7 @@ from .tables import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..record import JsonMapping
+    from ..jsontypes import JsonMapping
     from .tables import Cell, Table
 
 
