@@ -55,14 +55,15 @@ _Z95 = 1.959963984540054
 #: A baseline is too noisy when, even against a perfectly precise measurement, the smallest slowdown it
 #: could flag is above this multiple of the latency tolerance (default: +20 % for a 10 % tolerance).
 NOISY_FACTOR = 2.0
-#: A latency is cleared (``pass``), by its own process or by fresh processes (``--dnn-confirm``), only
-#: where the upper bound of their ratio to the baseline at this one-sided confidence is within the limit;
-#: slower than the baseline with a bound beyond the limit, one process is confirmed, and fresh processes
-#: whose median is within the limit but whose bound is not are ``inconclusive``. The bound counts the new
-#: processes' spread only: the baseline is the reference (its own spread is what the fail test and
-#: ``noisy`` account for). Simulated with a 10 % between-process spread, five rounds and 4 + 4 processes,
-#: 0.9 leaves about 1.5 of 20 no-change tests inconclusive and 1.3 of 20 +25 % slowdowns passing; measured
-#: with ``benchmarks/false_alarms.py confirm`` (docs/baselines.md).
+#: A latency slower than the baseline's median is cleared (``pass``), by its own process or by fresh
+#: processes (``--dnn-confirm``), only where the upper bound of their ratio to the baseline at this
+#: one-sided confidence is within the limit (one at or below the median passes as it is). Where one
+#: process's bound is not, it is confirmed; fresh processes whose median is within the limit but whose
+#: bound is not leave it ``inconclusive``. The bound counts the new processes' spread only: the baseline
+#: is the reference (its own spread is what the fail test and ``noisy`` account for). Simulated with a
+#: 10 % between-process spread, five rounds and 4 + 4 processes, 0.9 leaves about 1.5 of 20 no-change
+#: tests inconclusive and 1.3 of 20 +25 % slowdowns passing; measured with
+#: ``benchmarks/false_alarms.py confirm`` (docs/baselines.md).
 CLEAR_CONFIDENCE = 0.9
 
 
