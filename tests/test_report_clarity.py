@@ -17,6 +17,7 @@ from report_synthetic import platform_records, rec, write_results
 
 from pytest_dnnbench.gate import short_reason
 from pytest_dnnbench.record import Check
+from pytest_dnnbench.report import table3 as T3
 from pytest_dnnbench.report import tables as T
 from pytest_dnnbench.report.terminal import format_table, render_table3
 
@@ -124,14 +125,14 @@ def test_table3_of_models_without_top1_is_one_line_in_every_renderer() -> None:
     from pytest_dnnbench.report import html, markdown
 
     records = [rec("a_net", 1, 10.0, 500), rec("b_net", 1, 20.0, 600)]
-    t = T.table3(records)
+    t = T3.table3(records)
     assert t.absent.startswith("nothing to rank") and not t.rows
-    assert render_table3(t, 300) == [f"{T.TABLE3_TITLE}: {t.absent}"]
-    assert markdown.table(t) == [f"### {T.TABLE3_TITLE}", "", t.absent, ""]
+    assert render_table3(t, 300) == [f"{T3.TABLE3_TITLE}: {t.absent}"]
+    assert markdown.table(t) == [f"### {T3.TABLE3_TITLE}", "", t.absent, ""]
     page = html.table(t)
     assert "<table>" not in page and "(no rows)" not in page and escape(t.absent) in page
     # one model with a Top-1 is enough: the table is made, the others listed unranked
-    ranked = T.table3([rec("a_net", 1, 10.0, 500, top1=70.0, status="measured"), rec("b_net", 1, 20.0, 600)])
+    ranked = T3.table3([rec("a_net", 1, 10.0, 500, top1=70.0, status="measured"), rec("b_net", 1, 20.0, 600)])
     assert not ranked.absent and ranked.rows
 
 
@@ -205,7 +206,7 @@ def test_a_side_by_side_html_report_has_unique_ids(tmp_path: Path) -> None:
 
 def test_table3_note_numbers_are_carried_by_cells_in_the_terminal() -> None:
     records = platform_records()  # mid_net: a reference Top-1 (a key note); nameless: no Top-1 (a cell note)
-    lines = render_table3(T.table3(records), 300)
+    lines = render_table3(T3.table3(records), 300)
     numbered = [line for line in lines if re.match(r"\[\d+\] ", line)]
     body = "\n".join(line for line in lines[1:] if line not in numbered)
     assert numbered, lines
@@ -222,5 +223,5 @@ def test_a_top1_from_the_paper_reads_the_same_in_the_results_table_and_table3() 
     row = table[2]
     assert f"69.52 {PAPER_MARK}" in row, table
     assert any(line.startswith(f"Top-1(%): {PAPER_MARK} = the paper's Top-1") for line in table), table
-    t3 = "\n".join(render_table3(T.table3([record]), 300))
+    t3 = "\n".join(render_table3(T3.table3([record]), 300))
     assert "MobileNet-v1 69.52p" in t3, t3

@@ -7,6 +7,7 @@ import re
 from report_synthetic import rec
 
 from pytest_dnnbench.report import html, markdown
+from pytest_dnnbench.report import table3 as T3
 from pytest_dnnbench.report import tables as T
 from pytest_dnnbench.report.build import build
 from pytest_dnnbench.report.markdown import footnotes
@@ -82,7 +83,7 @@ def test_table3_remarks_are_listed_unnumbered_after_the_marked_notes() -> None:
         rec("b_net", 1, 2.0, 300.0),  # no Top-1: listed, not ranked (a marked note)
         rec("c_net", 2, 2.0, 300.0, top1=60.0, status="measured"),  # no batch 1: not considered (a remark)
     ]
-    t = T.table3_table(T.select_table3(records))
+    t = T3.table3_table(T3.select_table3(records))
     md = "\n".join(markdown.table(t))
     listed = [line for line in md.splitlines() if line.startswith("- ")]
     assert listed[0] == "- <sup>1</sup> no Top-1 known for this model (no measurement, no reference): not ranked"

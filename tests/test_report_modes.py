@@ -19,6 +19,7 @@ from report_synthetic import (
     write_results,
 )
 
+from pytest_dnnbench.report import table3 as T3
 from pytest_dnnbench.report import tables as T
 from pytest_dnnbench.report.csvfile import to_csv
 from pytest_dnnbench.report.terminal import format_paper_tables, format_table
@@ -183,8 +184,8 @@ def test_table1_and_table2_per_mode_in_the_terminal() -> None:
 
 def test_table3_ranks_model_mode_pairs() -> None:
     records = mode_records({"eager": 1.0, "onnxruntime": 0.5})
-    eager = T.select_table3(T.of_mode(records, "eager"), fallback=lambda m: None)
-    pairs = T.select_table3(records, fallback=lambda m: None)
+    eager = T3.select_table3(T.of_mode(records, "eager"), fallback=lambda m: None)
+    pairs = T3.select_table3(records, fallback=lambda m: None)
     assert not eager.pairs and pairs.pairs
     # big_net: 16.7 FPS in eager, 33.3 FPS with onnxruntime, 1310 MiB: only the onnxruntime pair makes 30 FPS.
     assert "big_net" not in [c.model for c in eager.cells[(1.4, 30.0)]]
@@ -193,8 +194,8 @@ def test_table3_ranks_model_mode_pairs() -> None:
     assert "big_net (eager)" not in [c.name for c in best]
     # Both pairs fit at 15 FPS: the same Top-1, the faster first.
     assert [c.name for c in pairs.cells[(1.4, 15.0)]][:2] == ["big_net (onnxruntime)", "big_net (eager)"]
-    t = T.table3_table(pairs)
-    assert t.title == T.TABLE3_PAIRS_TITLE and "(model, mode) pairs" in t.caption
+    t = T3.table3_table(pairs)
+    assert t.title == T3.TABLE3_PAIRS_TITLE and "(model, mode) pairs" in t.caption
     assert t.rows[2][2].lines is not None and t.rows[2][2].lines[0].text == "big_net (onnxruntime)  80.00"
 
 
@@ -205,14 +206,14 @@ def test_table3_pair_uses_the_top1_measured_in_its_mode() -> None:
         rec("n", 1, 5.0, 500, top1=70.0, status="measured"),
         rec("n", 1, 2.0, 500, mode="onnxruntime"),  # no Top-1 of its own: the model's
     ]
-    sel = T.select_table3(records, fallback=lambda m: None)
+    sel = T3.select_table3(records, fallback=lambda m: None)
     tops = {c.name: c.top1.value for c in sel.cells[(1.0, 15.0)]}
     assert tops == {"m (eager)": 76.0, "m (onnxruntime)": 75.5, "n (onnxruntime)": 70.0, "n (eager)": 70.0}
 
 
 def test_table3_of_eager_records_is_as_before() -> None:
-    before = T.table3(platform_records())
-    assert before.title == T.TABLE3_TITLE and before.key == "table3"
+    before = T3.table3(platform_records())
+    assert before.title == T3.TABLE3_TITLE and before.key == "table3"
     assert all("(eager)" not in c.text for row in before.rows for cell in row[1:] for c in cell.lines or [])
 
 

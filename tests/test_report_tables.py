@@ -8,6 +8,7 @@ import io
 import pytest
 from report_synthetic import platform_records, rec
 
+from pytest_dnnbench.report import table3 as T3
 from pytest_dnnbench.report import tables as T
 from pytest_dnnbench.report.csvfile import flatten_record, to_csv
 from pytest_dnnbench.report.terminal import format_paper_tables, render_grid, render_table3
@@ -18,7 +19,7 @@ def names(choices):
 
 
 def test_table3_selection_known_answer() -> None:
-    sel = T.select_table3(platform_records(), fallback=lambda m: None)
+    sel = T3.select_table3(platform_records(), fallback=lambda m: None)
     cells = {k: names(v) for k, v in sel.cells.items()}
     assert cells[(0.7, 15.0)] == cells[(0.7, 30.0)] == cells[(0.7, 60.0)] == ["fast_net"]
     assert cells[(1.0, 15.0)] == cells[(1.0, 30.0)] == ["mid_net", "fast_net"]
@@ -34,7 +35,7 @@ def test_table3_selection_known_answer() -> None:
 def test_table3_keeps_the_best_five_and_uses_batch_1_only() -> None:
     records = [rec(f"m{i}", 1, 5.0, 300, top1=60.0 + i, status="measured") for i in range(8)]
     records.append(rec("batch2_only", 2, 1.0, 300, top1=99.0, status="measured"))
-    sel = T.select_table3(records, fallback=lambda m: None)
+    sel = T3.select_table3(records, fallback=lambda m: None)
     assert names(sel.cells[(0.7, 60.0)]) == ["m7", "m6", "m5", "m4", "m3"]
 
 
@@ -42,7 +43,7 @@ def test_table3_limits_are_inclusive_and_in_gib() -> None:
     at_limit = rec("edge", 1, 1000 / 15, 0.7 * 1024, top1=50.0, status="measured")  # exactly 0.7 GiB, 15 FPS
     at_limit["fps"], at_limit["memory_bytes"]["total"] = 15.0, int(0.7 * 2**30)
     over = rec("over", 1, 10.0, 0.7 * 1024 + 1, top1=90.0, status="measured")
-    sel = T.select_table3([at_limit, over], fallback=lambda m: None)
+    sel = T3.select_table3([at_limit, over], fallback=lambda m: None)
     assert names(sel.cells[(0.7, 15.0)]) == ["edge"]
     assert names(sel.cells[(1.0, 60.0)]) == ["over"]
 
@@ -70,7 +71,7 @@ def test_best_top1_prefers_measured_then_reference_then_paper() -> None:
 
 
 def test_table3_without_batch_1() -> None:
-    t = T.table3([rec("a", 2, 1.0, 100, top1=70.0, status="measured")])
+    t = T3.table3([rec("a", 2, 1.0, 100, top1=70.0, status="measured")])
     assert all(c.text == "none fits" for row in t.rows for c in row[1:])
     assert any("no batch-1 measurement" in n for n in t.notes)
 
@@ -168,7 +169,7 @@ def test_terminal_table3_and_all_tables() -> None:
     text = "\n".join(lines)
     assert "Table 1" in text and "Table 2" in text and "Table 3" in text
     assert "memory <= 1.4 GiB, >= 15 FPS: big_net 80.00, mid_net 75.00r, fast_net 70.00" in text.replace("\n    ", " ")
-    assert all(len(ln) <= 70 for ln in "\n".join(render_table3(T.table3(platform_records()), 70)).splitlines())
+    assert all(len(ln) <= 70 for ln in "\n".join(render_table3(T3.table3(platform_records()), 70)).splitlines())
     text.encode("ascii")  # the terminal gets plain ASCII
 
 
@@ -177,6 +178,6 @@ def test_table3_notes_models_without_batch_1_figures() -> None:
         rec("a", 1, 5.0, 300, top1=70.0, status="measured"),
         rec("b", 1, 5.0, None, top1=80.0, status="measured"),
     ]
-    t = T.table3(records, fallback=lambda m: None)
+    t = T3.table3(records, fallback=lambda m: None)
     assert [c.text for c in t.rows[0][1].lines] == ["a  70.00"]
     assert "not considered (no batch-1 FPS or memory figure): b" in t.notes

@@ -128,11 +128,11 @@ def test_the_environment_names_every_mode_of_the_run(tiny_project: pytest.Pytest
 
 
 def test_table3_with_nothing_that_fits_is_one_line() -> None:
-    from pytest_dnnbench.report import tables
+    from pytest_dnnbench.report import table3 as T3
     from pytest_dnnbench.report.terminal import render_table3
 
     record = {"model": "a", "batch_size": 2, "mode": "eager", "fps": 100.0, "memory_bytes": {"total": 10**9}}
-    lines = render_table3(tables.table3([record]), 100)
+    lines = render_table3(T3.table3([record]), 100)
     body = [line for line in lines[1:] if not line.startswith("[")]
     assert body == ["any of the 9 constraints (memory <= 0.7 / 1 / 1.4 GiB; >= 15 / 30 / 60 FPS): none fits[1]"]
 

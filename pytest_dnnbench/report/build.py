@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from ..results import jsonable
 from ..upgrade import upgrade_environment, upgrade_record
+from . import table3 as T3
 from . import tables as T
 from .csvfile import to_csv
 from .document import Report
@@ -95,7 +96,9 @@ def build(
         ]
         if T.has_energy(p.records):
             tables.append(T.energy_table(p.records, p.missing, mode))
-        tables.append(T.table3_table(T.select_table3(p.records), T.mode_title(T.TABLE3_TITLE, mode) if mode else None))
+        tables.append(
+            T3.table3_table(T3.select_table3(p.records), T.mode_title(T3.TABLE3_TITLE, mode) if mode else None)
+        )
         rep.sections.append(("Tables", tables))
         rep.figures_after = "Tables"
         rep.sections.append(("Environment", [T.environment_table(p.environment)]))
@@ -117,10 +120,10 @@ def build(
         for label, group in groups.items():
             records = [r for v in group for r in v.records]
             if len(T.modes_of(records)) > 1:
-                sel = T.select_table3(records)
-                per_platform_t3.append(T.table3_table(sel, title=f"Table 3: best (model, mode) pairs: {label}"))
+                sel = T3.select_table3(records)
+                per_platform_t3.append(T3.table3_table(sel, title=f"Table 3: best (model, mode) pairs: {label}"))
         for p in views:
-            t3 = T.table3_table(T.select_table3(p.records), title=f"Table 3: {p.label}")
+            t3 = T3.table3_table(T3.select_table3(p.records), title=f"Table 3: {p.label}")
             per_platform_t3.append(t3)
         rep.sections.append(("Table 3 per platform", per_platform_t3))
         rep.figures_after = "Table 3 per platform"

@@ -27,7 +27,7 @@ from .tables import (
     MIB,
     Platform,
     Top1,
-    _num,
+    as_number,
     mode_title,
     paper_top1,
     param_file_mib,
@@ -139,10 +139,10 @@ def model_facts(
         f = out.setdefault(m, ModelFacts(m, str(r.get("paper_name") or m), accs[m], None, None, None))
         if r.get("paper_name"):
             f.name = str(r["paper_name"])
-        flops = _num(r.get("flops"))
+        flops = as_number(r.get("flops"))
         if f.gflops is None and flops is not None and flops > 0:
             f.gflops = flops / 1e9
-        params = _num(r.get("params"))
+        params = as_number(r.get("params"))
         if f.params_m is None and params is not None and params > 0:
             f.params_m = params / 1e6
         pf = param_file_mib(r)
@@ -548,7 +548,7 @@ def fig3_plot(
         }
         pts: list[tuple[float, float, str]] = []  # (FPS, Top-1, name)
         for m, r in _batch1(p).items():
-            if not (_num(r.get("fps")) and m in top1):
+            if not (as_number(r.get("fps")) and m in top1):
                 continue
             value = top1[m].value
             if value is not None:

@@ -22,13 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, SupportsFloat, SupportsIndex, TypedDict
+from typing import TYPE_CHECKING, SupportsFloat, SupportsIndex
 
 from ..upgrade import accuracy_parts
 
 if TYPE_CHECKING:  # pragma: no cover
-    from typing_extensions import Unpack
-
     from ..jsontypes import JsonMapping, JsonObject
 
 GIB = 2**30
@@ -193,7 +191,7 @@ def mode_title(title: str, mode: str | None) -> str:
     return f"{head} ({mode}){sep}{rest}"
 
 
-def _num(v: object) -> float | None:
+def as_number(v: object) -> float | None:
     """A JSON value as a finite float, else None (bools, missing, non-numbers, NaN and infinities)."""
     if isinstance(v, bool) or v is None:
         return None
@@ -208,22 +206,22 @@ def _num(v: object) -> float | None:
 
 
 def total_memory(rec: JsonMapping) -> float | None:
-    return _num((rec.get("memory_bytes") or {}).get("total"))
+    return as_number((rec.get("memory_bytes") or {}).get("total"))
 
 
 def param_file_mib(rec: JsonMapping) -> float | None:
     """The parameter file's size in MiB of a record of any version (``param_file_mib``; ``param_file_mb`` before)."""
-    return _num(rec.get("param_file_mib", rec.get("param_file_mb")))
+    return as_number(rec.get("param_file_mib", rec.get("param_file_mb")))
 
 
 def joules_per_image(rec: JsonMapping) -> float | None:
     energy = rec.get("energy")
-    return _num(energy.get("joules_per_image")) if isinstance(energy, Mapping) else None
+    return as_number(energy.get("joules_per_image")) if isinstance(energy, Mapping) else None
 
 
 def watts(rec: JsonMapping) -> float | None:
     energy = rec.get("energy")
-    return _num(energy.get("watts")) if isinstance(energy, Mapping) else None
+    return as_number(energy.get("watts")) if isinstance(energy, Mapping) else None
 
 
 def energy_reason(records: Iterable[JsonMapping]) -> str | None:
@@ -231,7 +229,7 @@ def energy_reason(records: Iterable[JsonMapping]) -> str | None:
     for r in records:
         energy = r.get("energy")
         if isinstance(energy, Mapping) and joules_per_image(r) is None and energy.get("reason"):
-            return short_reason(energy.get("reason"))
+            return clip_text(energy.get("reason"))
     return None
 
 
@@ -239,7 +237,8 @@ def has_energy(records: Iterable[JsonMapping]) -> bool:
     return any(joules_per_image(r) is not None for r in records)
 
 
-def short_reason(reason: object, limit: int = 320) -> str:
+def clip_text(reason: object, limit: int = 320) -> str:
+    """``reason`` on one line, cut to ``limit`` characters (an ellipsis marks the cut)."""
     text = " ".join(str(reason or "").split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -248,7 +247,7 @@ def first_line(reason: object) -> str:
     """The first line of a test's failure, without pytest.fail's ``Failed: ``: the reason in a few words
     (``memory 0.556 GB > 0.001 GB``); the whole text is in the test's failure and the results file."""
     line = next((part.strip() for part in str(reason or "").splitlines() if part.strip()), "")
-    return short_reason(line.removeprefix("Failed: ").removeprefix("Skipped: "))
+    return clip_text(line.removeprefix("Failed: ").removeprefix("Skipped: "))
 
 
 def outcome_note(rec: JsonMapping) -> str:
@@ -268,7 +267,7 @@ def _missing_reason(
     if rec is not None:
         why = (rec.get("missing") or {}).get(field_name) if isinstance(rec.get("missing"), dict) else None
         if why:
-            return f"not reported: {short_reason(why)}"
+            return f"not reported: {clip_text(why)}"
         if field_name == "energy.joules_per_image":
             reason = energy_reason([rec])
             if reason:
@@ -277,7 +276,7 @@ def _missing_reason(
         return f"{out}: {first_line(rec.get('reason')) or 'the record has no figure'}"
     m = missing.get((model, bs))
     if m is not None:
-        return f"{m.get('outcome', 'missing')}: {short_reason(m.get('reason')) or 'no reason given'}"
+        return f"{m.get('outcome', 'missing')}: {clip_text(m.get('reason')) or 'no reason given'}"
     return "not measured (batch size not run for this model, or the run was interrupted)"
 
 
@@ -314,7 +313,7 @@ def record_top1(rec: JsonMapping) -> Top1:
     ``accuracy.reference``'s (status ``reference``), else none (status None)."""
     measured, reference = accuracy_parts(rec.get("accuracy"))
     for status, part in (("measured", measured), ("reference", reference)):
-        top1 = _num(part.get("top1")) if part is not None else None
+        top1 = as_number(part.get("top1")) if part is not None else None
         if part is not None and top1 is not None:
             return Top1(top1, status, str(part.get("source") or ""))
     return Top1(None, None, "")
@@ -404,7 +403,8 @@ def format_ratio(r: float) -> str:
     return (f"{r:.2f}" if 0.1 <= r < 100 else f"{r:.3g}") + "×"
 
 
-def format_mib(total_bytes: float) -> str:
+def mib_figure(total_bytes: float) -> str:
+    """Bytes as a whole number of MiB, without the unit (a table's title carries it)."""
     return f"{total_bytes / MIB:.0f}"
 
 
@@ -453,7 +453,7 @@ def _grid(
 
 
 def _per_image(rec: JsonMapping) -> float | None:
-    return _num(rec.get("per_image_ms"))
+    return as_number(rec.get("per_image_ms"))
 
 
 def _keyed(key: str, mode: str | None) -> str:
@@ -477,7 +477,7 @@ def table1(records: Sequence[JsonMapping], missing: Sequence[JsonMapping] = (), 
         missing,
         _per_image,
         format_ms,
-        lambda rec, v: fps_band(_num(rec.get("fps")) or (1000.0 / v if v > 0 else None)),
+        lambda rec, v: fps_band(as_number(rec.get("fps")) or (1000.0 / v if v > 0 else None)),
         "fps",
         fps_legend(),
         "per_image_ms",
@@ -494,7 +494,7 @@ def table2(
         records,
         missing,
         total_memory,
-        format_mib,
+        mib_figure,
         lambda rec, v: mem_band(v),
         "mem",
         mem_legend(),
@@ -528,207 +528,6 @@ def energy_table(records: Sequence[JsonMapping], missing: Sequence[JsonMapping] 
         "",
         [],
         "energy.joules_per_image",
-    )
-
-
-# -- Table 3 ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Choice:
-    model: str
-    name: str
-    top1: Top1
-    fps: float
-    memory_bytes: float
-    #: The deployment mode, when Table 3 ranks (model, mode) pairs (``name`` then says it too).
-    mode: str | None = None
-
-
-@dataclass
-class Table3:
-    """``cells[(memory GiB, FPS)]``: up to five choices, best Top-1 first; ``unranked``: models
-    that meet the constraints but have no Top-1 at all (listed after the ranked ones)."""
-
-    cells: dict[tuple[float, float], list[Choice]]
-    unranked: dict[tuple[float, float], list[Choice]]
-    memory_limits: tuple[float, ...]
-    fps_limits: tuple[float, ...]
-    note: str | None = None
-    #: The accuracy statuses of the ranked choices (:attr:`Top1.status`).
-    statuses: set[str | None] = field(default_factory=set)
-    #: Models left out for want of a batch-1 FPS or memory figure.
-    excluded: list[str] = field(default_factory=list)
-    #: The candidates are (model, mode) pairs: the records hold several modes.
-    pairs: bool = False
-    #: No candidate has a Top-1 (measured, reference or the paper's): there is nothing to rank.
-    no_top1: bool = False
-
-
-class Table3Options(TypedDict, total=False):
-    """The keyword arguments of :func:`select_table3`, which :func:`table3` passes on."""
-
-    memory_limits_gib: Sequence[float]
-    fps_limits: Sequence[float]
-    top_n: int
-    fallback: Callable[[str], float | None]
-
-
-def pair_name(name: str, mode: str) -> str:
-    """``ResNet-18 (onnxruntime)``: a (model, mode) pair of Table 3."""
-    return f"{name} ({mode})"
-
-
-def select_table3(
-    records: Sequence[JsonMapping],
-    *,
-    memory_limits_gib: Sequence[float] = MEMORY_LIMITS_GIB,
-    fps_limits: Sequence[float] = FPS_LIMITS,
-    top_n: int = TOP_N,
-    fallback: Callable[[str], float | None] = paper_top1,
-) -> Table3:
-    """The best ``top_n`` models by Top-1 with batch-1 memory <= limit and batch-1 FPS >= limit.
-
-    When the records hold several modes the candidates are (model, mode) pairs, each with its own
-    batch-1 FPS and memory; a pair's Top-1 is the one measured in that mode, else the model's best."""
-    pairs = len(modes_of(records)) > 1
-    accs = top1_by_model(records, fallback)
-    names = names_of(records)
-
-    def key(r: JsonMapping) -> tuple[str, str]:
-        return (str(r.get("model")), mode_of(r) if pairs else "")
-
-    def label(k: tuple[str, str]) -> str:
-        return pair_name(names[k[0]], k[1]) if pairs else names[k[0]]
-
-    def top1_of(k: tuple[str, str]) -> Top1:
-        model_best = accs.get(k[0], Top1(None, None))
-        if not pairs:
-            return model_best
-        own = best_top1(k[0], [r for r in records if key(r) == k], fallback)
-        return own if own.status == "measured" else model_best
-
-    b1 = [
-        r
-        for r in records
-        if int(r.get("batch_size") or 0) == 1
-        and r.get("outcome") != "skipped"
-        and _num(r.get("fps")) is not None
-        and total_memory(r) is not None
-    ]
-    by_key = {key(r): r for r in b1}
-    every = list(dict.fromkeys(key(r) for r in records))
-    if pairs:
-        order = {m: i for i, m in enumerate(model_order(records))}
-        every.sort(key=lambda k: (order[k[0]], mode_key(k[1])))
-    excluded = [label(k) for k in every if k not in by_key]
-    note = None
-    if not by_key:
-        note = "no batch-1 measurement with FPS and memory in this run (Table 3 is at batch 1)"
-    # (key, batch-1 FPS, batch-1 total memory) in the order of by_key; b1 kept only records with both.
-    figures: list[tuple[tuple[str, str], float, float]] = []
-    for k, r in by_key.items():
-        total = total_memory(r)
-        if total is not None:
-            figures.append((k, float(r["fps"]), total))
-    cells: dict[tuple[float, float], list[Choice]] = {}
-    unranked: dict[tuple[float, float], list[Choice]] = {}
-    statuses: set[str | None] = set()
-    tops = {k: top1_of(k) for k, _, _ in figures}
-    for mem in memory_limits_gib:
-        for fps in fps_limits:
-            fit = [
-                Choice(k[0], label(k), tops[k], k_fps, total or 0.0, k[1] if pairs else None)
-                for k, k_fps, total in figures
-                if total <= mem * GIB and k_fps >= fps
-            ]
-            # Best Top-1 first (then faster, then by name and mode), over the choices that have a Top-1.
-            scored = [(c.top1.value, c) for c in fit if c.top1.value is not None]
-            ranked = [
-                c
-                for _, c in sorted(scored, key=lambda vc: (-vc[0], -vc[1].fps, vc[1].model, mode_key(vc[1].mode or "")))
-            ]
-            cells[(mem, fps)] = ranked[:top_n]
-            statuses.update(c.top1.status for c in ranked[:top_n])
-            unranked[(mem, fps)] = sorted((c for c in fit if c.top1.value is None), key=lambda c: (-c.fps, c.model))
-    no_top1 = bool(figures) and all(t.value is None for t in tops.values())
-    return Table3(
-        cells, unranked, tuple(memory_limits_gib), tuple(fps_limits), note, statuses, excluded, pairs, no_top1
-    )
-
-
-def table3(records: Sequence[JsonMapping], **kwargs: Unpack[Table3Options]) -> Table:
-    sel = select_table3(records, **kwargs)
-    return table3_table(sel)
-
-
-TABLE3_TITLE = "Table 3: best models by Top-1 under memory and FPS constraints (batch 1)"
-TABLE3_PAIRS_TITLE = "Table 3: best (model, mode) pairs by Top-1 under memory and FPS constraints (batch 1)"
-
-
-def table3_table(sel: Table3, title: str | None = None) -> Table:
-    if title is None:
-        title = TABLE3_PAIRS_TITLE if sel.pairs else TABLE3_TITLE
-    what = "(model, mode) pairs" if sel.pairs else "models"
-    key = "table3_pairs" if sel.pairs else "table3"
-    if sel.no_top1 and sel.note is None:
-        which = "no (model, mode) pair" if sel.pairs else "no model"
-        absent = (
-            f"nothing to rank: {which} measured at batch 1 here has a Top-1 "
-            "(measured, published for its weights, or the paper's)"
-        )
-        return Table(key, title, [], [], absent=absent)
-    notes = Notes()
-    rows: list[list[Cell]] = []
-    for mem in sel.memory_limits:
-        row = [Cell(f"memory ≤ {mem:g} GiB", header=True)]
-        for fps in sel.fps_limits:
-            lines = [
-                Cell(
-                    f"{c.name}  {c.top1.text()}",
-                    value=c.top1.value,
-                    cls="ref" if c.top1.status in ("reference", "paper") else None,
-                )
-                for c in sel.cells[(mem, fps)]
-            ]
-            extra = sel.unranked[(mem, fps)]
-            if extra and len(lines) < TOP_N:
-                n = notes.add("no Top-1 known for this model (no measurement, no reference): not ranked")
-                for c in extra[: TOP_N - len(lines)]:
-                    lines.append(Cell(f"{c.name}  {MISSING}", cls="missing", notes=[n]))
-            if not lines:
-                lines = []
-                none_fits = "no (model, mode) pair measured here meets both constraints" if sel.pairs else None
-                row.append(
-                    Cell(
-                        "none fits",
-                        cls="missing",
-                        lines=[],
-                        notes=[notes.add(sel.note or none_fits or "no model measured here meets both constraints")],
-                    )
-                )
-                continue
-            row.append(Cell(f"{len(lines)} {'pairs' if sel.pairs else 'models'}", lines=lines))
-        rows.append(row)
-    remarks: list[int] = []
-    if sel.excluded and sel.note is None:
-        remarks.append(notes.add("not considered (no batch-1 FPS or memory figure): " + ", ".join(sel.excluded)))
-    for text in accuracy_legend(sel.statuses):
-        remarks.append(notes.add(text))
-    caption = (
-        f"{what} with batch-1 total memory ≤ the limit (GiB, the paper's GB) and batch-1 FPS ≥ the limit, "
-        "best Top-1 first"
-    )
-    if sel.pairs:
-        caption += "; each mode of a model is a candidate of its own, with its own FPS and memory"
-    return Table(
-        key,
-        title,
-        ["memory \\ FPS"] + [f"≥ {f:g} FPS" for f in sel.fps_limits],
-        rows,
-        notes.texts,
-        caption,
-        remarks=remarks,
     )
 
 
@@ -814,9 +613,14 @@ def compare_table(
     if metric == "per_image_ms":
         value, text, title, unit = _per_image, format_ms, "inference time per image (ms)", "ms"
     elif metric == "memory":
-        value, text, title, unit = total_memory, format_mib, "total memory (MiB)", "MiB"
+        value, text, title, unit = total_memory, mib_figure, "total memory (MiB)", "MiB"
     elif metric == "fps":
-        value, text, title, unit = (lambda r: _num(r.get("fps"))), (lambda v: f"{v:.1f}"), "images per second", "FPS"
+        value, text, title, unit = (
+            (lambda r: as_number(r.get("fps"))),
+            (lambda v: f"{v:.1f}"),
+            "images per second",
+            "FPS",
+        )
     elif metric == "energy":
         value, text, title, unit = joules_per_image, format_joules, "energy per image (J)", "J"
     else:
@@ -866,7 +670,7 @@ def compare_table(
                 else:
                     cls = None
                     if metric in ("per_image_ms", "fps"):
-                        b = fps_band(_num(rec.get("fps")) if rec is not None else None)
+                        b = fps_band(as_number(rec.get("fps")) if rec is not None else None)
                         cls = None if b is None else f"fps{b}"
                     elif metric == "memory":
                         b = mem_band(v)

@@ -9,7 +9,7 @@ from ..measure.flops import DISAGREEMENT
 from ..units import format_count, format_mib
 from .markdown import Footnotes, footnotes
 from .tables import (
-    _num,
+    as_number,
     energy_reason,
     format_joules,
     has_energy,
@@ -55,13 +55,13 @@ LEGEND = {
 }
 
 
-def _latency_check(rec: JsonMapping) -> JsonMapping | None:
+def _latency_of(rec: JsonMapping) -> JsonMapping | None:
     return next((c for c in rec.get("checks") or [] if c.get("metric") == "latency" and "ratio" in c), None)
 
 
 def baseline_cell(rec: JsonMapping) -> str:
     """``1.03x res 14%``: the ratio to the baseline and the smallest slowdown it resolves; ``-`` if not compared."""
-    check = _latency_check(rec)
+    check = _latency_of(rec)
     if check is None:
         return "-"
     ratio, resolution = check.get("ratio"), check.get("resolution")
@@ -78,7 +78,7 @@ def record_notes(rec: JsonMapping) -> list[str]:
         notes.append("insufficient")
     if (rec.get("load") or {}).get("busy"):
         notes.append("busy")
-    check = _latency_check(rec) or {}
+    check = _latency_of(rec) or {}
     if check.get("inconclusive"):
         notes.append("inconclusive")
     if check.get("noisy"):
@@ -102,8 +102,8 @@ def record_row(rec: JsonMapping) -> tuple[str, ...]:
         _fmt(rec.get("per_image_ms"), ".3f"),
         _fmt(rec.get("fps"), ".1f"),
         format_mib(mem.get("total")),
-        format_count(_num(flops)),
-        format_count(_num(params)),
+        format_count(as_number(flops)),
+        format_count(as_number(params)),
         str(lat.get("n", "-")),
         ", ".join(notes),
     )
@@ -161,7 +161,7 @@ def eager_ratio_cell(rec: JsonMapping, eager: JsonMapping | None) -> str:
     """``0.48x``: the record's ms/image over the eager record's of the same (model, batch); ``-`` if none."""
     if eager is None or mode_of(rec) == "eager":
         return "-"
-    ms, ref = _num(rec.get("per_image_ms")), _num(eager.get("per_image_ms"))
+    ms, ref = as_number(rec.get("per_image_ms")), as_number(eager.get("per_image_ms"))
     if ms is None or ref is None or ref <= 0:
         return "-"
     return f"{ms / ref:.2f}x"
@@ -188,21 +188,21 @@ def output_note(rec: JsonMapping) -> str | None:
         return None
     if check.get("skipped"):
         return "out -"  # no tensor output to compare
-    value = _num(check.get("measured"))
+    value = as_number(check.get("measured"))
     if value is None:
-        value = _num(check.get("value"))
+        value = as_number(check.get("value"))
     text = "out " + ("?" if value is None else f"{value:.0e}")
-    limit = _num(check.get("limit"))
+    limit = as_number(check.get("limit"))
     if check.get("passed") is False and limit is not None:
         text += f">{limit:.0e}"
-    agree = _num(check.get("top1_agreement"))
+    agree = as_number(check.get("top1_agreement"))
     if agree is not None and agree < 1:
         text += f" top1 {100 * agree:.0f}%"
     return text
 
 
 def _output_legend(records: Sequence[JsonMapping]) -> str:
-    limits = sorted({v for r in records if (c := _output_check(r)) is not None and (v := _num(c.get("limit")))})
+    limits = sorted({v for r in records if (c := _output_check(r)) is not None and (v := as_number(c.get("limit")))})
     shown = " or ".join(f"{v:g}" for v in limits)
     return (
         "out: max |output - eager's| / max |eager's| on the same batch"
@@ -230,7 +230,7 @@ def format_table(records: Iterable[JsonMapping]) -> list[str]:
     if with_modes:
         recs = mode_sorted(recs)
     with_accuracy = any("accuracy" in r for r in recs)
-    with_baseline = any(_latency_check(r) is not None for r in recs)
+    with_baseline = any(_latency_of(r) is not None for r in recs)
     with_energy = has_energy(recs)
     columns: list[str] = list(COLUMNS)
     cols: dict[str, list[str]] = {name: [] for name in columns}
@@ -256,7 +256,7 @@ def format_table(records: Iterable[JsonMapping]) -> list[str]:
             RATIO_COLUMN,
             [eager_ratio_cell(r, eager.get((str(r.get("model")), r.get("batch_size")))) for r in recs],
         )
-        insert(RATIO_COLUMN, PREPARE_COLUMN, [_fmt(_num(r.get("prepare_s")), ".1f") for r in recs])
+        insert(RATIO_COLUMN, PREPARE_COLUMN, [_fmt(as_number(r.get("prepare_s")), ".1f") for r in recs])
     if with_energy:
         insert("memory", ENERGY_COLUMN, [energy_cell(r) for r in recs])
     outputs = [output_note(r) for r in recs]
@@ -394,7 +394,8 @@ def format_paper_tables(
     """Tables 1, 2 and 3 of the paper for these records, condensed to ``width`` columns. Records of
     several modes (or of a mode but eager) give a Table 1 and a Table 2 per mode, titled with it,
     eager first; Table 3 then ranks (model, mode) pairs."""
-    from .tables import missing_of_mode, modes_of, of_mode, table1, table2, table3
+    from .table3 import table3
+    from .tables import missing_of_mode, modes_of, of_mode, table1, table2
 
     recs = list(records)
     lines: list[str] = []
