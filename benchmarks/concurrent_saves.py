@@ -3,7 +3,8 @@
 Each repetition starts 8 whole pytest runs at once, each benchmarking a tiny model at batch 1 and
 saving to the same baseline file; case "one model": all 8 run the same model (8 rounds expected
 in its entry); case "8 models": each runs its own model (8 entries expected). The read-to-write
-window is widened (``PYTEST_DNNBENCH_TEST_SAVE_DELAY``) so that savers overlap for certain.
+window is widened (the project's conftest makes ``save_document`` sleep first) so that savers overlap
+for certain.
 
     python benchmarks/concurrent_saves.py --repetitions 10
 """
@@ -29,6 +30,22 @@ def tiny(width: int = 4) -> torch.nn.Module:
 """
 
 CONFTEST = """
+import os
+import time
+
+import pytest_dnnbench.baseline_store as store
+
+_write = store.save_document
+
+
+def _slow_write(*args, **kwargs):  # between reading the file and writing it back: where savers race
+    time.sleep(float(os.environ.get("CONCURRENT_SAVES_DELAY", "0")))
+    return _write(*args, **kwargs)
+
+
+store.save_document = _slow_write
+
+
 def pytest_dnnbench_register_models(registry, config):
     for k in range(8):
         registry.register(f"m{k}", "tinymodels:tiny", input_size=(3, 16, 16))
@@ -40,7 +57,7 @@ def repetition(root: Path, models: list[str], delay: str) -> tuple[int, int]:
     target = root / "base.json"
     if target.exists():
         target.unlink()
-    env = dict(os.environ, PYTEST_DNNBENCH_TEST_SAVE_DELAY=delay, PYTHONPATH=str(root))
+    env = dict(os.environ, CONCURRENT_SAVES_DELAY=delay, PYTHONPATH=str(root))
     cmd = [
         sys.executable,
         "-m",

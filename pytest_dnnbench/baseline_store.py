@@ -730,9 +730,6 @@ def paper_benchmark_files(directory: Path | None = None) -> dict[str, Path]:
 
 #: Seconds a saver waits for another run's save of the same file to finish.
 LOCK_TIMEOUT_S = 120.0
-#: Test hook: seconds to wait between reading a baseline file and writing it back (widens the
-#: window in which concurrent savers would lose rounds without the lock). Never set it otherwise.
-_DELAY_ENV = "PYTEST_DNNBENCH_TEST_SAVE_DELAY"
 
 
 # -- saving a run ----------------------------------------------------------------------------------
@@ -740,11 +737,14 @@ _DELAY_ENV = "PYTEST_DNNBENCH_TEST_SAVE_DELAY"
 
 @dataclass
 class SaveOutcome:
-    """What saving a run's rounds did: the notes for the summary, the files written, whether it failed."""
+    """What saving a run's rounds did: the notes for the summary (in order), the files written, the
+    notes among them that say what was saved (the summary lists those with the files written), whether
+    it failed."""
 
     notes: list[str] = field(default_factory=list)
     saved: list[str] = field(default_factory=list)
     failed: bool = False
+    saved_notes: list[str] = field(default_factory=list)
 
 
 #: A run's records to save, by platform key: (the platform block, the records).
@@ -1051,9 +1051,6 @@ def _save_file(
         docs[key] = merge_records(docs.get(key), recs, plat, max_rounds=max_rounds)
     as_set = was_set or len(docs) > 1
     doc = set_document(docs.values()) if as_set else docs[keys[0]]
-    delay = float(os.environ.get(_DELAY_ENV, "0") or 0)
-    if delay > 0:
-        time.sleep(delay)
     try:
         save_document(path, doc)
     except (OSError, ValueError) as exc:
@@ -1069,12 +1066,14 @@ def _save_file(
         touched = {(r["model"], int(r["batch_size"])) for r in recs}
         rounds = sorted({len(e["rounds"]) for e in block["entries"] if (e["model"], e["batch_size"]) in touched})
         kept = len(block["entries"]) - len(touched)
-        out.notes.append(
+        note = (
             f"baseline saved: {where} ({len(touched)} entr{'y' if len(touched) == 1 else 'ies'} "
             f"updated, {kept} kept; rounds per updated entry: {', '.join(map(str, rounds))} of at most "
             f"{block['max_rounds']}{'; forced despite regressions' if forced else ''})"
             + busy_rounds_note(recs, [e for e in block["entries"] if (e["model"], e["batch_size"]) in touched])
         )
+        out.notes.append(note)
+        out.saved_notes.append(note)
     if as_set and not was_set:
         modes = [str(d["platform"].get("mode") or split_key(k)[1]) for k, d in sorted(docs.items())]
         out.notes.append(

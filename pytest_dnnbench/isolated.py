@@ -23,11 +23,12 @@ import dataclasses
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING
+
+from .measure.child import ChildTimeout, last_line, run_json_child, stderr_tail
 
 if TYPE_CHECKING:
     import torch
@@ -108,43 +109,32 @@ def run_isolated(
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     name, batch = request["spec"]["name"], request["batch_size"]
     try:
-        proc = subprocess.run(
-            [python or sys.executable, "-m", "pytest_dnnbench.isolated"],
-            input=json.dumps(request),
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            env=env,
+        run = run_json_child(
+            "pytest_dnnbench.isolated", request, prefix=ANSWER_PREFIX, timeout_s=timeout_s, env=env, python=python
         )
-    except subprocess.TimeoutExpired as exc:
-        tail = _tail(exc.stderr)
+    except ChildTimeout as exc:
         raise IsolationError(
             f"isolated measurement of {name} at batch {batch} timed out after {timeout_s:g} s "
-            f"(--dnn-max-time x 2 + {STARTUP_MARGIN_S:g} s to start); the process was killed{tail}"
+            f"(--dnn-max-time x 2 + {STARTUP_MARGIN_S:g} s to start); the process was killed"
+            f"{stderr_tail(exc.stderr)}"
         ) from None
-    answer: JsonObject | None = None  # the child's one JSON object
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(ANSWER_PREFIX):
-            answer = json.loads(line[len(ANSWER_PREFIX) :])
-            break
-    if proc.returncode != 0 or answer is None:
-        status = proc.returncode
-        how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
+    answer = run.answer
+    if run.returncode != 0 or answer is None:
         limit = request.get("max_host_memory")
-        if limit is not None and died_of_the_memory_limit(status, proc.stderr):
+        if limit is not None and died_of_the_memory_limit(run.returncode, run.stderr):
             raise IsolatedOutOfMemory(
-                f"the measuring process {how} under the host-memory limit of {limit:,} bytes "
-                f"(--dnn-max-host-memory): {_last_line(proc.stderr) or 'no message'}"
+                f"the measuring process {run.how} under the host-memory limit of {limit:,} bytes "
+                f"(--dnn-max-host-memory): {last_line(run.stderr) or 'no message'}"
             )
         raise IsolationError(
-            f"isolated measurement of {name} at batch {batch}: the process {how}"
-            f"{'' if answer is not None or status != 0 else ' without an answer'}{_tail(proc.stderr)}"
+            f"isolated measurement of {name} at batch {batch}: the process {run.how}"
+            f"{'' if answer is not None or run.returncode != 0 else ' without an answer'}{stderr_tail(run.stderr)}"
         )
     if "oom" in answer:
         raise IsolatedOutOfMemory(answer["oom"])
     if "error" in answer:
         raise IsolationError(
-            f"isolated measurement of {name} at batch {batch} failed: {answer['error']}{_tail(proc.stderr)}"
+            f"isolated measurement of {name} at batch {batch} failed: {answer['error']}{stderr_tail(run.stderr)}"
         )
     return answer["record"], answer.get("environment")
 
@@ -176,19 +166,6 @@ def died_of_the_memory_limit(status: int, stderr: str | None) -> bool:
     """
     text = (stderr or "").lower()
     return any(w in text for w in _MEMORY_WORDS) or (status < 0 and -status in _CRASH_SIGNALS)
-
-
-def _last_line(text: str | None) -> str:
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
-
-
-def _tail(text: str | bytes | None, lines: int = 15) -> str:
-    if isinstance(text, bytes):
-        text = text.decode(errors="replace")
-    if not text:
-        return ""
-    return "; stderr (last lines):\n" + "\n".join(str(text).rstrip().splitlines()[-lines:])
 
 
 # -- the child ---------------------------------------------------------------------------------------

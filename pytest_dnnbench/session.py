@@ -64,8 +64,6 @@ DNN_FIXTURES = ("dnn_model", "dnn_bench", "dnn_device", "dnn_backend")
 
 #: Why a fresh process's measurement is left out of a confirmation (``--dnn-confirm``).
 BUSY_CONFIRMATION = "measured on a busy machine"
-#: How :func:`baseline_store.save_run` begins the note of a file it saved (listed with the files written).
-SAVED_PREFIX = "baseline saved"
 #: Seconds a run waits for another run's lock on the same ``--dnn-json`` file before it stops with a usage error.
 RESULTS_LOCK_WAIT_S = 3.0
 #: The names ``--dnn-report`` writes into its folder (``report.build.write_report``, ``report.figures``).
@@ -163,6 +161,8 @@ class DnnSession:
         self.accuracy: AccuracyRun | None = None
         self.baselines = BaselineSource(settings.baseline, settings.rootpath, settings.require_baseline)
         self.notes: list[str] = []
+        #: What the baseline save wrote, listed with the files written.
+        self.saved_notes: list[str] = []
         self.report_written: list[Path] = []
         self.report_error: str | None = None
         #: Where the results file was written at the end (the file, a fallback file, or None: nowhere).
@@ -876,13 +876,7 @@ class DnnSession:
             record,
             checks=record.checks + tuple(constraint_checks) + tuple(base_checks),
             baseline=info,
-            tolerances={
-                "latency": tolerances.latency,
-                "memory": tolerances.memory,
-                "top1": tolerances.top1,
-                "alpha": tolerances.alpha,
-                "max_slowdown": tolerances.max_slowdown,
-            },
+            tolerances=dataclasses.asdict(tolerances),
         )
         # Kept now: a check or a hook that fails the test below must not lose the measurement.
         records = item.stash.setdefault(RECORDS_KEY, [])
@@ -1480,7 +1474,8 @@ class DnnSession:
             regressions=len(regressions(plain_records)),
             interrupted=exitstatus == pytest.ExitCode.INTERRUPTED,
         )
-        self.notes += outcome.notes
+        self.notes += [n for n in outcome.notes if n not in outcome.saved_notes]
+        self.saved_notes += outcome.saved_notes
         if outcome.failed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -1546,7 +1541,7 @@ class DnnSession:
             for line in format_paper_tables(records, list(self.missing.values()), width, memory_note(env, records)):
                 tr.write_line(line)
         gated = [r for r in records if r.get("baseline") is not None]
-        notes = [n for n in self.notes if not n.startswith(SAVED_PREFIX)]
+        notes = self.notes
         if gated or notes:
             tr.write_sep("-", "dnnbench: baselines and deployment constraints")
             shown = self.config.getoption("tbstyle", "auto") not in ("no", "line")  # the failures, in full
@@ -1563,7 +1558,7 @@ class DnnSession:
         lines = []
         if self.results is not None and (self.records or self.missing or self.results.error is not None):
             lines += self._results_lines(self.results)
-        lines += [n for n in self.notes if n.startswith(SAVED_PREFIX)]
+        lines += self.saved_notes
         out = self.settings.report_dir
         if out is not None:
             if self.report_error:

@@ -1,8 +1,9 @@
 """Concurrent baseline saves: 8 processes saving to one file at once keep every round and entry.
 
 Each saver is a real process running ``baseline_store.save_run``, the function the session calls at
-the end of a ``--dnn-save-baseline`` run; ``PYTEST_DNNBENCH_TEST_SAVE_DELAY`` widens the window
-between reading the file and writing it back, where savers without a lock lose each other's rounds.
+the end of a ``--dnn-save-baseline`` run; each makes ``save_document`` sleep first, which widens the
+window between reading the file and writing it back, where savers without a lock lose each other's
+rounds.
 The ten-repetition check with whole pytest runs is ``benchmarks/concurrent_saves.py``.
 """
 
@@ -21,9 +22,19 @@ from pytest_dnnbench.baseline_store import file_lock, load_baseline, save_run
 SAVER = r"""
 import json, sys, time
 from pathlib import Path
+import pytest_dnnbench.baseline_store as store
 from pytest_dnnbench.baseline_store import save_run
 
-path, model, start_at = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+path, model, start_at, delay = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+write = store.save_document
+
+
+def slow_write(*args, **kwargs):  # between reading the file and writing it back: the window savers race in
+    time.sleep(delay)
+    return write(*args, **kwargs)
+
+
+store.save_document = slow_write
 record = {"model": model, "batch_size": 1, "device": "cpu", "device_name": "Test CPU", "threads": 2,
           "precision": "fp32", "mode": "eager", "input_size": [3, 8, 8], "macs": 10, "params": 5,
           "latency_ms": {"median": 2.0, "samples": [1.9, 2.0, 2.1], "ci_median": [1.9, 2.1], "n": 3},
@@ -41,11 +52,9 @@ def run_savers(tmp_path: Path, models: list[str], delay: str = "0.3") -> list[di
     script.write_text(SAVER)
     target = tmp_path / "base.json"
     start_at = time.time() + 3.0  # every process has imported what it needs by then
-    env = {**__import__("os").environ, "PYTEST_DNNBENCH_TEST_SAVE_DELAY": delay}
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), str(target), m, str(start_at)],
-            env=env,
+            [sys.executable, str(script), str(target), m, str(start_at), delay],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -39,11 +39,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from .child import ChildTimeout, last_line, run_json_child
 
 __all__ = [
     "ANSWER_PREFIX",
@@ -127,37 +128,27 @@ def run_child(request: Mapping[str, Any], timeout_s: float, python: str | None =
     """Run the measuring process on ``request``; its answer (raises :class:`RuntimeMemoryError`)."""
     what = f"measuring the memory of {request['runtime']} on {Path(str(request['path'])).name}"
     try:
-        proc = subprocess.run(
-            [python or sys.executable, "-m", "pytest_dnnbench.measure.runtime_memory"],
-            input=json.dumps(request),
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
+        run = run_json_child(
+            "pytest_dnnbench.measure.runtime_memory",
+            request,
+            prefix=ANSWER_PREFIX,
+            timeout_s=timeout_s,
             env=child_env(int(request["threads"])),
+            python=python,
         )
-    except subprocess.TimeoutExpired as exc:
-        last = _last_line(exc.stderr)
+    except ChildTimeout as exc:
+        last = last_line(exc.stderr, 500)
         raise RuntimeMemoryError(
             f"{what}: timed out after {timeout_s:g} s; the process was killed{': ' + last if last else ''}"
         ) from None
     except OSError as exc:
         raise RuntimeMemoryError(f"{what}: the process could not start: {exc}") from None
-    answer: dict[str, Any] | None = None
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(ANSWER_PREFIX):
-            try:
-                answer = json.loads(line[len(ANSWER_PREFIX) :])
-            except ValueError:
-                answer = None
-            break
+    answer = run.answer
     if answer is not None and answer.get("error"):
         raise RuntimeMemoryError(f"{what}: {answer['error']}")
-    if proc.returncode != 0 or answer is None:
-        status = proc.returncode
-        how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
-        if status == 0:
-            how = "ended without its answer"
-        raise RuntimeMemoryError(f"{what}: the process {how}: {_last_line(proc.stderr) or 'no message'}")
+    if run.returncode != 0 or answer is None:
+        how = run.how if run.returncode != 0 else "ended without its answer"
+        raise RuntimeMemoryError(f"{what}: the process {how}: {last_line(run.stderr, 500) or 'no message'}")
     return answer
 
 
@@ -205,13 +196,6 @@ def _imported(runtime: str) -> str:
 
 def _mib(n: int) -> str:
     return f"{n / 2**20:.1f} MiB"
-
-
-def _last_line(text: str | bytes | None) -> str:
-    if isinstance(text, bytes):
-        text = text.decode(errors="replace")
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    return lines[-1][:500] if lines else ""
 
 
 # -- the child ---------------------------------------------------------------------------------------------
