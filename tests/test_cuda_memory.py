@@ -6,6 +6,8 @@ Every test runs the real :class:`CudaBackend` and :class:`Nvml` over the fakes o
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from test_cuda_fakes import FakeCudaProcess, FakeGpu, FakePynvml, GiB, MiB, nvml_for, world
 
@@ -16,7 +18,14 @@ from pytest_dnnbench.measure.backends import (
     METHOD_UNAVAILABLE,
     CudaBackend,
 )
-from pytest_dnnbench.measure.nvml import Nvml, NvmlProcess, find_nvml_pid, plausible_bytes
+from pytest_dnnbench.measure.nvml import (
+    Nvml,
+    NvmlProcess,
+    find_nvml_pid,
+    identify_by_marker,
+    marker_bytes,
+    plausible_bytes,
+)
 
 CONTAINER_PID = 7  # what os.getpid() says inside the container
 HOST_PID = 48213  # what NVML lists for the same process
@@ -109,6 +118,42 @@ def test_a_context_made_before_the_backend_is_found_by_the_marker() -> None:
     assert backend.pre_context_used is None  # "before the context" cannot be read any more
 
 
+class _MarkerRace:
+    """Two workers with adjacent PIDs place their markers at the same moment: NVML sees both grow."""
+
+    def __init__(self, own: int, sibling: int) -> None:
+        self.own, self.sibling = own, sibling
+        self.figures = {own: 800 * MiB, sibling: 800 * MiB}
+        self._reserved = 0
+
+    # the NVML side
+    def processes(self) -> list[SimpleNamespace]:
+        return [SimpleNamespace(pid=p, used_bytes=b) for p, b in self.figures.items()]
+
+    # the CUDA side
+    def reserved(self) -> int:
+        return self._reserved
+
+    def allocate(self, nbytes: int) -> object:
+        self._reserved += nbytes
+        self.figures[self.own] += nbytes
+        self.figures[self.sibling] += marker_bytes(self.sibling)  # its own marker, placed meanwhile
+        return object()
+
+    def synchronize(self) -> None:
+        pass
+
+    def empty_cache(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("sibling", [HOST_PID + 1, HOST_PID - 1, HOST_PID + 15])
+def test_a_sibling_with_an_adjacent_pid_placing_its_marker_too_is_told_apart(sibling: int) -> None:
+    race = _MarkerRace(HOST_PID, sibling)
+    assert abs(marker_bytes(HOST_PID) - marker_bytes(sibling)) >= 4 * MiB
+    assert identify_by_marker(race, race, {HOST_PID, sibling}, HOST_PID) == HOST_PID  # type: ignore[arg-type]
+
+
 def test_no_pid_is_guessed_when_nothing_is_certain() -> None:
     nv, (gpu,) = world()
     proc = FakeCudaProcess(gpu, HOST_PID)
@@ -130,8 +175,19 @@ def test_zero_or_missing_figures_fall_back_to_the_device_level(figures: str) -> 
     assert backend.context == 800 * MiB and backend.context_method == METHOD_DEVICE
     mem, method = measure_memory(backend, proc, 1 * GiB)
     assert mem["total"] != 0
-    assert method.startswith(METHOD_DEVICE + ":")
+    assert method.startswith(METHOD_DEVICE + ":") and "the only process on the GPU" in method
     assert mem["total"] == 500 * MiB + 300 * MiB + 8 * MiB + 1 * GiB
+
+
+def test_the_device_level_says_that_other_processes_present_all_along_are_counted_too() -> None:
+    nv, (gpu,) = world()
+    gpu.figures = "zero"
+    gpu.procs[9001] = 2 * GiB  # another worker on the GPU from the start: it neither comes nor goes
+    backend, proc = backend_in(gpu, nv, own_pid=CONTAINER_PID, host_pid=HOST_PID)
+    mem, method = measure_memory(backend, proc, 1 * GiB)
+    assert method.startswith(METHOD_DEVICE + ":")
+    assert "1 other process on the GPU neither came nor went, but what it allocated meanwhile is counted" in method
+    assert "the only process" not in method
 
 
 def test_device_level_is_refused_when_another_process_came() -> None:

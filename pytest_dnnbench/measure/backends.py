@@ -245,9 +245,7 @@ class CudaMemoryProbe:
                 delta = None if used_now is None else used_now - self.pre_context_used
                 total = plausible_bytes(delta, floor=reserved_now, ceiling=self.device_total)
                 if total is not None:
-                    checked = (
-                        "no other process came or went" if current else "NVML lists no processes here: others unchecked"
-                    )
+                    checked = _others_checked(current)
                     return total, (
                         f"{METHOD_DEVICE}: device used memory after the timed calls minus before "
                         f"this process's CUDA context ({checked})"
@@ -389,6 +387,20 @@ class CudaBackend:
 
     def snapshot(self) -> JsonObject:
         return self.nvml.snapshot() if self.nvml is not None else {}
+
+
+def _others_checked(current: frozenset[int] | None) -> str:
+    """What the device delta can say of the other processes on the GPU (the set it saw is the one it
+    saw when this process created its CUDA context)."""
+    if not current:
+        return "NVML lists no processes here: others unchecked"
+    if len(current) == 1:
+        return "the only process on the GPU"
+    others = len(current) - 1
+    return (
+        f"{others} other process{'es' if others > 1 else ''} on the GPU neither came nor went, but what "
+        f"{'they' if others > 1 else 'it'} allocated meanwhile is counted too"
+    )
 
 
 def cpu_model_name() -> str:

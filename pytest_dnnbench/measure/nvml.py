@@ -496,17 +496,25 @@ class GpuStateSampler:
 # -- which NVML entry is this process ------------------------------------------------------------
 
 
-def _marker_bytes(own_pid: int) -> int:
-    """A marker size that differs between processes started together (32 to 62 MiB)."""
-    return (32 + 2 * (own_pid % 16)) * MiB
+#: Two markers differ by at least this much, more than twice :data:`MARKER_TOLERANCE`: a process's
+#: growth can match one marker only, also for workers with adjacent PIDs started together.
+MARKER_STEP = 8 * MiB
+#: How far a candidate's growth on NVML may be from what the marker reserved.
+MARKER_TOLERANCE = 2 * MiB
 
 
-def _identify_by_marker(nvml: Nvml, api: CudaRuntime, candidates: set[int], own_pid: int) -> int | None:
+def marker_bytes(own_pid: int) -> int:
+    """A marker size that differs between processes started together: 32 MiB + 8 MiB x (PID mod 16),
+    32 to 152 MiB, so that PIDs closer than 16 apart (workers started together) never share one."""
+    return 32 * MiB + MARKER_STEP * (own_pid % 16)
+
+
+def identify_by_marker(nvml: Nvml, api: CudaRuntime, candidates: set[int], own_pid: int) -> int | None:
     """The one candidate whose NVML figure grows by what a marker allocation reserved."""
     before = {p.pid: p.used_bytes for p in nvml.processes() or []}
     reserved0 = api.reserved()
     try:
-        marker = api.allocate(_marker_bytes(own_pid))
+        marker = api.allocate(marker_bytes(own_pid))
     except Exception:  # noqa: BLE001 - no room for a marker (a full GPU): the PID stays unknown
         return None
     try:
@@ -521,7 +529,7 @@ def _identify_by_marker(nvml: Nvml, api: CudaRuntime, candidates: set[int], own_
     hits: list[int] = []
     for pid in candidates:
         b, a = before.get(pid), after.get(pid)
-        if b is not None and a is not None and abs((a - b) - grown) <= 2 * MiB:
+        if b is not None and a is not None and abs((a - b) - grown) <= MARKER_TOLERANCE:
             hits.append(pid)
     return hits[0] if len(hits) == 1 else None
 
@@ -563,7 +571,7 @@ def find_nvml_pid(
     candidates = new if new else pids
     if not candidates:
         return None, "NVML lists no process on this GPU"
-    found = _identify_by_marker(nvml, api, candidates, own_pid)
+    found = identify_by_marker(nvml, api, candidates, own_pid)
     if found is not None:
         return found, "the PID whose NVML figure grew by a marker allocation"
     return None, "no NVML entry could be told to be this process's"
