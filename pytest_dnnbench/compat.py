@@ -28,11 +28,12 @@ from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
-from .jsontypes import JsonMapping
 from .nodeids import scope_of
 
 if TYPE_CHECKING:
     from xdist.scheduler import LoadScopeScheduling
+
+    from .record import Record
 
 __all__ = ["add_to_benchmark_session", "benchmark_tables", "model_scheduler", "seen_as_benchmarks"]
 
@@ -56,17 +57,20 @@ def _benchmark_session(config: pytest.Config) -> _BenchmarkSession | None:
 
 
 def add_to_benchmark_session(
-    config: pytest.Config, node: pytest.Item, record: JsonMapping, min_rounds: int, max_time: float
+    config: pytest.Config, node: pytest.Item, finished: Record, min_rounds: int, max_time: float
 ) -> None:
     """Put one record's samples into pytest-benchmark's session, as one of its benchmarks.
 
-    ``extra_info`` gets the record without its samples (they are the benchmark's own data); the
-    record is a copy, so nothing pytest-benchmark keeps is shared with the session's record.
+    ``extra_info`` gets the record (as plain JSON: pytest-benchmark writes it into its files) without its
+    samples (they are the benchmark's own data); nothing pytest-benchmark keeps is shared with the session's
+    record.
     """
     bs = _benchmark_session(config)
     if bs is None or getattr(bs, "disabled", True):
         return
     from pytest_benchmark.stats import Metadata
+
+    record = finished.to_json()  # the boundary: pytest-benchmark's own JSON
 
     callspec = getattr(node, "callspec", None)
     extra = {k: v for k, v in record.items() if k != "latency_ms"}

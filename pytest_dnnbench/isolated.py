@@ -245,21 +245,20 @@ def _child(request: JsonObject) -> JsonObject:
     if environment is None:
         environment = _environment(backend, settings)
 
-    from .record import make_record
+    from .record import timed_record
     from .results import plain
 
-    record = make_record(
+    record = timed_record(  # the record the in-process runner assembles, from the same parts
         model=spec.name,
-        paper_name=spec.paper_name,
-        source=spec.source,
+        spec=spec,
         settings=settings,
         device_name=backend.device_name(),
         threads=torch.get_num_threads(),
         measurement=measurement,
         complexity=complexity,
         test=request.get("test"),
-        isolation="process",
         build_s=build_s,
+        isolation="process",
     )
     return {"record": plain(record.to_json()), "environment": plain(environment)}
 

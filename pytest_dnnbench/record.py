@@ -29,6 +29,7 @@ from .upgrade import is_cuda, upgrade_accuracy, upgrade_record
 if TYPE_CHECKING:
     from .measure.bench import BenchSettings, Measurement
     from .measure.flops import Complexity
+    from .models.spec import ModelSpec
 
 __all__ = [
     "Accuracy",
@@ -42,6 +43,7 @@ __all__ = [
     "RECORD_KEYS",
     "LATENCY_KEYS",
     "make_record",
+    "timed_record",
     "record_problems",
     "unavailable_accuracy",
 ]
@@ -489,3 +491,33 @@ def record_problems(data: object) -> list[str]:
         if key in data and data[key] is not None and not isinstance(data[key], Mapping):
             problems.append(f"'{key}' must be an object")
     return problems
+
+
+def timed_record(
+    *,
+    model: str,
+    spec: ModelSpec | None,
+    settings: BenchSettings,
+    device_name: str,
+    threads: int,
+    measurement: Measurement,
+    complexity: Complexity,
+    test: str | None,
+    build_s: float | None,
+    isolation: str | None = None,
+) -> Record:
+    """The record of one timed measurement of ``spec`` (None: a user's own module), assembled the same way in
+    process (:mod:`.runner`) and in an isolated child (:mod:`.isolated`)."""
+    return make_record(
+        model=model,
+        paper_name=spec.paper_name if spec is not None else None,
+        source=spec.source if spec is not None else "custom",
+        settings=settings,
+        device_name=device_name,
+        threads=threads,
+        measurement=measurement,
+        complexity=complexity,
+        test=test,
+        build_s=build_s,
+        isolation=isolation,
+    )

@@ -17,7 +17,6 @@ No torch here.
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -30,6 +29,7 @@ from .constraints import Constraints, parse_fps, parse_size
 from .gate import Tolerances
 from .jsonfile import resolved
 from .measure.timing import SamplingPolicy
+from .problems import UsageProblem, bad_value, check_writable, shown
 
 __all__ = [
     "OPTIONS",
@@ -58,8 +58,6 @@ PAPER_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 #: The precisions a benchmark can run in (fp32 is the paper's).
 PRECISIONS = ("fp32", "fp16", "bf16")
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-#: Longest value echoed back in an error message.
-MAX_SHOWN = 200
 #: Largest batch size accepted (a tensor index is 32-bit in many kernels).
 MAX_BATCH = 2**31 - 1
 #: Most CPU threads accepted for torch.
@@ -392,17 +390,9 @@ def addoptions(parser: pytest.Parser) -> None:
 # -- errors and parsers (one per kind of value) ---------------------------------------------------
 
 
-def shown(value: object) -> str:
-    """A value as echoed in a message: cut to :data:`MAX_SHOWN` characters."""
-    text = str(value)
-    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
-
-
 def usage_error(option: str, value: object, why: str, fix: str) -> pytest.UsageError:
-    """The one shape of a bad-value error: ``OPTION=VALUE: why. Fix``; a marker's keyword is closed again:
-    ``dnn_constraints(max_memory=[1, 2]): why. Fix``."""
-    close = ")" * (option.count("(") - option.count(")"))
-    return pytest.UsageError(f"{option}={shown(value)}{close}: {why}. {fix}")
+    """The one shape of a bad-value error: ``OPTION=VALUE: why. Fix`` (:func:`.outputs.bad_value`)."""
+    return pytest.UsageError(str(bad_value(option, value, why, fix)))
 
 
 def parse_batch_sizes(value: object, option: str = "--dnn-batch-sizes") -> tuple[int, ...]:
@@ -968,41 +958,6 @@ def _parse_rounds(value: object, option: str) -> int:
     return n
 
 
-def check_writable(path: Path, option: str, *, directory: bool = False) -> None:
-    """A usage error now, before any model is built, where ``path`` could not be written later.
-
-    ``path`` may not exist yet (its folders are made when it is written): the nearest existing
-    folder above it must be a writable folder, and ``path`` itself, where it exists, a file
-    (``directory=False``) or a folder (``directory=True``) that can be written.
-    """
-    what = "a directory" if directory else "a file"
-    try:
-        exists = path.exists()
-    except OSError as exc:  # e.g. a file name longer than the file system allows
-        raise usage_error(
-            option, path, f"the system refuses this path ({exc.strerror})", f"Give the path of {what}"
-        ) from None
-    if exists:
-        if path.is_dir() != directory:
-            raise usage_error(option, path, f"{path} exists and is not {what}", f"Give the path of {what}")
-        if not directory:
-            from .results import not_a_regular_file
-
-            other = not_a_regular_file(path)  # a device, a FIFO, a socket: an atomic save would replace it
-            if other is not None:
-                raise usage_error(option, path, f"{path} is {other}, not a regular file", f"Give the path of {what}")
-        if not os.access(path, os.W_OK):
-            raise usage_error(option, path, f"{path} is not writable", "Give a path this user may write")
-        return
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise usage_error(option, path, f"{parent} is a file, so {path} cannot be made", f"Give the path of {what}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise usage_error(option, path, f"{parent} is not writable", "Give a path this user may write")
-
-
 def _report_dir(r: _Reader) -> Path | None:
     v = r.value("dnn_report")
     if v.text is None:
@@ -1021,7 +976,10 @@ def _report_dir(r: _Reader) -> Path | None:
             f"{out} exists and is not a directory",
             "Give a directory (it is created if missing)",
         )
-    check_writable(out, "--dnn-report", directory=True)
+    try:
+        check_writable(out, "--dnn-report", directory=True)
+    except UsageProblem as exc:
+        raise pytest.UsageError(str(exc)) from None
     return out
 
 

@@ -31,7 +31,7 @@ def tiny_project(pytester: pytest.Pytester) -> pytest.Pytester:
 def _share_runtime_floors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The many pytest processes of this suite (pytester, pytest-xdist workers) measure each CPU runtime
     floor once between them (a few seconds of a core each time otherwise); test_floor.py measures for real."""
-    from pytest_dnnbench.session import FLOOR_CACHE_ENV
+    from pytest_dnnbench.measure.floor import FLOOR_CACHE_ENV
 
     before = os.environ.get(FLOOR_CACHE_ENV)
     os.environ[FLOOR_CACHE_ENV] = str(tmp_path_factory.mktemp("floors"))

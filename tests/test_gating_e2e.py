@@ -67,8 +67,8 @@ def _fake_measurements(monkeypatch):
         m = dataclasses.replace(m, load=fake.get("load", {"busy": False, "reasons": []}))
         return m
 
-    session = importlib.import_module("pytest_dnnbench.session")
-    real_deployed = session.DnnSession._deployed_memory
+    runner = importlib.import_module("pytest_dnnbench.runner")
+    real_deployed = runner.Runner._deployed_memory
 
     def deployed_memory(self, record, *args):
         record = real_deployed(self, record, *args)
@@ -88,7 +88,7 @@ def _fake_measurements(monkeypatch):
     real_for_record = evaluate.AccuracyRun.for_record
     monkeypatch.setattr(bench, "measure", measure)
     monkeypatch.setattr(flops, "measure_complexity", measure_complexity)
-    monkeypatch.setattr(session.DnnSession, "_deployed_memory", deployed_memory)
+    monkeypatch.setattr(runner.Runner, "_deployed_memory", deployed_memory)
     monkeypatch.setattr(evaluate.AccuracyRun, "for_record", for_record)
 """
 

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from pytest_dnnbench.baseline_store import BaselineError, load_baseline, load_baselines, platform_key
 from pytest_dnnbench.report.inputs import InputError, by_mode, load_baseline_platform, load_platform
 from pytest_dnnbench.results import load_results
-from pytest_dnnbench.session import FLOOR_CACHE_ENV, _shared_floors
+from pytest_dnnbench.measure.floor import FLOOR_CACHE_ENV, shared_floors
 
 DATA = Path(__file__).parent / "data"
 #: Real files of earlier versions (read as this version writes them): the seeds of the mutations.
@@ -60,7 +60,7 @@ def floors_read_from(folder: Path) -> dict[str, Any]:
     before = os.environ.get(FLOOR_CACHE_ENV)
     os.environ[FLOOR_CACHE_ENV] = str(folder)
     try:
-        return _shared_floors()
+        return shared_floors()
     finally:
         if before is None:
             del os.environ[FLOOR_CACHE_ENV]

@@ -12,7 +12,8 @@ import pytest
 from helpers import FAST, TINY_MODULE, load_json
 from test_robustness import FAULTY_CONFTEST, FAULTY_MODULE, _wait_for
 
-from pytest_dnnbench.settings import MAX_SHOWN, OPTIONS, Settings
+from pytest_dnnbench.problems import MAX_SHOWN
+from pytest_dnnbench.settings import OPTIONS, Settings
 
 # -- absurd values in every option --------------------------------------------------------------------
 

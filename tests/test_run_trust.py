@@ -25,7 +25,6 @@ pytest.importorskip("torch")
 # Imported here, so that in-process pytester runs use the module objects these tests patch.
 device_mod = importlib.import_module("pytest_dnnbench.device")
 floor_mod = importlib.import_module("pytest_dnnbench.measure.floor")
-session_mod = importlib.import_module("pytest_dnnbench.session")
 
 RUN = [*FAST, "--dnn-threads=1", "--benchmark-disable", "-p", "no:cacheprovider", "--dnn-calm-wait=0"]
 MIB = 2**20
@@ -75,7 +74,8 @@ def record(busy: bool = False, capped: bool = False, insufficient: bool = False)
 
 
 def test_the_trust_line_counts_each_reason_and_needs_more_than_half_of_the_rows() -> None:
-    trust_line = session_mod.trust_line
+    from pytest_dnnbench.report.summary import trust_line
+
     rows = [record(busy=True, capped=True)] * 15 + [record(busy=True, insufficient=True)] * 6
     assert trust_line(rows, 10.0) == (
         "dnnbench: these figures cannot be trusted: 21 of 21 measured on a busy machine, 15 capped by the time "

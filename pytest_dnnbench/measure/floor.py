@@ -34,25 +34,31 @@ from dataclasses import dataclass
 from importlib.machinery import PathFinder
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from ..jsonfile import check_bytes, check_seconds, loads_json
+from ..jsonfile import check_bytes, check_seconds, load_json, loads_json
 
 if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "FLOOR_CACHE_ENV",
     "FLOOR_PREFIX",
     "SOURCE_LIBRARIES",
     "Floor",
     "FloorCache",
+    "compile_floor_library",
     "floor_command",
     "floor_from_json",
     "floor_env",
     "importable",
     "is_test_module",
+    "keep_floor",
     "library_of",
     "measure_floor",
     "model_bytes",
     "parse_floor_output",
+    "process_floors",
+    "share_floor",
+    "shared_floors",
 ]
 
 # -- the model's own bytes --------------------------------------------------------------------------
@@ -526,6 +532,75 @@ class FloorCache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# -- floors shared by the processes of one run ------------------------------------------------------
+
+#: Runtime floors measured in this process, by key: a floor depends on the interpreter and the installed
+#: libraries, not on the session, so in-process pytest runs (pytester) measure each once.
+_PROCESS_FLOORS: dict[str, Floor] = {}
+#: A folder where the processes of one test run share the floors they measured (each library measured once
+#: for all of them). Unset, every process measures its own. The plugin's own test suite sets it: it starts
+#: many pytest processes (pytester, pytest-xdist workers), each of which would pay a few seconds per floor.
+FLOOR_CACHE_ENV = "PYTEST_DNNBENCH_FLOOR_CACHE"
+
+
+def compile_floor_library(library: str | None) -> str:
+    """The floor of a compiled model's process: the model's library and torch's compiler (inductor)."""
+    return ",".join([*([library] if library else []), "torch._inductor.compile_fx"])
+
+
+def process_floors() -> dict[str, Floor]:
+    """The floors known to this process (measured here, or by the run's other processes,
+    :data:`FLOOR_CACHE_ENV`), by key: the dict itself, which :func:`keep_floor` adds to."""
+    _PROCESS_FLOORS.update(shared_floors())
+    return _PROCESS_FLOORS
+
+
+def keep_floor(floor: Floor) -> None:
+    """Keep a floor measured well for this process and leave it for the run's other processes."""
+    if floor.error is None and floor.bytes is not None and floor.key not in _PROCESS_FLOORS:
+        _PROCESS_FLOORS[floor.key] = floor
+        share_floor(floor)
+
+
+def shared_floors() -> dict[str, Floor]:
+    """The floors other processes of this test run measured (:data:`FLOOR_CACHE_ENV`), by key."""
+    from pathlib import Path
+
+    folder = os.environ.get(FLOOR_CACHE_ENV)
+    found: dict[str, Floor] = {}
+    if folder:
+        try:
+            paths = sorted(Path(folder).glob("*.json"))
+        except OSError:
+            return found
+        for path in paths:
+            try:
+                floor = floor_from_json(load_json(path, "runtime floor cache file", max_bytes=2**16, regular_only=True))
+            except ValueError:
+                continue  # being written, not a floor, or an implausible figure: never trusted, measured here
+            if path.stem != floor.key:
+                continue  # a file named for another library: not trusted either
+            found[floor.key] = floor
+    return found
+
+
+def share_floor(floor: Floor) -> None:
+    """Leave ``floor`` for the other processes of this test run (atomically: a reader sees all or nothing)."""
+    import json
+    from pathlib import Path
+
+    folder = os.environ.get(FLOOR_CACHE_ENV)
+    if not folder:
+        return
+    target = Path(folder) / f"{floor.key}.json"
+    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        temp.write_text(json.dumps(floor.to_json()), encoding="utf-8")
+        os.replace(temp, target)
+    except OSError:
+        pass  # sharing is an optimisation only
 
 
 # -- what a record's CPU total means -------------------------------------------------------------

@@ -1,0 +1,86 @@
+"""What the controller (or the only process) keeps of a run (no pytest here).
+
+Every record, the tests that left none (and why), and the results file (``--dnn-json``), rewritten after
+each record and locked for the whole run. A write that fails does not stop the run: the records stay in
+memory, each later record tries again, and the end of the run writes them all, to the file or to a
+fallback file (:func:`.outputs.fallback_folders`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from .jsontypes import JsonMapping, JsonObject
+from .outputs import fallback_folders, lock_results, os_error, results_lines
+from .record import Record
+from .results import ResultsFile
+
+__all__ = ["RunResults"]
+
+
+class RunResults:
+    """The run's records and its results file (None: no ``--dnn-json``)."""
+
+    def __init__(self, path: Path | None, rootpath: Path):
+        self.records: list[Record] = []
+        #: The same records as plain JSON, as the tests' reports carried them (what the files and tables read).
+        self.plain: list[JsonObject] = []
+        #: The tests that left no record, by (model, batch size, mode): why (skipped, failed, out of memory).
+        self.missing: dict[tuple[object, object, object], JsonObject] = {}
+        self.file: ResultsFile | None = None
+        #: Where the results file was written at the end (the file, a fallback file, or None: nowhere).
+        self.written_at: Path | None = None
+        self._rootpath = rootpath
+        self._lock: contextlib.ExitStack | None = None
+        if path is not None:
+            import os
+
+            self.file = ResultsFile(path, target=Path(os.path.realpath(path)))
+            self._lock = lock_results(self.file)  # (raises outputs.UsageProblem: held by another run)
+
+    def keep(self, records: Sequence[JsonObject], environment: JsonMapping) -> str | None:
+        """Add a test's records (plain JSON, as its report carried them) and rewrite the results file. The first
+        write that fails: what to say at once (None: nothing to say)."""
+        self.records.extend(Record.from_json(r) for r in records)
+        self.plain.extend(records)
+        results = self.file
+        if results is None:
+            return None
+        results.set_environment(dict(environment))
+        results.records.extend(records)
+        first = results.error is None
+        if results.save() or not first or results.error is None:
+            return None
+        return (
+            f"dnnbench: cannot write the results file {results.path} ({os_error(results.error)}); the run goes "
+            "on, its records are kept and written at the end (the summary says where)"
+        )
+
+    def add_missing(self, entry: JsonObject) -> None:
+        self.missing[(entry["model"], entry["batch_size"], entry.get("mode"))] = entry
+
+    def finish(self, environment: JsonMapping) -> bool:
+        """Write the results file at the end (also with no record: the reasons are in ``missing``); False where
+        the records could be written nowhere."""
+        results = self.file
+        if results is None:
+            return True
+        results.set_environment(dict(environment))
+        results.missing = list(self.missing.values())
+        self.written_at = results.save_final(fallback_folders(results, self._rootpath))
+        return self.written_at is not None
+
+    def lines(self) -> list[str]:
+        """Where the results file is, for the summary (nothing when no file was asked for or nothing ran)."""
+        results = self.file
+        if results is None or not (self.records or self.missing or results.error is not None):
+            return []
+        return results_lines(results, self.written_at, self._rootpath)
+
+    def release(self) -> None:
+        """Release the results file's lock (at the end of the run)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
