@@ -27,9 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_dnnbench.baseline_store import BaselineError, load_baseline, load_baselines, platform_key
+from pytest_dnnbench.measure.floor import FLOOR_CACHE_ENV, shared_floors
 from pytest_dnnbench.report.inputs import InputError, by_mode, load_baseline_platform, load_platform
 from pytest_dnnbench.results import load_results
-from pytest_dnnbench.measure.floor import FLOOR_CACHE_ENV, shared_floors
 
 DATA = Path(__file__).parent / "data"
 #: Real files of earlier versions (read as this version writes them): the seeds of the mutations.
