@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
+from .jsontypes import JsonMapping, JsonObject
 from .nodeids import scope_of
 
 if TYPE_CHECKING:
@@ -195,6 +196,33 @@ def _finite_ratios() -> Iterator[None]:
         yield
     finally:
         table.compute_baseline_scale = stock
+
+
+class XdistNode(Protocol):
+    """What the session reads of a pytest-xdist worker controller (pytest-xdist ships no types)."""
+
+    config: pytest.Config
+    workerinput: JsonObject
+
+
+@contextmanager
+def paper_machine_info_quiet(compared_benchmark: JsonMapping | None) -> Iterator[None]:
+    """The paper's runs (baselines/paper) differ from every machine by design: no warning for that.
+
+    pytest-benchmark warns (a Python warning) when the compared run's ``machine_info`` differs
+    from this machine's; under ``-W error`` or ``filterwarnings = error`` that warning would stop
+    the run before any test. For the paper's files, whose machine is a 2018 Titan Xp or Jetson
+    TX1, it says nothing new, so it is silenced for them alone (other files still warn).
+    """
+    info = (compared_benchmark or {}).get("machine_info") or {}
+    if (info.get("dnnbench") or {}).get("source") != "paper":
+        yield
+        return
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Benchmark machine_info is different")
+        yield
 
 
 class XdistLog(Protocol):

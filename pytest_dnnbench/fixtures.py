@@ -32,7 +32,7 @@ def dnn_device(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def dnn_backend(request: pytest.FixtureRequest, dnn_device: str) -> Backend:
     """The measurement backend (timers, memory probes) for ``dnn_device``."""
-    return session_of(request.config).backend()
+    return session_of(request.config).runner.backend()
 
 
 @pytest.fixture(scope="session")
@@ -78,12 +78,22 @@ class DnnBench:
         table and pytest-benchmark's session).
         """
         request = self._request
-        return session_of(request.config).bench(
+        session = session_of(request.config)
+        if model is None:
+            if "dnn_model" not in request.fixturenames:
+                raise TypeError("dnn_bench() needs a model: pass an nn.Module or use the dnn_model fixture")
+            model = request.getfixturevalue("dnn_model")
+        if batch_size is None:
+            batch_size = request.getfixturevalue("dnn_batch_size") if "dnn_batch_size" in request.fixturenames else 1
+        if mode is None:
+            mode = str(request.getfixturevalue("dnn_mode")) if "dnn_mode" in request.fixturenames else "eager"
+        else:
+            session.check_call_mode(mode)
+        return session.bench(
             request.node,
-            request,
-            model,
+            model,  # checked by the session: a torch module, or an isolated one
             input_size=input_size,
-            batch_size=batch_size,
+            batch_size=int(str(batch_size)),
             name=name,
             forward=forward,
             mode=mode,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["model_of", "strip_group", "suite_cell", "suite_mode", "scope_of"]
+__all__ = ["argnames_of", "model_of", "params_of", "strip_group", "suite_cell", "suite_mode", "scope_of"]
 
 _MODES = ("eager", "compile", "cudagraph", "onnxruntime", "openvino")
 _SUITE_RE = re.compile(r"\[(?P<model>.+)-bs(?P<bs>\d+)(?:-(?P<mode>" + "|".join(_MODES) + r"))?\]$")
@@ -56,3 +56,17 @@ def strip_group(nodeid: str, groups: Iterable[str]) -> str:
     if names and nodeid.endswith(suffix):
         return nodeid[: -len(suffix)]
     return nodeid
+
+
+def params_of(item: object) -> dict[str, object]:
+    """A collected test's parameters (its ``callspec``), by name; empty for a test without any."""
+    return dict(getattr(getattr(item, "callspec", None), "params", {}) or {})
+
+
+def argnames_of(marker: object) -> list[str]:
+    """The argument names a ``parametrize`` mark sets (``"a, b"`` or a sequence of names)."""
+    args = getattr(marker, "args", ()) or ()
+    names = args[0] if args else (getattr(marker, "kwargs", {}) or {}).get("argnames", ())
+    if isinstance(names, str):
+        return [n.strip() for n in names.split(",")]
+    return [str(n) for n in names]

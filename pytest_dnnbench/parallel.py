@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .problems import UsageProblem
 
-__all__ = ["Workers", "plan_workers", "user_chose_dist"]
+__all__ = ["Workers", "plan_workers", "user_chose_dist", "worker_index"]
 
 
 @dataclass(frozen=True)
@@ -89,3 +89,10 @@ def user_chose_dist(args: Sequence[str], addopts_env: str, ini_addopts: Sequence
         pass
     given += ini_addopts
     return any(a in ("--dist", "-d") or a.startswith("--dist=") for a in given)
+
+
+def worker_index(worker_id: str | None) -> int | None:
+    """pytest-xdist's ``gwN`` -> N (GPUs are pinned round robin over the workers)."""
+    if worker_id and worker_id.startswith("gw") and worker_id[2:].isdigit():
+        return int(worker_id[2:])
+    return None

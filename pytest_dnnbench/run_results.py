@@ -11,11 +11,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .jsontypes import JsonMapping, JsonObject
 from .outputs import fallback_folders, lock_results, os_error, results_lines
 from .record import Record
 from .results import ResultsFile
+
+if TYPE_CHECKING:
+    from .baseline_store import SaveOutcome
+    from .settings import Settings
 
 __all__ = ["RunResults"]
 
@@ -78,6 +83,35 @@ class RunResults:
         if results is None or not (self.records or self.missing or results.error is not None):
             return []
         return results_lines(results, self.written_at, self._rootpath)
+
+    def save_baseline(self, s: Settings, environment: JsonMapping | None, *, interrupted: bool) -> SaveOutcome:
+        """Add the run's records as baseline rounds (``--dnn-save-baseline``); the outcome says what was saved."""
+        from .baseline_store import save_run
+        from .gate import regressions
+
+        assert s.save_baseline is not None
+        return save_run(
+            self.plain,
+            environment,
+            choice=s.save_baseline,
+            root=s.rootpath,
+            max_rounds=s.baseline_rounds,
+            force=s.baseline_force,
+            regressions=len(regressions(self.plain)),
+            interrupted=interrupted,
+        )
+
+    def write_report(self, out: Path, environment: JsonMapping | None, command: str) -> list[Path]:
+        """The report of this run (``--dnn-report``): its files. Raises what building it raised."""
+        if not self.records and not self.missing:
+            raise ValueError("no benchmark ran: nothing to report")
+        from .report.build import write_report
+        from .report.tables import Platform, platform_label
+
+        env = dict(environment or {})
+        label = platform_label(env, self.plain, "this run")
+        platform = Platform(label, self.plain, env, list(self.missing.values()), "this run", "results")
+        return write_report([platform], out, command=command)
 
     def release(self) -> None:
         """Release the results file's lock (at the end of the run)."""

@@ -48,6 +48,7 @@ __all__ = [
     "BUSY_CONFIRMATION",
     "BenchCall",
     "CurrentModel",
+    "IsolatedModel",
     "MeasurementFailed",
     "Measured",
     "OutOfMemory",
@@ -192,6 +193,13 @@ class Runner:
                 self.environment["runtime_floor"] = self._floors.as_json()
         return self._backend
 
+    def machine_info(self) -> JsonObject:
+        """What pytest-benchmark's ``machine_info`` gets (GPU names, driver, versions): facts that need no
+        measurement, the same when a run is loaded to compare and when one is saved."""
+        from .measure.environment import machine_info
+
+        return machine_info(self.settings)
+
     def note_start(self) -> None:
         """The machine's load now: the start of the run's benchmarks (:meth:`finish_environment`)."""
         from .measure.load import take_snapshot
@@ -218,6 +226,22 @@ class Runner:
         if self._floors is not None:
             self._floors.close()
         self._backend = None
+
+    @staticmethod
+    def modes() -> tuple[str, ...]:
+        """The deployment modes a measurement knows."""
+        from .measure.modes import MODES
+
+        return tuple(MODES)
+
+    @staticmethod
+    def mode_problem(mode: str, device: str) -> str | None:
+        """Why ``mode`` cannot run on ``device`` (a GPU-only mode on the CPU), or None."""
+        if mode == "eager":
+            return None
+        from .measure.modes import mode_problem
+
+        return mode_problem(mode, device)
 
     # -- the registry model of the tests running now -----------------------------------------------
     @contextmanager
@@ -312,10 +336,14 @@ class Runner:
     # -- one measurement ------------------------------------------------------------------------------
     def measure(self, call: BenchCall) -> Measured:
         """One measurement, in this process or in an isolated child."""
-        self.settle_preparations()
         model = call.model
-        if isinstance(model, IsolatedModel):
+        self.settle_preparations()
+        if isinstance(model, IsolatedModel):  # (this process never imports torch for it)
             return Measured(self._measure_isolated(call, model), None, model.spec)
+        import torch
+
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"dnn_bench() benchmarks a torch.nn.Module, not {type(model).__name__}")
         spec = self.spec_of(model)
         return Measured(self._measure(call, model, spec), model, spec)
 

@@ -18,31 +18,29 @@ import dataclasses
 import os
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeGuard
+from typing import TYPE_CHECKING
 
 import pytest
 
 from . import compat
-from .baseline_store import save_run
-from .gate import BaselineSource, regressions
+from .gate import BaselineSource
 from .interrupt import SigtermAsInterrupt
-from .isolated import IsolatedModel
 from .jsontypes import JsonMapping, JsonObject
-from .nodeids import strip_group, suite_cell
+from .nodeids import argnames_of, params_of, strip_group, suite_cell
 from .outputs import (
     check_automatic_baseline,
     check_baseline_files,
     check_outputs,
     check_weights_file,
 )
-from .parallel import Workers
+from .parallel import Workers, worker_index
 from .problems import UsageProblem
 from .record import Record
 from .registry import Registry, SelectionError
 from .report.progress import Progress, missing_entry
 from .results import plain
 from .run_results import RunResults
-from .runner import BenchCall, MeasurementFailed, Runner, Skip
+from .runner import BenchCall, IsolatedModel, MeasurementFailed, Runner, Skip
 from .settings import MARKERS, Settings, item_limits
 from .verdict import judge, judged_by_baseline, verdict_text
 
@@ -52,8 +50,6 @@ if TYPE_CHECKING:
     from .accuracy.evaluate import AccuracyRun
     from .constraints import Constraints
     from .gate import Tolerances
-    from .measure.backends import Backend
-    from .measure.bench import BenchSettings
 
 SUITE_PATH = Path(__file__).parent / "suite" / "bench_models.py"
 #: Node id of the shipped suite: the same wherever the package or the rootdir is, so that
@@ -68,13 +64,6 @@ RECORDS_KEY = pytest.StashKey[list[Record]]()
 VERDICT_KEY = pytest.StashKey[str]()
 #: A test's tolerances and constraints (options overridden by its markers).
 LIMITS_KEY = pytest.StashKey[tuple["Tolerances", "Constraints"]]()
-
-
-class _XdistNode(Protocol):
-    """What the session reads of a pytest-xdist worker controller (pytest-xdist ships no types)."""
-
-    config: pytest.Config
-    workerinput: JsonObject
 
 
 def session_of(config: pytest.Config) -> DnnSession:
@@ -119,15 +108,6 @@ class DnnSession:
         self._sigterm = SigtermAsInterrupt()
 
     # -- what the run is -------------------------------------------------------------------------
-    @property
-    def environment(self) -> JsonObject | None:
-        """The run's environment: the runner's (collected with the backend), or the one a worker sent."""
-        return self.runner.environment
-
-    @environment.setter
-    def environment(self, value: JsonObject | None) -> None:
-        self.runner.environment = value
-
     @property
     def is_worker(self) -> bool:
         return self.worker_id is not None
@@ -225,7 +205,7 @@ class DnnSession:
         return compat.model_scheduler(config, log, self.model_names()) if self.group_by_model else None
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_configure_node(self, node: _XdistNode) -> None:
+    def pytest_configure_node(self, node: compat.XdistNode) -> None:
         """Tell each worker to group by model: workers re-parse the command line, which does not carry
         the ``loadgroup`` the controller chose."""
         if getattr(node.config.option, "dist", None) == "loadgroup":
@@ -244,19 +224,13 @@ class DnnSession:
 
     # -- collection ---------------------------------------------------------------------------------
     def pytest_report_header(self, config: pytest.Config) -> list[str] | None:
+        from .report.summary import header_line
+
         lines = []
         if self.benchmark_mode:
             s = self.settings
             device = self.device or (s.device if self._workers().elsewhere else self.ensure_device())
-            cuda = (
-                f", cudnn.benchmark {'on' if s.cudnn_benchmark else 'off'}, TF32 {'on' if s.tf32 else 'off'}"
-                if device != "cpu"
-                else ""
-            )
-            lines.append(
-                f"dnnbench: {len(self.selected or [])} models x {len(s.batch_sizes)} batch sizes, "
-                f"device {device}, {s.precision}{cuda}, seed {s.seed}, budget {s.policy.max_time_s:g} s/test"
-            )
+            lines.append(header_line(s, len(self.selected or []), device))
         header = self.accuracy.header() if self.accuracy is not None else None
         if header:
             lines.append(header)
@@ -269,13 +243,10 @@ class DnnSession:
         uses = [set(getattr(item, "fixturenames", ())) for item in items]
         if not any("dnn_model" in names for names in uses):
             return None
-        line = f"dnnbench: dnn_model runs the default models ({', '.join(self.model_names())})"
-        if any("dnn_batch_size" in names for names in uses):
-            line += f" at batch sizes {','.join(str(b) for b in self.settings.batch_sizes)}"
-        return (
-            line + ": no --dnn-models was given. Choose with --dnn-models=NAMES and --dnn-batch-sizes=N,M "
-            "(or the dnn_models and dnn_batch_sizes ini settings)"
-        )
+        from .report.summary import default_models_line
+
+        batches = self.settings.batch_sizes if any("dnn_batch_size" in names for names in uses) else None
+        return default_models_line(self.model_names(), batches)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_pycollect_makemodule(self, module_path: Path, parent: pytest.Collector) -> pytest.Module | None:
@@ -284,7 +255,7 @@ class DnnSession:
         return None
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        taken = {name for m in metafunc.definition.iter_markers("parametrize") for name in _argnames(m)}
+        taken = {name for m in metafunc.definition.iter_markers("parametrize") for name in argnames_of(m)}
         if "dnn_model" in metafunc.fixturenames and "dnn_model" not in taken:
             names = self.model_names()
             metafunc.parametrize("dnn_model", names, indirect=True, ids=names, scope="session")
@@ -316,7 +287,7 @@ class DnnSession:
             if item.get_closest_marker("dnn_tolerance") or item.get_closest_marker("dnn_constraints"):
                 self.limits(item)
             if xdist:
-                params = _params(item)
+                params = params_of(item)
                 if "dnn_model" in params and item.get_closest_marker("xdist_group") is None:
                     item.add_marker(pytest.mark.xdist_group(str(params["dnn_model"])))
         ours = [item for item in items if "dnn_bench" in getattr(item, "fixturenames", ())]
@@ -326,7 +297,7 @@ class DnnSession:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Resolve and check the device where tests run, before any model is built; plan the progress."""
         for item in session.items:
-            params = _params(item)
+            params = params_of(item)
             if "dnn_model" in params:
                 bs = params.get("dnn_batch_size")
                 self.progress.plan[item.nodeid] = (str(params["dnn_model"]), int(str(bs)) if bs is not None else None)
@@ -334,7 +305,9 @@ class DnnSession:
             self.runner.note_start()
             self.ensure_device()
             self._sigterm.install()
-            self._check_automatic_baseline()
+            if self.settings.baseline == "auto" and self.device == "cpu" and not self.is_worker:
+                with _usage_errors():  # (on a GPU the file's name needs the device: read with the first test)
+                    check_automatic_baseline(self.settings, self.baselines)
             # Measured by the first test that builds a model, not now: collecting, listing and skipped runs never
             # pay for them.
             self._floors_planned = {name for name, _ in self.progress.plan.values()}
@@ -345,16 +318,6 @@ class DnnSession:
         plugins = self.config.pluginmanager.get_plugins()
         dirs = {str(Path(str(getattr(m, "__file__", ""))).parent) for m in plugins}
         return [str(self.settings.rootpath), *sorted(d for d in dirs if d and Path(d, "conftest.py").exists())]
-
-    def _check_automatic_baseline(self) -> None:
-        """On the CPU, this run's automatic baseline file is known before any model is built: a corrupt one
-        is a usage error naming it. (On a GPU its name needs the device, which is not touched here: a
-        corrupt file is reported with the first test, as an unusable baseline, not a regression.)"""
-        s = self.settings
-        if s.baseline != "auto" or self.device != "cpu" or self.is_worker:
-            return
-        with _usage_errors():
-            check_automatic_baseline(s, self.baselines)
 
     def limits(self, item: pytest.Item) -> tuple[Tolerances, Constraints]:
         """This test's tolerances and constraints: the options, overridden by its markers."""
@@ -376,7 +339,7 @@ class DnnSession:
 
         if self.device is None:
             try:
-                device = resolve_device(self.settings.device, worker_index=_worker_index(self.worker_id))
+                device = resolve_device(self.settings.device, worker_index=worker_index(self.worker_id))
                 check_precision(self.settings.precision, device)
             except DeviceError as exc:
                 raise pytest.UsageError(str(exc)) from None
@@ -386,21 +349,10 @@ class DnnSession:
 
     def _check_modes(self, device: str) -> None:
         """Every mode asked for can run on ``device`` (a GPU-only mode on the CPU is a usage error)."""
-        if self.settings.modes == ("eager",):
-            return
-        from .measure.modes import mode_problem
-
         for mode in self.settings.modes:
-            problem = mode_problem(mode, device)
+            problem = self.runner.mode_problem(mode, device)
             if problem is not None:
                 raise pytest.UsageError(f"--dnn-modes={','.join(self.settings.modes)}: {problem}")
-
-    def bench_settings(self) -> BenchSettings:
-        return self.runner.bench_settings()
-
-    def backend(self) -> Backend:
-        """The measurement backend of the device (made once; applies the process-wide torch settings)."""
-        return self.runner.backend()
 
     def model(self, name: str | None) -> Iterator[torch.nn.Module | IsolatedModel]:
         """The ``dnn_model`` fixture: the registry model ``name``, built with random weights, on the device."""
@@ -428,27 +380,17 @@ class DnnSession:
     def bench(
         self,
         item: pytest.Item,
-        request: pytest.FixtureRequest,
-        model: torch.nn.Module | IsolatedModel | None,
+        model: torch.nn.Module | IsolatedModel,
         *,
         input_size: Sequence[int] | None,
-        batch_size: int | None,
+        batch_size: int,
         name: str | None,
         forward: Callable[[torch.Tensor], object] | None,
-        mode: str | None = None,
+        mode: str,
     ) -> JsonObject:
         """Benchmark ``model`` for test ``item``: measure -> accuracy -> checks -> pytest-benchmark ->
         ``pytest_dnnbench_record`` -> verdict. Returns the record as plain JSON data."""
-        if model is None:
-            if "dnn_model" not in request.fixturenames:
-                raise TypeError("dnn_bench() needs a model: pass an nn.Module or use the dnn_model fixture")
-            model = request.getfixturevalue("dnn_model")
-        if not isinstance(model, IsolatedModel) and not _is_module(model):
-            raise TypeError(f"dnn_bench() benchmarks a torch.nn.Module, not {type(model).__name__}")
-        if batch_size is None:
-            batch_size = request.getfixturevalue("dnn_batch_size") if "dnn_batch_size" in request.fixturenames else 1
-        mode = self._mode_of(request, mode)
-        call = BenchCall(_test_id(item), model, input_size, int(batch_size), name, forward, mode)
+        call = BenchCall(_test_id(item), model, input_size, batch_size, name, forward, mode)
         tolerances, constraints = self.limits(item)
         skipped = failed = None
         try:
@@ -502,22 +444,12 @@ class DnnSession:
             pytest.fail(verdict, pytrace=False)
         return record.to_json()
 
-    def _mode_of(self, request: pytest.FixtureRequest, mode: str | None) -> str:
-        """The mode of this call: ``dnn_bench(mode=...)``, else the test's ``dnn_mode``."""
-        from .measure.modes import MODES
-
-        if mode is None:
-            return str(request.getfixturevalue("dnn_mode")) if "dnn_mode" in request.fixturenames else "eager"
-        if mode not in MODES:
-            raise ValueError(f"dnn_bench(mode={mode!r}): unknown mode; use one of {', '.join(MODES)}")
-        if mode != "eager":
-            self._check_mode(mode)
-        return mode
-
-    def _check_mode(self, mode: str) -> None:
-        from .measure.modes import mode_problem
-
-        problem = mode_problem(mode, self.ensure_device())
+    def check_call_mode(self, mode: str) -> None:
+        """``dnn_bench(mode=...)``: a mode the runner knows, and one that can run on this device."""
+        known = self.runner.modes()
+        if mode not in known:
+            raise ValueError(f"dnn_bench(mode={mode!r}): unknown mode; use one of {', '.join(known)}")
+        problem = self.runner.mode_problem(mode, self.ensure_device())
         if problem is not None:
             raise pytest.UsageError(f"dnn_bench(mode={mode!r}): {problem}")
 
@@ -548,11 +480,11 @@ class DnnSession:
             done = [dataclasses.replace(r, outcome=report.outcome, reason=reason) for r in records]
             item.stash[RECORDS_KEY] = done
             report.dnn_records = [plain(r.to_json()) for r in done]  # type: ignore[attr-defined]
-            if not self._env_sent and self.environment is not None:
-                report.dnn_environment = plain(self.environment)  # type: ignore[attr-defined]
+            if not self._env_sent and self.runner.environment is not None:
+                report.dnn_environment = plain(self.runner.environment)  # type: ignore[attr-defined]
                 self._env_sent = True
         elif call.when in ("setup", "call") and report.outcome != "passed" and not records:
-            params = _params(item)
+            params = params_of(item)
             if "dnn_model" in params:
                 report.dnn_missing = self._missing(item, call, report, params)  # type: ignore[attr-defined]
         return report
@@ -585,34 +517,28 @@ class DnnSession:
         records = getattr(report, "dnn_records", None)
         if records:
             environment = getattr(report, "dnn_environment", None)
-            if environment and self.environment is None:
-                self.environment = environment
-            self._say(self.kept.keep(records, self.environment or {}))
+            if environment and self.runner.environment is None:
+                self.runner.environment = environment
+            self._write(self.kept.keep(records, self.runner.environment or {}), red=True)
         entry = getattr(report, "dnn_missing", None)
         if entry:
             self.kept.add_missing(entry)
         if report.when == "teardown" and self._xdist_controller() and self.benchmark_mode:
-            self._progress_line(self.progress.finished_line(report.nodeid))
+            self._write(self.progress.finished_line(report.nodeid))
 
-    def _say(self, line: str | None) -> None:
-        """A line in red now, between the tests' progress (the results file could not be written)."""
+    def _write(self, line: str | None, *, red: bool = False) -> None:
+        """A line between the tests' progress (red: the results file could not be written; -q hides the rest)."""
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
-        if line is not None and tr is not None:
-            tr.ensure_newline()
-            tr.write_line(line, red=True)
+        if line is None or tr is None or (not red and self.config.get_verbosity() < 0):
+            return
+        tr.ensure_newline()
+        tr.write_line(line, red=red)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         if self.is_worker or not self.benchmark_mode or self._xdist_controller():
             return
-        self._progress_line(self.progress.started_line(nodeid))
-
-    def _progress_line(self, line: str | None) -> None:
-        tr = self.config.pluginmanager.get_plugin("terminalreporter")
-        if line is None or tr is None or self.config.get_verbosity() < 0:
-            return
-        tr.ensure_newline()
-        tr.write_line(line)
+        self._write(self.progress.started_line(nodeid))
 
     def _xdist_controller(self) -> bool:
         return self.config.pluginmanager.has_plugin("dsession")
@@ -623,7 +549,7 @@ class DnnSession:
         if self.is_worker:
             return
         self.runner.finish_environment()
-        if not self.kept.finish(self.environment or {}) and session.exitstatus == pytest.ExitCode.OK:
+        if not self.kept.finish(self.runner.environment or {}) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.settings.save_baseline is not None:
             self._save_baseline(session, exitstatus)
@@ -631,19 +557,8 @@ class DnnSession:
             self._write_report(session)
 
     def _save_baseline(self, session: pytest.Session, exitstatus: int) -> None:
-        s = self.settings
-        assert s.save_baseline is not None
-        plain_records = self.kept.plain
-        outcome = save_run(
-            plain_records,
-            self.environment,
-            choice=s.save_baseline,
-            root=s.rootpath,
-            max_rounds=s.baseline_rounds,
-            force=s.baseline_force,
-            regressions=len(regressions(plain_records)),
-            interrupted=exitstatus == pytest.ExitCode.INTERRUPTED,
-        )
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        outcome = self.kept.save_baseline(self.settings, self.runner.environment, interrupted=interrupted)
         self.notes += [n for n in outcome.notes if n not in outcome.saved_notes]
         self.saved_notes += outcome.saved_notes
         if outcome.failed and session.exitstatus == pytest.ExitCode.OK:
@@ -656,20 +571,7 @@ class DnnSession:
             self.report_error = "no benchmark ran: nothing to report"
             return
         try:
-            from .report.build import write_report
-            from .report.tables import Platform, platform_label
-
-            env = dict(self.environment or {})
-            records = self.kept.plain
-            platform = Platform(
-                platform_label(env, records, "this run"),
-                records,
-                env,
-                list(self.kept.missing.values()),
-                "this run",
-                "results",
-            )
-            self.report_written = write_report([platform], out, command=_command(self.config))
+            self.report_written = self.kept.write_report(out, self.runner.environment, _command(self.config))
         except Exception as exc:  # a broken report must not hide the test results, but must show
             self.report_error = f"{type(exc).__name__}: {exc}"
             if session.exitstatus == 0:
@@ -692,7 +594,7 @@ class DnnSession:
         )
         lines = run_summary(
             records,
-            self.environment or {},
+            self.runner.environment or {},
             list(self.kept.missing.values()),
             self.notes,
             written,
@@ -736,9 +638,7 @@ class DnnSession:
         if not self.benchmark_mode:
             return
         if self.machine_info is None:
-            from .measure.environment import machine_info as collect_machine_info
-
-            self.machine_info = collect_machine_info(self.settings)
+            self.machine_info = self.runner.machine_info()
         machine_info["dnnbench"] = dict(self.machine_info)
 
     @pytest.hookimpl(wrapper=True, optionalhook=True)
@@ -749,54 +649,19 @@ class DnnSession:
         machine_info: JsonObject,
         compared_benchmark: JsonMapping,
     ) -> Generator[None, object, object]:
-        """The paper's runs (baselines/paper) differ from every machine by design: no warning for that.
-
-        pytest-benchmark warns (a Python warning) when the compared run's ``machine_info`` differs
-        from this machine's; under ``-W error`` or ``filterwarnings = error`` that warning would stop
-        the run before any test. For the paper's files, whose machine is a 2018 Titan Xp or Jetson
-        TX1, it says nothing new, so it is silenced for them alone (other files still warn).
-        """
-        info = (compared_benchmark or {}).get("machine_info") or {}
-        if (info.get("dnnbench") or {}).get("source") != "paper":
-            return (yield)
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Benchmark machine_info is different")
+        """The paper's runs (baselines/paper) differ from every machine by design: no warning for them
+        (:func:`.compat.paper_machine_info_quiet`)."""
+        with compat.paper_machine_info_quiet(compared_benchmark):
             return (yield)
 
 
 # -- small helpers ----------------------------------------------------------------------------------
 
 
-def _params(item: pytest.Item) -> dict[str, object]:
-    return dict(getattr(getattr(item, "callspec", None), "params", {}) or {})
-
-
-def _argnames(marker: pytest.Mark) -> list[str]:
-    names = marker.args[0] if marker.args else marker.kwargs.get("argnames", ())
-    if isinstance(names, str):
-        return [n.strip() for n in names.split(",")]
-    return list(names)
-
-
 def _test_id(item: pytest.Item) -> str:
     """The test's node id, without the ``@group`` suffix pytest-xdist's loadgroup adds to it."""
     groups = [str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")]
     return strip_group(item.nodeid, groups)
-
-
-def _is_module(obj: object) -> TypeGuard[torch.nn.Module]:
-    import torch
-
-    return isinstance(obj, torch.nn.Module)
-
-
-def _worker_index(worker_id: str | None) -> int | None:
-    """pytest-xdist's ``gwN`` -> N (GPUs are pinned round robin over the workers)."""
-    if worker_id and worker_id.startswith("gw") and worker_id[2:].isdigit():
-        return int(worker_id[2:])
-    return None
 
 
 @contextlib.contextmanager

@@ -75,6 +75,30 @@ def test_only_the_glue_imports_pytest() -> None:
     assert offenders == [], f"modules outside the pytest glue import pytest: {offenders}"
 
 
+#: What measures: the session calls the runner for all of it (``runner.py``), and never imports these itself.
+MEASUREMENT = ("torch", "pytest_dnnbench.measure", "pytest_dnnbench.isolated", "pytest_dnnbench.oom")
+
+
+def test_the_session_holds_no_measurement_code() -> None:
+    """session.py is the pytest side: hooks, limits, verdict, files. Building, timing, memory, FLOPs, modes and
+    fresh processes are the runner's (no measurement import, even for the type checker, except the types the
+    fixtures hand over), and the session stays short enough to read."""
+    session = modules()["session"]
+    measured = sorted(m for m in imports("session", session) if m.startswith(MEASUREMENT))
+    assert measured == [], f"session.py imports measurement code: {measured}"
+    typed = sorted(m for m in imports("session", session, runtime_only=False) if m.startswith(MEASUREMENT))
+    assert typed == ["torch"], typed  # the dnn_model fixture yields a torch module
+    lines = (PACKAGE / "session.py").read_text(encoding="utf-8").count("\n")
+    assert lines <= 700, f"session.py has {lines} lines"
+    runner = modules()["runner"]
+    assert not any(m == "pytest" or m.startswith("_pytest") for m in imports("runner", runner, runtime_only=False))
+
+
+def test_the_session_check_sees_a_measurement_import() -> None:
+    tree = ast.parse("def f():\n    from .measure.bench import measure\n")
+    assert any(m.startswith(MEASUREMENT) for m in imports("session", tree))
+
+
 def test_the_check_sees_an_import_of_pytest_inside_a_function() -> None:
     tree = ast.parse("def f():\n    import pytest\n")
     assert "pytest" in imports("gate", tree)
@@ -189,6 +213,12 @@ def test_importing_the_plugin_imports_no_torch() -> None:
         "registry",
         "report.progress",
         "accuracy.evaluate",
+        "runner",
+        "outputs",
+        "run_results",
+        "verdict",
+        "parallel",
+        "report.summary",
     ],
 )
 def test_pure_modules_do_not_import_pytest_at_run_time(module: str) -> None:

@@ -10,10 +10,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..jsontypes import JsonMapping
 
-__all__ = ["SummaryLine", "files_lines", "memory_note", "run_summary", "trust_line"]
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+__all__ = [
+    "SummaryLine",
+    "default_models_line",
+    "files_lines",
+    "header_line",
+    "memory_note",
+    "run_summary",
+    "trust_line",
+]
 
 
 @dataclass(frozen=True)
@@ -124,3 +136,28 @@ def memory_note(env: JsonMapping, records: Sequence[JsonMapping]) -> str:
 
     method = next((r.get("memory_method") for r in records if r.get("memory_method")), None)
     return f"{cpu_total_meaning(method)}; the whole pytest process's peak is process_total; MiB = 2^20 bytes"
+
+
+def header_line(s: Settings, n_models: int, device: str) -> str:
+    """The run's header in benchmark mode: what is measured, where, how (CUDA settings on a GPU only)."""
+    cuda = (
+        f", cudnn.benchmark {'on' if s.cudnn_benchmark else 'off'}, TF32 {'on' if s.tf32 else 'off'}"
+        if device != "cpu"
+        else ""
+    )
+    return (
+        f"dnnbench: {n_models} models x {len(s.batch_sizes)} batch sizes, "
+        f"device {device}, {s.precision}{cuda}, seed {s.seed}, budget {s.policy.max_time_s:g} s/test"
+    )
+
+
+def default_models_line(models: Sequence[str], batch_sizes: Sequence[int] | None) -> str:
+    """Without --dnn-models, a project's own tests that use ``dnn_model`` still get models: which, and why
+    (``batch_sizes``: those of ``dnn_batch_size`` where a test uses it)."""
+    line = f"dnnbench: dnn_model runs the default models ({', '.join(models)})"
+    if batch_sizes is not None:
+        line += f" at batch sizes {','.join(str(b) for b in batch_sizes)}"
+    return (
+        line + ": no --dnn-models was given. Choose with --dnn-models=NAMES and --dnn-batch-sizes=N,M "
+        "(or the dnn_models and dnn_batch_sizes ini settings)"
+    )
