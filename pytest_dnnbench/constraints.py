@@ -1,4 +1,4 @@
-"""Deployment constraints: size and FPS parsing, and records x thresholds -> verdicts.
+"""Deployment constraints: records x thresholds -> verdicts (the sizes and rates are parsed in settings).
 
 Pure (no torch, no pytest). Decimal units are decimal (``GB`` = 10^9 bytes) and binary
 units binary (``GiB`` = 2^30 bytes), exactly as written; a plain number is bytes. The
@@ -17,118 +17,13 @@ runtime floor; on a GPU the allocator's peak, without the CUDA context).
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
 
 from .jsontypes import JsonMapping
 from .record import Check
 from .units import format_bytes
 
-__all__ = ["Constraints", "check_constraints", "format_bytes", "model_memory", "parse_fps", "parse_size"]
-
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "kb": 10**3,
-    "mb": 10**6,
-    "gb": 10**9,
-    "tb": 10**12,
-    "kib": 2**10,
-    "mib": 2**20,
-    "gib": 2**30,
-    "tib": 2**40,
-}
-_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?\s*([A-Za-z]*)\s*$")
-
-
-def parse_size(value: object) -> int:
-    """``"0.7GB"`` -> 700000000, ``"1.4GiB"`` -> 1503238554, ``"700MB"``, ``"123456"`` (bytes).
-
-    Units: B, kB/KB, MB, GB, TB (powers of 10) and KiB, MiB, GiB, TiB (powers of 2),
-    case-insensitive. The result is rounded to whole bytes and must be positive.
-    Raises ``ValueError`` saying what is wrong, ``OverflowError`` for a size of 2^63 bytes or more.
-    """
-    shown = _short(value)
-    if isinstance(value, bool):
-        raise ValueError(f"{_short(value)} is not a size")
-    if isinstance(value, int):
-        number, unit = float(value), ""
-        if value <= 0:
-            raise ValueError(f"size {shown} is not positive")
-        if value >= MAX_SIZE:
-            raise OverflowError(f"size {shown} is 8 EiB (2^63 bytes) or more")
-        return int(value)
-    if isinstance(value, float):
-        number, unit = value, ""
-    else:
-        m = _SIZE_RE.match(str(value))
-        if not m:
-            raise ValueError(f"{shown} is not a size (expected a number and a unit such as 0.7GB, 700MB, 1.4GiB)")
-        mantissa, exponent, unit = m.groups()
-        if exponent and abs(int(exponent[-6:])) > 100 or len(mantissa) > 40:
-            if exponent and exponent.startswith("-") or float(mantissa or 0) == 0:
-                raise ValueError(f"size {shown} is less than one byte")
-            raise OverflowError(f"size {shown} is 8 EiB (2^63 bytes) or more")
-        number = float(mantissa) * (10.0 ** int(exponent) if exponent else 1.0)
-        unit = unit.lower()
-    if unit not in _UNITS:
-        raise ValueError(f"unknown unit {unit[:20]!r} in {shown} (use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB)")
-    if math.isnan(number) or number <= 0:
-        raise ValueError(f"size {shown} is not positive")
-    if not math.isfinite(number):
-        raise OverflowError(f"size {shown} is 8 EiB (2^63 bytes) or more")
-    # Exact for the usual inputs: multiply the decimal mantissa in integers where possible.
-    scaled = _exact_scale(str(value), number, _UNITS[unit]) if not isinstance(value, float) else number * _UNITS[unit]
-    if not math.isfinite(scaled) or scaled >= MAX_SIZE:
-        raise OverflowError(f"size {shown} is 8 EiB (2^63 bytes) or more")
-    result = int(math.floor(scaled + 0.5))
-    if result <= 0:
-        raise ValueError(f"size {shown} is less than one byte")
-    return result
-
-
-#: Sizes from here on are refused: the figure would overflow a signed 64-bit integer (8 EiB).
-MAX_SIZE = 2**63
-
-
-def _short(value: object, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 4] + "...'"
-
-
-def _exact_scale(text: str, number: float, factor: int) -> float:
-    """``number * factor`` without binary rounding surprises for decimal input (0.7 * 10^9 = 700000000)."""
-    from decimal import Decimal, InvalidOperation
-
-    m = _SIZE_RE.match(text)
-    if not m:
-        return number * factor
-    mantissa, exponent, _ = m.groups()
-    try:
-        d = Decimal(mantissa) * (Decimal(10) ** int(exponent) if exponent else 1) * factor
-    except InvalidOperation:
-        return number * factor
-    return float(d.to_integral_value(rounding="ROUND_HALF_UP"))
-
-
-_FPS_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?\s*(fps)?\s*$", re.IGNORECASE)
-
-
-def parse_fps(value: object) -> float:
-    """``"30"``, ``"29.97"``, ``"60fps"`` -> frames (images) per second, positive and finite."""
-    if isinstance(value, bool):
-        raise ValueError(f"{_short(value)} is not a frame rate")
-    if isinstance(value, (int, float)):
-        fps = float(value)
-    else:
-        m = _FPS_RE.match(str(value))
-        if not m:
-            raise ValueError(f"{_short(value)} is not a frame rate (expected a number such as 15, 30 or 60)")
-        fps = float(m.group(1)) * (10.0 ** int(m.group(2)) if m.group(2) else 1.0)
-    if not math.isfinite(fps) or fps <= 0:
-        raise ValueError(f"frame rate {_short(value)} is not positive")
-    return fps
+__all__ = ["Constraints", "check_constraints", "format_bytes", "model_memory"]
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal, TypedDict, TypeVar
+from typing import Any, Literal, TypedDict, TypeVar
 
 import pytest
 
-from .constraints import Constraints, parse_fps, parse_size
+from .constraints import Constraints
 from .gate import Tolerances
 from .jsonfile import resolved
 from .measure.timing import SamplingPolicy
@@ -51,6 +51,8 @@ __all__ = [
     "parse_tolerance",
     "parse_probability",
     "parse_bytes",
+    "parse_fps",
+    "parse_size",
     "parse_rate",
 ]
 
@@ -88,282 +90,14 @@ class Option:
     #: For ``optional``: the value of the bare flag.
     const: str | None = None
     ini_help: str = ""
-
-
-OPTIONS: tuple[Option, ...] = (
-    # what to run, and how
-    Option(
-        "--dnn-models",
-        "dnn_models",
-        "benchmark these models: 'paper' (the 44 of Bianco et al.), 'all', 'default', names and globs "
-        "such as 'resnet*', comma separated. Turns on benchmark mode.",
-        ini="list",
-    ),
-    Option(
-        "--dnn-device", "dnn_device", "device: auto (cuda when present, else cpu), cpu, cuda, cuda:N.", default="auto"
-    ),
-    Option(
-        "--dnn-batch-sizes",
-        "dnn_batch_sizes",
-        "comma separated batch sizes (default: the paper's 1,2,4,8,16,32,64).",
-        default="1,2,4,8,16,32,64",
-        ini="list",
-    ),
-    Option("--dnn-precision", "dnn_precision", "fp32 (the paper's), fp16 or bf16 (CUDA).", default="fp32"),
-    Option(
-        "--dnn-modes",
-        "dnn_modes",
-        "deployment modes, comma separated: eager (default, the paper's), compile (torch.compile), cudagraph "
-        "(CUDA graph replay, CUDA only), onnxruntime (pip extra [onnx]), openvino (pip extra [openvino], CPU only).",
-        default="eager",
-        ini="list",
-    ),
-    Option(
-        "--dnn-compile-mode",
-        "dnn_compile_mode",
-        "torch.compile mode of --dnn-modes=compile: default, reduce-overhead, max-autotune or "
-        "max-autotune-no-cudagraphs.",
-        default="default",
-    ),
-    Option(
-        "--dnn-prepare-timeout",
-        "dnn_prepare_timeout",
-        "longest a mode's preparation (compile, export, conversion) may take, outside the latency budget "
-        "(e.g. 300, 5m); past it the test is skipped.",
-        default="300s",
-    ),
-    Option(
-        "--dnn-threads",
-        "dnn_threads",
-        "CPU threads for torch (default: torch's own choice, never more than the CPUs this process may run on).",
-    ),
-    Option(
-        "--dnn-cudnn-benchmark",
-        "dnn_cudnn_benchmark",
-        "cuDNN autotuning, on (default, as in the paper) or off.",
-        default="on",
-    ),
-    Option("--dnn-seed", "dnn_seed", "seed of the random weights and inputs.", default="0"),
-    Option("--dnn-min-samples", "dnn_min_samples", "minimum timed calls per test (the paper's 10).", default="10"),
-    Option("--dnn-max-samples", "dnn_max_samples", "maximum timed calls per test.", default="5000"),
-    Option(
-        "--dnn-ci-target",
-        "dnn_ci_target",
-        "stop sampling once the median's 95%% confidence interval is within this (e.g. 1%% or 0.01).",
-        default="1%",
-    ),
-    Option(
-        "--dnn-max-time",
-        "dnn_max_time",
-        "time budget per test for warm-up and sampling (e.g. 20, 20s, 2m); a test cut short is marked capped.",
-        default="10s",
-    ),
-    Option("--dnn-warmup", "dnn_warmup", "minimum warm-up calls before timing.", default="3"),
-    Option("--dnn-json", "dnn_json", "write the results file (schema pytest-dnnbench/2) to this path."),
-    Option(
-        "--dnn-isolate",
-        "dnn_isolate",
-        "none (default: every test in this process) or process (each model and batch size measured in a "
-        "fresh subprocess; models must be registered by importable name).",
-        default="none",
-    ),
-    Option(
-        "--dnn-max-host-memory",
-        "dnn_max_host_memory",
-        "host memory a test may add to the process while it builds and measures its model (e.g. 8GB, "
-        "16GiB; Linux resource limit); beyond it the test is skipped as out of memory.",
-    ),
-    Option(
-        "--dnn-channels-last",
-        "dnn_channels_last",
-        "run models and inputs in channels-last memory format.",
-        kind="switch",
-        ini="bool",
-    ),
-    Option(
-        "--dnn-tf32",
-        "dnn_tf32",
-        "let fp32 convolutions and matrix products run in TF32 on Ampere and newer GPUs (off by default: fp32 "
-        "means fp32, as on the paper's Titan Xp); recorded, and part of the baseline platform key.",
-        kind="switch",
-        ini="bool",
-    ),
-    Option(
-        "--dnn-allow-parallel-cpu",
-        "dnn_allow_parallel_cpu",
-        "allow benchmark tests on the CPU under pytest-xdist (-n): parallel workers disturb "
-        "each other's timings, so this is refused unless asked for.",
-        kind="switch",
-        ini=None,
-    ),
-    Option(
-        "--dnn-allow-shared-gpu",
-        "dnn_allow_shared_gpu",
-        "allow several pytest-xdist workers on one GPU (more workers than GPUs, or -n with --dnn-device=cuda:N): "
-        "they disturb each other's timings, clocks and memory figures, so this is refused unless asked for.",
-        kind="switch",
-        ini=None,
-    ),
-    Option(
-        "--dnn-list-models",
-        "dnn_list_models",
-        "list the registered models (names, paper names, sources, input sizes) and exit.",
-        kind="switch",
-        ini=None,
-    ),
-    # accuracy
-    Option(
-        "--dnn-imagenet",
-        "dnn_imagenet",
-        "validation images for Top-1/Top-5: ImageNet-1k val in ImageFolder layout (one folder per synset) or "
-        "the flat ILSVRC2012 val folder with the devkit's ground truth; or any ImageFolder of your own classes.",
-        metavar="DIR",
-        ini_help=" (paths relative to the ini file)",
-    ),
-    Option(
-        "--dnn-accuracy-limit",
-        "dnn_accuracy_limit",
-        "evaluate accuracy on a class-balanced subset of N images (quick runs); default: all.",
-        metavar="N",
-        ini_help=" (paths relative to the ini file)",
-    ),
-    Option(
-        "--dnn-weights",
-        "dnn_weights",
-        "random (default), pretrained (local caches only: TORCH_HOME hub checkpoints, Hugging Face cache; "
-        "nothing is downloaded), or a checkpoint file / folder of checkpoints.",
-        metavar="WEIGHTS",
-        ini_help=" (paths relative to the ini file)",
-    ),
-    # baselines, gating, constraints
-    Option(
-        "--dnn-baseline",
-        "dnn_baseline",
-        "baseline to check against: a file, 'auto' (baselines/<platform key>.json under the rootdir, the "
-        "default) or 'none'.",
-        default="auto",
-    ),
-    Option(
-        "--dnn-baseline-rounds",
-        "dnn_baseline_rounds",
-        "rounds kept per entry when saving a baseline (each --dnn-save-baseline run adds one; use at least 5).",
-        default="10",
-    ),
-    Option(
-        "--dnn-latency-tolerance",
-        "dnn_latency_tolerance",
-        "latency regression threshold: slower than baseline x (1 + this), and significant (e.g. 10%% or 0.1).",
-        default="10%",
-    ),
-    Option(
-        "--dnn-memory-tolerance",
-        "dnn_memory_tolerance",
-        "memory regression threshold: total memory above baseline x (1 + this).",
-        default="10%",
-    ),
-    Option(
-        "--dnn-top1-tolerance",
-        "dnn_top1_tolerance",
-        "Top-1 regression threshold in percentage points (measured accuracy only).",
-        default="0.5",
-    ),
-    Option(
-        "--dnn-latency-alpha",
-        "dnn_latency_alpha",
-        "one-sided significance level of the latency test against the between-round spread (0.01; 0.001 "
-        "raises fewer false alarms on drifting machines and catches less: docs/baselines.md).",
-        default="0.01",
-    ),
-    Option(
-        "--dnn-max-slowdown",
-        "dnn_max_slowdown",
-        "hard ceiling of the latency gate: a quiet measurement slower than the baseline by this factor fails, "
-        "whatever the baseline's spread (e.g. 2, 2x, 1.5x).",
-        default="2x",
-    ),
-    Option(
-        "--dnn-strict",
-        "dnn_strict",
-        "fail an inconclusive latency comparison (measured on a busy machine, against a baseline recorded on "
-        "one, or with fewer samples than the minimum) instead of passing it with a note.",
-        kind="switch",
-        ini="bool",
-    ),
-    Option(
-        "--dnn-confirm",
-        "dnn_confirm",
-        "fresh processes that measure a suspicious latency again (slower than the baseline beyond the tolerance, "
-        "under the hard ceiling) before it fails; their medians are judged against the baseline's rounds "
-        "(0 turns it off).",
-        default="4",
-    ),
-    Option(
-        "--dnn-calm-wait",
-        "dnn_calm_wait",
-        "how long a test measured on a busy machine waits for it to calm down before it is measured again "
-        "(at most 30s; 0 measures again at once).",
-        default="30s",
-    ),
-    Option(
-        "--dnn-max-memory",
-        "dnn_max_memory",
-        "deployment constraint: maximum total process memory (0.7GB = 7e8 bytes, 700MB, 1.4GiB = 1.4 x 2^30, bytes).",
-    ),
-    Option(
-        "--dnn-max-model-memory",
-        "dnn_max_model_memory",
-        "deployment constraint: maximum memory of the model itself (CPU: its parameters and buffers + the forward "
-        "pass's working set, without the runtime floor of torch and its library; GPU: the allocator's peak, "
-        "without the CUDA context), e.g. 200MB.",
-    ),
-    Option(
-        "--dnn-min-fps",
-        "dnn_min_fps",
-        "deployment constraint: minimum images per second at the batch size under test (e.g. 30).",
-    ),
-    Option(
-        "--dnn-require-baseline",
-        "dnn_require_baseline",
-        "fail a test for which no baseline applies (for CI).",
-        kind="switch",
-        ini="bool",
-    ),
-    Option(
-        "--dnn-save-baseline",
-        "dnn_save_baseline",
-        "add this run as one round to a baseline file (default: the platform's file in "
-        "baselines/), merging with the entries already there; written atomically, and not "
-        "after a run with a regression unless --dnn-baseline-force.",
-        kind="optional",
-        ini=None,
-        metavar="PATH",
-        const="auto",
-    ),
-    Option(
-        "--dnn-baseline-force",
-        "dnn_baseline_force",
-        "with --dnn-save-baseline: save even though this run regressed against the baseline "
-        "(or the file is for another platform).",
-        kind="switch",
-        ini=None,
-    ),
-    # reports
-    Option(
-        "--dnn-report",
-        "dnn_report",
-        "write the report into DIR at the end of the run: results.json, results.csv, report.md, "
-        "report.html (self-contained) and the paper's figures as PNG.",
-        metavar="DIR",
-    ),
-    Option(
-        "--dnn-benchmark-tables",
-        "dnn_benchmark_tables",
-        "in benchmark mode, also print pytest-benchmark's own tables at the end of the run (hidden by default; "
-        "--benchmark-json, --benchmark-save, --benchmark-compare and --benchmark-histogram work either way).",
-        kind="switch",
-        ini="bool",
-    ),
-)
+    #: Parses a value given for the option (the value, where it was given: the flag or a marker's keyword).
+    #: With ``field``: the option is read with it, and where the value goes is said by ``field``.
+    parse: Callable[[object, str], Any] | None = None
+    #: Where the parsed value goes: ``tolerances.<field>`` (:class:`.gate.Tolerances`) or
+    #: ``constraints.<field>`` (:class:`.constraints.Constraints`, with its ``<field>_source``).
+    field: str | None = None
+    #: The marker that overrides the option per test, and its keyword, e.g. ``("dnn_tolerance", "latency")``.
+    marker: tuple[str, str] | None = None
 
 
 def addoptions(parser: pytest.Parser) -> None:
@@ -559,6 +293,11 @@ def parse_tolerance(value: object, option: str, unit: Literal["relative", "point
     return f
 
 
+def parse_points(value: object, option: str) -> float:
+    """A tolerance in percentage points (Top-1)."""
+    return parse_tolerance(value, option, "points")
+
+
 def parse_slowdown(value: object, option: str) -> float:
     """A ratio to the baseline above 1: ``2``, ``2x``, ``1.5×``."""
     v = str(value).strip()
@@ -596,6 +335,112 @@ def parse_probability(value: object, option: str) -> float:
     if not 0.0 < a < 0.5:
         raise usage_error(option, value, "must lie between 0 and 0.5", "Give a probability such as 0.001 or 0.01")
     return a
+
+
+# -- sizes and rates, as the constraints take them (pure; parse_bytes/parse_rate say what was wrong) ------
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?\s*([A-Za-z]*)\s*$")
+
+
+def parse_size(value: object) -> int:
+    """``"0.7GB"`` -> 700000000, ``"1.4GiB"`` -> 1503238554, ``"700MB"``, ``"123456"`` (bytes).
+
+    Units: B, kB/KB, MB, GB, TB (powers of 10) and KiB, MiB, GiB, TiB (powers of 2),
+    case-insensitive. The result is rounded to whole bytes and must be positive.
+    Raises ``ValueError`` saying what is wrong, ``OverflowError`` for a size of 2^63 bytes or more.
+    """
+    shown = _short(value)
+    if isinstance(value, bool):
+        raise ValueError(f"{_short(value)} is not a size")
+    if isinstance(value, int):
+        number, unit = float(value), ""
+        if value <= 0:
+            raise ValueError(f"size {shown} is not positive")
+        if value >= MAX_SIZE:
+            raise OverflowError(f"size {shown} is 8 EiB (2^63 bytes) or more")
+        return int(value)
+    if isinstance(value, float):
+        number, unit = value, ""
+    else:
+        m = _SIZE_RE.match(str(value))
+        if not m:
+            raise ValueError(f"{shown} is not a size (expected a number and a unit such as 0.7GB, 700MB, 1.4GiB)")
+        mantissa, exponent, unit = m.groups()
+        if exponent and abs(int(exponent[-6:])) > 100 or len(mantissa) > 40:
+            if exponent and exponent.startswith("-") or float(mantissa or 0) == 0:
+                raise ValueError(f"size {shown} is less than one byte")
+            raise OverflowError(f"size {shown} is 8 EiB (2^63 bytes) or more")
+        number = float(mantissa) * (10.0 ** int(exponent) if exponent else 1.0)
+        unit = unit.lower()
+    if unit not in _UNITS:
+        raise ValueError(f"unknown unit {unit[:20]!r} in {shown} (use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB)")
+    if math.isnan(number) or number <= 0:
+        raise ValueError(f"size {shown} is not positive")
+    if not math.isfinite(number):
+        raise OverflowError(f"size {shown} is 8 EiB (2^63 bytes) or more")
+    # Exact for the usual inputs: multiply the decimal mantissa in integers where possible.
+    scaled = _exact_scale(str(value), number, _UNITS[unit]) if not isinstance(value, float) else number * _UNITS[unit]
+    if not math.isfinite(scaled) or scaled >= MAX_SIZE:
+        raise OverflowError(f"size {shown} is 8 EiB (2^63 bytes) or more")
+    result = int(math.floor(scaled + 0.5))
+    if result <= 0:
+        raise ValueError(f"size {shown} is less than one byte")
+    return result
+
+
+#: Sizes from here on are refused: the figure would overflow a signed 64-bit integer (8 EiB).
+MAX_SIZE = 2**63
+
+
+def _short(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def _exact_scale(text: str, number: float, factor: int) -> float:
+    """``number * factor`` without binary rounding surprises for decimal input (0.7 * 10^9 = 700000000)."""
+    from decimal import Decimal, InvalidOperation
+
+    m = _SIZE_RE.match(text)
+    if not m:
+        return number * factor
+    mantissa, exponent, _ = m.groups()
+    try:
+        d = Decimal(mantissa) * (Decimal(10) ** int(exponent) if exponent else 1) * factor
+    except InvalidOperation:
+        return number * factor
+    return float(d.to_integral_value(rounding="ROUND_HALF_UP"))
+
+
+_FPS_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?\s*(fps)?\s*$", re.IGNORECASE)
+
+
+def parse_fps(value: object) -> float:
+    """``"30"``, ``"29.97"``, ``"60fps"`` -> frames (images) per second, positive and finite."""
+    if isinstance(value, bool):
+        raise ValueError(f"{_short(value)} is not a frame rate")
+    if isinstance(value, (int, float)):
+        fps = float(value)
+    else:
+        m = _FPS_RE.match(str(value))
+        if not m:
+            raise ValueError(f"{_short(value)} is not a frame rate (expected a number such as 15, 30 or 60)")
+        fps = float(m.group(1)) * (10.0 ** int(m.group(2)) if m.group(2) else 1.0)
+    if not math.isfinite(fps) or fps <= 0:
+        raise ValueError(f"frame rate {_short(value)} is not positive")
+    return fps
 
 
 def parse_bytes(value: object, option: str) -> int:
@@ -644,6 +489,326 @@ class _Value:
         if self.origin == "ini":
             return f"ini {option.dest} = {self.text}"
         return f"{option.flag}={self.text}"
+
+
+# -- the option table ------------------------------------------------------------------------------
+
+OPTIONS: tuple[Option, ...] = (
+    # what to run, and how
+    Option(
+        "--dnn-models",
+        "dnn_models",
+        "benchmark these models: 'paper' (the 44 of Bianco et al.), 'all', 'default', names and globs "
+        "such as 'resnet*', comma separated. Turns on benchmark mode.",
+        ini="list",
+    ),
+    Option(
+        "--dnn-device", "dnn_device", "device: auto (cuda when present, else cpu), cpu, cuda, cuda:N.", default="auto"
+    ),
+    Option(
+        "--dnn-batch-sizes",
+        "dnn_batch_sizes",
+        "comma separated batch sizes (default: the paper's 1,2,4,8,16,32,64).",
+        default="1,2,4,8,16,32,64",
+        ini="list",
+    ),
+    Option("--dnn-precision", "dnn_precision", "fp32 (the paper's), fp16 or bf16 (CUDA).", default="fp32"),
+    Option(
+        "--dnn-modes",
+        "dnn_modes",
+        "deployment modes, comma separated: eager (default, the paper's), compile (torch.compile), cudagraph "
+        "(CUDA graph replay, CUDA only), onnxruntime (pip extra [onnx]), openvino (pip extra [openvino], CPU only).",
+        default="eager",
+        ini="list",
+    ),
+    Option(
+        "--dnn-compile-mode",
+        "dnn_compile_mode",
+        "torch.compile mode of --dnn-modes=compile: default, reduce-overhead, max-autotune or "
+        "max-autotune-no-cudagraphs.",
+        default="default",
+    ),
+    Option(
+        "--dnn-prepare-timeout",
+        "dnn_prepare_timeout",
+        "longest a mode's preparation (compile, export, conversion) may take, outside the latency budget "
+        "(e.g. 300, 5m); past it the test is skipped.",
+        default="300s",
+    ),
+    Option(
+        "--dnn-threads",
+        "dnn_threads",
+        "CPU threads for torch (default: torch's own choice, never more than the CPUs this process may run on).",
+    ),
+    Option(
+        "--dnn-cudnn-benchmark",
+        "dnn_cudnn_benchmark",
+        "cuDNN autotuning, on (default, as in the paper) or off.",
+        default="on",
+    ),
+    Option("--dnn-seed", "dnn_seed", "seed of the random weights and inputs.", default="0"),
+    Option("--dnn-min-samples", "dnn_min_samples", "minimum timed calls per test (the paper's 10).", default="10"),
+    Option("--dnn-max-samples", "dnn_max_samples", "maximum timed calls per test.", default="5000"),
+    Option(
+        "--dnn-ci-target",
+        "dnn_ci_target",
+        "stop sampling once the median's 95%% confidence interval is within this (e.g. 1%% or 0.01).",
+        default="1%",
+    ),
+    Option(
+        "--dnn-max-time",
+        "dnn_max_time",
+        "time budget per test for warm-up and sampling (e.g. 20, 20s, 2m); a test cut short is marked capped.",
+        default="10s",
+    ),
+    Option("--dnn-warmup", "dnn_warmup", "minimum warm-up calls before timing.", default="3"),
+    Option("--dnn-json", "dnn_json", "write the results file (schema pytest-dnnbench/2) to this path."),
+    Option(
+        "--dnn-isolate",
+        "dnn_isolate",
+        "none (default: every test in this process) or process (each model and batch size measured in a "
+        "fresh subprocess; models must be registered by importable name).",
+        default="none",
+    ),
+    Option(
+        "--dnn-max-host-memory",
+        "dnn_max_host_memory",
+        "host memory a test may add to the process while it builds and measures its model (e.g. 8GB, "
+        "16GiB; Linux resource limit); beyond it the test is skipped as out of memory.",
+    ),
+    Option(
+        "--dnn-channels-last",
+        "dnn_channels_last",
+        "run models and inputs in channels-last memory format.",
+        kind="switch",
+        ini="bool",
+    ),
+    Option(
+        "--dnn-tf32",
+        "dnn_tf32",
+        "let fp32 convolutions and matrix products run in TF32 on Ampere and newer GPUs (off by default: fp32 "
+        "means fp32, as on the paper's Titan Xp); recorded, and part of the baseline platform key.",
+        kind="switch",
+        ini="bool",
+    ),
+    Option(
+        "--dnn-allow-parallel-cpu",
+        "dnn_allow_parallel_cpu",
+        "allow benchmark tests on the CPU under pytest-xdist (-n): parallel workers disturb "
+        "each other's timings, so this is refused unless asked for.",
+        kind="switch",
+        ini=None,
+    ),
+    Option(
+        "--dnn-allow-shared-gpu",
+        "dnn_allow_shared_gpu",
+        "allow several pytest-xdist workers on one GPU (more workers than GPUs, or -n with --dnn-device=cuda:N): "
+        "they disturb each other's timings, clocks and memory figures, so this is refused unless asked for.",
+        kind="switch",
+        ini=None,
+    ),
+    Option(
+        "--dnn-list-models",
+        "dnn_list_models",
+        "list the registered models (names, paper names, sources, input sizes) and exit.",
+        kind="switch",
+        ini=None,
+    ),
+    # accuracy
+    Option(
+        "--dnn-imagenet",
+        "dnn_imagenet",
+        "validation images for Top-1/Top-5: ImageNet-1k val in ImageFolder layout (one folder per synset) or "
+        "the flat ILSVRC2012 val folder with the devkit's ground truth; or any ImageFolder of your own classes.",
+        metavar="DIR",
+        ini_help=" (paths relative to the ini file)",
+    ),
+    Option(
+        "--dnn-accuracy-limit",
+        "dnn_accuracy_limit",
+        "evaluate accuracy on a class-balanced subset of N images (quick runs); default: all.",
+        metavar="N",
+        ini_help=" (paths relative to the ini file)",
+    ),
+    Option(
+        "--dnn-weights",
+        "dnn_weights",
+        "random (default), pretrained (local caches only: TORCH_HOME hub checkpoints, Hugging Face cache; "
+        "nothing is downloaded), or a checkpoint file / folder of checkpoints.",
+        metavar="WEIGHTS",
+        ini_help=" (paths relative to the ini file)",
+    ),
+    # baselines, gating, constraints
+    Option(
+        "--dnn-baseline",
+        "dnn_baseline",
+        "baseline to check against: a file, 'auto' (baselines/<platform key>.json under the rootdir, the "
+        "default) or 'none'.",
+        default="auto",
+    ),
+    Option(
+        "--dnn-baseline-rounds",
+        "dnn_baseline_rounds",
+        "rounds kept per entry when saving a baseline (each --dnn-save-baseline run adds one; use at least 5).",
+        default="10",
+    ),
+    Option(
+        "--dnn-latency-tolerance",
+        "dnn_latency_tolerance",
+        "latency regression threshold: slower than baseline x (1 + this), and significant (e.g. 10%% or 0.1).",
+        default="10%",
+        parse=parse_tolerance,
+        field="tolerances.latency",
+        marker=("dnn_tolerance", "latency"),
+    ),
+    Option(
+        "--dnn-memory-tolerance",
+        "dnn_memory_tolerance",
+        "memory regression threshold: total memory above baseline x (1 + this).",
+        default="10%",
+        parse=parse_tolerance,
+        field="tolerances.memory",
+        marker=("dnn_tolerance", "memory"),
+    ),
+    Option(
+        "--dnn-top1-tolerance",
+        "dnn_top1_tolerance",
+        "Top-1 regression threshold in percentage points (measured accuracy only).",
+        default="0.5",
+        parse=parse_points,
+        field="tolerances.top1",
+        marker=("dnn_tolerance", "top1"),
+    ),
+    Option(
+        "--dnn-latency-alpha",
+        "dnn_latency_alpha",
+        "one-sided significance level of the latency test against the between-round spread (0.01; 0.001 "
+        "raises fewer false alarms on drifting machines and catches less: docs/baselines.md).",
+        default="0.01",
+        parse=parse_probability,
+        field="tolerances.alpha",
+    ),
+    Option(
+        "--dnn-max-slowdown",
+        "dnn_max_slowdown",
+        "hard ceiling of the latency gate: a quiet measurement slower than the baseline by this factor fails, "
+        "whatever the baseline's spread (e.g. 2, 2x, 1.5x).",
+        default="2x",
+        parse=parse_slowdown,
+        field="tolerances.max_slowdown",
+        marker=("dnn_tolerance", "max_slowdown"),
+    ),
+    Option(
+        "--dnn-strict",
+        "dnn_strict",
+        "fail an inconclusive latency comparison (measured on a busy machine, against a baseline recorded on "
+        "one, or with fewer samples than the minimum) instead of passing it with a note.",
+        kind="switch",
+        ini="bool",
+    ),
+    Option(
+        "--dnn-confirm",
+        "dnn_confirm",
+        "fresh processes that measure a suspicious latency again (slower than the baseline beyond the tolerance, "
+        "under the hard ceiling) before it fails; their medians are judged against the baseline's rounds "
+        "(0 turns it off).",
+        default="4",
+    ),
+    Option(
+        "--dnn-calm-wait",
+        "dnn_calm_wait",
+        "how long a test measured on a busy machine waits for it to calm down before it is measured again "
+        "(at most 30s; 0 measures again at once).",
+        default="30s",
+    ),
+    Option(
+        "--dnn-max-memory",
+        "dnn_max_memory",
+        "deployment constraint: maximum total process memory (0.7GB = 7e8 bytes, 700MB, 1.4GiB = 1.4 x 2^30, bytes).",
+        parse=parse_bytes,
+        field="constraints.max_memory",
+        marker=("dnn_constraints", "max_memory"),
+    ),
+    Option(
+        "--dnn-min-fps",
+        "dnn_min_fps",
+        "deployment constraint: minimum images per second at the batch size under test (e.g. 30).",
+        parse=parse_rate,
+        field="constraints.min_fps",
+        marker=("dnn_constraints", "min_fps"),
+    ),
+    Option(
+        "--dnn-max-model-memory",
+        "dnn_max_model_memory",
+        "deployment constraint: maximum memory of the model itself (CPU: its parameters and buffers + the forward "
+        "pass's working set, without the runtime floor of torch and its library; GPU: the allocator's peak, "
+        "without the CUDA context), e.g. 200MB.",
+        parse=parse_bytes,
+        field="constraints.max_model_memory",
+        marker=("dnn_constraints", "max_model_memory"),
+    ),
+    Option(
+        "--dnn-require-baseline",
+        "dnn_require_baseline",
+        "fail a test for which no baseline applies (for CI).",
+        kind="switch",
+        ini="bool",
+    ),
+    Option(
+        "--dnn-save-baseline",
+        "dnn_save_baseline",
+        "add this run as one round to a baseline file (default: the platform's file in "
+        "baselines/), merging with the entries already there; written atomically, and not "
+        "after a run with a regression unless --dnn-baseline-force.",
+        kind="optional",
+        ini=None,
+        metavar="PATH",
+        const="auto",
+    ),
+    Option(
+        "--dnn-baseline-force",
+        "dnn_baseline_force",
+        "with --dnn-save-baseline: save even though this run regressed against the baseline "
+        "(or the file is for another platform).",
+        kind="switch",
+        ini=None,
+    ),
+    # reports
+    Option(
+        "--dnn-report",
+        "dnn_report",
+        "write the report into DIR at the end of the run: results.json, results.csv, report.md, "
+        "report.html (self-contained) and the paper's figures as PNG.",
+        metavar="DIR",
+    ),
+    Option(
+        "--dnn-benchmark-tables",
+        "dnn_benchmark_tables",
+        "in benchmark mode, also print pytest-benchmark's own tables at the end of the run (hidden by default; "
+        "--benchmark-json, --benchmark-save, --benchmark-compare and --benchmark-histogram work either way).",
+        kind="switch",
+        ini="bool",
+    ),
+)
+
+
+def _rows(group: str) -> list[tuple[str, Option, Callable[[object, str], Any]]]:
+    """The options whose value goes into ``group`` (``tolerances``, ``constraints``): (its field there, the
+    option, its parser)."""
+    return [
+        (o.field.split(".", 1)[1], o, o.parse)
+        for o in OPTIONS
+        if o.field is not None and o.parse is not None and o.field.startswith(group + ".")
+    ]
+
+
+def _marked(marker: str) -> dict[str, tuple[str, Callable[[object, str], Any]]]:
+    """The keywords of ``marker``: keyword -> (the field it sets, its parser), in the option table's order."""
+    return {
+        o.marker[1]: (o.field.split(".", 1)[1], o.parse)
+        for o in OPTIONS
+        if o.marker is not None and o.marker[0] == marker and o.field is not None and o.parse is not None
+    }
 
 
 _BY_DEST = {o.dest: o for o in OPTIONS}
@@ -915,22 +1080,13 @@ def _gating_settings(r: _Reader) -> _GatingFields:
             "--dnn-require-baseline with --dnn-baseline=none: no baseline could ever apply. "
             "Drop one of the two, or name a baseline file (or auto)"
         )
-    tolerances = Tolerances(
-        latency=r.required("dnn_latency_tolerance", parse_tolerance),
-        memory=r.required("dnn_memory_tolerance", parse_tolerance),
-        top1=r.required("dnn_top1_tolerance", lambda v, o: parse_tolerance(v, o, "points")),
-        alpha=r.required("dnn_latency_alpha", parse_probability),
-        max_slowdown=r.required("dnn_max_slowdown", parse_slowdown),
-    )
-    mem, fps, own = r.value("dnn_max_memory"), r.value("dnn_min_fps"), r.value("dnn_max_model_memory")
-    constraints = Constraints(
-        max_memory=r.parsed("dnn_max_memory", parse_bytes),
-        min_fps=r.parsed("dnn_min_fps", parse_rate),
-        max_memory_source=mem.describe(_BY_DEST["dnn_max_memory"]) if mem.text is not None else "",
-        min_fps_source=fps.describe(_BY_DEST["dnn_min_fps"]) if fps.text is not None else "",
-        max_model_memory=r.parsed("dnn_max_model_memory", parse_bytes),
-        max_model_memory_source=own.describe(_BY_DEST["dnn_max_model_memory"]) if own.text is not None else "",
-    )
+    tolerances = replace(Tolerances(), **{key: r.required(o.dest, parse) for key, o, parse in _rows("tolerances")})
+    given: dict[str, Any] = {}
+    for key, o, parse in _rows("constraints"):
+        v = r.value(o.dest)
+        given[key] = r.parsed(o.dest, parse)
+        given[f"{key}_source"] = v.describe(o) if v.text is not None else ""
+    constraints = replace(Constraints(), **given)
     return {
         "baseline": baseline,
         "baseline_given": baseline_given,
@@ -985,13 +1141,17 @@ def _report_dir(r: _Reader) -> Path | None:
 
 # -- per-test limits from markers ------------------------------------------------------------------
 
+
+def _marker_signature(marker: str) -> str:
+    return f"{marker}({', '.join(f'{kw}=None' for kw in _marked(marker))})"
+
+
 MARKERS = (
-    "dnn_tolerance(latency=None, memory=None, top1=None, max_slowdown=None): override the baseline tolerances "
-    "for this test (latency and memory relative, e.g. 0.2 or '20%'; top1 in percentage points; max_slowdown a "
-    "ratio such as 3 or '3x').",
-    "dnn_constraints(max_memory=None, min_fps=None, max_model_memory=None): deployment limits for this test's "
-    "dnn_bench records (max_memory: '1.0GB', '700MB', '1.4GiB' or bytes; min_fps: images per second at the batch "
-    "under test; max_model_memory: the model's own memory, without the runtime floor, as max_memory).",
+    _marker_signature("dnn_tolerance") + ": override the baseline tolerances for this test (latency and memory "
+    "relative, e.g. 0.2 or '20%'; top1 in percentage points; max_slowdown a ratio such as 3 or '3x').",
+    _marker_signature("dnn_constraints") + ": deployment limits for this test's dnn_bench records (max_memory: "
+    "'1.0GB', '700MB', '1.4GiB' or bytes; min_fps: images per second at the batch under test; max_model_memory: "
+    "the model's own memory, without the runtime floor, as max_memory).",
 )
 
 
@@ -1001,48 +1161,19 @@ def item_limits(
     """This test's tolerances and constraints: the session's, overridden by its markers."""
     tol, cons = settings.tolerances, settings.constraints
     if tolerance is not None:
-        kwargs = _marker_kwargs(
-            tolerance, where, "dnn_tolerance", ("latency", "memory", "top1", "max_slowdown"), "latency=0.2"
-        )
-        given = {
-            name: (
-                parse_slowdown(value, f"{where}: dnn_tolerance({name}")
-                if name == "max_slowdown"
-                else parse_tolerance(
-                    value, f"{where}: dnn_tolerance({name}", "points" if name == "top1" else "relative"
-                )
-            )
-            for name, value in kwargs.items()
-        }
-        tol = Tolerances(
-            latency=given.get("latency", tol.latency),
-            memory=given.get("memory", tol.memory),
-            top1=given.get("top1", tol.top1),
-            alpha=tol.alpha,
-            max_slowdown=given.get("max_slowdown", tol.max_slowdown),
-        )
+        rows = _marked("dnn_tolerance")
+        kwargs = _marker_kwargs(tolerance, where, "dnn_tolerance", tuple(rows), "latency=0.2")
+        tol = replace(tol, **{rows[kw][0]: rows[kw][1](v, f"{where}: dnn_tolerance({kw}") for kw, v in kwargs.items()})
     if constraints is not None:
-        kwargs = _marker_kwargs(
-            constraints, where, "dnn_constraints", ("max_memory", "min_fps", "max_model_memory"), "max_memory='1GB'"
-        )
-        if kwargs.get("max_memory") is not None:
-            cons = replace(
-                cons,
-                max_memory=parse_bytes(kwargs["max_memory"], f"{where}: dnn_constraints(max_memory"),
-                max_memory_source=f"marker dnn_constraints(max_memory={kwargs['max_memory']!r})",
-            )
-        if kwargs.get("max_model_memory") is not None:
-            cons = replace(
-                cons,
-                max_model_memory=parse_bytes(kwargs["max_model_memory"], f"{where}: dnn_constraints(max_model_memory"),
-                max_model_memory_source=f"marker dnn_constraints(max_model_memory={kwargs['max_model_memory']!r})",
-            )
-        if kwargs.get("min_fps") is not None:
-            cons = replace(
-                cons,
-                min_fps=parse_rate(kwargs["min_fps"], f"{where}: dnn_constraints(min_fps"),
-                min_fps_source=f"marker dnn_constraints(min_fps={kwargs['min_fps']!r})",
-            )
+        rows = _marked("dnn_constraints")
+        kwargs = _marker_kwargs(constraints, where, "dnn_constraints", tuple(rows), "max_memory='1GB'")
+        given: dict[str, Any] = {}
+        for kw, value in kwargs.items():
+            if value is not None:
+                key, parse = rows[kw]
+                given[key] = parse(value, f"{where}: dnn_constraints({kw}")
+                given[f"{key}_source"] = f"marker dnn_constraints({kw}={value!r})"
+        cons = replace(cons, **given)
     return tol, cons
 
 

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_dnnbench import constraints as C
-from pytest_dnnbench.constraints import Constraints, parse_fps, parse_size
+from pytest_dnnbench.constraints import Constraints
+from pytest_dnnbench.settings import parse_fps, parse_size
 from pytest_dnnbench.units import format_bytes
 
 

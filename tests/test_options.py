@@ -7,6 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_dnnbench.settings import (
+    OPTIONS,
+    Option,
+    Settings,
+    item_limits,
     parse_batch_sizes,
     parse_device,
     parse_duration,
@@ -207,3 +211,40 @@ def test_fraction_good(value: str, expected: float) -> None:
 @pytest.mark.parametrize("value", BAD_COMMON + ["1", "100%", "0%", "%", "nan", "inf", "-5%", "150%"])
 def test_fraction_bad(value: str) -> None:
     assert_usage_error(parse_fraction, value, "--dnn-ci-target", ("such as 1% or 0.01",))
+
+
+# -- one home per option: the table's rows say where each value goes, the markers reuse them --------------
+
+_LIMIT_ROWS = [o for o in OPTIONS if o.field is not None]
+
+
+@pytest.mark.parametrize("option", _LIMIT_ROWS, ids=lambda o: o.flag)
+def test_each_limit_option_sets_its_field_from_the_command_line_and_from_its_marker(
+    option: object, pytester: pytest.Pytester
+) -> None:
+    """The row alone wires an option: its value lands in the field it names (a tolerance or a constraint),
+    and its marker keyword, where it has one, overrides that field for one test."""
+    import dataclasses
+
+    assert isinstance(option, Option) and option.field is not None and option.parse is not None
+    group, key = option.field.split(".", 1)
+    value = {"tolerances": "0.3", "constraints": "123"}[group] if key != "max_slowdown" else "3x"
+    config = pytester.parseconfig(f"{option.flag}={value}")
+    settings = Settings.from_config(config)
+    parsed = option.parse(value, option.flag)
+    assert getattr(getattr(settings, group), key) == parsed
+    assert {f.name for f in dataclasses.fields(getattr(settings, group))} >= {key}
+    if option.marker is None:
+        return
+    marker_name, keyword = option.marker
+    other = "2.5x" if key == "max_slowdown" else "0.45" if group == "tolerances" else "77"
+    mark = getattr(pytest.mark, marker_name)(**{keyword: other}).mark
+    tol, cons = item_limits(
+        settings,
+        "t.py::x",
+        mark if marker_name == "dnn_tolerance" else None,
+        mark if marker_name == "dnn_constraints" else None,
+    )
+    assert getattr(tol if group == "tolerances" else cons, key) == option.parse(other, "marker")
+    if group == "constraints":
+        assert getattr(cons, f"{key}_source") == f"marker dnn_constraints({keyword}={other!r})"

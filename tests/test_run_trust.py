@@ -18,7 +18,8 @@ import pytest
 from helpers import FAST, TINY_CONFTEST, TINY_MODULE, load_json
 from test_verdicts_e2e import LOAD_HOOK
 
-from pytest_dnnbench.constraints import Constraints, check_constraints, parse_size
+from pytest_dnnbench.constraints import Constraints, check_constraints
+from pytest_dnnbench.settings import parse_size
 
 pytest.importorskip("torch")
 
