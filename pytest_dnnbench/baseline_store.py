@@ -50,12 +50,16 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .jsonfile import JsonFileError, load_json
 from .jsontypes import JsonMapping, JsonObject
 from .measure.stats import percentile
 from .results import atomic_write_text
 from .upgrade import is_cuda, renamed, upgrade_accuracy, upgrade_environment
+
+if TYPE_CHECKING:
+    from .record import Record
 
 __all__ = [
     "SCHEMA",
@@ -76,6 +80,7 @@ __all__ = [
     "new_document",
     "platform_key",
     "platform_from_record",
+    "record_key",
     "round_from_record",
     "save_document",
     "paper_baseline_files",
@@ -172,6 +177,19 @@ def split_key(key: str, mode: str | None = None) -> tuple[str, str]:
 def base_key(key: str, mode: str | None = None) -> str:
     """The key with its mode replaced by ``*`` (:func:`split_key`): the same for every mode of a platform."""
     return split_key(key, mode)[0]
+
+
+def record_key(record: Record) -> str:
+    """The platform key of a record: the baseline block it is compared with (:func:`platform_key`)."""
+    return platform_key(
+        record.device,
+        record.device_name or "unknown",
+        record.threads,
+        record.precision,
+        record.mode,
+        record.channels_last,
+        bool(record.tf32),
+    )
 
 
 def platform_from_record(record: JsonMapping, environment: JsonMapping | None = None) -> JsonObject:
@@ -752,7 +770,7 @@ Groups = dict[str, tuple[JsonObject, list[JsonMapping]]]
 
 
 def save_run(
-    records: Sequence[JsonMapping],
+    typed: Sequence[Record],
     environment: JsonMapping | None,
     *,
     choice: str,
@@ -763,7 +781,8 @@ def save_run(
     interrupted: bool,
     lock_timeout_s: float = LOCK_TIMEOUT_S,
 ) -> SaveOutcome:
-    """Add this run's records as one round each to the baseline file(s) ``choice`` names.
+    """Add this run's records as one round each to the baseline file(s) ``choice`` names (a round is the
+    record's JSON form, cut to what a baseline keeps).
 
     ``choice``: ``"auto"`` (one file per platform key, so per mode, under ``root/baselines``) or a
     path. A path holds one platform: the records of one mode make (or merge into) a
@@ -775,6 +794,7 @@ def save_run(
     neither does a file that cannot be read, or that belongs to another platform (unless
     ``force``): it is left untouched and the outcome says why.
     """
+    records = [r.to_json() for r in typed]  # the file boundary: a round is written as JSON
     out = SaveOutcome()
     usable = [r for r in records if (r.get("latency_ms") or {}).get("median")]
     too_few = [r for r in usable if (r.get("latency_ms") or {}).get("insufficient")]

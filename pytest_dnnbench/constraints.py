@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .jsontypes import JsonMapping
-from .record import Check
+from .record import Check, Record
 from .units import format_bytes
 
 __all__ = ["Constraints", "check_constraints", "format_bytes", "model_memory"]
@@ -61,12 +61,12 @@ def model_memory(memory: JsonMapping) -> tuple[int | None, str]:
     return None, "the record has neither the model's bytes and the forward pass's, nor the allocator's peak"
 
 
-def check_constraints(record: JsonMapping, constraints: Constraints) -> list[Check]:
-    """One check per constraint that applies (``kind="constraint"``), for a record in JSON form."""
+def check_constraints(record: Record, constraints: Constraints) -> list[Check]:
+    """One check per constraint that applies (``kind="constraint"``)."""
     checks: list[Check] = []
-    where = f"{record.get('model')} at batch {record.get('batch_size')}"
+    where = f"{record.model} at batch {record.batch_size}"
     if constraints.max_memory is not None:
-        total = (record.get("memory_bytes") or {}).get("total")
+        total = record.memory.get("total")
         limit = int(constraints.max_memory)
         if total is None:
             checks.append(
@@ -103,7 +103,7 @@ def check_constraints(record: JsonMapping, constraints: Constraints) -> list[Che
     if constraints.max_model_memory is not None:
         checks.append(_model_memory_check(record, constraints.max_model_memory, constraints.max_model_memory_source))
     if constraints.min_fps is not None:
-        fps = record.get("fps")
+        fps = record.fps
         limit_f = float(constraints.min_fps)
         if fps is None:
             checks.append(
@@ -121,7 +121,7 @@ def check_constraints(record: JsonMapping, constraints: Constraints) -> list[Che
             )
         else:
             ok = fps >= limit_f
-            median = (record.get("latency_ms") or {}).get("median", float("nan"))
+            median = record.latency.median
             checks.append(
                 Check.make(
                     **{
@@ -132,7 +132,7 @@ def check_constraints(record: JsonMapping, constraints: Constraints) -> list[Che
                         "passed": ok,
                         "source": constraints.min_fps_source,
                         "message": f"FPS of {where}: {fps:.4g} images/s (median {median:.4g} ms "
-                        f"per batch of {record.get('batch_size')}) {'>=' if ok else '<'} minimum {limit_f:g} FPS "
+                        f"per batch of {record.batch_size}) {'>=' if ok else '<'} minimum {limit_f:g} FPS "
                         f"({constraints.min_fps_source})",
                     }
                 )
@@ -140,9 +140,9 @@ def check_constraints(record: JsonMapping, constraints: Constraints) -> list[Che
     return checks
 
 
-def _model_memory_check(record: JsonMapping, limit: int, source: str) -> Check:
-    where = f"{record.get('model')} at batch {record.get('batch_size')}"
-    measured, parts = model_memory(record.get("memory_bytes") or {})
+def _model_memory_check(record: Record, limit: int, source: str) -> Check:
+    where = f"{record.model} at batch {record.batch_size}"
+    measured, parts = model_memory(record.memory)
     ok = measured is not None and measured <= limit
     if measured is None:
         message = (

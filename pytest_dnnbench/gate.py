@@ -22,12 +22,12 @@ from .baseline_store import (
     BaselineSet,
     base_key,
     load_baselines,
-    platform_from_record,
+    record_key,
     shown_path,
 )
 from .jsontypes import JsonMapping, JsonObject
 from .measure.stats import median_ci, t_quantile
-from .record import Check
+from .record import Check, Record
 from .upgrade import accuracy_parts
 
 # -- the decisions -------------------------------------------------------------------------------
@@ -331,7 +331,7 @@ def judge_confirmation(
 
 
 def compare_entry(
-    record: JsonMapping,
+    record: Record,
     entry: JsonMapping,
     tol: Tolerances,
     strict: bool = False,
@@ -345,20 +345,19 @@ def compare_entry(
     inconclusive check passes unless ``strict`` (``--dnn-strict``).
     """
     checks: list[Check] = []
-    where = f"{record.get('model')} at batch {record.get('batch_size')}"
-    lat = record.get("latency_ms") or {}
+    where = f"{record.model} at batch {record.batch_size}"
     rounds = [r for r in entry.get("rounds") or [] if isinstance(r, dict)]
     quiet = [r for r in rounds if not r.get("busy")]
     medians = [r["median_ms"] for r in (quiet or rounds)]
     if not medians and (entry.get("latency_ms") or {}).get("median"):
         medians = [entry["latency_ms"]["median"]]
-    if medians and lat.get("median"):
+    if medians and record.latency.median:
         checks.append(
             _latency_check(
-                record, lat, medians, len(rounds) - len(quiet), not quiet and bool(rounds), tol, strict, confirmation
+                record, medians, len(rounds) - len(quiet), not quiet and bool(rounds), tol, strict, confirmation
             )
         )
-    mem_now = (record.get("memory_bytes") or {}).get("total")
+    mem_now = record.memory.get("total")
     mem_base = (entry.get("memory_bytes") or {}).get("total")
     if mem_now is not None and mem_base:
         limit = mem_base * (1.0 + tol.memory)
@@ -383,7 +382,7 @@ def compare_entry(
             )
         )
     for metric in ("macs", "params"):
-        now, base = record.get(metric), entry.get(metric)
+        now, base = getattr(record, metric), entry.get(metric)
         if now is not None and base is not None:
             ok = now == base
             checks.append(
@@ -404,7 +403,7 @@ def compare_entry(
                 )
             )
     # Measured figures only: a published reference figure (accuracy.reference) is never compared.
-    top1_now = measured_top1(record.get("accuracy"))
+    top1_now = record.accuracy.measured.top1 if record.accuracy.measured is not None else None
     top1_base = measured_top1(entry.get("accuracy"))
     if top1_now is not None and top1_base is not None:
         limit = top1_base - tol.top1
@@ -440,8 +439,7 @@ def measured_top1(accuracy: object) -> float | None:
 
 
 def _latency_check(
-    record: JsonMapping,
-    lat: JsonMapping,
+    record: Record,
     medians: Sequence[float],
     busy_rounds: int,
     baseline_busy: bool,
@@ -449,19 +447,20 @@ def _latency_check(
     strict: bool,
     confirmation: Confirmation | None = None,
 ) -> Check:
-    where = f"{record.get('model')} at batch {record.get('batch_size')}"
+    where = f"{record.model} at batch {record.batch_size}"
+    lat = record.latency
     v = compare_latency(
         medians,
-        lat.get("samples") or [],
+        lat.samples,
         tol.latency,
         tol.alpha,
-        ci_median=lat.get("ci_median"),
-        measured_median=lat["median"],
+        ci_median=lat.ci_median,
+        measured_median=lat.median,
         max_slowdown=tol.max_slowdown,
     )
-    load = record.get("load") or {}
+    load = record.load or {}
     busy = bool(load.get("busy"))
-    insufficient = bool(lat.get("insufficient"))
+    insufficient = bool(lat.insufficient)
     reason = None
     if busy:
         why = "; ".join(load.get("reasons") or []) or "the machine was busy"
@@ -486,7 +485,7 @@ def _latency_check(
     elif insufficient:
         outcome = "inconclusive"
         reason = (
-            f"{v.ratio:.2f}x the baseline from only {lat.get('n')} sample(s), fewer than the minimum: "
+            f"{v.ratio:.2f}x the baseline from only {lat.n} sample(s), fewer than the minimum: "
             "too few to pass a latency gate (raise --dnn-max-time)"
         )
     elif v.stale:
@@ -653,40 +652,29 @@ def _saved_at(rnd: JsonMapping) -> float | None:
     return when.timestamp()
 
 
-def baseline_checks(
-    source: BaselineSource,
-    record: JsonMapping,
-    tol: Tolerances,
-    strict: bool = False,
-    confirmation: Confirmation | None = None,
-) -> tuple[list[Check], BaselineInfo]:
-    """The baseline checks of one record (JSON form), and what the record says about its baseline.
-
-    ``strict`` (``--dnn-strict``) fails an inconclusive latency check; ``source.require``
-    (``--dnn-require-baseline``) fails a record that no baseline applies to, or whose baseline is too noisy.
-    The record is compared with its own platform's block of the file (its key, mode included); a
-    named file of the same platform without this mode is ``no-mode``, one of another platform
-    ``platform-mismatch`` (see :data:`NO_BASELINE`).
-    """
-    key = platform_from_record(record)["key"]
+def lookup_entry(source: BaselineSource, record: Record) -> tuple[JsonMapping | None, BaselineInfo, list[Check]]:
+    """The baseline entry that applies to ``record`` (None where none does), what the record says about its
+    baseline (``status`` ``compared`` where an entry applies; see :data:`NO_BASELINE`), and the check of an
+    unusable file. The record is looked up in its own platform's block of the file (its key, mode included);
+    a named file of the same platform without this mode is ``no-mode``, one of another platform
+    ``platform-mismatch``."""
+    key = record_key(record)
     path = source.path_for(key)
     info: BaselineInfo = {"key": key, "path": None, "status": "disabled", "rounds": 0}
     if path is None:
-        return [], info
+        return None, info, []
     shown = source.display(path)
     info["path"] = shown
     loaded = source.load(path)
-    checks: list[Check] = []
-    where = f"{record.get('model')} at batch {record.get('batch_size')}"
     if isinstance(loaded, BaselineError):
         info["status"] = "error"
-        checks.append(_unusable("file", f"{loaded} (the file was left untouched)"))
-        return checks, info
+        return None, info, [_unusable("file", f"{loaded} (the file was left untouched)")]
+    entry = None
     if loaded is None:
         info["status"] = "no-file"
         info["reason"] = f"no baseline file {shown}"
     elif key not in loaded:
-        mode = str(record.get("mode") or "eager")
+        mode = record.mode or "eager"
         if source.choice != "auto" and loaded.base_key == base_key(key, mode):
             held = loaded.modes
             info["status"] = "no-mode"
@@ -698,29 +686,49 @@ def baseline_checks(
             info["status"] = "platform-mismatch"
             info["reason"] = f"{shown} is for {loaded.describe()}, this run is {key}"
     else:
-        entry = loaded[key].entry(record["model"], record["batch_size"])
+        entry = loaded[key].entry(record.model, record.batch_size)
         if entry is None:
             info["status"] = "no-entry"
-            info["reason"] = f"{shown} has no entry for {where}"
+            info["reason"] = f"{shown} has no entry for {record.model} at batch {record.batch_size}"
         else:
             info["status"] = "compared"
             info["rounds"] = len(entry.get("rounds") or []) or 1
-            checks = [
-                c.with_details(baseline_file=shown) for c in compare_entry(record, entry, tol, strict, confirmation)
-            ]
-            checks = _with_rounds_note(checks, entry)
-            info["stale"] = any(c.get("stale") for c in checks)
-            noisy = next((c for c in checks if c.metric == "latency" and c.get("noisy")), None)
-            resolution = noisy.get("resolution") if noisy is not None else None
-            if isinstance(resolution, (int, float)) and source.require:
-                checks.append(
-                    _unusable(
-                        "noise",
-                        f"the baseline of {where} in {shown} is too noisy to gate on: it resolves only "
-                        f"+{100 * resolution:.0f} % (--dnn-require-baseline); re-record it "
-                        "on a quiet machine (several --dnn-save-baseline runs)",
-                    )
+    return entry, info, []
+
+
+def baseline_checks(
+    source: BaselineSource,
+    record: Record,
+    tol: Tolerances,
+    strict: bool = False,
+    confirmation: Confirmation | None = None,
+) -> tuple[list[Check], BaselineInfo]:
+    """The baseline checks of one record against the entry that applies (:func:`lookup_entry`), and what the
+    record says about its baseline.
+
+    ``strict`` (``--dnn-strict``) fails an inconclusive latency check; ``source.require``
+    (``--dnn-require-baseline``) fails a record that no baseline applies to, or whose baseline is too noisy.
+    """
+    entry, info, checks = lookup_entry(source, record)
+    where = f"{record.model} at batch {record.batch_size}"
+    if info["status"] == "error":
+        return checks, info
+    if entry is not None:
+        shown = info["path"]
+        checks = [c.with_details(baseline_file=shown) for c in compare_entry(record, entry, tol, strict, confirmation)]
+        checks = _with_rounds_note(checks, entry)
+        info["stale"] = any(c.get("stale") for c in checks)
+        noisy = next((c for c in checks if c.metric == "latency" and c.get("noisy")), None)
+        resolution = noisy.get("resolution") if noisy is not None else None
+        if isinstance(resolution, (int, float)) and source.require:
+            checks.append(
+                _unusable(
+                    "noise",
+                    f"the baseline of {where} in {shown} is too noisy to gate on: it resolves only "
+                    f"+{100 * resolution:.0f} % (--dnn-require-baseline); re-record it "
+                    "on a quiet machine (several --dnn-save-baseline runs)",
                 )
+            )
     if info["status"] != "compared" and source.require:
         checks.append(
             _unusable("presence", f"no baseline applies to {where}: {info['reason']} (--dnn-require-baseline)")
@@ -797,13 +805,13 @@ def _apart(measured: float, limit: float, digits: int = 3) -> tuple[str, str]:
 
 
 def failure_message(
-    record: JsonMapping, bad_constraints: Sequence[Check], bad_baseline: Sequence[Check], info: JsonMapping
+    record: Record, bad_constraints: Sequence[Check], bad_baseline: Sequence[Check], info: JsonMapping
 ) -> str:
     """The text a test fails with when checks failed: constraints and regressions apart. Its first line says
     the reasons in a few words (pytest's short summary shows that line)."""
     lines = [
         "; ".join(short_reason(c) for c in (*bad_constraints, *bad_baseline)),
-        f"dnnbench: {record.get('model')} at batch {record.get('batch_size')} failed "
+        f"dnnbench: {record.model} at batch {record.batch_size} failed "
         f"{len(bad_constraints) + len(bad_baseline)} check(s)",
     ]
     if bad_constraints:
@@ -828,54 +836,52 @@ def failure_message(
 UNUSABLE = ("file", "presence", "noise")
 
 
-def _in_failure(record: JsonMapping, check: JsonMapping, failures_shown: bool) -> bool:
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+def _in_failure(record: Record, check: Check, failures_shown: bool) -> bool:
     """Whether pytest's failures section shows this check in full: its test failed with a text that holds it
     (the record's ``reason``; not so where a ``pytest_dnnbench_record`` hook failed the test first)."""
-    message = str(check.get("message") or "")
-    failed = failures_shown and record.get("outcome") == "failed"
-    return failed and bool(message) and message in str(record.get("reason") or "")
+    failed = failures_shown and record.outcome == "failed"
+    return failed and bool(check.message) and check.message in (record.reason or "")
 
 
-def _listing(head: str, found: Sequence[tuple[JsonMapping, JsonMapping]], failures_shown: bool) -> list[str]:
+def _listing(head: str, found: Sequence[tuple[Record, Check]], failures_shown: bool) -> list[str]:
     """A head line and one line per (record, check): each check in full once (:func:`_listed`)."""
     if any(_in_failure(r, c, failures_shown) for r, c in found):
         head += " (in full in the failures above)"
     return [head] + [_listed(r, c, failures_shown) for r, c in found]
 
 
-def _listed(record: JsonMapping, check: JsonMapping, failures_shown: bool) -> str:
+def _listed(record: Record, check: Check, failures_shown: bool) -> str:
     """A check in the summary's list: in full, or in a few words with its test's (model, batch, mode) where the
     failures section shows it in full (:func:`_in_failure`)."""
     if not _in_failure(record, check, failures_shown):
-        return f"  - {check.get('message')}"
-    mode = record.get("mode")
-    where = f"{record.get('model')} at batch {record.get('batch_size')}" + (
-        f" ({mode})" if mode and mode != "eager" else ""
-    )
-    return f"  - {where}: {short_reason(Check.from_json(check))}"
+        return f"  - {check.message}"
+    mode = record.mode
+    where = f"{record.model} at batch {record.batch_size}" + (f" ({mode})" if mode and mode != "eager" else "")
+    return f"  - {where}: {short_reason(check)}"
 
 
-def regressions(records: Sequence[JsonMapping]) -> list[tuple[JsonMapping, JsonMapping]]:
+def regressions(records: Sequence[Record]) -> list[tuple[Record, Check]]:
     """(record, check) of every failed baseline comparison (not a missing or unusable file)."""
     return [
         (r, c)
         for r in records
-        for c in r.get("checks") or []
-        if c.get("kind") == "baseline"
-        and not c.get("passed")
-        and c.get("metric") not in UNUSABLE
-        and not c.get("inconclusive")
+        for c in r.checks
+        if c.kind == "baseline" and not c.passed and c.metric not in UNUSABLE and not c.get("inconclusive")
     ]
 
 
-def back_to_back_lines(records: Sequence[JsonMapping]) -> list[str]:
+def back_to_back_lines(records: Sequence[Record]) -> list[str]:
     """One summary line per baseline file whose rounds were saved back to back (the latency checks'
     ``rounds_note``, :func:`rounds_note`), with how many other results compared with it are alike."""
     by_file: dict[str, list[str]] = {}
     for r in records:
-        for c in r.get("checks") or []:
-            if c.get("metric") == "latency" and c.get("rounds_note"):
-                by_file.setdefault(str(c.get("baseline_file")), []).append(str(c["rounds_note"]))
+        for c in r.checks:
+            if c.metric == "latency" and c.get("rounds_note"):
+                by_file.setdefault(str(c.get("baseline_file")), []).append(str(c.get("rounds_note")))
     lines = []
     for path, notes in by_file.items():
         others = len(notes) - 1
@@ -885,25 +891,26 @@ def back_to_back_lines(records: Sequence[JsonMapping]) -> list[str]:
 
 
 def summary_lines(
-    records: Sequence[JsonMapping], notes: Sequence[str], save_requested: bool, failures_shown: bool = True
+    records: Sequence[Record], notes: Sequence[str], save_requested: bool, failures_shown: bool = True
 ) -> list[str]:
-    """The end-of-run section on baselines and constraints, from the run's records (JSON form).
+    """The end-of-run section on baselines and constraints, from the run's records that a baseline was looked up
+    for (``record.baseline``).
 
     A failed check is said in full once: where its test failed and pytest's failures section shows the test's
     text (``failures_shown``: not under ``--tb=no`` or ``--tb=line``), this section names it in a few words."""
     lines: list[str] = []
-    by_status: dict[object, list[JsonMapping]] = {}
+    by_status: dict[object, list[Record]] = {}
     for r in records:
-        by_status.setdefault(r["baseline"].get("status"), []).append(r)
+        by_status.setdefault((r.baseline or {}).get("status"), []).append(r)
     compared = by_status.get("compared", [])
     if compared:
-        paths = sorted({r["baseline"]["path"] for r in compared})
+        paths = sorted({str((r.baseline or {}).get("path")) for r in compared})
         lines.append(f"baseline: {', '.join(paths)}: {len(compared)} of {len(records)} result(s) compared")
-    missing = [r for r in records if r["baseline"].get("status") in NO_BASELINE]
+    missing = [r for r in records if (r.baseline or {}).get("status") in NO_BASELINE]
     if records and not compared and by_status.get("disabled"):
         lines.append("no baseline applies: baseline checks are off (--dnn-baseline=none)")
     elif missing:
-        reasons = sorted({r["baseline"].get("reason", "") for r in missing})
+        reasons = sorted({str((r.baseline or {}).get("reason", "")) for r in missing})
         head = "no baseline applies" if not compared else f"no baseline applies to {len(missing)} result(s)"
         lines.append(f"{head}: {'; '.join(reasons[:3])}{' ...' if len(reasons) > 3 else ''}")
         if not save_requested:
@@ -911,28 +918,27 @@ def summary_lines(
                 "  create one: run the same command with --dnn-save-baseline, five times or more "
                 "(each run adds one round); see docs/baselines.md"
             )
-    errors = sorted({c["message"] for r in records for c in r.get("checks") or [] if c.get("metric") == "file"})
+    errors = sorted({c.message for r in records for c in r.checks if c.metric == "file"})
     lines += [f"baseline unusable: {m}" for m in errors]
     for r in records:
-        for c in r.get("checks") or []:
-            if c.get("metric") == "latency" and c.get("stale"):
+        for c in r.checks:
+            ratio = c.get("ratio")
+            if c.metric == "latency" and c.get("stale") and isinstance(ratio, (int, float)):
                 lines.append(
-                    f"stale baseline: {r['model']} at batch {r['batch_size']} ran {1 / c['ratio']:.2f}x faster than "
-                    f"{c.get('baseline_file')} ({c['measured']:.4g} ms against {c['baseline']:.4g} ms): "
-                    "refresh it with --dnn-save-baseline"
+                    f"stale baseline: {r.model} at batch {r.batch_size} ran {1 / ratio:.2f}x faster than "
+                    f"{c.get('baseline_file')} ({float(c.measured or 0):.4g} ms against "
+                    f"{_number(c.get('baseline')):.4g} ms): refresh it with --dnn-save-baseline"
                 )
-    inconclusive = [
-        (r, c) for r in records for c in r.get("checks") or [] if c.get("metric") == "latency" and c.get("inconclusive")
-    ]
+    inconclusive = [(r, c) for r in records for c in r.checks if c.metric == "latency" and c.get("inconclusive")]
     if inconclusive:
         head = f"inconclusive latency comparisons: {len(inconclusive)} (passed unless --dnn-strict)"
         lines += _listing(head, inconclusive, failures_shown)
     noisy = sorted(
         {
-            f"{r['model']} at batch {r['batch_size']} (resolves +{100 * float(c.get('resolution') or 0):.0f} %)"
+            f"{r.model} at batch {r.batch_size} (resolves +{100 * _number(c.get('resolution')):.0f} %)"
             for r in records
-            for c in r.get("checks") or []
-            if c.get("metric") == "latency" and c.get("noisy")
+            for c in r.checks
+            if c.metric == "latency" and c.get("noisy")
         }
     )
     if noisy:
@@ -942,14 +948,12 @@ def summary_lines(
         )
     lines += back_to_back_lines(records)
     found = regressions(records)
-    violations = [
-        (r, c) for r in records for c in r.get("checks") or [] if c.get("kind") == "constraint" and not c.get("passed")
-    ]
+    violations = [(r, c) for r in records for c in r.checks if c.kind == "constraint" and not c.passed]
     if found:
         lines += _listing(f"baseline regressions: {len(found)}", found, failures_shown)
     if violations:
         lines += _listing(f"deployment constraint violations: {len(violations)}", violations, failures_shown)
-    cons = [c for r in records for c in r.get("checks") or [] if c.get("kind") == "constraint"]
+    cons = [c for r in records for c in r.checks if c.kind == "constraint"]
     if cons and not violations:
         lines.append(f"deployment constraints: {len(cons)} check(s) passed")
     lines += list(notes)

@@ -91,13 +91,13 @@ class RunResults:
 
         assert s.save_baseline is not None
         return save_run(
-            self.plain,
+            self.records,
             environment,
             choice=s.save_baseline,
             root=s.rootpath,
             max_rounds=s.baseline_rounds,
             force=s.baseline_force,
-            regressions=len(regressions(self.plain)),
+            regressions=len(regressions(self.records)),
             interrupted=interrupted,
         )
 

@@ -397,9 +397,7 @@ class DnnSession:
             # 1. measure (a mode other than eager: prepared first, outside the budget, and its output checked
             #    against eager); on a busy machine, when a baseline will judge the latency, calm down and again
             measured = self.runner.measure(call)
-            if (measured.record.load or {}).get("busy") and judged_by_baseline(
-                self.baselines, measured.record, tolerances
-            ):
+            if (measured.record.load or {}).get("busy") and judged_by_baseline(self.baselines, measured.record):
                 measured = self.runner.measure_again(measured.record, call)
             # 2. accuracy
             accuracy = self.runner.accuracy(measured, self._accuracy_progress)
@@ -593,6 +591,7 @@ class DnnSession:
             len(self.report_written),
         )
         lines = run_summary(
+            self.kept.records,
             records,
             self.runner.environment or {},
             list(self.kept.missing.values()),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .constraints import check_constraints
-from .gate import BaselineSource, baseline_checks, failure_message, short_reason
+from .gate import BaselineSource, baseline_checks, failure_message, lookup_entry, short_reason
 
 if TYPE_CHECKING:
     from .constraints import Constraints
@@ -40,10 +40,10 @@ class Judged:
     info: JsonObject
 
 
-def judged_by_baseline(baselines: BaselineSource, record: Record, tolerances: Tolerances) -> bool:
-    """Whether a baseline entry will judge this record's latency."""
-    _, info = baseline_checks(baselines, record.to_json(), tolerances)
-    return info.get("status") == "compared"
+def judged_by_baseline(baselines: BaselineSource, record: Record) -> bool:
+    """Whether a baseline entry will judge this record (looked up, not compared: the file is read once)."""
+    entry, _, _ = lookup_entry(baselines, record)
+    return entry is not None
 
 
 def judge(
@@ -58,15 +58,14 @@ def judge(
     """The record's constraints and baseline checks, added to it. A suspicious latency is measured again in
     fresh processes (``confirm``) and judged again; when the first set cannot settle it, as many again,
     judged together."""
-    plain = record.to_json()
-    constraint_checks = check_constraints(plain, constraints)
-    base_checks, info = baseline_checks(baselines, plain, tolerances, strict)
+    constraint_checks = check_constraints(record, constraints)
+    base_checks, info = baseline_checks(baselines, record, tolerances, strict)
     confirmation = confirm(base_checks, None)
     if confirmation is not None:
-        base_checks, info = baseline_checks(baselines, plain, tolerances, strict, confirmation)
+        base_checks, info = baseline_checks(baselines, record, tolerances, strict, confirmation)
         if _unsettled(base_checks):
             confirmation = confirm(base_checks, confirmation) or confirmation
-            base_checks, info = baseline_checks(baselines, plain, tolerances, strict, confirmation)
+            base_checks, info = baseline_checks(baselines, record, tolerances, strict, confirmation)
     record = dataclasses.replace(
         record,
         checks=record.checks + tuple(constraint_checks) + tuple(base_checks),
@@ -88,7 +87,7 @@ def verdict_text(judged: Judged) -> str | None:
     lines = ["; ".join(short_reason(c) for c in (*bad_output, *bad_constraints, *bad_baseline))]
     lines += [f"output check failed: {c.message}" for c in bad_output]
     if bad_constraints or bad_baseline:
-        lines += failure_message(record.to_json(), bad_constraints, bad_baseline, judged.info).splitlines()[1:]
+        lines += failure_message(record, bad_constraints, bad_baseline, judged.info).splitlines()[1:]
     return "\n".join(lines)
 
 

@@ -18,12 +18,14 @@ from pathlib import Path
 import pytest
 
 from pytest_dnnbench.baseline_store import file_lock, load_baseline, save_run
+from pytest_dnnbench.record import Record
 
 SAVER = r"""
 import json, sys, time
 from pathlib import Path
 import pytest_dnnbench.baseline_store as store
 from pytest_dnnbench.baseline_store import save_run
+from pytest_dnnbench.record import Record
 
 path, model, start_at, delay = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 write = store.save_document
@@ -41,8 +43,8 @@ record = {"model": model, "batch_size": 1, "device": "cpu", "device_name": "Test
           "memory_bytes": {"total": 1000}, "accuracy": {"top1": None, "status": "unavailable"}}
 while time.time() < start_at:
     time.sleep(0.005)
-out = save_run([record], None, choice=str(path), root=path.parent, max_rounds=20, force=False, regressions=0,
-               interrupted=False)
+out = save_run([Record.from_json(record)], None, choice=str(path), root=path.parent, max_rounds=20, force=False,
+               regressions=0, interrupted=False)
 print(json.dumps({"notes": out.notes, "failed": out.failed}))
 """
 
@@ -87,7 +89,7 @@ def test_a_lock_held_past_the_bounded_wait_is_an_error_naming_the_file(tmp_path:
     record = {"model": "m", "batch_size": 1, "device": "cpu", "device_name": "X", "latency_ms": {"median": 1.0}}
     with file_lock(target):
         out = save_run(
-            [record],
+            [Record.from_json(record)],
             None,
             choice=str(target),
             root=tmp_path,

@@ -17,10 +17,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from helpers import FAST, TINY_CONFTEST, load_json
+from helpers import FAST, TINY_CONFTEST, as_record, load_json
 
 from pytest_dnnbench import baseline_store as bl
 from pytest_dnnbench import gate
+from pytest_dnnbench.record import Record
 
 RUN = [*FAST, "--dnn-threads=1", "--benchmark-disable", "-p", "no:cacheprovider", "--dnn-calm-wait=0"]
 #: Tolerances that the between-process noise of a 0.07 ms model cannot cross: every comparison passes (and
@@ -155,12 +156,12 @@ def test_the_latency_check_carries_the_note_and_the_summary_says_it_once_per_fil
     source = gate.BaselineSource(str(path), tmp_path)
     records = []
     for rec in recs:
-        checks, info = gate.baseline_checks(source, rec, gate.Tolerances())
+        checks, info = gate.baseline_checks(source, as_record(rec), gate.Tolerances())
         latency = next(c for c in checks if c.metric == "latency")
         assert latency.get("rounds_note") == gate.rounds_note(doc["entries"][0]["rounds"])
         assert all(c.get("rounds_note") is None for c in checks if c.metric != "latency")
         records.append({**rec, "checks": [c.to_json() for c in checks], "baseline": info})
-    lines = [line for line in gate.summary_lines(records, [], False) if "back to back" in line]
+    lines = [line for line in gate.summary_lines([as_record(r) for r in records], [], False) if "back to back" in line]
     assert lines == [
         "baseline base.json: its 2 rounds were all saved within a minute: rounds saved back to back share one "
         "machine state and understate the drift between processes; space them (docs/baselines.md); so were the "
@@ -171,7 +172,7 @@ def test_the_latency_check_carries_the_note_and_the_summary_says_it_once_per_fil
         entry["rounds"][1]["created"] = iso(T0 + 3600)
     bl.save_document(path, doc)
     source = gate.BaselineSource(str(path), tmp_path)
-    checks, _ = gate.baseline_checks(source, recs[0], gate.Tolerances())
+    checks, _ = gate.baseline_checks(source, as_record(recs[0]), gate.Tolerances())
     assert all(c.get("rounds_note") is None for c in checks)
 
 
@@ -214,7 +215,7 @@ def test_a_round_records_its_time_process_and_host() -> None:
 def test_the_save_line_counts_the_busy_rounds(tmp_path: Path) -> None:
     busy = {**_record("a"), "load": {"busy": True}}
     out = bl.save_run(
-        [busy, _record("b"), {**_record("c"), "load": {"busy": False}}],
+        [Record.from_json(r) for r in [busy, _record("b"), {**_record("c"), "load": {"busy": False}}]],
         None,
         choice=str(tmp_path / "base.json"),
         root=tmp_path,
@@ -261,7 +262,7 @@ def test_a_lock_file_that_cannot_be_made_fails_the_save_with_a_note(tmp_path: Pa
     (tmp_path / "taken").write_text("a file, not a folder")
     target = tmp_path / "taken" / "base.json"
     out = bl.save_run(
-        [_record("a")],
+        [Record.from_json(_record("a"))],
         None,
         choice=str(target),
         root=tmp_path,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import as_record
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +35,7 @@ from pytest_dnnbench.baseline_store import (
 )
 from pytest_dnnbench.gate import NO_BASELINE, BaselineSource, Tolerances, baseline_checks
 from pytest_dnnbench.measure.stats import summarize
+from pytest_dnnbench.record import Record
 
 MODES = ("eager", "compile", "cudagraph", "onnxruntime", "openvino")
 STAMP = "2026-12-01T00:00:00+00:00"
@@ -76,7 +78,7 @@ def key_of(mode: str, device_name: str = "AMD EPYC 7B13") -> str:
 
 def save(path: Path, records: list[dict[str, Any]], force: bool = False, max_rounds: int = 10) -> bl.SaveOutcome:
     return save_run(
-        records,
+        [Record.from_json(r) for r in records],
         None,
         choice=str(path),
         root=path.parent,
@@ -225,7 +227,7 @@ def test_a_second_mode_upgrades_a_single_file_and_keeps_its_rounds(tmp_path: Pat
 
 def test_auto_still_writes_one_single_platform_file_per_mode(tmp_path: Path) -> None:
     out = save_run(
-        [record("eager"), record("compile"), record("openvino")],
+        [Record.from_json(record(m)) for m in ("eager", "compile", "openvino")],
         None,
         choice="auto",
         root=tmp_path,
@@ -366,27 +368,29 @@ def test_each_mode_is_compared_with_its_own_rounds(tmp_path: Path) -> None:
     for _ in range(3):
         save(path, [record("eager", median=10.0), record("compile", median=5.0)])
     source = BaselineSource(str(path), tmp_path)
-    checks, info = baseline_checks(source, record("compile", median=5.0), Tolerances())
+    checks, info = baseline_checks(source, as_record(record("compile", median=5.0)), Tolerances())
     assert info["status"] == "compared" and info["key"] == key_of("compile") and info["rounds"] == 3
     assert _latency(checks).get("baseline") == pytest.approx(5.0) and all(c.passed for c in checks)
     # eager's 10 ms would pass against eager and fails against compile's 5 ms: each against its own.
-    checks, info = baseline_checks(source, record("eager", median=10.0), Tolerances())
+    checks, info = baseline_checks(source, as_record(record("eager", median=10.0)), Tolerances())
     assert info["status"] == "compared" and _latency(checks).get("baseline") == pytest.approx(10.0)
     assert all(c.passed for c in checks)
-    checks, _ = baseline_checks(source, record("compile", median=10.0), Tolerances())
+    checks, _ = baseline_checks(source, as_record(record("compile", median=10.0)), Tolerances())
     assert not _latency(checks).passed
 
 
 def test_a_mode_the_file_lacks_says_so(tmp_path: Path) -> None:
     path = tmp_path / "base.json"
     save(path, [record("eager"), record("compile")])
-    checks, info = baseline_checks(BaselineSource(str(path), tmp_path), record("onnxruntime"), Tolerances())
+    checks, info = baseline_checks(BaselineSource(str(path), tmp_path), as_record(record("onnxruntime")), Tolerances())
     assert checks == [] and info["status"] == "no-mode" and "no-mode" in NO_BASELINE
     assert info["reason"] == (
         "base.json has no rounds for mode onnxruntime (it holds modes compile, eager); "
         "save some with --dnn-save-baseline"
     )
-    required, _ = baseline_checks(BaselineSource(str(path), tmp_path, require=True), record("openvino"), Tolerances())
+    required, _ = baseline_checks(
+        BaselineSource(str(path), tmp_path, require=True), as_record(record("openvino")), Tolerances()
+    )
     (presence,) = required
     assert presence.metric == "presence" and not presence.passed and "no rounds for mode openvino" in presence.message
 
@@ -394,7 +398,7 @@ def test_a_mode_the_file_lacks_says_so(tmp_path: Path) -> None:
 def test_a_single_file_of_another_mode_is_a_missing_mode_not_another_platform(tmp_path: Path) -> None:
     path = tmp_path / "base.json"
     save(path, [record("eager")])
-    _, info = baseline_checks(BaselineSource(str(path), tmp_path), record("compile"), Tolerances())
+    _, info = baseline_checks(BaselineSource(str(path), tmp_path), as_record(record("compile")), Tolerances())
     assert info["status"] == "no-mode"
     assert info["reason"].startswith("base.json has no rounds for mode compile (it holds mode eager);")
 
@@ -403,7 +407,7 @@ def test_another_cpu_is_still_a_platform_mismatch(tmp_path: Path) -> None:
     path = tmp_path / "base.json"
     save(path, [record("eager"), record("compile")])
     rec = record("compile", device_name="Intel Xeon")
-    _, info = baseline_checks(BaselineSource(str(path), tmp_path), rec, Tolerances())
+    _, info = baseline_checks(BaselineSource(str(path), tmp_path), as_record(rec), Tolerances())
     assert info["status"] == "platform-mismatch"
     assert info["reason"] == (
         f"base.json is for platforms {key_of('compile')}, {key_of('eager')}, "
@@ -411,7 +415,7 @@ def test_another_cpu_is_still_a_platform_mismatch(tmp_path: Path) -> None:
     )
     single = tmp_path / "one.json"
     save(single, [record("eager")])
-    _, info = baseline_checks(BaselineSource(str(single), tmp_path), rec, Tolerances())
+    _, info = baseline_checks(BaselineSource(str(single), tmp_path), as_record(rec), Tolerances())
     assert (
         info["reason"] == f"one.json is for platform {key_of('eager')}, this run is {key_of('compile', 'Intel Xeon')}"
     )
@@ -419,7 +423,7 @@ def test_another_cpu_is_still_a_platform_mismatch(tmp_path: Path) -> None:
 
 def test_auto_files_are_found_per_mode(tmp_path: Path) -> None:
     save_run(
-        [record("eager", median=10.0), record("compile", median=5.0)],
+        [Record.from_json(record("eager", median=10.0)), Record.from_json(record("compile", median=5.0))],
         None,
         choice="auto",
         root=tmp_path,
@@ -429,9 +433,9 @@ def test_auto_files_are_found_per_mode(tmp_path: Path) -> None:
         interrupted=False,
     )
     source = BaselineSource("auto", tmp_path)
-    checks, info = baseline_checks(source, record("compile", median=5.0), Tolerances())
+    checks, info = baseline_checks(source, as_record(record("compile", median=5.0)), Tolerances())
     assert info["path"] == f"baselines/{key_of('compile')}.json" and _latency(checks).get("baseline") == 5.0
-    _, info = baseline_checks(source, record("openvino"), Tolerances())
+    _, info = baseline_checks(source, as_record(record("openvino")), Tolerances())
     assert info["status"] == "no-file"
 
 
@@ -472,7 +476,7 @@ def test_a_bad_block_names_the_file_and_the_block(tmp_path: Path, spoil: Any, me
         with pytest.raises(BaselineError, match=pattern) as exc:
             load(path)
         assert f"baseline file {path}" in str(exc.value)
-    checks, info = baseline_checks(BaselineSource(str(path), tmp_path), record("eager"), Tolerances())
+    checks, info = baseline_checks(BaselineSource(str(path), tmp_path), as_record(record("eager")), Tolerances())
     assert info["status"] == "error" and checks[0].metric == "file"
     out = save(path, [record("eager")])
     assert out.failed and "left untouched" in out.notes[0]

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import as_record
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,7 @@ from pytest_dnnbench.measure.stats import summarize, t_cdf, t_quantile
 
 def compare_entry(record, entry, tol):
     """The checks as the results file holds them (JSON form)."""
-    return [c.to_json() for c in gate.compare_entry(record, entry, tol)]
+    return [c.to_json() for c in gate.compare_entry(as_record(record), entry, tol)]
 
 
 def record(

@@ -11,7 +11,7 @@ import math
 import os
 
 import pytest
-from helpers import FAST, load_json
+from helpers import FAST, as_record, load_json
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -107,7 +107,7 @@ def _record(median: float) -> dict[str, object]:
 
 
 def _latency(record: dict[str, object], confirmation: Confirmation | None = None) -> dict[str, object]:
-    checks = compare_entry(record, _entry(ROUNDS), Tolerances(), confirmation=confirmation)
+    checks = compare_entry(as_record(record), _entry(ROUNDS), Tolerances(), confirmation=confirmation)
     return next(c for c in checks if c.metric == "latency").to_json()
 
 
@@ -134,7 +134,7 @@ WIDE = [9.0, 10.0, 11.5, 10.5, 8.9]
 
 def test_slower_within_the_limit_where_one_process_cannot_resolve_it_asks_for_confirmation() -> None:
     def latency(median: float, confirmation: Confirmation | None = None) -> dict[str, object]:
-        checks = compare_entry(_record(median), _entry(WIDE), Tolerances(), confirmation=confirmation)
+        checks = compare_entry(as_record(_record(median)), _entry(WIDE), Tolerances(), confirmation=confirmation)
         return next(c for c in checks if c.metric == "latency").to_json()
 
     borderline = latency(10.5)  # 1.05x: within the limit, but a +25 % slowdown on a fast state looks the same

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import as_record
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,7 +19,7 @@ from pytest_dnnbench.units import format_bytes
 
 def check_constraints(record, constraints):
     """The checks as the results file holds them (JSON form)."""
-    return [c.to_json() for c in C.check_constraints(record, constraints)]
+    return [c.to_json() for c in C.check_constraints(as_record(record), constraints)]
 
 
 @pytest.mark.parametrize(

@@ -317,8 +317,7 @@ def test_baselines_of_schema_1_load_and_compare() -> None:
     assert both.document["schema"] == SET_SCHEMA == "pytest-dnnbench-baseline-set/2"
     assert all(block["schema"] == BASELINE_SCHEMA for block in both.document["baselines"])
     records = {
-        (r["model"], r["batch_size"], r["mode"]): Record.from_json(r).to_json()
-        for r in read(DATA_1 / "results.json")["records"]
+        (r["model"], r["batch_size"], r["mode"]): Record.from_json(r) for r in read(DATA_1 / "results.json")["records"]
     }
     tol = Tolerances()
     # A measured Top-1 against a measured one: compared; a reference figure never is.
@@ -346,7 +345,7 @@ def test_a_save_upgrades_a_schema_1_file_keeping_every_round(tmp_path: Path) -> 
     doc = load_results(DATA_1 / "results.json")
     eager = [r for r in _usable(doc["records"]) if r["mode"] == "eager" and r["model"] == "tiny_cnn"]
     out = save_run(
-        eager,
+        [Record.from_json(r) for r in eager],
         doc["environment"],
         choice=str(path),
         root=tmp_path,
@@ -379,7 +378,7 @@ def test_a_save_upgrades_a_schema_1_set_keeping_every_block(tmp_path: Path) -> N
     old = read(path)
     doc = load_results(DATA_1 / "results.json")
     out = save_run(
-        _usable(doc["records"]),
+        [Record.from_json(r) for r in _usable(doc["records"])],
         doc["environment"],
         choice=str(path),
         root=tmp_path,

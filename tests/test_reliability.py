@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import FAST, TINY_MODULE, load_json
+from helpers import FAST, TINY_MODULE, as_record, load_json
 from test_robustness import FAULTY_CONFTEST, FAULTY_MODULE, _wait_for
 
 from pytest_dnnbench.problems import MAX_SHOWN
@@ -292,10 +292,10 @@ def test_an_unusable_baseline_is_not_reported_as_a_regression() -> None:
 
     unusable = Check.make(kind="baseline", metric="file", passed=False, message="baseline file x.json is truncated")
     slower = Check.make(kind="baseline", metric="latency", passed=False, message="1.50x the baseline")
-    text = failure_message({"model": "m", "batch_size": 1}, [], [unusable], {"path": "x.json"})
+    text = failure_message(as_record({"model": "m", "batch_size": 1}), [], [unusable], {"path": "x.json"})
     assert "no usable baseline (not a regression):\n  - baseline file x.json is truncated" in text
     assert "baseline regression" not in text
-    both = failure_message({"model": "m", "batch_size": 1}, [], [slower, unusable], {"path": "x.json"})
+    both = failure_message(as_record({"model": "m", "batch_size": 1}), [], [slower, unusable], {"path": "x.json"})
     assert "baseline regression (against x.json):\n  - 1.50x the baseline" in both
 
 

@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from helpers import FAST
+from helpers import FAST, as_record
 from report_synthetic import platform_records, rec, write_results
 
 from pytest_dnnbench.gate import short_reason
@@ -79,7 +79,7 @@ def test_the_summary_gives_a_check_in_full_only_where_no_failure_shows_it() -> N
     ours = "Failed: 14.999 FPS < 15 FPS\ndnnbench: m at batch 1 failed 1 check(s)\n  - " + check["message"]
     record = {"model": "m", "batch_size": 1, "baseline": {"status": "disabled"}, "checks": [check]}
     failed = {**record, "outcome": "failed", "reason": ours}
-    brief = summary_lines([failed], [], False)
+    brief = summary_lines([as_record(failed)], [], False)
     assert "deployment constraint violations: 1 (in full in the failures above)" in brief
     assert "  - m at batch 1: 14.999 FPS < 15 FPS" in brief and f"  - {check['message']}" not in brief
     # --tb=no: no failure is shown; a hook of the project's failed the test first; the test passed (xfail...)
@@ -88,7 +88,7 @@ def test_the_summary_gives_a_check_in_full_only_where_no_failure_shows_it() -> N
         ([{**failed, "reason": "Failed: mynet must run at 100 FPS"}], True),
         ([{**record, "outcome": "skipped", "reason": None}], True),
     ):
-        lines = summary_lines(records, [], False, shown)
+        lines = summary_lines([as_record(r) for r in records], [], False, shown)
         assert f"  - {check['message']}" in lines and "deployment constraint violations: 1" in lines, lines
 
 

@@ -19,6 +19,7 @@ from report_synthetic import (
     write_results,
 )
 
+from pytest_dnnbench.record import Record
 from pytest_dnnbench.report import table3 as T3
 from pytest_dnnbench.report import tables as T
 from pytest_dnnbench.report.csvfile import to_csv
@@ -332,7 +333,14 @@ def test_a_baseline_file_of_several_modes_is_shown_mode_by_mode(tmp_path: Path) 
     ]
     path = tmp_path / "both.json"
     outcome = save_run(
-        records, {}, choice=str(path), root=tmp_path, max_rounds=10, force=False, regressions=0, interrupted=False
+        [Record.from_json(r) for r in records],
+        {},
+        choice=str(path),
+        root=tmp_path,
+        max_rounds=10,
+        force=False,
+        regressions=0,
+        interrupted=False,
     )
     assert path.exists(), outcome
     platforms = by_mode(load_platform(path))

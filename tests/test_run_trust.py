@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import FAST, TINY_CONFTEST, TINY_MODULE, load_json
+from helpers import FAST, TINY_CONFTEST, TINY_MODULE, as_record, load_json
 from test_verdicts_e2e import LOAD_HOOK
 
 from pytest_dnnbench.constraints import Constraints, check_constraints
@@ -264,5 +264,5 @@ def test_the_readme_gate_passes_where_the_runtime_floor_is_900_mib() -> None:
     for name, model, delta in (("resnet18", 44.6, 49.0), ("mobilenet_v2", 13.5, 97.8)):
         memory = {"model": int(model * MIB), "delta": int(delta * MIB), "runtime_floor": 900 * MIB}
         memory["total"] = sum(memory.values())
-        checks = check_constraints({"model": name, "batch_size": 8, "memory_bytes": memory}, constraints)
+        checks = check_constraints(as_record({"model": name, "batch_size": 8, "memory_bytes": memory}), constraints)
         assert checks and all(c.passed for c in checks), [c.message for c in checks]

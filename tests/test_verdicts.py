@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+from helpers import as_record
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -46,7 +47,7 @@ DEFAULTS = Tolerances()
 
 
 def _latency(record: dict[str, object], entry: dict[str, object], tol: Tolerances = DEFAULTS, strict: bool = False):
-    return next(c for c in compare_entry(record, entry, tol, strict) if c.metric == "latency")
+    return next(c for c in compare_entry(as_record(record), entry, tol, strict) if c.metric == "latency")
 
 
 def test_a_quiet_three_times_slower_test_fails_whatever_the_baseline_spread() -> None:
@@ -120,14 +121,14 @@ def test_require_baseline_fails_a_noisy_one(tmp_path) -> None:
         doc = merge_records(doc, [{**rec, "latency_ms": {"median": m, "samples": _samples(m)}}], platform)
     path = tmp_path / "base.json"
     path.write_text(json.dumps(doc))
-    checks, info = baseline_checks(BaselineSource(str(path), tmp_path, require=True), rec, Tolerances())
+    checks, info = baseline_checks(BaselineSource(str(path), tmp_path, require=True), as_record(rec), Tolerances())
     assert info["status"] == "compared"
     noise = [c for c in checks if c.metric == "noise"]
     assert len(noise) == 1 and not noise[0].passed and "too noisy" in noise[0].message
     # Not a regression: listed apart from regressions.
-    message = failure_message(rec, [], [c for c in checks if not c.passed], info)
+    message = failure_message(as_record(rec), [], [c for c in checks if not c.passed], info)
     assert "no usable baseline (not a regression)" in message and "baseline regression" not in message
-    relaxed, _ = baseline_checks(BaselineSource(str(path), tmp_path, require=False), rec, Tolerances())
+    relaxed, _ = baseline_checks(BaselineSource(str(path), tmp_path, require=False), as_record(rec), Tolerances())
     assert not [c for c in relaxed if c.metric == "noise"]
     assert all(c.passed for c in relaxed)
 

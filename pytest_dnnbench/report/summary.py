@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ..jsontypes import JsonMapping
 
 if TYPE_CHECKING:
+    from ..record import Record
     from ..settings import Settings
 
 __all__ = [
@@ -39,6 +40,7 @@ class SummaryLine:
 
 
 def run_summary(
+    typed: Sequence[Record],
     records: Sequence[JsonMapping],
     environment: JsonMapping,
     missing: Sequence[JsonMapping],
@@ -51,7 +53,8 @@ def run_summary(
     saving_baseline: bool,
     failures_shown: bool,
 ) -> list[SummaryLine]:
-    """The whole summary. ``paper_tables``: show the paper's tables (benchmark mode or a report, not
+    """The whole summary of the run's records (``typed``; ``records``: the same as the results file holds them,
+    which the tables read). ``paper_tables``: show the paper's tables (benchmark mode or a report, not
     ``-qq``); ``failures_shown``: pytest shows the failures in full (the baseline lines then stay short)."""
     from ..gate import summary_lines
 
@@ -75,7 +78,7 @@ def run_summary(
         out.append(SummaryLine("dnnbench: the paper's tables for this run", sep="-"))
         tables = format_paper_tables(records, list(missing), width, paper_memory_note(env, records))
         out += [SummaryLine(line) for line in tables]
-    gated = [r for r in records if r.get("baseline") is not None]
+    gated = [r for r in typed if r.baseline is not None]
     if gated or notes:
         out.append(SummaryLine("dnnbench: baselines and deployment constraints", sep="-"))
         out += [SummaryLine(line) for line in summary_lines(gated, list(notes), saving_baseline, failures_shown)]
