@@ -33,7 +33,7 @@ CONFTEST = """
 import os
 import time
 
-import pytest_dnnbench.baseline_store as store
+import pytest_dnnbench.baseline_save as store
 
 _write = store.save_document
 

@@ -18,7 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .baseline_store import BaselineError, LockTimeout, file_lock, load_baselines, lock_path
+from .baseline_save import LockTimeout, file_lock, lock_path
+from .baseline_store import BaselineError, load_baselines
 from .problems import UsageProblem, bad_value, check_writable
 from .results import ResultsFile, lock_holder, not_a_regular_file, note_lock_holder, probe_temporary
 

@@ -32,13 +32,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .baseline_save import document_text
 from .baseline_store import (
     PAPER_DIR,
     PAPER_PLATFORMS,
     SCHEMA,
     Baseline,
     baseline_from_document,
-    document_text,
     load_baseline,
     paper_baseline_files,
     paper_benchmark_files,

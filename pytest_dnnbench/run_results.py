@@ -19,7 +19,7 @@ from .record import Record
 from .results import ResultsFile
 
 if TYPE_CHECKING:
-    from .baseline_store import SaveOutcome
+    from .baseline_save import SaveOutcome
     from .settings import Settings
 
 __all__ = ["RunResults"]
@@ -86,7 +86,7 @@ class RunResults:
 
     def save_baseline(self, s: Settings, environment: JsonMapping | None, *, interrupted: bool) -> SaveOutcome:
         """Add the run's records as baseline rounds (``--dnn-save-baseline``); the outcome says what was saved."""
-        from .baseline_store import save_run
+        from .baseline_save import save_run
         from .gate import regressions
 
         assert s.save_baseline is not None

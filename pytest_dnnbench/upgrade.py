@@ -12,6 +12,10 @@ no figure changes:
   CPU runs the cuDNN and TF32 entries, and a record's ``cudnn_benchmark``, are left out
   (:data:`CUDA_ONLY_ENVIRONMENT`); ``cuda`` stays on CUDA runs.
 
+Baseline documents are upgraded by :func:`upgrade_document` (the platform's environment, each
+entry and round); the schema names are the reader's (:mod:`.baseline_store` passes them), so that
+this module imports neither the reader nor the writer of baseline files.
+
 Every function here takes data of any version and returns a new object of the current shape (the
 input is never changed; unchanged values may be shared with it). Each is idempotent: data already
 current comes back equal.
@@ -20,7 +24,7 @@ current comes back equal.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,6 +36,7 @@ __all__ = [
     "accuracy_parts",
     "is_cuda",
     "upgrade_accuracy",
+    "upgrade_document",
     "upgrade_environment",
     "upgrade_record",
 ]
@@ -166,4 +171,49 @@ def upgrade_environment(environment: JsonMapping, device: object = None) -> Json
             continue
         else:
             out[key] = value
+    return out
+
+
+def upgrade_document(document: JsonObject, *, schema: str, read_schemas: Sequence[str]) -> JsonObject:
+    """A single-platform baseline document of any version as version 2 writes it (a new object; the
+    input is not changed); one of version 2 comes back equal.
+
+    ``schema``: the schema this version writes (``baseline_store.SCHEMA``); a document whose schema
+    is one of ``read_schemas`` (the versions read, ``baseline_store.READ_SCHEMAS``) gets it, any
+    other schema is left as it is. Version 1 differs in names only: the platform's environment
+    (``cuda`` -> ``torch_cuda_build``; on a CPU platform no cuDNN or TF32 entries), each entry's and
+    round's ``accuracy`` (``measured`` and ``reference`` apart, :func:`upgrade_accuracy`), a CPU
+    round's ``cudnn_benchmark`` (left out). Rounds, figures and their order are kept. Anything
+    malformed is left for the checks of the loader to report.
+    """
+    doc = dict(document)
+    if doc.get("schema") in read_schemas:
+        doc["schema"] = schema
+    platform = doc.get("platform")
+    device = platform.get("device") if isinstance(platform, dict) else None
+    if isinstance(platform, dict) and isinstance(platform.get("environment"), dict):
+        doc["platform"] = {**platform, "environment": upgrade_environment(platform["environment"], device)}
+    entries = doc.get("entries")
+    if isinstance(entries, list):
+        doc["entries"] = [_upgrade_entry(e, device) if isinstance(e, dict) else e for e in entries]
+    return doc
+
+
+def _upgrade_entry(entry: JsonObject, device: object) -> JsonObject:
+    out = dict(entry)
+    if isinstance(out.get("accuracy"), dict):
+        out["accuracy"] = upgrade_accuracy(out["accuracy"])
+    out = renamed(out, "param_file_mb", "param_file_mib")
+    rounds = out.get("rounds")
+    if isinstance(rounds, list):
+        out["rounds"] = [_upgrade_round(r, device) if isinstance(r, dict) else r for r in rounds]
+    return out
+
+
+def _upgrade_round(rnd: JsonObject, device: object) -> JsonObject:
+    out = dict(rnd)
+    if isinstance(out.get("accuracy"), dict):
+        out["accuracy"] = upgrade_accuracy(out["accuracy"])
+    if device is not None and not is_cuda(device):
+        out.pop("cudnn_benchmark", None)
     return out

@@ -204,6 +204,8 @@ def test_importing_the_plugin_imports_no_torch() -> None:
     [
         "gate",
         "baseline_store",
+        "baseline_save",
+        "upgrade",
         "constraints",
         "record",
         "results",

@@ -1,6 +1,6 @@
 """Concurrent baseline saves: 8 processes saving to one file at once keep every round and entry.
 
-Each saver is a real process running ``baseline_store.save_run``, the function the session calls at
+Each saver is a real process running ``baseline_save.save_run``, the function the session calls at
 the end of a ``--dnn-save-baseline`` run; each makes ``save_document`` sleep first, which widens the
 window between reading the file and writing it back, where savers without a lock lose each other's
 rounds.
@@ -17,14 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from pytest_dnnbench.baseline_store import file_lock, load_baseline, save_run
+from pytest_dnnbench.baseline_save import file_lock, save_run
+from pytest_dnnbench.baseline_store import load_baseline
 from pytest_dnnbench.record import Record
 
 SAVER = r"""
 import json, sys, time
 from pathlib import Path
-import pytest_dnnbench.baseline_store as store
-from pytest_dnnbench.baseline_store import save_run
+import pytest_dnnbench.baseline_save as store
+from pytest_dnnbench.baseline_save import save_run
 from pytest_dnnbench.record import Record
 
 path, model, start_at, delay = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3]), float(sys.argv[4])

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from helpers import FAST, TINY_CONFTEST, as_record, load_json
 
+from pytest_dnnbench import baseline_save, gate
 from pytest_dnnbench import baseline_store as bl
-from pytest_dnnbench import gate
 from pytest_dnnbench.record import Record
 
 RUN = [*FAST, "--dnn-threads=1", "--benchmark-disable", "-p", "no:cacheprovider", "--dnn-calm-wait=0"]
@@ -150,9 +150,9 @@ def test_the_latency_check_carries_the_note_and_the_summary_says_it_once_per_fil
     path = tmp_path / "base.json"
     recs = [_record("a"), _record("b")]
     plat = bl.platform_from_record(recs[0])
-    doc = bl.merge_records(None, recs, plat, created=iso(T0))
-    doc = bl.merge_records(doc, recs, plat, created=iso(T0 + 20))
-    bl.save_document(path, doc)
+    doc = baseline_save.merge_records(None, recs, plat, created=iso(T0))
+    doc = baseline_save.merge_records(doc, recs, plat, created=iso(T0 + 20))
+    baseline_save.save_document(path, doc)
     source = gate.BaselineSource(str(path), tmp_path)
     records = []
     for rec in recs:
@@ -170,7 +170,7 @@ def test_the_latency_check_carries_the_note_and_the_summary_says_it_once_per_fil
     # Spaced rounds: no note, no line.
     for entry in doc["entries"]:
         entry["rounds"][1]["created"] = iso(T0 + 3600)
-    bl.save_document(path, doc)
+    baseline_save.save_document(path, doc)
     source = gate.BaselineSource(str(path), tmp_path)
     checks, _ = gate.baseline_checks(source, as_record(recs[0]), gate.Tolerances())
     assert all(c.get("rounds_note") is None for c in checks)
@@ -198,14 +198,14 @@ def _record(model: str) -> dict:
 
 
 def test_a_round_records_its_time_process_and_host() -> None:
-    rnd = bl.round_from_record(_record("a"), "2026-11-26T03:33:49+00:00")
+    rnd = baseline_save.round_from_record(_record("a"), "2026-11-26T03:33:49+00:00")
     assert rnd["created"] == "2026-11-26T03:33:49+00:00"
     assert rnd["pid"] == os.getpid() and rnd["host"] == socket.gethostname()
     # A file whose rounds lack them (saved by an earlier version) is read, compared and merged into.
-    old = bl.merge_records(None, [_record("a")], bl.platform_from_record(_record("a")))
+    old = baseline_save.merge_records(None, [_record("a")], bl.platform_from_record(_record("a")))
     for r in old["entries"][0]["rounds"]:
         del r["pid"], r["host"]
-    merged = bl.merge_records(bl.baseline_from_document(old).document, [_record("a")], old["platform"])
+    merged = baseline_save.merge_records(bl.baseline_from_document(old).document, [_record("a")], old["platform"])
     assert [("pid" in r) for r in merged["entries"][0]["rounds"]] == [False, True]
 
 
@@ -214,7 +214,7 @@ def test_a_round_records_its_time_process_and_host() -> None:
 
 def test_the_save_line_counts_the_busy_rounds(tmp_path: Path) -> None:
     busy = {**_record("a"), "load": {"busy": True}}
-    out = bl.save_run(
+    out = baseline_save.save_run(
         [Record.from_json(r) for r in [busy, _record("b"), {**_record("c"), "load": {"busy": False}}]],
         None,
         choice=str(tmp_path / "base.json"),
@@ -231,8 +231,8 @@ def test_the_save_line_counts_the_busy_rounds(tmp_path: Path) -> None:
         "be inconclusive"
     ]
     # A quiet round of "a" later: its busy round is left out, and no entry holds busy rounds only.
-    assert bl.busy_rounds_note([_record("a")], load_json(tmp_path / "base.json")["entries"][:1]) == ""
-    again = bl.busy_rounds_note([busy], [{"model": "a", "batch_size": 1, "rounds": [{"busy": True}, {}]}])
+    assert baseline_save.busy_rounds_note([_record("a")], load_json(tmp_path / "base.json")["entries"][:1]) == ""
+    again = baseline_save.busy_rounds_note([busy], [{"model": "a", "batch_size": 1, "rounds": [{"busy": True}, {}]}])
     assert again == (
         "; 1 of the 1 new round(s) was measured on a busy machine and will not be compared against "
         "(re-record them on a quiet machine)"
@@ -244,16 +244,16 @@ def test_the_save_line_counts_the_busy_rounds(tmp_path: Path) -> None:
 
 def test_the_lock_file_is_there_while_held_and_removed_after(tmp_path: Path) -> None:
     target = tmp_path / "base.json"
-    lock = bl.lock_path(target)
+    lock = baseline_save.lock_path(target)
     assert lock == tmp_path / ".base.json.lock"  # one place names it (the results file's lock note reads it)
-    with bl.file_lock(target):
+    with baseline_save.file_lock(target):
         assert lock.exists()
         # Another holder waits, and gives up naming the lock file.
-        with pytest.raises(bl.LockTimeout, match=f"another run has held the lock {lock} for over 0.2 s"):
-            with bl.file_lock(target, 0.2):
+        with pytest.raises(baseline_save.LockTimeout, match=f"another run has held the lock {lock} for over 0.2 s"):
+            with baseline_save.file_lock(target, 0.2):
                 pass
     assert list(tmp_path.iterdir()) == []
-    with bl.file_lock(target, 0.2):  # free again
+    with baseline_save.file_lock(target, 0.2):  # free again
         pass
     assert list(tmp_path.iterdir()) == []
 
@@ -261,7 +261,7 @@ def test_the_lock_file_is_there_while_held_and_removed_after(tmp_path: Path) -> 
 def test_a_lock_file_that_cannot_be_made_fails_the_save_with_a_note(tmp_path: Path) -> None:
     (tmp_path / "taken").write_text("a file, not a folder")
     target = tmp_path / "taken" / "base.json"
-    out = bl.save_run(
+    out = baseline_save.save_run(
         [Record.from_json(_record("a"))],
         None,
         choice=str(target),
@@ -273,7 +273,7 @@ def test_a_lock_file_that_cannot_be_made_fails_the_save_with_a_note(tmp_path: Pa
     )
     assert out.failed and not out.saved
     assert out.notes[0].startswith(
-        f"baseline not saved to taken/base.json: cannot make the lock file {bl.lock_path(target)} ("
+        f"baseline not saved to taken/base.json: cannot make the lock file {baseline_save.lock_path(target)} ("
     )
 
 
@@ -282,7 +282,7 @@ def test_holders_of_a_lock_whose_file_is_removed_never_overlap(tmp_path: Path, m
     hold the lock along with a process that made a new one (flock locks open files: threads of one process
     compete like processes). Without the check that the path still names the locked file, 8 threads
     overlap."""
-    monkeypatch.setattr(bl, "LOCK_POLL_S", 0.001, raising=False)
+    monkeypatch.setattr(baseline_save, "LOCK_POLL_S", 0.001, raising=False)
     target = tmp_path / "base.json"
     inside, worst, errors = [0], [0], []
     guard = threading.Lock()
@@ -290,7 +290,7 @@ def test_holders_of_a_lock_whose_file_is_removed_never_overlap(tmp_path: Path, m
     def hold() -> None:
         try:
             for _ in range(25):
-                with bl.file_lock(target, 60):
+                with baseline_save.file_lock(target, 60):
                     with guard:
                         inside[0] += 1
                         worst[0] = max(worst[0], inside[0])

@@ -21,7 +21,9 @@ from helpers import as_record
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pytest_dnnbench import baseline_save
 from pytest_dnnbench import baseline_store as bl
+from pytest_dnnbench.baseline_save import save_run
 from pytest_dnnbench.baseline_store import (
     SCHEMA,
     SET_SCHEMA,
@@ -30,7 +32,6 @@ from pytest_dnnbench.baseline_store import (
     load_baseline,
     load_baselines,
     platform_key,
-    save_run,
     split_key,
 )
 from pytest_dnnbench.gate import NO_BASELINE, BaselineSource, Tolerances, baseline_checks
@@ -76,7 +77,9 @@ def key_of(mode: str, device_name: str = "AMD EPYC 7B13") -> str:
     return platform_key("cpu", device_name, 2, "fp32", mode)
 
 
-def save(path: Path, records: list[dict[str, Any]], force: bool = False, max_rounds: int = 10) -> bl.SaveOutcome:
+def save(
+    path: Path, records: list[dict[str, Any]], force: bool = False, max_rounds: int = 10
+) -> baseline_save.SaveOutcome:
     return save_run(
         [Record.from_json(r) for r in records],
         None,
@@ -101,7 +104,7 @@ def rounds_by_key(path: Path) -> dict[str, list[float]]:
 
 @pytest.fixture
 def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bl, "_now", lambda: STAMP)
+    monkeypatch.setattr(baseline_save, "_now", lambda: STAMP)
 
 
 # -- keys ------------------------------------------------------------------------------------------
@@ -162,8 +165,8 @@ def test_one_mode_to_a_path_writes_the_same_file_as_before(tmp_path: Path, fixed
     recs = [record(), record(model="mobilenet_v2", bs=8)]
     out = save(path, recs)
     assert not out.failed and out.saved == ["base.json"]
-    expected = bl.merge_records(None, recs, bl.platform_from_record(recs[0]), max_rounds=10, created=STAMP)
-    assert path.read_text(encoding="utf-8") == bl.document_text(expected)
+    expected = baseline_save.merge_records(None, recs, bl.platform_from_record(recs[0]), max_rounds=10, created=STAMP)
+    assert path.read_text(encoding="utf-8") == baseline_save.document_text(expected)
     assert json.loads(path.read_text(encoding="utf-8"))["schema"] == SCHEMA
     assert out.notes == [
         "baseline saved: base.json (2 entries updated, 0 kept; rounds per updated entry: 1 of at most 10)"
@@ -308,7 +311,7 @@ def test_several_processes_saving_modes_to_one_file_keep_every_round(tmp_path: P
         "from pathlib import Path\n"
         "sys.path.insert(0, sys.argv[4])\n"
         "from test_baseline_modes import record, save\n"
-        "import pytest_dnnbench.baseline_store as store\n"
+        "import pytest_dnnbench.baseline_save as store\n"
         "write = store.save_document\n"
         "store.save_document = lambda *a, **k: (time.sleep(0.2), write(*a, **k))[1]  # widen the race window\n"
         "path, mode, start_at = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])\n"

@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 
 from pytest_dnnbench import baseline_store as bl
 from pytest_dnnbench import gate
-from pytest_dnnbench.baseline_store import BaselineError, load_baseline, merge_records, platform_key, save_document
+from pytest_dnnbench.baseline_save import document_text, merge_records, round_from_record, save_document
+from pytest_dnnbench.baseline_store import BaselineError, load_baseline, platform_key
 from pytest_dnnbench.gate import Tolerances, compare_latency
 from pytest_dnnbench.measure.stats import summarize, t_cdf, t_quantile
+from pytest_dnnbench.upgrade import upgrade_document
 
 
 def compare_entry(record, entry, tol):
@@ -248,7 +250,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_truncation_anywhere_is_an_error(tmp_path: Path) -> None:
-    full = bl.document_text(merge_records(None, [record("a"), record("b")], _plat())).encode()
+    full = document_text(merge_records(None, [record("a"), record("b")], _plat())).encode()
     path = tmp_path / "t.json"
     for cut in range(1, len(full.rstrip()), max(1, len(full) // 40)):
         path.write_bytes(full[:cut])
@@ -350,14 +352,14 @@ def test_reference_accuracy_is_never_compared_with_measured() -> None:
 def test_a_round_keeps_both_figures_apart_and_cuda_settings_on_cuda_only() -> None:
     rec = record(top1=70.0)
     rec["accuracy"]["reference"] = {"top1": 69.758, "top5": 89.078, "source": "torchvision", "weights": "V1"}
-    rnd = bl.round_from_record(rec)
+    rnd = round_from_record(rec)
     assert rnd["accuracy"] == {
         "measured": {"top1": 70.0, "top5": None, "n_images": 100},
         "reference": {"top1": 69.758, "top5": 89.078, "source": "torchvision"},
     }
     assert "cudnn_benchmark" not in rnd
     gpu = {**rec, "device": "cuda:0", "cudnn_benchmark": False}
-    assert bl.round_from_record(gpu)["cudnn_benchmark"] is False
+    assert round_from_record(gpu)["cudnn_benchmark"] is False
 
 
 def test_a_document_of_version_1_is_upgraded_and_merged_into(tmp_path: Path) -> None:
@@ -381,7 +383,7 @@ def test_a_document_of_version_1_is_upgraded_and_merged_into(tmp_path: Path) -> 
     assert merged["schema"] == bl.SCHEMA and len(merged["entries"][0]["rounds"]) == 2
     assert merged["entries"][0]["rounds"][0]["median_ms"] == rnd["median_ms"]
     assert merged["entries"][0]["accuracy"]["measured"]["top1"] == 71.0
-    assert bl.upgrade_document(merged) == merged  # already current
+    assert upgrade_document(merged, schema=bl.SCHEMA, read_schemas=bl.READ_SCHEMAS) == merged  # already current
 
 
 samples_st = st.lists(st.floats(min_value=0.01, max_value=1000.0, allow_nan=False), min_size=1, max_size=60)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import importlib
 import io
 import json
 import re
@@ -29,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from pytest_dnnbench.baseline_save import save_document, save_run
 from pytest_dnnbench.baseline_store import (
     SCHEMA as BASELINE_SCHEMA,
 )
@@ -36,8 +38,6 @@ from pytest_dnnbench.baseline_store import (
     SET_SCHEMA,
     load_baseline,
     load_baselines,
-    save_document,
-    save_run,
 )
 from pytest_dnnbench.gate import Tolerances, compare_entry
 from pytest_dnnbench.record import Record
@@ -180,8 +180,10 @@ def check_csv(old_text: str, new_text: str) -> None:
 
 
 def fix_clock(monkeypatch: pytest.MonkeyPatch, markdown: str) -> str:
-    """Set the report's clock to the one in ``markdown``; return the command it names."""
-    from pytest_dnnbench.report import build
+    """Set the report's clock to the one in ``markdown``; return the command it names. (The module as
+    ``sys.modules`` holds it, which the report's code imports: an in-process pytest run earlier in the
+    session may have left the package's attribute pointing at an older copy.)"""
+    build = importlib.import_module("pytest_dnnbench.report.build")
 
     stamp = re.search(r"on (\d{4}-\d\d-\d\d \d\d:\d\d) UTC\. Command: (.*)$", markdown, re.M)
     assert stamp is not None
@@ -240,8 +242,9 @@ def test_report_files_are_written_as_before_apart_from_the_renames(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("matplotlib")
-    from pytest_dnnbench.report import build
     from pytest_dnnbench.report.tables import Platform, platform_label
+
+    build = importlib.import_module("pytest_dnnbench.report.build")  # the module fix_clock patches
 
     md = (DATA / "report.md").read_text(encoding="utf-8")
     command = fix_clock(monkeypatch, md)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from pytest_dnnbench import paperdata
+from pytest_dnnbench.baseline_save import document_text
 from pytest_dnnbench.baseline_store import (
     baseline_from_document,
-    document_text,
     load_baseline,
     paper_baseline_files,
     paper_benchmark_files,

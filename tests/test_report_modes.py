@@ -324,7 +324,7 @@ def test_report_command_on_an_eager_file_is_as_before(tmp_path: Path) -> None:
 
 
 def test_a_baseline_file_of_several_modes_is_shown_mode_by_mode(tmp_path: Path) -> None:
-    from pytest_dnnbench.baseline_store import save_run
+    from pytest_dnnbench.baseline_save import save_run
     from pytest_dnnbench.report.inputs import by_mode, load_platform
 
     records = [

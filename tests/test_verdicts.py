@@ -10,7 +10,8 @@ from helpers import as_record
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_dnnbench.baseline_store import merge_records, platform_from_record
+from pytest_dnnbench.baseline_save import merge_records
+from pytest_dnnbench.baseline_store import platform_from_record
 from pytest_dnnbench.gate import (
     NOISY_FACTOR,
     BaselineSource,
