@@ -1,6 +1,6 @@
 """The only module that uses other plugins' internals, where they offer no public way.
 
-Each use names the versions it was written against; ``tests/test_compat.py`` pins the behaviour,
+Each use names the versions it was written against; ``tests/e2e/test_compat.py`` pins the behaviour,
 so that an upgrade that changes it fails a test instead of silently dropping a feature.
 
 - pytest-benchmark (5.3.1): a benchmark made from samples taken elsewhere. The session object is

@@ -3,7 +3,7 @@
 Pure data (no torch import). Preprocessing values are those of each model's
 source library for the weights the paper used (torchvision ``IMAGENET1K_V1``,
 timm's pretrained config, Cadene's ``pretrained_settings['imagenet']``);
-``tests/test_catalog.py`` holds them against the installed libraries.
+``tests/unit/test_models.py`` holds them against the installed libraries.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
   linear program; its objective equals ``n * (a + b * mean(x)) - sum(y)``, so the optimum is the
   lowest line above all points *at the mean of x*: the edge of the upper convex hull spanning
   ``mean(x)``. Solving it on the hull is exact (no solver tolerance, no scipy needed);
-  ``tests/test_report_fits.py`` checks it against ``scipy.optimize.linprog`` where scipy is
+  ``tests/unit/test_report_fits.py`` checks it against ``scipy.optimize.linprog`` where scipy is
   installed.
 - :func:`two_lines`: Fig. 4's two-line fit, by alternately assigning each point to the nearer
   line (vertical distance) and refitting each group by least squares.

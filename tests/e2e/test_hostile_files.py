@@ -31,7 +31,7 @@ from pytest_dnnbench.measure.floor import FLOOR_CACHE_ENV, shared_floors
 from pytest_dnnbench.report.inputs import InputError, by_mode, load_baseline_platform, load_platform
 from pytest_dnnbench.results import load_results
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 #: Real files of earlier versions (read as this version writes them): the seeds of the mutations.
 SEEDS = {
     "results": DATA / "legacy-0.1.0" / "results.json",

@@ -23,7 +23,7 @@ from pytest_dnnbench.record import (
 )
 from pytest_dnnbench.results import load_results
 
-LEGACY = Path(__file__).parent / "data" / "legacy-0.1.0" / "results.json"
+LEGACY = Path(__file__).parents[1] / "data" / "legacy-0.1.0" / "results.json"
 
 json_values = st.recursive(
     st.none()
@@ -154,7 +154,7 @@ def test_upgrades_are_idempotent_on_every_shipped_file_of_version_1() -> None:
 
     from pytest_dnnbench.upgrade import upgrade_accuracy, upgrade_environment, upgrade_record
 
-    data = Path(__file__).parent / "data"
+    data = Path(__file__).parents[1] / "data"
     for path in (data / "legacy-0.1.0" / "results.json", data / "legacy-0.1.0-70cccd0" / "results.json"):
         doc = json.loads(path.read_text())
         env = upgrade_environment(doc["environment"])

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "gpu_acceptance.py"
 #: The end-to-end run's time limit (the --cpu default is 90 s; see the test).
 CPU_TEST_DEADLINE_S = 240

@@ -256,7 +256,7 @@ def test_the_readme_gate_passes_where_the_runtime_floor_is_900_mib() -> None:
     """The README's CI gate, held against resnet18 and mobilenet_v2 at batch 8 (the larger of its two) on a
     machine whose runtime floor (torch and torchvision) is 900 MiB: models and working sets as measured on
     this project's CPU (docs/measurements.md)."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     (gate,) = [line for line in readme.splitlines() if "--dnn-max-memory=" in line]
     limits = dict(re.findall(r"--dnn-(max-memory|max-model-memory)=(\S+)", gate))
     given = {"max_memory": limits["max-memory"], "max_model_memory": limits.get("max-model-memory")}

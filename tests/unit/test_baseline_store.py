@@ -309,8 +309,8 @@ def test_several_processes_saving_modes_to_one_file_keep_every_round(tmp_path: P
     saver.write_text(
         "import json, sys, time\n"
         "from pathlib import Path\n"
-        "sys.path.insert(0, sys.argv[4])\n"
-        "from test_baseline_modes import record, save\n"
+        "sys.path[:0] = [sys.argv[4], str(Path(sys.argv[4]).parent)]  # this file, and tests/ (helpers)\n"
+        "from test_baseline_store import record, save\n"
         "import pytest_dnnbench.baseline_save as store\n"
         "write = store.save_document\n"
         "store.save_document = lambda *a, **k: (time.sleep(0.2), write(*a, **k))[1]  # widen the race window\n"

@@ -19,7 +19,7 @@ from pytest_dnnbench.baseline_store import (
 from pytest_dnnbench.models.catalog import PAPER_MODELS
 from pytest_dnnbench.paperdata import paper_baseline
 
-TRANSCRIPT = Path(__file__).resolve().parents[1] / ".." / "shared" / "paper" / "bianco2018-transcript.txt"
+TRANSCRIPT = Path(__file__).resolve().parents[2] / ".." / "shared" / "paper" / "bianco2018-transcript.txt"
 _CANDIDATES = [TRANSCRIPT, Path("/work/shared/paper/bianco2018-transcript.txt")]
 
 

@@ -15,7 +15,7 @@ from helpers import FAST, TINY_CONFTEST, TINY_MODULE, load_json
 
 pytest.importorskip("torch")
 
-#: Timings may be scaled in this process (timing.json); fresh processes (--dnn-confirm, tests/test_confirm.py) would
+#: Timings may be scaled in this process (timing.json); fresh processes (--dnn-confirm, tests/e2e/test_confirm.py) would
 #: time the real model, so the verdicts below are the first process's.
 RUN = [
     *FAST,

@@ -18,7 +18,7 @@ from pytest_dnnbench.baseline_store import load_baseline, platform_key
 
 pytest.importorskip("torch")
 
-#: Timings here are faked in this process; fresh processes (--dnn-confirm, tests/test_confirm.py) would time the
+#: Timings here are faked in this process; fresh processes (--dnn-confirm, tests/e2e/test_confirm.py) would time the
 #: real model, so the verdicts below are the first process's.
 RUN = [
     *FAST,

@@ -252,7 +252,7 @@ def test_html_report_renders_in_chromium(tmp_path: Path, inputs: int | str) -> N
     assert [ln for ln in run.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln] == []
 
 
-PAPER_DIR = Path(__file__).resolve().parent.parent / "baselines" / "paper"
+PAPER_DIR = Path(__file__).resolve().parents[2] / "baselines" / "paper"
 PAPER_FILES = [PAPER_DIR / "bianco2018-titan-xp.json", PAPER_DIR / "bianco2018-jetson-tx1.json"]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "pytest_dnnbench"
+PACKAGE = Path(__file__).resolve().parents[2] / "pytest_dnnbench"
 
 #: The pytest glue: every other module is plain code that knows nothing of pytest.
 MAY_IMPORT_PYTEST = {"plugin", "session", "settings", "fixtures", "hookspecs", "compat"}

@@ -45,8 +45,8 @@ from pytest_dnnbench.results import SCHEMA, ResultsFile, load_results
 from pytest_dnnbench.upgrade import CUDA_ONLY_ENVIRONMENT
 from pytest_dnnbench.upgrade import MEASURED_KEYS as MEASURED_ACCURACY_KEYS
 
-DATA = Path(__file__).parent / "data" / "legacy-0.1.0"
-DATA_1 = Path(__file__).parent / "data" / "legacy-0.1.0-70cccd0"
+DATA = Path(__file__).parents[1] / "data" / "legacy-0.1.0"
+DATA_1 = Path(__file__).parents[1] / "data" / "legacy-0.1.0-70cccd0"
 
 #: Environment entries a CPU run no longer carries; a flat accuracy's keys that describe a measurement.
 CPU_ONLY_IN_CUDA_RUNS, MEASURED_KEYS = CUDA_ONLY_ENVIRONMENT, MEASURED_ACCURACY_KEYS
