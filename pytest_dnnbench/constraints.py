@@ -17,9 +17,9 @@ runtime floor; on a GPU the allocator's peak, without the CUDA context).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .jsontypes import JsonMapping
 from .record import Check, Record
 from .units import format_bytes
 
@@ -42,7 +42,7 @@ class Constraints:
         return self.max_memory is not None or self.min_fps is not None or self.max_model_memory is not None
 
 
-def model_memory(memory: JsonMapping) -> tuple[int | None, str]:
+def model_memory(memory: Mapping[str, object]) -> tuple[int | None, str]:
     """The model's own memory in a record's ``memory_bytes``, and what it is made of.
 
     CPU: ``model`` (parameters and buffers) + ``delta`` (the forward pass's working set), without the runtime
