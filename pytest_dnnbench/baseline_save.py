@@ -88,7 +88,7 @@ class SaveOutcome:
 
 
 #: A run's records to save, by platform key: (the platform block, the records).
-Groups = dict[str, tuple[JsonObject, list[JsonMapping]]]
+Groups = dict[str, tuple[JsonObject, list["Record"]]]
 
 
 def save_run(
@@ -116,12 +116,11 @@ def save_run(
     neither does a file that cannot be read, or that belongs to another platform (unless
     ``force``): it is left untouched and the outcome says why.
     """
-    records = [r.to_json() for r in typed]  # the file boundary: a round is written as JSON
     out = SaveOutcome()
-    usable = [r for r in records if (r.get("latency_ms") or {}).get("median")]
-    too_few = [r for r in usable if (r.get("latency_ms") or {}).get("insufficient")]
+    usable = [r for r in typed if r.latency.median]
+    too_few = [r for r in usable if r.latency.insufficient]
     if too_few:
-        names = ", ".join(f"{r['model']} at batch {r['batch_size']} (n = {r['latency_ms'].get('n')})" for r in too_few)
+        names = ", ".join(f"{r.model} at batch {r.batch_size} (n = {r.latency.n})" for r in too_few)
         out.notes.append(
             f"not saved as baseline rounds: {len(too_few)} result(s) with fewer samples than the minimum: {names} "
             "(raise --dnn-max-time)"
@@ -240,7 +239,7 @@ def _save_file(
     for key, (plat, recs) in groups.items():
         block = docs[key]
         where = f"{shown}, mode {plat.get('mode') or split_key(key)[1]}" if as_set else shown
-        touched = {(r["model"], int(r["batch_size"])) for r in recs}
+        touched = {(r.model, int(r.batch_size)) for r in recs}
         rounds = sorted({len(e["rounds"]) for e in block["entries"] if (e["model"], e["batch_size"]) in touched})
         kept = len(block["entries"]) - len(touched)
         note = (
@@ -259,11 +258,11 @@ def _save_file(
         )
 
 
-def busy_rounds_note(records: Sequence[JsonMapping], entries: Sequence[JsonMapping]) -> str:
+def busy_rounds_note(records: Sequence[Record], entries: Sequence[JsonMapping]) -> str:
     """What the line of a saved file adds about the new rounds measured on a busy machine (``""`` where none
     was): the gate leaves busy rounds out of its comparisons, and judges an entry of busy rounds only
     inconclusive. ``entries``: the updated entries, after the save."""
-    busy = sum(1 for r in records if (r.get("load") or {}).get("busy"))
+    busy = sum(1 for r in records if (r.load or {}).get("busy"))
     if not busy:
         return ""
     text = (
@@ -288,8 +287,10 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def round_from_record(record: JsonMapping, created: str | None = None) -> JsonObject:
-    """One round: what a later comparison needs from this run, bounded in size (21 quantiles, not every sample)."""
+def round_from_record(typed: Record, created: str | None = None) -> JsonObject:
+    """One round: what a later comparison needs from this run, bounded in size (21 quantiles, not every sample).
+    Read from the record's JSON form: a round is written into a file (the boundary where ``to_json`` belongs)."""
+    record = typed.to_json()
     lat = record["latency_ms"]
     samples = sorted(float(s) for s in lat.get("samples") or [])
     quantiles = [_round6(percentile(samples, q)) for q in ROUND_QUANTILES] if samples else None
@@ -376,7 +377,7 @@ def set_document(documents: Iterable[JsonObject]) -> JsonObject:
 
 def merge_records(
     document: JsonObject | None,
-    records: Iterable[JsonMapping],
+    records: Iterable[Record],
     platform: JsonObject,
     max_rounds: int | None = None,
     created: str | None = None,
@@ -404,31 +405,30 @@ def merge_records(
     doc["platform"].setdefault("created", stamp)
     index = {(e["model"], int(e["batch_size"])): e for e in doc["entries"]}
     for rec in records:
-        k = (rec["model"], int(rec["batch_size"]))
+        k = (rec.model, int(rec.batch_size))
         new_round = round_from_record(rec, stamp)
         entry = index.get(k)
         if entry is None:
-            entry = {"model": rec["model"], "batch_size": int(rec["batch_size"]), "rounds": []}
+            entry = {"model": rec.model, "batch_size": int(rec.batch_size), "rounds": []}
             index[k] = entry
             doc["entries"].append(entry)
         rounds = entry.get("rounds") or []
         if rounds and _changed_network(rounds[-1], rec, entry):
             rounds = []
-        entry["paper_name"] = rec.get("paper_name")
-        entry["input_size"] = list(rec.get("input_size") or [])
+        entry["paper_name"] = rec.paper_name
+        entry["input_size"] = list(rec.input_size)
         entry["rounds"] = (rounds + [new_round])[-limit:]
         summarize_entry(entry)
     doc["entries"].sort(key=lambda e: (e["model"], int(e["batch_size"])))
     return doc
 
 
-def _changed_network(last_round: JsonObject, rec: JsonMapping, entry: JsonObject) -> bool:
-    for key in ("macs", "params"):
-        a, b = last_round.get(key), rec.get(key)
+def _changed_network(last_round: JsonObject, rec: Record, entry: JsonObject) -> bool:
+    for a, b in ((last_round.get("macs"), rec.macs), (last_round.get("params"), rec.params)):
         if a is not None and b is not None and a != b:
             return True
     size = entry.get("input_size")
-    return bool(size) and list(rec.get("input_size") or size or ()) != list(size or ())
+    return bool(size) and list(rec.input_size or size or ()) != list(size or ())
 
 
 def document_text(document: JsonObject) -> str:

@@ -170,38 +170,31 @@ def base_key(key: str, mode: str | None = None) -> str:
 
 
 def record_key(record: Record) -> str:
-    """The platform key of a record: the baseline block it is compared with (:func:`platform_key`)."""
-    return platform_key(
-        record.device,
-        record.device_name or "unknown",
-        record.threads,
-        record.precision,
-        record.mode,
-        record.channels_last,
-        bool(record.tf32),
-    )
+    """The platform key of a record: the baseline block it is compared with (:func:`platform_from_record`)."""
+    return str(platform_from_record(record)["key"])
 
 
-def platform_from_record(record: JsonMapping, environment: JsonMapping | None = None) -> JsonObject:
+def platform_from_record(record: Record, environment: JsonMapping | None = None) -> JsonObject:
     """The ``platform`` block of a baseline made from this record (and the run's environment)."""
     env = dict(environment or {})
-    device = str(record.get("device", env.get("device", "cpu")))
+    device = record.device
+    threads = record.threads if record.threads is not None else env.get("threads")
     plat = {
         "key": platform_key(
             device,
-            record.get("device_name") or env.get("device_name") or "unknown",
-            record.get("threads", env.get("threads")),
-            record.get("precision", "fp32"),
-            record.get("mode", "eager"),
-            bool(record.get("channels_last", False)),
-            bool(record.get("tf32")),
+            record.device_name or env.get("device_name") or "unknown",
+            threads,
+            record.precision,
+            record.mode,
+            record.channels_last,
+            bool(record.tf32),
         ),
         "device": "cuda" if device.startswith("cuda") else "cpu",
-        "device_name": record.get("device_name") or env.get("device_name"),
-        "threads": record.get("threads", env.get("threads")),
-        "precision": record.get("precision"),
-        "mode": record.get("mode"),
-        "channels_last": bool(record.get("channels_last", False)),
+        "device_name": record.device_name or env.get("device_name"),
+        "threads": threads,
+        "precision": record.precision,
+        "mode": record.mode,
+        "channels_last": record.channels_last,
         "source": "measured",
         "provenance": "measured by pytest-dnnbench (--dnn-save-baseline), one round per run",
     }

@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 
 import pytest
-from helpers import FAST, load_json
+from helpers import FAST, as_record, load_json
 
 from pytest_dnnbench.baseline_store import platform_from_record, platform_key
 
@@ -83,5 +83,6 @@ def test_tf32_is_part_of_the_cuda_platform_key() -> None:
     assert platform_key("cuda:0", "NVIDIA H200", None, "fp32", "eager", tf32=True) == plain + "-tf32"
     assert platform_key("cpu", "Xeon", 2, "fp32", "eager", tf32=True) == "cpu-xeon-2t-fp32-eager"
     assert platform_key("cuda:0", "NVIDIA H200", None, "fp16", "eager", tf32=True).endswith("fp16-eager")
-    rec = {"device": "cuda:0", "device_name": "NVIDIA H200", "precision": "fp32", "mode": "eager", "tf32": True}
-    assert platform_from_record(rec)["key"] == plain + "-tf32"
+    rec = {"model": "m", "batch_size": 1, "device": "cuda:0", "device_name": "NVIDIA H200", "precision": "fp32"}
+    rec |= {"mode": "eager", "tf32": True}
+    assert platform_from_record(as_record(rec))["key"] == plain + "-tf32"

@@ -165,7 +165,9 @@ def test_one_mode_to_a_path_writes_the_same_file_as_before(tmp_path: Path, fixed
     recs = [record(), record(model="mobilenet_v2", bs=8)]
     out = save(path, recs)
     assert not out.failed and out.saved == ["base.json"]
-    expected = baseline_save.merge_records(None, recs, bl.platform_from_record(recs[0]), max_rounds=10, created=STAMP)
+    expected = baseline_save.merge_records(
+        None, [as_record(r) for r in recs], bl.platform_from_record(as_record(recs[0])), max_rounds=10, created=STAMP
+    )
     assert path.read_text(encoding="utf-8") == baseline_save.document_text(expected)
     assert json.loads(path.read_text(encoding="utf-8"))["schema"] == SCHEMA
     assert out.notes == [

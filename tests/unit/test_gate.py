@@ -90,7 +90,7 @@ def test_platform_key_is_documented_shape() -> None:
 
 
 def test_platform_from_record_says_which_environment() -> None:
-    plat = bl.platform_from_record(record(), {"torch": "2.14", "cpu": "AMD EPYC 7B13", "secret": 1})
+    plat = bl.platform_from_record(as_record(record()), {"torch": "2.14", "cpu": "AMD EPYC 7B13", "secret": 1})
     assert plat["key"] == "cpu-amd-epyc-7b13-2t-fp32-eager"
     assert plat["device_name"] == "AMD EPYC 7B13" and plat["source"] == "measured"
     assert plat["environment"] == {"torch": "2.14", "cpu": "AMD EPYC 7B13"}
@@ -100,13 +100,13 @@ def test_platform_from_record_says_which_environment() -> None:
 
 
 def _plat(rec=None):
-    return bl.platform_from_record(rec or record())
+    return bl.platform_from_record(as_record(rec or record()))
 
 
 def test_each_save_adds_one_round_and_keeps_the_last_n() -> None:
     doc = None
     for i in range(7):
-        doc = merge_records(doc, [record(samples=[10.0 + i] * 5)], _plat(), max_rounds=5)
+        doc = merge_records(doc, [as_record(r) for r in [record(samples=[10.0 + i] * 5)]], _plat(), max_rounds=5)
     (entry,) = doc["entries"]
     assert [r["median_ms"] for r in entry["rounds"]] == [12.0, 13.0, 14.0, 15.0, 16.0]
     assert entry["latency_ms"]["median"] == 14.0 and entry["latency_ms"]["rounds"] == 5
@@ -117,19 +117,19 @@ def test_each_save_adds_one_round_and_keeps_the_last_n() -> None:
 
 
 def test_merge_keeps_other_models_and_does_not_modify_its_input() -> None:
-    first = merge_records(None, [record("a"), record("a", bs=8)], _plat())
+    first = merge_records(None, [as_record(r) for r in [record("a"), record("a", bs=8)]], _plat())
     snapshot = json.dumps(first)
-    second = merge_records(first, [record("b")], _plat())
+    second = merge_records(first, [as_record(r) for r in [record("b")]], _plat())
     assert json.dumps(first) == snapshot
     assert [(e["model"], e["batch_size"]) for e in second["entries"]] == [("a", 1), ("a", 8), ("b", 1)]
     assert all(len(e["rounds"]) == 1 for e in second["entries"])
 
 
 def test_a_changed_network_restarts_its_rounds() -> None:
-    doc = merge_records(None, [record(macs=1000)], _plat())
-    doc = merge_records(doc, [record(macs=1000)], _plat())
+    doc = merge_records(None, [as_record(r) for r in [record(macs=1000)]], _plat())
+    doc = merge_records(doc, [as_record(r) for r in [record(macs=1000)]], _plat())
     assert len(doc["entries"][0]["rounds"]) == 2
-    doc = merge_records(doc, [record(macs=2000)], _plat())
+    doc = merge_records(doc, [as_record(r) for r in [record(macs=2000)]], _plat())
     assert len(doc["entries"][0]["rounds"]) == 1 and doc["entries"][0]["macs"] == 2000
 
 
@@ -141,14 +141,14 @@ def test_merge_properties(runs, limit) -> None:
     doc = None
     counts: dict = {}
     for model, bs in runs:
-        doc = merge_records(doc, [record(model, bs)], _plat(), max_rounds=limit)
+        doc = merge_records(doc, [as_record(r) for r in [record(model, bs)]], _plat(), max_rounds=limit)
         counts[(model, bs)] = min(limit, counts.get((model, bs), 0) + 1)
     assert {(e["model"], e["batch_size"]): len(e["rounds"]) for e in doc["entries"]} == counts
     assert bl.baseline_from_document(doc).entries.keys() == counts.keys()
 
 
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
-    doc = merge_records(None, [record("a"), record("b", bs=4)], _plat())
+    doc = merge_records(None, [as_record(r) for r in [record("a"), record("b", bs=4)]], _plat())
     path = tmp_path / "sub" / "base.json"
     save_document(path, doc)
     b = load_baseline(path)
@@ -164,7 +164,7 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
 
 def test_a_crash_during_save_leaves_the_old_file_and_no_temporary(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "base.json"
-    save_document(path, merge_records(None, [record("a")], _plat()))
+    save_document(path, merge_records(None, [as_record(r) for r in [record("a")]], _plat()))
     before = path.read_bytes()
 
     def crash(*args, **kwargs):
@@ -172,14 +172,14 @@ def test_a_crash_during_save_leaves_the_old_file_and_no_temporary(tmp_path: Path
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
-        save_document(path, merge_records(load_baseline(path).document, [record("b")], _plat()))
+        save_document(path, merge_records(load_baseline(path).document, [as_record(r) for r in [record("b")]], _plat()))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["base.json"]
 
 
 def test_a_crash_while_writing_leaves_the_old_file(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "base.json"
-    save_document(path, merge_records(None, [record("a")], _plat()))
+    save_document(path, merge_records(None, [as_record(r) for r in [record("a")]], _plat()))
     before = path.read_bytes()
     real_fsync = os.fsync
 
@@ -189,7 +189,7 @@ def test_a_crash_while_writing_leaves_the_old_file(tmp_path: Path, monkeypatch) 
 
     monkeypatch.setattr(os, "fsync", crash)
     with pytest.raises(OSError, match="disk full"):
-        save_document(path, merge_records(None, [record("b")], _plat()))
+        save_document(path, merge_records(None, [as_record(r) for r in [record("b")]], _plat()))
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["base.json"]
 
 
@@ -250,7 +250,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_truncation_anywhere_is_an_error(tmp_path: Path) -> None:
-    full = document_text(merge_records(None, [record("a"), record("b")], _plat())).encode()
+    full = document_text(merge_records(None, [as_record(r) for r in [record("a"), record("b")]], _plat())).encode()
     path = tmp_path / "t.json"
     for cut in range(1, len(full.rstrip()), max(1, len(full) // 40)):
         path.write_bytes(full[:cut])
@@ -308,7 +308,9 @@ def test_known_cases() -> None:
 
 
 def test_ten_times_faster_baseline_is_a_regression_with_both_figures_in_the_message() -> None:
-    base = merge_records(None, [record(samples=[1.0, 1.01, 0.99, 1.0, 1.02])], _plat())["entries"][0]
+    base = merge_records(None, [as_record(r) for r in [record(samples=[1.0, 1.01, 0.99, 1.0, 1.02])]], _plat())[
+        "entries"
+    ][0]
     checks = compare_entry(record(), base, Tolerances())
     (lat,) = [c for c in checks if c["metric"] == "latency"]
     assert not lat["passed"] and lat["baseline"] == 1.0 and lat["measured"] == 10.0
@@ -318,7 +320,9 @@ def test_ten_times_faster_baseline_is_a_regression_with_both_figures_in_the_mess
 
 
 def test_entry_checks_memory_macs_params_and_top1() -> None:
-    base = merge_records(None, [record(macs=1000, params=10, total=1000, top1=70.0)], _plat())["entries"][0]
+    base = merge_records(None, [as_record(r) for r in [record(macs=1000, params=10, total=1000, top1=70.0)]], _plat())[
+        "entries"
+    ][0]
     checks = {
         c["metric"]: c for c in compare_entry(record(macs=1001, params=10, total=1200, top1=69.0), base, Tolerances())
     }
@@ -334,11 +338,11 @@ def test_entry_checks_memory_macs_params_and_top1() -> None:
 
 
 def test_reference_accuracy_is_never_compared_with_measured() -> None:
-    base = merge_records(None, [record()], _plat())["entries"][0]
+    base = merge_records(None, [as_record(r) for r in [record()]], _plat())["entries"][0]
     base["accuracy"] = {"measured": None, "reference": {"top1": 90.0, "top5": None, "source": "paper"}}
     assert "top1" not in {c["metric"] for c in compare_entry(record(top1=50.0), base, Tolerances())}
     # Nor a record's reference figure with a measured baseline.
-    measured = merge_records(None, [record(top1=90.0)], _plat())["entries"][0]
+    measured = merge_records(None, [as_record(r) for r in [record(top1=90.0)]], _plat())["entries"][0]
     published = record()
     published["accuracy"] = {"measured": None, "reference": {"top1": 50.0, "top5": None, "source": "x"}}
     assert "top1" not in {c["metric"] for c in compare_entry(published, measured, Tolerances())}
@@ -352,18 +356,18 @@ def test_reference_accuracy_is_never_compared_with_measured() -> None:
 def test_a_round_keeps_both_figures_apart_and_cuda_settings_on_cuda_only() -> None:
     rec = record(top1=70.0)
     rec["accuracy"]["reference"] = {"top1": 69.758, "top5": 89.078, "source": "torchvision", "weights": "V1"}
-    rnd = round_from_record(rec)
+    rnd = round_from_record(as_record(rec))
     assert rnd["accuracy"] == {
         "measured": {"top1": 70.0, "top5": None, "n_images": 100},
         "reference": {"top1": 69.758, "top5": 89.078, "source": "torchvision"},
     }
     assert "cudnn_benchmark" not in rnd
     gpu = {**rec, "device": "cuda:0", "cudnn_benchmark": False}
-    assert round_from_record(gpu)["cudnn_benchmark"] is False
+    assert round_from_record(as_record(gpu))["cudnn_benchmark"] is False
 
 
 def test_a_document_of_version_1_is_upgraded_and_merged_into(tmp_path: Path) -> None:
-    old = merge_records(None, [record("a")], _plat())
+    old = merge_records(None, [as_record(r) for r in [record("a")]], _plat())
     # Written as version 1 wrote it.
     old["schema"] = "pytest-dnnbench-baseline/1"
     old["platform"]["environment"] = {"torch": "2.x", "cuda": "13.0", "cudnn": 92400, "cudnn_benchmark": True}
@@ -379,7 +383,7 @@ def test_a_document_of_version_1_is_upgraded_and_merged_into(tmp_path: Path) -> 
     entry = loaded.entry("a", 1)
     assert entry["accuracy"] == entry["rounds"][0]["accuracy"] == {"measured": None, "reference": None}
     assert "cudnn_benchmark" not in entry["rounds"][0]
-    merged = merge_records(old, [record("a", top1=71.0)], _plat())
+    merged = merge_records(old, [as_record(r) for r in [record("a", top1=71.0)]], _plat())
     assert merged["schema"] == bl.SCHEMA and len(merged["entries"][0]["rounds"]) == 2
     assert merged["entries"][0]["rounds"][0]["median_ms"] == rnd["median_ms"]
     assert merged["entries"][0]["accuracy"]["measured"]["top1"] == 71.0

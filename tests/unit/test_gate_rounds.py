@@ -149,9 +149,9 @@ def test_times_without_a_zone_are_read_as_utc_and_zones_are_honoured() -> None:
 def test_the_latency_check_carries_the_note_and_the_summary_says_it_once_per_file(tmp_path: Path) -> None:
     path = tmp_path / "base.json"
     recs = [_record("a"), _record("b")]
-    plat = bl.platform_from_record(recs[0])
-    doc = baseline_save.merge_records(None, recs, plat, created=iso(T0))
-    doc = baseline_save.merge_records(doc, recs, plat, created=iso(T0 + 20))
+    plat = bl.platform_from_record(as_record(recs[0]))
+    doc = baseline_save.merge_records(None, [as_record(r) for r in recs], plat, created=iso(T0))
+    doc = baseline_save.merge_records(doc, [as_record(r) for r in recs], plat, created=iso(T0 + 20))
     baseline_save.save_document(path, doc)
     source = gate.BaselineSource(str(path), tmp_path)
     records = []
@@ -198,14 +198,18 @@ def _record(model: str) -> dict:
 
 
 def test_a_round_records_its_time_process_and_host() -> None:
-    rnd = baseline_save.round_from_record(_record("a"), "2026-11-26T03:33:49+00:00")
+    rnd = baseline_save.round_from_record(as_record(_record("a")), "2026-11-26T03:33:49+00:00")
     assert rnd["created"] == "2026-11-26T03:33:49+00:00"
     assert rnd["pid"] == os.getpid() and rnd["host"] == socket.gethostname()
     # A file whose rounds lack them (saved by an earlier version) is read, compared and merged into.
-    old = baseline_save.merge_records(None, [_record("a")], bl.platform_from_record(_record("a")))
+    old = baseline_save.merge_records(
+        None, [as_record(r) for r in [_record("a")]], bl.platform_from_record(as_record(_record("a")))
+    )
     for r in old["entries"][0]["rounds"]:
         del r["pid"], r["host"]
-    merged = baseline_save.merge_records(bl.baseline_from_document(old).document, [_record("a")], old["platform"])
+    merged = baseline_save.merge_records(
+        bl.baseline_from_document(old).document, [as_record(r) for r in [_record("a")]], old["platform"]
+    )
     assert [("pid" in r) for r in merged["entries"][0]["rounds"]] == [False, True]
 
 
@@ -231,8 +235,15 @@ def test_the_save_line_counts_the_busy_rounds(tmp_path: Path) -> None:
         "be inconclusive"
     ]
     # A quiet round of "a" later: its busy round is left out, and no entry holds busy rounds only.
-    assert baseline_save.busy_rounds_note([_record("a")], load_json(tmp_path / "base.json")["entries"][:1]) == ""
-    again = baseline_save.busy_rounds_note([busy], [{"model": "a", "batch_size": 1, "rounds": [{"busy": True}, {}]}])
+    assert (
+        baseline_save.busy_rounds_note(
+            [as_record(r) for r in [_record("a")]], load_json(tmp_path / "base.json")["entries"][:1]
+        )
+        == ""
+    )
+    again = baseline_save.busy_rounds_note(
+        [as_record(r) for r in [busy]], [{"model": "a", "batch_size": 1, "rounds": [{"busy": True}, {}]}]
+    )
     assert again == (
         "; 1 of the 1 new round(s) was measured on a busy machine and will not be compared against "
         "(re-record them on a quiet machine)"

@@ -116,10 +116,12 @@ def test_too_few_samples_never_pass_silently() -> None:
 
 def test_require_baseline_fails_a_noisy_one(tmp_path) -> None:
     rec = {**_record(14.0), "device": "cpu", "macs": 1, "params": 1}
-    platform = platform_from_record(rec)
+    platform = platform_from_record(as_record(rec))
     doc = None
     for m in WIDE_ROUNDS:  # five rounds, as five --dnn-save-baseline runs would add them
-        doc = merge_records(doc, [{**rec, "latency_ms": {"median": m, "samples": _samples(m)}}], platform)
+        doc = merge_records(
+            doc, [as_record(r) for r in [{**rec, "latency_ms": {"median": m, "samples": _samples(m)}}]], platform
+        )
     path = tmp_path / "base.json"
     path.write_text(json.dumps(doc))
     checks, info = baseline_checks(BaselineSource(str(path), tmp_path, require=True), as_record(rec), Tolerances())
