@@ -44,6 +44,7 @@ class RunResults:
 
             self.file = ResultsFile(path, target=Path(os.path.realpath(path)))
             self._lock = lock_results(self.file)  # (raises outputs.UsageProblem: held by another run)
+            self.plain = self.file.records  # one list: what the file writes is what the tables read
 
     def keep(self, records: Sequence[JsonObject], environment: JsonMapping) -> str | None:
         """Add a test's records (plain JSON, as its report carried them) and rewrite the results file. The first
@@ -54,7 +55,6 @@ class RunResults:
         if results is None:
             return None
         results.set_environment(dict(environment))
-        results.records.extend(records)
         first = results.error is None
         if results.save() or not first or results.error is None:
             return None
