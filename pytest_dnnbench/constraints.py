@@ -69,6 +69,7 @@ def check_constraints(record: Record, constraints: Constraints) -> list[Check]:
         total = record.memory.get("total")
         limit = int(constraints.max_memory)
         if total is None:
+            why = _why(record)
             checks.append(
                 Check.make(
                     **{
@@ -78,8 +79,9 @@ def check_constraints(record: Record, constraints: Constraints) -> list[Check]:
                         "measured": None,
                         "passed": False,
                         "source": constraints.max_memory_source,
-                        "message": f"memory of {where}: no total memory figure was measured, so the limit "
-                        f"{format_bytes(limit)} ({constraints.max_memory_source}) cannot be verified",
+                        "message": f"memory of {where}: no total memory figure was measured"
+                        + (f" ({why})" if why else "")
+                        + f", so the limit {format_bytes(limit)} ({constraints.max_memory_source}) cannot be verified",
                     }
                 )
             )
@@ -140,14 +142,20 @@ def check_constraints(record: Record, constraints: Constraints) -> list[Check]:
     return checks
 
 
+def _why(record: Record) -> str | None:
+    """The record's own word on a memory it did not measure (its ``memory_method``: ``not measured: why``)."""
+    method = record.memory_method or ""
+    return method.removeprefix("not measured: ") if method.startswith("not measured: ") else None
+
+
 def _model_memory_check(record: Record, limit: int, source: str) -> Check:
     where = f"{record.model} at batch {record.batch_size}"
     measured, parts = model_memory(record.memory)
     ok = measured is not None and measured <= limit
     if measured is None:
         message = (
-            f"model memory of {where}: not measured ({parts}), so the limit {format_bytes(limit)} ({source}) "
-            "cannot be verified"
+            f"model memory of {where}: not measured ({_why(record) or parts}), so the limit {format_bytes(limit)} "
+            f"({source}) cannot be verified"
         )
     else:
         message = (

@@ -55,6 +55,7 @@ __all__ = [
     "Runner",
     "Skip",
     "library_hint",
+    "runtime_memory_on_gpu",
 ]
 
 T = TypeVar("T")
@@ -242,6 +243,31 @@ class Runner:
         from .measure.modes import mode_problem
 
         return mode_problem(mode, device)
+
+    def mode_proof(self, mode: str) -> str | None:
+        """Why ``mode`` cannot run on the run's device after all, found by trying it once in this process before any
+        export; None where it runs, or where nothing needs proving.
+
+        ``onnxruntime`` on CUDA: a session of a tiny model with ONNX Runtime's CUDA provider
+        (``measure.runtimes.cuda_provider_problem``: the provider that cannot load its libraries is left out of
+        the session silently, so that every test would export its model and then fail to load it). The device's
+        backend is made first, so that the CUDA context is the backend's own (it finds this process's NVML
+        entry by the context it creates). The answer is kept for the process. A backend that cannot be made proves
+        nothing here: the tests meet its error where they always did."""
+        if mode != "onnxruntime":
+            return None
+        device = self._device()
+        if not device.startswith("cuda"):
+            return None
+        try:
+            self.backend()
+        except Exception:  # noqa: BLE001 - said by the first test that needs the backend
+            return None
+        import torch
+
+        from .measure.runtimes import cuda_provider_problem
+
+        return cuda_provider_problem(device, torch_cuda=torch.version.cuda)
 
     # -- the registry model of the tests running now -----------------------------------------------
     @contextmanager
@@ -480,6 +506,8 @@ class Runner:
             )
         if settings.device == "cpu":
             record = self._deployed_memory(record, model, spec, prepared)
+        elif prepared is not None and prepared.artifact is not None:
+            record = runtime_memory_on_gpu(record)
         return record
 
     def _prepared(
@@ -755,6 +783,32 @@ class Runner:
             ),
             lambda oom: _oom_message(record.batch_size, record.device, oom),
         )
+
+
+def runtime_memory_on_gpu(record: Record) -> Record:
+    """A runtime mode's record on a GPU (``onnxruntime`` on CUDA): its memory is not measured (docs/modes.md).
+
+    ``total`` and the allocator's figures become null, and ``memory_method`` says why: ONNX Runtime allocates
+    its GPU memory itself, outside torch's caching allocator (whose peak then holds little more than the input
+    batch), and the process's GPU figure (NVML) also holds torch's CUDA context and the eager model kept for
+    the output check. That figure is kept as ``process_total`` and gates nothing: a ``--dnn-max-memory`` or
+    ``--dnn-max-model-memory`` check says it cannot be verified, and no baseline compares the memory."""
+    memory = record.memory
+    process_total = memory.get("total")
+    read = f"; {record.memory_method}" if record.memory_method and process_total is not None else ""
+    method = (
+        f"not measured: {record.mode} on CUDA allocates its GPU memory itself, outside torch's allocator, and "
+        f"this process's GPU figure (process_total{read}) also holds torch's CUDA context and the eager model "
+        "kept for the output check"
+    )
+    kept = {
+        "total": None,
+        "allocator_peak": None,
+        "reserved_peak": None,
+        "context": memory.get("context"),
+        "process_total": process_total,
+    }
+    return dataclasses.replace(record, memory=kept, memory_method=method)
 
 
 def library_hint(spec: ModelSpec | None, module: torch.nn.Module | None) -> tuple[str, str | None]:

@@ -304,6 +304,8 @@ class DnnSession:
         if any(set(DNN_FIXTURES) & set(getattr(item, "fixturenames", ())) for item in session.items):
             self.runner.note_start()
             self.ensure_device()
+            if not session.config.option.collectonly:
+                self._prove_modes()
             self._sigterm.install()
             if self.settings.baseline == "auto" and self.device == "cpu" and not self.is_worker:
                 with _usage_errors():  # (on a GPU the file's name needs the device: read with the first test)
@@ -351,6 +353,14 @@ class DnnSession:
         """Every mode asked for can run on ``device`` (a GPU-only mode on the CPU is a usage error)."""
         for mode in self.settings.modes:
             problem = self.runner.mode_problem(mode, device)
+            if problem is not None:
+                raise pytest.UsageError(f"--dnn-modes={','.join(self.settings.modes)}: {problem}")
+
+    def _prove_modes(self) -> None:
+        """Each mode that must be tried to be known to run here (ONNX Runtime's CUDA provider) is tried once, in
+        this process, before any test exports a model: one that cannot run is a usage error, not a skip per test."""
+        for mode in self.settings.modes:
+            problem = self.runner.mode_proof(mode)
             if problem is not None:
                 raise pytest.UsageError(f"--dnn-modes={','.join(self.settings.modes)}: {problem}")
 
@@ -447,7 +457,7 @@ class DnnSession:
         known = self.runner.modes()
         if mode not in known:
             raise ValueError(f"dnn_bench(mode={mode!r}): unknown mode; use one of {', '.join(known)}")
-        problem = self.runner.mode_problem(mode, self.ensure_device())
+        problem = self.runner.mode_problem(mode, self.ensure_device()) or self.runner.mode_proof(mode)
         if problem is not None:
             raise pytest.UsageError(f"dnn_bench(mode={mode!r}): {problem}")
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 #: Options that keep a benchmark test to a fraction of a second.
 FAST = ["--dnn-device=cpu", "--dnn-max-time=0.3", "--dnn-min-samples=3", "--dnn-warmup=1"]
@@ -45,3 +50,74 @@ def as_record(data: dict):  # -> pytest_dnnbench.record.Record
     from pytest_dnnbench.record import Record
 
     return Record.from_json({"latency_ms": {"median": 1.0}, **data})
+
+
+#: What onnxruntime-gpu writes on stderr (its C++ logger, file descriptor 2, colours included) when its CUDA
+#: provider cannot load a CUDA library, as onnxruntime-gpu 1.31.1 wrote it on a machine without them; here with
+#: the library of a CUDA 12 build. The session is made all the same, with the CPU's provider only.
+ORT_CUDA_LOAD_FAILURE_LOG = (
+    "\x1b[0;93m2026-12-07 09:15:04.323385943 [W:onnxruntime:Default, onnxruntime_pybind_state.cc:856 operator()] "
+    "No registered plugin EP device found for 'CUDAExecutionProvider' with device_id=0\x1b[m\n"
+    "\x1b[1;31m2026-12-07 09:15:04.326805484 [E:onnxruntime:Default, provider_bridge_ort.cc:2458 operator()] "
+    "/onnxruntime_src/onnxruntime/core/session/provider_bridge_ort.cc:2043 onnxruntime::Provider& "
+    "onnxruntime::ProviderLibrary::Get() [ONNXRuntimeError] : 1 : FAIL : Failed to load library "
+    "/venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime_providers_cuda.so with error: "
+    "libcublasLt.so.12: cannot open shared object file: No such file or directory\n\x1b[m\n"
+    "\x1b[0;93m2026-12-07 09:15:04.326823689 [W:onnxruntime:Default, onnxruntime_pybind_state.cc:1295 "
+    "CreateExecutionProviderFactoryInstance] Failed to create CUDAExecutionProvider. Require cuDNN 9.* and "
+    "CUDA 12.*. Please install all dependencies as mentioned in the GPU requirements page "
+    "(https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html#requirements), make sure "
+    "they're in the PATH, and that your GPU is supported.\x1b[m\n"
+)
+
+
+def fake_cuda_sessions(
+    monkeypatch: pytest.MonkeyPatch,
+    started: list[str],
+    *,
+    log: str = "",
+    run_error: str | None = None,
+    built_for: str | None = "12.8",
+) -> dict[str, Any]:
+    """The installed ONNX Runtime, patched: an onnxruntime-gpu built for CUDA ``built_for`` that lists CUDA's
+    provider, whose sessions start the providers ``started`` and write ``log`` on file descriptor 2 as they are
+    made (as ONNX Runtime's C++ logger does), and whose ``run`` gives its input back (``y = x @ I``), or raises
+    ``run_error``. The proofs of the CUDA provider kept so far are forgotten.
+
+    Returns what the last session was asked for (its keyword arguments and ``model``, the path or bytes it
+    was given), with ``made``: how many sessions were made."""
+    ort = pytest.importorskip("onnxruntime")
+    from pytest_dnnbench.measure import runtimes
+
+    build = importlib.import_module("onnxruntime.capi.build_and_package_info")
+    asked: dict[str, Any] = {"made": 0}
+
+    class Session:
+        def __init__(self, path_or_bytes: object, **kwargs: Any):
+            asked.update(kwargs, model=path_or_bytes)
+            asked["made"] += 1
+            if log:
+                os.write(2, log.encode())
+
+        def get_providers(self) -> list[str]:
+            return list(started)
+
+        def get_inputs(self) -> list[Any]:
+            return [type("Arg", (), {"name": "x"})()]
+
+        def get_outputs(self) -> list[Any]:
+            return [type("Arg", (), {"name": "y"})()]
+
+        def run(self, names: list[str], feeds: dict[str, Any]) -> list[Any]:
+            if run_error is not None:
+                raise RuntimeError(run_error)
+            import numpy
+
+            return [numpy.array(next(iter(feeds.values())), copy=True)]
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession", Session)
+    monkeypatch.setattr(build, "package_name", "onnxruntime-gpu")
+    monkeypatch.setattr(build, "cuda_version", built_for, raising=False)
+    monkeypatch.setattr(runtimes, "_CUDA_PROOFS", {})
+    return asked

@@ -97,6 +97,8 @@ def mode_problem(mode: str, device: str) -> str | None:
             return missing
         import onnxruntime
 
+        # What the wheel was built with: a provider listed here may still fail to load its CUDA libraries,
+        # which Runner.mode_proof finds out with a session, once the device's backend is made.
         providers: list[str] = list(onnxruntime.get_available_providers())
         if "CUDAExecutionProvider" not in providers:
             return (

@@ -14,6 +14,10 @@ plugin's measuring code would. Nothing here imports torch, not even lazily: the 
   set: OpenVINO's CPU plugin otherwise computes an fp32 model in bf16 on CPUs with AMX (about 4e-3
   relative difference on a small convolutional net), which an fp32 benchmark must not do.
 - :func:`load` picks one by name; :func:`missing_extra` says which pip extra a runtime needs.
+- :func:`cuda_provider_problem`: whether ONNX Runtime's CUDA execution provider really starts in this
+  process, proven once per process and device with a session of a tiny model (``get_available_providers()``
+  lists what the wheel was built with, not what can load: a provider whose CUDA libraries are missing is
+  left out of the session silently, and only ONNX Runtime's log on stderr names the library).
 
 A :class:`LoadedRuntime`'s ``run`` costs what a deployed program's call costs, nothing more (timed
 on a 2-core machine, a 2-conv net on 1x3x32x32, one thread, best of 15 x 500 calls
@@ -36,13 +40,18 @@ execution provider on a CUDA device, is a :class:`RuntimeUnavailableError` (a su
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import os
 import re
+import sys
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy
 from numpy.typing import NDArray
@@ -55,6 +64,7 @@ __all__ = [
     "RuntimeInfo",
     "RuntimeLoadError",
     "RuntimeUnavailableError",
+    "cuda_provider_problem",
     "import_runtime",
     "load",
     "load_onnxruntime",
@@ -72,6 +82,8 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
 }
 #: The benchmark's precision -> OpenVINO's ``INFERENCE_PRECISION_HINT``.
 OPENVINO_PRECISION_HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
+
+_T = TypeVar("_T")
 
 
 class RuntimeLoadError(Exception):
@@ -277,6 +289,203 @@ def _no_cuda_provider(version: str, available: list[str]) -> str:
         "running ONNX Runtime on CUDA needs the onnxruntime-gpu distribution instead of onnxruntime "
         "(pip uninstall onnxruntime && pip install onnxruntime-gpu)"
     )
+
+
+# -- ONNX Runtime's CUDA provider, proven once per process ------------------------------------------------
+
+#: CUDA device index -> :func:`cuda_provider_problem`'s answer there (None: the provider runs).
+_CUDA_PROOFS: dict[int, str | None] = {}
+#: What every proof that fails ends with.
+_OR_LEAVE_IT_OUT = "or leave onnxruntime out of --dnn-modes (or run it with --dnn-device=cpu)"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: ONNX Runtime's log when the provider's library does not load (``dlopen``'s error after "with error: ").
+_LOAD_FAILED = re.compile(r"Failed to load library (\S+) with error: ([^\n]+)")
+#: The library the dynamic loader could not find, in its error.
+_MISSING_LIBRARY = re.compile(r"([\w.+-]+\.so[\w.]*): cannot open shared object file")
+#: The versions ONNX Runtime says its provider requires (``Require cuDNN 9.* and CUDA 12.*``).
+_REQUIRES = re.compile(r"Require (cuDNN [\w.*]+ and CUDA [\w.*]+)")
+#: A line ONNX Runtime logged at error or warning severity: ``... [E:onnxruntime:Default, file.cc:12 fn] text``.
+_LOGGED = re.compile(r"\[([EW]):onnxruntime:[^\]]*\]\s*(.+)")
+
+
+def cuda_provider_problem(device: str, *, torch_cuda: str | None = None) -> str | None:
+    """None where ONNX Runtime's CUDA execution provider starts and runs on ``device`` (``cuda``, ``cuda:N``) in
+    this process, else what is wrong and what to do.
+
+    Proven, not read from ``get_available_providers()`` (the providers the wheel was built with): a session of
+    a tiny model (a 4x4 matrix product) is made with CUDA's provider, then the CPU's, as
+    :func:`load_onnxruntime` makes one, and run once. ONNX Runtime leaves a provider that cannot start out of
+    the session without an error (``enable_fallback=0`` notwithstanding) and writes why on the process's
+    stderr from its C++ logger, typically ``Failed to load library libonnxruntime_providers_cuda.so with error:
+    libcublasLt.so.12: cannot open shared object file``; that text is read here (file descriptor 2, for the
+    moment the session is made) and the message names the library that is missing.
+
+    Asked once per process and device: the answer is kept (the libraries a process can load do not change
+    while it runs). Run it in the process that will run the sessions, after torch is imported: torch loads
+    CUDA libraries that ONNX Runtime then finds. ``torch_cuda`` (``torch.version.cuda``) only tells the
+    message which CUDA the onnxruntime-gpu build should match.
+    """
+    index = _cuda_index(device)
+    if index is None:
+        raise ValueError(f"device {device!r}: the CUDA provider is proven on cuda or cuda:N")
+    if index not in _CUDA_PROOFS:
+        _CUDA_PROOFS[index] = _prove_cuda_provider(index, torch_cuda)
+    return _CUDA_PROOFS[index]
+
+
+def _prove_cuda_provider(index: int, torch_cuda: str | None) -> str | None:
+    where = f"cuda:{index}"
+    try:
+        ort = import_runtime("onnxruntime")
+    except RuntimeUnavailableError as exc:
+        return str(exc)
+    version = str(getattr(ort, "__version__", "?"))
+    available = [str(p) for p in ort.get_available_providers()]
+    if "CUDAExecutionProvider" not in available:
+        return f"{_no_cuda_provider(version, available)}, {_OR_LEAVE_IT_OUT}"
+    name, built_for = _ort_build(ort)
+    try:
+        model = _matmul_model()
+    except Exception as exc:  # noqa: BLE001 - onnx missing or refusing: said, never raised
+        return f"the ONNX model that proves ONNX Runtime's CUDA provider could not be made ({_message(exc)})"
+    (started, failure), log = _native_stderr(lambda: _start_and_run(ort, model, index))
+    if failure is None and "CUDAExecutionProvider" in started:
+        return None
+    return _cuda_provider_failure(
+        f"{name} {version}", where, started, failure, log, built_for=built_for, torch_cuda=torch_cuda
+    )
+
+
+def _ort_build(ort: ModuleType) -> tuple[str, str | None]:
+    """The installed distribution's name (``onnxruntime-gpu``) and the CUDA version it was built for (``12.8``)."""
+    try:
+        info = importlib.import_module(f"{ort.__name__}.capi.build_and_package_info")
+    except Exception:  # noqa: BLE001 - an older or a faked onnxruntime
+        return "onnxruntime", None
+    built_for = getattr(info, "cuda_version", None)
+    return str(getattr(info, "package_name", "onnxruntime")), str(built_for) if built_for else None
+
+
+def _matmul_model() -> bytes:
+    """An ONNX model of one node, ``y = x @ I`` on 1x4 fp32 (IR 8, opset 17: any ONNX Runtime of the last
+    years loads it); on CUDA the product runs in cuBLAS, whose library ONNX Runtime's provider needs."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(numpy.eye(4, dtype=numpy.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "dnnbench_cuda_provider_proof",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())
+
+
+def _start_and_run(ort: ModuleType, model: bytes, index: int) -> tuple[list[str], str | None]:
+    """The providers the session started, and what failed (None where it ran and computed the product)."""
+    providers: list[Any] = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+    try:
+        session = ort.InferenceSession(model, providers=providers, enable_fallback=0)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's own error classes
+        return [], f"the session could not be made ({_message(exc)})"
+    started = [str(p) for p in session.get_providers()]
+    if "CUDAExecutionProvider" not in started:
+        return started, None
+    x = numpy.arange(1, 5, dtype=numpy.float32).reshape(1, 4)
+    try:
+        (y,) = session.run(["y"], {"x": x})
+    except Exception as exc:  # noqa: BLE001 - a kernel the GPU cannot run (no image for its architecture)
+        return started, f"a 4x4 matrix product on it failed ({_message(exc)})"
+    if not numpy.allclose(numpy.asarray(y), x, rtol=1e-2):
+        return started, f"a 4x4 matrix product on it computed {numpy.asarray(y).tolist()}, not {x.tolist()}"
+    return started, None
+
+
+def _native_stderr(step: Callable[[], _T]) -> tuple[_T, str]:
+    """``step()``'s result and what native code wrote on file descriptor 2 meanwhile (ONNX Runtime's C++ logger
+    writes there, past ``sys.stderr``). Where the descriptor cannot be redirected, the text is empty."""
+    with contextlib.suppress(Exception):  # a closed or replaced sys.stderr: nothing of ours to flush
+        sys.stderr.flush()
+    with tempfile.TemporaryFile() as sink:
+        try:
+            saved = os.dup(2)
+        except OSError:
+            return step(), ""
+        try:
+            os.dup2(sink.fileno(), 2)
+            result = step()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        sink.seek(0)
+        text = sink.read().decode("utf-8", errors="replace")
+    return result, _ANSI.sub("", text)
+
+
+def _cuda_provider_failure(
+    runtime: str,
+    where: str,
+    started: list[str],
+    failure: str | None,
+    log: str,
+    *,
+    built_for: str | None,
+    torch_cuda: str | None,
+) -> str:
+    """Why CUDA's provider did not run (the library it lacks, in ONNX Runtime's words), and what to do."""
+    loaded = _LOAD_FAILED.search(log)
+    missing = _MISSING_LIBRARY.search(loaded.group(2) if loaded else log)
+    requires = _REQUIRES.search(log)
+    if failure is not None:
+        why = failure
+    elif missing is not None:
+        why = f"it lacks {missing.group(1)}"
+    else:
+        why = f"the session started {', '.join(started) or 'no provider'} only"
+    said = []
+    if loaded is not None:
+        said.append(f'"Failed to load library {Path(loaded.group(1)).name} with error: {loaded.group(2).strip()}"')
+    elif failure is None:
+        lines = [m.group(2).strip() for m in _LOGGED.finditer(log)]
+        errors = [m.group(2).strip() for m in _LOGGED.finditer(log) if m.group(1) == "E"]
+        shown = (errors or lines)[:1]
+        said.append(f'"{shown[0][:300]}"' if shown else "nothing on stderr about why")
+    if requires is not None:
+        said.append(f"it requires {requires.group(1).rstrip('.')}")
+    if failure is not None and "CUDAExecutionProvider" in started:
+        text = f"{runtime} started its CUDA execution provider on {where}, but {failure}"
+    else:
+        text = f"{runtime} could not start its CUDA execution provider on {where}: {why}"
+    if said:
+        text += f" (ONNX Runtime says {'; '.join(said)})"
+    return f"{text}. {_cuda_fix(built_for, torch_cuda, library=missing is not None)}"
+
+
+def _cuda_fix(built_for: str | None, torch_cuda: str | None, *, library: bool) -> str:
+    """What to do: a build for torch's CUDA where the two differ, else the libraries the build needs."""
+    if built_for and torch_cuda and _major(built_for) != _major(torch_cuda):
+        return (
+            f"This onnxruntime-gpu is built for CUDA {built_for} and torch here uses CUDA {torch_cuda}: install an "
+            f"onnxruntime-gpu build for CUDA {_major(torch_cuda)}, {_OR_LEAVE_IT_OUT}"
+        )
+    cuda = _major(built_for or torch_cuda)
+    if library:
+        return (
+            f"Make the CUDA{f' {cuda}' if cuda else ''} and cuDNN libraries it needs loadable "
+            f'(pip install "onnxruntime-gpu[cuda,cudnn]" installs them as packages), {_OR_LEAVE_IT_OUT}'
+        )
+    return (
+        f"Install an onnxruntime-gpu build for the CUDA of torch{f' ({torch_cuda})' if torch_cuda else ''} "
+        f"that supports this GPU, {_OR_LEAVE_IT_OUT}"
+    )
+
+
+def _major(version: str | None) -> str | None:
+    return version.split(".")[0] if version else None
 
 
 # -- OpenVINO ----------------------------------------------------------------------------------------------

@@ -1,13 +1,14 @@
 """The CUDA corrections that live in the pytest glue, checked end to end on a CPU-only machine:
-GPU sharing under pytest-xdist, no device work in the parent under --dnn-isolate=process, and the
-TF32 option in the record and the baseline platform key."""
+GPU sharing under pytest-xdist, no device work in the parent under --dnn-isolate=process, the
+TF32 option in the record and the baseline platform key, and ONNX Runtime's CUDA provider proven
+before any export."""
 
 from __future__ import annotations
 
 import importlib
 
 import pytest
-from helpers import FAST, as_record, load_json
+from helpers import FAST, ORT_CUDA_LOAD_FAILURE_LOG, as_record, fake_cuda_sessions, load_json
 
 from pytest_dnnbench.baseline_store import platform_from_record, platform_key
 
@@ -86,3 +87,67 @@ def test_tf32_is_part_of_the_cuda_platform_key() -> None:
     rec = {"model": "m", "batch_size": 1, "device": "cuda:0", "device_name": "NVIDIA H200", "precision": "fp32"}
     rec |= {"mode": "eager", "tf32": True}
     assert platform_from_record(as_record(rec))["key"] == plain + "-tf32"
+
+
+def _one_fake_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    device = importlib.import_module("pytest_dnnbench.device")
+    fake = device.TorchProbe(
+        cuda_available=lambda: True, device_count=lambda: 1, torch_version=lambda: "fake", cpu_supports=lambda p: True
+    )
+    monkeypatch.setattr(device.TorchProbe, "default", classmethod(lambda cls: fake))
+
+
+ONNXRUNTIME_ON_CUDA = [
+    "--dnn-device=cuda",
+    "--dnn-models=tiny",
+    "--dnn-batch-sizes=1,2",
+    "--dnn-modes=eager,onnxruntime",
+]
+
+
+@pytest.fixture
+def onnxruntime_falling_back(monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, object], list[int], list[object]]:
+    """One GPU; an onnxruntime-gpu whose CUDA provider cannot load libcublasLt.so.12 (its sessions start the CPU's
+    provider only, and it says why on stderr); the backend and torch's ONNX exporter counted, never run."""
+    pytest.importorskip("onnxscript")
+    torch = pytest.importorskip("torch")
+    _one_fake_gpu(monkeypatch)
+    asked = fake_cuda_sessions(monkeypatch, started=["CPUExecutionProvider"], log=ORT_CUDA_LOAD_FAILURE_LOG)
+    runner = importlib.import_module("pytest_dnnbench.runner")
+    sessions_when_the_backend_was_made: list[int] = []
+    monkeypatch.setattr(runner.Runner, "backend", lambda self: sessions_when_the_backend_was_made.append(asked["made"]))
+    exports: list[object] = []
+    monkeypatch.setattr(torch.onnx, "export", lambda *args, **kwargs: exports.append(args))
+    return asked, sessions_when_the_backend_was_made, exports
+
+
+def test_a_cuda_provider_that_cannot_load_is_a_usage_error_before_any_export(
+    tiny_project: pytest.Pytester, onnxruntime_falling_back: tuple[dict[str, object], list[int], list[object]]
+) -> None:
+    """get_available_providers() lists CUDA's provider (the wheel has it); one session shows it does not start:
+    the run stops before its first test, naming the library, instead of exporting each model and skipping."""
+    asked, backends, exports = onnxruntime_falling_back
+    result = tiny_project.runpytest(*ONNXRUNTIME_ON_CUDA, "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: --dnn-modes=eager,onnxruntime: onnxruntime-gpu * could not start its CUDA execution provider on "
+            "cuda:0: it lacks libcublasLt.so.12 (ONNX Runtime says ?Failed to load library "
+            "libonnxruntime_providers_cuda.so with error: libcublasLt.so.12: cannot open shared object file: *; "
+            "it requires cuDNN 9.? and CUDA 12.?). * or leave onnxruntime out of --dnn-modes (or run it with "
+            "--dnn-device=cpu)"
+        ]
+    )
+    assert exports == [] and asked["made"] == 1  # one session, the proof's
+    assert backends == [0]  # the backend's CUDA context first
+    assert "passed" not in result.stdout.str() and "skipped" not in result.stdout.str()
+
+
+def test_only_collecting_proves_nothing(
+    tiny_project: pytest.Pytester, onnxruntime_falling_back: tuple[dict[str, object], list[int], list[object]]
+) -> None:
+    asked, backends, exports = onnxruntime_falling_back
+    result = tiny_project.runpytest(*ONNXRUNTIME_ON_CUDA, "-p", "no:cacheprovider", "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*test_dnn?tiny-bs2-onnxruntime?", "4 tests collected*"])
+    assert asked["made"] == 0 and backends == [] and exports == []

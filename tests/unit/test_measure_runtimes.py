@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import ORT_CUDA_LOAD_FAILURE_LOG, fake_cuda_sessions
 
 from pytest_dnnbench.measure import runtime_memory, runtimes
 from pytest_dnnbench.measure.runtime_memory import (
@@ -26,6 +27,7 @@ from pytest_dnnbench.measure.runtime_memory import (
 from pytest_dnnbench.measure.runtimes import (
     RuntimeLoadError,
     RuntimeUnavailableError,
+    cuda_provider_problem,
     load,
     load_onnxruntime,
     load_openvino,
@@ -187,30 +189,6 @@ def test_onnxruntime_on_cuda_needs_the_cuda_provider(monkeypatch: pytest.MonkeyP
         load_onnxruntime(onnx_file, device="cuda", threads=1)
 
 
-def fake_cuda_sessions(monkeypatch: pytest.MonkeyPatch, started: list[str]) -> dict[str, Any]:
-    """ONNX Runtime with the CUDA provider listed, whose sessions start the providers ``started``;
-    returns what each new session was asked for (filled when one is made)."""
-    ort = pytest.importorskip("onnxruntime")
-    asked: dict[str, Any] = {}
-
-    class Session:
-        def __init__(self, path: str, **kwargs: Any):
-            asked.update(kwargs)
-
-        def get_providers(self) -> list[str]:
-            return started
-
-        def get_inputs(self) -> list[Any]:
-            return [type("Arg", (), {"name": "x"})()]
-
-        def get_outputs(self) -> list[Any]:
-            return [type("Arg", (), {"name": "y"})()]
-
-    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    monkeypatch.setattr(ort, "InferenceSession", Session)
-    return asked
-
-
 def test_onnxruntime_on_cuda_does_not_fall_back_to_the_cpu(monkeypatch: pytest.MonkeyPatch, onnx_file: Path) -> None:
     """The CUDA provider is listed but the session did not start it (its libraries missing): an error."""
     asked = fake_cuda_sessions(monkeypatch, started=["CPUExecutionProvider"])
@@ -229,6 +207,98 @@ def test_onnxruntime_on_cuda_computes_fp32_as_the_run_says(
     loaded = load("onnxruntime", onnx_file, device="cuda:0", threads=1, precision="fp32", tf32=tf32)
     assert asked["providers"][0] == ("CUDAExecutionProvider", {"device_id": 0, "use_tf32": int(tf32)})
     assert loaded.info.options["use_tf32"] is tf32
+
+
+# -- ONNX Runtime's CUDA provider, proven once per process ---------------------------------------------------
+
+
+def test_the_cuda_provider_is_proven_by_a_session_of_a_tiny_model_that_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = fake_cuda_sessions(monkeypatch, started=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert cuda_provider_problem("cuda:1", torch_cuda="13.0") is None
+    assert asked["providers"] == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+    assert asked["enable_fallback"] == 0 and isinstance(asked["model"], bytes)  # made in memory, no file
+    assert cuda_provider_problem("cuda:1") is None and asked["made"] == 1  # once per process and device
+    assert cuda_provider_problem("cuda:0") is None and asked["made"] == 2
+    with pytest.raises(ValueError, match="cuda or cuda:N"):
+        cuda_provider_problem("cpu")
+
+
+def test_the_tiny_model_of_the_proof_runs_in_the_real_onnxruntime() -> None:
+    """The model's bytes are a valid ONNX model that ONNX Runtime loads and computes (y = x @ I) on the CPU."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    session = ort.InferenceSession(runtimes._matmul_model(), providers=["CPUExecutionProvider"])
+    x = np.arange(1, 5, dtype=np.float32).reshape(1, 4)
+    np.testing.assert_array_equal(session.run(["y"], {"x": x})[0], x)
+
+
+def test_a_cuda_provider_that_falls_back_to_the_cpu_names_the_library_it_lacks(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """ONNX Runtime makes the session with the CPU's provider only and says why on stderr alone: the message
+    names the library, in ONNX Runtime's words, and what to install (a build for torch's CUDA 13)."""
+    asked = fake_cuda_sessions(monkeypatch, started=["CPUExecutionProvider"], log=ORT_CUDA_LOAD_FAILURE_LOG)
+    problem = cuda_provider_problem("cuda", torch_cuda="13.0")
+    assert problem == (
+        "onnxruntime-gpu 1.32.0 could not start its CUDA execution provider on cuda:0: it lacks libcublasLt.so.12 "
+        '(ONNX Runtime says "Failed to load library libonnxruntime_providers_cuda.so with error: libcublasLt.so.12: '
+        'cannot open shared object file: No such file or directory"; it requires cuDNN 9.* and CUDA 12.*). '
+        "This onnxruntime-gpu is built for CUDA 12.8 and torch here uses CUDA 13.0: install an onnxruntime-gpu "
+        "build for CUDA 13, or leave onnxruntime out of --dnn-modes (or run it with --dnn-device=cpu)"
+    ).replace("1.32.0", runtimes.import_runtime("onnxruntime").__version__)
+    assert "cannot open shared object file" not in capfd.readouterr().err  # read, not shown as well
+    assert cuda_provider_problem("cuda:0") == problem and asked["made"] == 1  # the failure is kept too
+
+
+def test_a_build_for_torchs_cuda_that_lacks_a_library_is_told_to_install_the_libraries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_cuda_sessions(monkeypatch, started=["CPUExecutionProvider"], log=ORT_CUDA_LOAD_FAILURE_LOG, built_for="12.8")
+    problem = cuda_provider_problem("cuda", torch_cuda="12.6")
+    assert problem is not None and "it lacks libcublasLt.so.12" in problem
+    assert problem.endswith(
+        'Make the CUDA 12 and cuDNN libraries it needs loadable (pip install "onnxruntime-gpu[cuda,cudnn]" installs '
+        "them as packages), or leave onnxruntime out of --dnn-modes (or run it with --dnn-device=cpu)"
+    )
+
+
+def test_a_silent_fallback_without_a_log_still_says_what_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_cuda_sessions(monkeypatch, started=["CPUExecutionProvider"], built_for=None)
+    problem = cuda_provider_problem("cuda")
+    assert problem is not None
+    assert "could not start its CUDA execution provider on cuda:0: the session started CPUExecutionProvider only" in (
+        problem
+    )
+    assert "(ONNX Runtime says nothing on stderr about why)" in problem
+    assert "leave onnxruntime out of --dnn-modes" in problem
+
+
+def test_a_cuda_provider_that_starts_but_cannot_compute_is_a_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_cuda_sessions(
+        monkeypatch,
+        started=["CUDAExecutionProvider", "CPUExecutionProvider"],
+        run_error="CUDA failure 209: no kernel image is available for execution on the device",
+        built_for="13.0",
+    )
+    problem = cuda_provider_problem("cuda", torch_cuda="13.0")
+    assert problem is not None
+    assert "started its CUDA execution provider on cuda:0, but a 4x4 matrix product on it failed (CUDA failure " in (
+        problem
+    )
+    assert "Install an onnxruntime-gpu build for the CUDA of torch (13.0) that supports this GPU" in problem
+
+
+def test_onnxruntime_without_the_cuda_provider_is_told_to_install_onnxruntime_gpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The CPU distribution (the one installed here) lists no CUDA provider: no session is made to learn that."""
+    ort = pytest.importorskip("onnxruntime")
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    monkeypatch.setattr(runtimes, "_CUDA_PROOFS", {})
+    monkeypatch.setattr(ort, "InferenceSession", None)  # never called
+    problem = cuda_provider_problem("cuda")
+    assert problem is not None and "has no CUDA execution provider (it has CPUExecutionProvider)" in problem
+    assert "pip install onnxruntime-gpu" in problem and problem.endswith("(or run it with --dnn-device=cpu)")
 
 
 def test_missing_extra_names_the_pip_extra(monkeypatch: pytest.MonkeyPatch) -> None:

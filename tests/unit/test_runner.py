@@ -7,12 +7,14 @@ import dataclasses
 from collections.abc import Iterator
 
 import pytest
+from helpers import ORT_CUDA_LOAD_FAILURE_LOG, as_record, fake_cuda_sessions
 
+from pytest_dnnbench.constraints import Constraints, check_constraints
 from pytest_dnnbench.isolated import IsolatedModel, make_request, run_isolated, timeout_for
 from pytest_dnnbench.measure.timing import SamplingPolicy
 from pytest_dnnbench.record import Record
 from pytest_dnnbench.registry import REGISTRY, Registry
-from pytest_dnnbench.runner import BenchCall, MeasurementFailed, OutOfMemory, Runner, Skip
+from pytest_dnnbench.runner import BenchCall, MeasurementFailed, OutOfMemory, Runner, Skip, runtime_memory_on_gpu
 from pytest_dnnbench.settings import Settings
 
 FAST = SamplingPolicy(min_samples=3, max_time_s=0.3, warmup_min=1)
@@ -117,3 +119,75 @@ def test_measuring_again_says_why_and_keeps_the_first_median(runner: Runner) -> 
     assert retry["first_median_ms"] == first.latency.median
     assert retry["first_reasons"] == ["another process used 90 % of a core"]
     assert retry["waited_s"] >= 0 and isinstance(retry["calm"], bool)
+
+
+# -- ONNX Runtime on CUDA ------------------------------------------------------------------------------------
+
+MiB = 2**20
+
+
+def test_onnxruntime_on_cuda_is_proven_once_after_the_backend_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The proof's session comes after the backend (whose CUDA context must be the process's first), once."""
+    asked = fake_cuda_sessions(monkeypatch, started=["CPUExecutionProvider"], log=ORT_CUDA_LOAD_FAILURE_LOG)
+    sessions_when_the_backend_was_made: list[int] = []
+    monkeypatch.setattr(Runner, "backend", lambda self: sessions_when_the_backend_was_made.append(asked["made"]))
+    runner = Runner(Settings(device="cuda"), REGISTRY, lambda: "cuda:0", [], lambda: [])
+    assert runner.mode_proof("eager") is None and runner.mode_proof("compile") is None
+    assert sessions_when_the_backend_was_made == [] and asked["made"] == 0  # nothing to prove for them
+    problem = runner.mode_proof("onnxruntime")
+    assert problem is not None and "on cuda:0: it lacks libcublasLt.so.12" in problem
+    assert sessions_when_the_backend_was_made == [0] and asked["made"] == 1
+    assert runner.mode_proof("onnxruntime") == problem and asked["made"] == 1
+    on_cpu = Runner(Settings(device="cpu"), REGISTRY, lambda: "cpu", [], lambda: [])
+    assert on_cpu.mode_proof("onnxruntime") is None and asked["made"] == 1
+
+
+def test_onnxruntime_on_cuda_records_no_memory_and_gates_nothing_on_the_process_figure() -> None:
+    """The process's NVML figure (torch's context + the eager model + ONNX Runtime) is kept as process_total;
+    total and the allocator's figures are null with the reason, which the memory checks repeat."""
+    record = as_record(
+        {
+            "model": "tiny",
+            "batch_size": 1,
+            "device": "cuda:0",
+            "mode": "onnxruntime",
+            "memory_bytes": {
+                "total": 3000 * MiB,
+                "allocator_peak": 2 * MiB,
+                "reserved_peak": 20 * MiB,
+                "context": 500 * MiB,
+            },
+            "memory_method": "nvml-process: NVML's figure for this process after the timed calls (NVML PID 48213: new)",
+        }
+    )
+    out = runtime_memory_on_gpu(record)
+    assert out.memory == {
+        "total": None,
+        "allocator_peak": None,
+        "reserved_peak": None,
+        "context": 500 * MiB,
+        "process_total": 3000 * MiB,
+    }
+    why = (
+        "onnxruntime on CUDA allocates its GPU memory itself, outside torch's allocator, and this process's GPU "
+        "figure (process_total; nvml-process: NVML's figure for this process after the timed calls (NVML PID "
+        "48213: new)) also holds torch's CUDA context and the eager model kept for the output check"
+    )
+    assert out.memory_method == f"not measured: {why}"
+    limits = Constraints(
+        max_memory=1000 * MiB,
+        max_memory_source="--dnn-max-memory=1000MiB",
+        max_model_memory=1 * MiB,
+        max_model_memory_source="--dnn-max-model-memory=1MiB",
+    )
+    memory, model_memory = check_constraints(out, limits)
+    assert memory.metric == "memory" and memory.measured is None
+    assert memory.message == (
+        f"memory of tiny at batch 1: no total memory figure was measured ({why}), so the limit 1.05 GB (0.977 GiB) "
+        "(--dnn-max-memory=1000MiB) cannot be verified"
+    )
+    assert model_memory.metric == "model_memory" and model_memory.measured is None
+    assert model_memory.message.startswith(f"model memory of tiny at batch 1: not measured ({why}), so the limit")
+    # the eager rows keep their measured figure, checked as before
+    (eager,) = check_constraints(as_record({**record.to_json(), "mode": "eager"}), Constraints(max_memory=1000 * MiB))
+    assert eager.measured == 3000 * MiB and "> limit" in eager.message
