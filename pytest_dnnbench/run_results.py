@@ -9,6 +9,7 @@ fallback file (:func:`.outputs.fallback_folders`).
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from .jsontypes import JsonMapping, JsonObject
 from .outputs import fallback_folders, lock_results, os_error, results_lines
 from .record import Record
 from .results import ResultsFile
+from .run_store import RunStore, StoreChoice
 
 if TYPE_CHECKING:
     from .baseline_save import SaveOutcome
@@ -28,7 +30,7 @@ __all__ = ["RunResults"]
 class RunResults:
     """The run's records and its results file (None: no ``--dnn-json``)."""
 
-    def __init__(self, path: Path | None, rootpath: Path):
+    def __init__(self, path: Path | None, rootpath: Path, store: StoreChoice | None = None):
         self.records: list[Record] = []
         #: The same records as plain JSON, as the tests' reports carried them (what the files and tables read).
         self.plain: list[JsonObject] = []
@@ -40,49 +42,64 @@ class RunResults:
         self._rootpath = rootpath
         self._lock: contextlib.ExitStack | None = None
         if path is not None:
-            import os
-
             self.file = ResultsFile(path, target=Path(os.path.realpath(path)))
             self._lock = lock_results(self.file)  # (raises outputs.UsageProblem: held by another run)
             self.plain = self.file.records  # one list: what the file writes is what the tables read
+        #: The results store (``--dnn-store``), its run begun now (raises UsageProblem: it cannot be used).
+        self.store: RunStore | None = None
+        if store is not None:
+            try:
+                self.store = RunStore.open(store, rootpath, os.environ)
+            except BaseException:
+                self.release()
+                raise
+        #: Where the records the store lacks were written at the end (see :meth:`RunStore.write_unstored`).
+        self.unstored_at: Path | None = None
 
     def keep(self, records: Sequence[JsonObject], environment: JsonMapping) -> str | None:
         """Add a test's records (plain JSON, as its report carried them) and rewrite the results file. The first
         write that fails: what to say at once (None: nothing to say)."""
         self.records.extend(Record.from_json(r) for r in records)
         self.plain.extend(records)
+        said = self.store.keep(records, environment) if self.store is not None else None
         results = self.file
         if results is None:
-            return None
+            return said
         results.set_environment(dict(environment))
         first = results.error is None
         if results.save() or not first or results.error is None:
-            return None
+            return said
         return (
             f"dnnbench: cannot write the results file {results.path} ({os_error(results.error)}); the run goes "
             "on, its records are kept and written at the end (the summary says where)"
-        )
+        ) + (f"\n{said}" if said else "")
 
     def add_missing(self, entry: JsonObject) -> None:
         self.missing[(entry["model"], entry["batch_size"], entry.get("mode"))] = entry
 
-    def finish(self, environment: JsonMapping) -> bool:
-        """Write the results file at the end (also with no record: the reasons are in ``missing``); False where
-        the records could be written nowhere."""
+    def finish(self, environment: JsonMapping, *, interrupted: bool = False) -> bool:
+        """Write the results file at the end (also with no record: the reasons are in ``missing``) and end the run
+        in the results store (``interrupted`` or complete); False where some records could be written nowhere."""
+        written = True
         results = self.file
-        if results is None:
-            return True
-        results.set_environment(dict(environment))
-        results.missing = list(self.missing.values())
-        self.written_at = results.save_final(fallback_folders(results, self._rootpath))
-        return self.written_at is not None
+        if results is not None:
+            results.set_environment(dict(environment))
+            results.missing = list(self.missing.values())
+            self.written_at = results.save_final(fallback_folders(results, self._rootpath))
+            written = self.written_at is not None
+        if self.store is not None:
+            self.store.finish(interrupted=interrupted)
+            self.unstored_at = self.store.write_unstored(self.written_at, self._rootpath, environment)
+            written = written and (self.unstored_at is not None or not self.store.unstored)
+        return written
 
     def lines(self) -> list[str]:
         """Where the results file is, for the summary (nothing when no file was asked for or nothing ran)."""
+        store = self.store.lines(self.unstored_at) if self.store is not None else []
         results = self.file
         if results is None or not (self.records or self.missing or results.error is not None):
-            return []
-        return results_lines(results, self.written_at, self._rootpath)
+            return store
+        return results_lines(results, self.written_at, self._rootpath) + store
 
     def save_baseline(self, s: Settings, environment: JsonMapping | None, *, interrupted: bool) -> SaveOutcome:
         """Add the run's records as baseline rounds (``--dnn-save-baseline``); the outcome says what was saved."""
@@ -118,3 +135,5 @@ class RunResults:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+        if self.store is not None:
+            self.store.close()

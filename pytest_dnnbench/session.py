@@ -155,9 +155,9 @@ class DnnSession:
                     f"--dnn-report={self.settings.report_dir}: the report's figures need "
                     "matplotlib, which is not installed. pip install matplotlib"
                 )
-        if not self.is_worker and s.json_path is not None:
+        if not self.is_worker and (s.json_path is not None or s.store is not None):
             with _usage_errors():
-                self.kept = RunResults(s.json_path, s.rootpath)
+                self.kept = RunResults(s.json_path, s.rootpath, s.store)
 
     def _open_accuracy(self) -> None:
         from .accuracy.data import DatasetError
@@ -557,7 +557,9 @@ class DnnSession:
         if self.is_worker:
             return
         self.runner.finish_environment()
-        if not self.kept.finish(self.runner.environment or {}) and session.exitstatus == pytest.ExitCode.OK:
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        done = self.kept.finish(self.runner.environment or {}, interrupted=interrupted)
+        if not done and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.settings.save_baseline is not None:
             self._save_baseline(session, exitstatus)

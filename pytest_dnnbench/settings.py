@@ -17,6 +17,7 @@ No torch here.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -30,6 +31,7 @@ from .gate import Tolerances
 from .jsonfile import resolved
 from .measure.timing import SamplingPolicy
 from .problems import UsageProblem, bad_value, check_writable, shown
+from .run_store import StoreChoice, store_choice
 
 __all__ = [
     "OPTIONS",
@@ -564,6 +566,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("--dnn-warmup", "dnn_warmup", "minimum warm-up calls before timing.", default="3"),
     Option("--dnn-json", "dnn_json", "write the results file (schema pytest-dnnbench/2) to this path."),
     Option(
+        "--dnn-store",
+        "dnn_store",
+        "record every result in a results store, the history across commits and machines: without a value the "
+        "embedded SQLite file .dnnbench/history.sqlite under the rootdir; sqlite:///PATH; postgresql://USER@HOST/DB "
+        "for a team's server. The environment variable DNNBENCH_STORE names it too (keep a password there).",
+        kind="optional",
+        metavar="URL",
+        const="default",
+        ini_help=" (default: the embedded store)",
+    ),
+    Option(
         "--dnn-isolate",
         "dnn_isolate",
         "none (default: every test in this process) or process (each model and batch size measured in a "
@@ -887,6 +900,8 @@ class Settings:
     seed: int = 0
     policy: SamplingPolicy = SamplingPolicy()
     json_path: Path | None = None
+    #: ``--dnn-store`` (ini ``dnn_store``, ``DNNBENCH_STORE``): the results store to write to (None: none).
+    store: StoreChoice | None = None
     isolate: str = "none"
     max_host_memory: int | None = None
     allow_parallel_cpu: bool = False
@@ -964,6 +979,7 @@ class Settings:
             seed=r.required("dnn_seed", lambda v, o: parse_int(v, o, 0, 2**63 - 1)),
             policy=policy,
             json_path=r.path("dnn_json"),
+            store=_store_setting(r),
             isolate=r.required("dnn_isolate", lambda v, o: parse_choice(v, o, ("none", "process"), "isolation")),
             max_host_memory=r.parsed("dnn_max_host_memory", _parse_host_memory),
             allow_parallel_cpu=r.switch("dnn_allow_parallel_cpu"),
@@ -987,6 +1003,14 @@ class Settings:
                 "as eager). Drop --dnn-max-host-memory to run the other modes, or keep eager alone"
             )
         return settings
+
+
+def _store_setting(r: _Reader) -> StoreChoice | None:
+    given = r.config.getoption("dnn_store", default=None)
+    ini = r.config.getini("dnn_store")
+    return store_choice(
+        None if given is None else str(given), r.invocation, str(ini) if ini else None, r.ini_dir, os.environ
+    )
 
 
 def _parse_compile_mode(value: object, option: str) -> str:

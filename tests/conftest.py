@@ -72,6 +72,15 @@ def _preload_model_libraries() -> None:
         "onnxscript",
         "onnxruntime",
         "openvino",
+        # the results store's libraries (SQLAlchemy registers its dialects' SQL functions once per process)
+        "sqlalchemy",
+        "sqlalchemy.dialects.postgresql",
+        "sqlalchemy.dialects.sqlite",
+        "alembic.command",
+        "alembic.config",
+        "alembic.runtime.migration",
+        "alembic.script",
+        "psycopg",
     ):
         try:
             # Deprecation notices of the libraries' own imports (torch 2.11's torch._inductor warns about

@@ -1,0 +1,140 @@
+"""``--dnn-store``: a run's records in the results store, as a user types it (pytester).
+
+- three runs on three commits: three points of one fingerprint, each with its commit, the runs complete;
+- ``DNNBENCH_STORE`` names the store (a bare ``--dnn-store`` takes it from there; alone it turns the store on);
+- a store that cannot be used at the start is a usage error naming it, its password masked, before any test;
+- a store that fails during the run fails no test: the summary says what the store lacks and where it is;
+- under pytest-xdist only the controller writes: one run, every record once.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers import FAST
+
+pytest.importorskip("torch")
+pytest.importorskip("sqlalchemy")
+
+from pytest_dnnbench.store.db import open_store  # noqa: E402
+from pytest_dnnbench.store.urls import resolve_url  # noqa: E402
+
+RUN = [*FAST, "--dnn-threads=1", "-p", "no:cacheprovider", "--dnn-models=tiny", "--dnn-batch-sizes=1"]
+
+
+def _git(path: Path, *args: str) -> str:
+    out = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=path,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
+
+
+def test_three_runs_on_three_commits_are_three_points_of_one_fingerprint(tiny_project: pytest.Pytester) -> None:
+    root = tiny_project.path
+    _git(root, "init", "-q", "-b", "main")
+    commits = []
+    for k in range(3):
+        (root / "version.txt").write_text(f"{k}\n")
+        _git(root, "add", "-A")
+        _git(root, "commit", "-q", "-m", f"change {k}")
+        commits.append(_git(root, "rev-parse", "HEAD"))
+        result = tiny_project.runpytest(*RUN, "--dnn-store")
+        assert result.ret == 0, result.stdout.str()
+        store_file = root / ".dnnbench" / "history.sqlite"
+        result.stdout.fnmatch_lines([f"results store: sqlite:///{store_file}, run {k + 1}: 1 record(s), complete"])
+    with open_store(resolve_url(None, root), write=False) as store:
+        [fp] = store.fingerprints()
+        points = store.history(fp.fingerprint)
+        assert [p.git_commit for p in points] == commits
+        assert all(p.model == "tiny" and p.batch_size == 1 and p.run_status == "complete" for p in points)
+        assert all(p.latency_median_ms and p.latency_median_ms > 0 for p in points)
+        assert [r.git_branch for r in store.runs()] == ["main"] * 3
+
+
+def test_the_environment_variable_names_the_store(
+    tiny_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tiny_project.path / "team.sqlite"
+    monkeypatch.setenv("DNNBENCH_STORE", f"sqlite:///{target}")
+    alone = tiny_project.runpytest(*RUN)  # the variable alone turns the store on
+    assert alone.ret == 0, alone.stdout.str()
+    bare = tiny_project.runpytest(*RUN, "--dnn-store")  # a bare flag takes its URL from the variable
+    assert bare.ret == 0, bare.stdout.str()
+    assert not (tiny_project.path / ".dnnbench" / "history.sqlite").exists()
+    with open_store(f"sqlite:///{target}", write=False) as store:
+        assert [r.records for r in store.runs()] == [1, 1]
+
+
+def test_a_store_that_cannot_be_used_is_a_usage_error_with_its_password_masked(
+    tiny_project: pytest.Pytester,
+) -> None:
+    url = "postgresql://bench:s3cret-pw@127.0.0.1:1/history"
+    result = tiny_project.runpytest(*RUN, f"--dnn-store={url}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    text = result.stdout.str() + result.stderr.str()
+    assert "s3cret-pw" not in text
+    result.stderr.fnmatch_lines(["*--dnn-store=postgresql://bench:***@127.0.0.1:1/history: *"])
+    assert "PASSED" not in text and "passed" not in text
+
+
+def test_a_store_that_fails_during_the_run_fails_no_test_and_the_summary_says_where_the_records_are(
+    tiny_project: pytest.Pytester,
+) -> None:
+    # The store takes the first record, then every write fails (the server went away, say).
+    tiny_project.makeconftest(
+        (tiny_project.path / "conftest.py").read_text()
+        + """
+
+from pytest_dnnbench.store import db as _db
+from pytest_dnnbench.store.urls import StoreError
+
+_real_add = _db.Store.add_record
+_calls = {"n": 0}
+
+
+def _add_record(self, run_id, record_json):
+    _calls["n"] += 1
+    if _calls["n"] > 1:
+        raise StoreError("sqlite:///gone", "the server closed the connection", "")
+    return _real_add(self, run_id, record_json)
+
+
+_db.Store.add_record = _add_record
+"""
+    )
+    result = tiny_project.runpytest(*RUN, "--dnn-batch-sizes=1,2,4", "--dnn-store")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*the results store failed (results store sqlite:///gone: the server closed the connection)*",
+            "*results store: sqlite:///*history.sqlite, run 1: FAILED after 1 record(s)*",
+            "*2 record(s) not in the store are kept in *unstored-*.json",
+        ]
+    )
+    [kept] = (tiny_project.path / ".dnnbench").glob("unstored-*.json")
+    import json
+
+    assert [r["batch_size"] for r in json.loads(kept.read_text())["records"]] == [2, 4]
+
+
+def test_under_xdist_only_the_controller_writes(tiny_project: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    result = tiny_project.runpytest_subprocess(
+        *RUN,
+        "--dnn-batch-sizes=1,2",
+        "--dnn-models=tiny,tiny_wide",
+        "-n",
+        "2",
+        "--dnn-allow-parallel-cpu",
+        "--dnn-store",
+    )
+    assert result.ret == 0, result.stdout.str()
+    with open_store(resolve_url(None, tiny_project.path), write=False) as store:
+        [run] = store.runs()
+        assert run.records == 4 and run.status == "complete"
