@@ -138,3 +138,34 @@ def test_under_xdist_only_the_controller_writes(tiny_project: pytest.Pytester) -
     with open_store(resolve_url(None, tiny_project.path), write=False) as store:
         [run] = store.runs()
         assert run.records == 4 and run.status == "complete"
+
+
+#: A plugin (``-p killer``: the shipped suite's tests lie outside the project, out of its conftest's reach) that
+#: kills the run with SIGKILL once the second test's record is written: nothing of pytest's ending runs.
+KILLER = """
+import os
+import signal
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    if nodeid.endswith("-bs2]"):
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_run_killed_with_sigkill_stays_incomplete_with_every_record_it_finished(
+    tiny_project: pytest.Pytester,
+) -> None:
+    tiny_project.makepyfile(killer=KILLER)
+    result = tiny_project.runpytest_subprocess(*RUN, "--dnn-batch-sizes=1,2,4", "--dnn-store", "-p", "killer")
+    assert result.ret == -9, result.stdout.str()
+    store_file = tiny_project.path / ".dnnbench" / "history.sqlite"
+    import sqlite3
+
+    with sqlite3.connect(store_file) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    with open_store(resolve_url(None, tiny_project.path)) as store:  # opens for writing again: nothing half-done
+        [run] = store.runs()
+        assert run.status == "incomplete" and run.finished_at is None and run.records == 2
+        [fp1, fp2] = sorted(store.fingerprints(), key=lambda f: f.batch_size)
+        assert (fp1.batch_size, fp2.batch_size) == (1, 2)
