@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .baseline_store import (
     BaselineError,
@@ -29,6 +30,16 @@ from .jsontypes import JsonMapping, JsonObject
 from .measure.stats import median_ci, t_quantile
 from .record import Check, Record
 from .upgrade import accuracy_parts
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class HistoryBaselines(Protocol):
+        """Baseline entries drawn from a history (``--dnn-baseline=store``: :class:`.store_baseline.StoreBaselines`)."""
+
+        def where(self) -> str: ...
+
+        def entry(self, record: Record) -> tuple[JsonObject | None, str | None]: ...
 
 # -- the decisions -------------------------------------------------------------------------------
 
@@ -623,6 +634,8 @@ class BaselineSource:
     choice: str
     root: Path
     require: bool = False
+    #: ``--dnn-baseline=store``: the results store's history, which gives each record its entry.
+    history: HistoryBaselines | None = None
     _cache: dict[str, BaselineSet | BaselineError | None] = field(default_factory=dict)
 
     def path_for(self, key: str) -> Path | None:
@@ -709,8 +722,16 @@ def lookup_entry(source: BaselineSource, record: Record) -> tuple[JsonMapping | 
     a named file of the same platform without this mode is ``no-mode``, one of another platform
     ``platform-mismatch``."""
     key = record_key(record)
+    if source.history is not None:  # --dnn-baseline=store: the record's own history
+        info = {"key": key, "path": source.history.where(), "status": "compared", "rounds": 0}
+        found, why = source.history.entry(record)
+        if found is None:
+            info.update(status="no-entry", reason=why)
+        else:
+            info["rounds"] = len(found.get("rounds") or [])
+        return found, info, []
     path = source.path_for(key)
-    info: BaselineInfo = {"key": key, "path": None, "status": "disabled", "rounds": 0}
+    info = {"key": key, "path": None, "status": "disabled", "rounds": 0}
     if path is None:
         return None, info, []
     shown = source.display(path)

@@ -80,7 +80,7 @@ def check_results_file(s: Settings, path: Path) -> None:
         )
     own_path = "Give the results file a path of its own, e.g. --dnn-json=results.json"
     for option, value in (("--dnn-save-baseline", s.save_baseline), ("--dnn-baseline", s.baseline)):
-        if value in (None, "auto", "none"):
+        if value in (None, "auto", "none", "store"):
             continue
         assert value is not None
         label = option if option == "--dnn-save-baseline" or s.baseline_given else "the ini's dnn_baseline"
@@ -152,7 +152,7 @@ def lock_results(results: ResultsFile) -> contextlib.ExitStack:
 
 def check_baseline_files(s: Settings) -> None:
     """An explicit baseline file is checked now, before any model is built; it is never modified on error."""
-    for path in sorted({p for p in (s.baseline, s.save_baseline) if p not in (None, "auto", "none")}):
+    for path in sorted({p for p in (s.baseline, s.save_baseline) if p not in (None, "auto", "none", "store")}):
         assert path is not None
         p = Path(path)
         if p.exists() or p.is_symlink():  # a broken or looping link is read, and named as such

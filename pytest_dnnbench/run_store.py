@@ -44,6 +44,9 @@ class StoreChoice:
     value: str | None
     base: Path
     given_as: str
+    #: The run's shard ``(k, N)`` and run group (``--dnn-shard``, ``--dnn-run-group``), for the run's row.
+    shard: tuple[int, int] | None = None
+    run_group: str | None = None
 
 
 def store_choice(
@@ -98,7 +101,11 @@ class RunStore:
         shown = choice.given_as if choice.given_as == ENV_VAR else f"{choice.given_as}={mask_url(url)}"
         try:
             store = open_store(url)
-            run_id = store.begin_run(collect_run_meta(rootdir, environ, plugin_version=__version__))
+            run_id = store.begin_run(
+                collect_run_meta(
+                    rootdir, environ, plugin_version=__version__, shard=choice.shard, run_group=choice.run_group
+                )
+            )
         except StoreError as exc:
             where = f"{ENV_VAR} ({exc.url})" if choice.given_as == ENV_VAR else exc.url
             raise bad_value("--dnn-store", where, exc.why, exc.fix or "Give another store") from None

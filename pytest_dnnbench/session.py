@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from . import compat
-from .gate import BaselineSource
+from . import compat, shards
 from .interrupt import SigtermAsInterrupt
 from .jsontypes import JsonMapping, JsonObject
 from .nodeids import argnames_of, params_of, strip_group, suite_cell
@@ -42,6 +41,7 @@ from .results import plain
 from .run_results import RunResults
 from .runner import BenchCall, IsolatedModel, MeasurementFailed, Runner, Skip
 from .settings import MARKERS, Settings, item_limits
+from .store_baseline import baseline_source
 from .verdict import judge, judged_by_baseline, verdict_text
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class DnnSession:
         self.group_by_model = False
         self.machine_info: JsonObject | None = None
         self.accuracy: AccuracyRun | None = None
-        self.baselines = BaselineSource(settings.baseline, settings.rootpath, settings.require_baseline)
+        self.baselines = baseline_source(settings)
         self.notes: list[str] = []
         #: The measurements (no pytest in them): this session turns what they raise into pytest outcomes.
         self.runner = Runner(settings, registry, self.ensure_device, self.notes, self._floor_path)
@@ -210,6 +210,7 @@ class DnnSession:
         the ``loadgroup`` the controller chose."""
         if getattr(node.config.option, "dist", None) == "loadgroup":
             node.workerinput["dnn_loadgroup"] = True
+        node.workerinput["dnn_shard"] = self.settings.shard and str(self.settings.shard)  # `auto` read here only
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: object, ids: list[str]) -> None:
@@ -220,6 +221,7 @@ class DnnSession:
             cell = suite_cell(nodeid)
             if cell is not None:
                 self.progress.plan[nodeid] = cell
+        self._write(shards.collected_line(self.settings.shard, ids, self.model_names()))
         self.progress.begin()
 
     # -- collection ---------------------------------------------------------------------------------
@@ -282,6 +284,9 @@ class DnnSession:
         tests are marked with their model's group (before xdist reads the marks: a wrapper, first); the
         tests that call ``dnn_bench`` are benchmarks to pytest-benchmark (``--benchmark-only`` runs them,
         ``--benchmark-skip`` skips them), while the other implementations run."""
+        if self.settings.shard is not None:  # this shard's models only (every process makes the same choice)
+            items[:], line = shards.take(items, self.settings.shard, self.registry, config.hook.pytest_deselected)
+            self._write(None if self.is_worker else line)
         xdist = config.pluginmanager.hasplugin("xdist")
         for item in items:
             if item.get_closest_marker("dnn_tolerance") or item.get_closest_marker("dnn_constraints"):
@@ -557,6 +562,7 @@ class DnnSession:
         if self.is_worker:
             return
         self.runner.finish_environment()
+        self.runner.environment = shards.stamp(self.runner.environment, self.settings.shard, self.settings.run_group)
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         done = self.kept.finish(self.runner.environment or {}, interrupted=interrupted)
         if not done and session.exitstatus == pytest.ExitCode.OK:

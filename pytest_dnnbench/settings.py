@@ -32,6 +32,7 @@ from .jsonfile import resolved
 from .measure.timing import SamplingPolicy
 from .problems import UsageProblem, bad_value, check_writable, shown
 from .run_store import StoreChoice, store_choice
+from .shards import Shard, parse_run_group, parse_shard
 
 __all__ = [
     "OPTIONS",
@@ -577,6 +578,24 @@ OPTIONS: tuple[Option, ...] = (
         ini_help=" (default: the embedded store)",
     ),
     Option(
+        "--dnn-shard",
+        "dnn_shard",
+        "run shard K of N (K/N, 1-based) of the selected benchmark tests: whole models, balanced by their estimated "
+        "cost, the same split on every machine; auto in a Slurm array job (K and N from SLURM_ARRAY_TASK_*), auto/N "
+        "in a Kubernetes Indexed Job (K from JOB_COMPLETION_INDEX). Merge the shards' results files with python -m "
+        "pytest_dnnbench merge (docs/fleet.md).",
+        metavar="K/N",
+        ini=None,
+    ),
+    Option(
+        "--dnn-run-group",
+        "dnn_run_group",
+        "the name that ties the shards (and reruns) of one run together, in the results store and the results "
+        "file's environment (default: the CI's run id, such as github:<run id>-<attempt>).",
+        metavar="NAME",
+        ini=None,
+    ),
+    Option(
         "--dnn-isolate",
         "dnn_isolate",
         "none (default: every test in this process) or process (each model and batch size measured in a "
@@ -656,8 +675,21 @@ OPTIONS: tuple[Option, ...] = (
         "--dnn-baseline",
         "dnn_baseline",
         "baseline to check against: a file, 'auto' (baselines/<platform key>.json under the rootdir, the "
-        "default) or 'none'.",
+        "default), 'store' (the last runs of each test in the results store, --dnn-store) or 'none'.",
         default="auto",
+    ),
+    Option(
+        "--dnn-baseline-branch",
+        "dnn_baseline_branch",
+        "with --dnn-baseline=store: the branch whose runs are the baseline (default: the repository's default "
+        "branch; '*' for any branch).",
+        metavar="BRANCH",
+    ),
+    Option(
+        "--dnn-baseline-runs",
+        "dnn_baseline_runs",
+        "with --dnn-baseline=store: how many of the last complete runs each test is compared with.",
+        default="5",
     ),
     Option(
         "--dnn-baseline-rounds",
@@ -902,6 +934,10 @@ class Settings:
     json_path: Path | None = None
     #: ``--dnn-store`` (ini ``dnn_store``, ``DNNBENCH_STORE``): the results store to write to (None: none).
     store: StoreChoice | None = None
+    #: ``--dnn-shard``: this run's share of the tests (None: all of them).
+    shard: Shard | None = None
+    #: ``--dnn-run-group``, else the CI's run id (None: neither): ties the shards of one run together.
+    run_group: str | None = None
     isolate: str = "none"
     max_host_memory: int | None = None
     allow_parallel_cpu: bool = False
@@ -918,6 +954,9 @@ class Settings:
     save_baseline: str | None = None
     baseline_force: bool = False
     baseline_rounds: int = 10
+    #: ``--dnn-baseline=store``: the branch (None: the repository's default; ``*``: any) and how many runs.
+    baseline_branch: str | None = None
+    baseline_runs: int = 5
     tolerances: Tolerances = Tolerances()
     constraints: Constraints = Constraints()
     strict: bool = False
@@ -964,6 +1003,7 @@ class Settings:
                 "Name models (e.g. --dnn-models=default, paper or resnet18,mobilenet_v2), or leave "
                 "the option out (an empty ini dnn_models = stays off)",
             )
+        shard, run_group = _shard_setting(r), _run_group_setting(r)
         settings = cls(
             models=models.strip() if models is not None and models.strip() else None,
             device=r.required("dnn_device", parse_device),
@@ -979,7 +1019,9 @@ class Settings:
             seed=r.required("dnn_seed", lambda v, o: parse_int(v, o, 0, 2**63 - 1)),
             policy=policy,
             json_path=r.path("dnn_json"),
-            store=_store_setting(r),
+            store=_store_setting(r, shard, run_group),
+            shard=shard,
+            run_group=run_group,
             isolate=r.required("dnn_isolate", lambda v, o: parse_choice(v, o, ("none", "process"), "isolation")),
             max_host_memory=r.parsed("dnn_max_host_memory", _parse_host_memory),
             allow_parallel_cpu=r.switch("dnn_allow_parallel_cpu"),
@@ -991,6 +1033,11 @@ class Settings:
             benchmark_tables=r.switch("dnn_benchmark_tables"),
             rootpath=Path(config.rootpath),
         )
+        if settings.baseline == "store" and settings.store is None:
+            raise pytest.UsageError(
+                "--dnn-baseline=store: no results store is named. Give --dnn-store=URL (or set DNNBENCH_STORE), "
+                "or compare with a baseline file (--dnn-baseline=auto or a path)"
+            )
         if settings.isolate == "process" and settings.modes != ("eager",):
             raise pytest.UsageError(
                 f"--dnn-modes={','.join(settings.modes)} with --dnn-isolate=process: isolated measurements run "
@@ -1005,12 +1052,40 @@ class Settings:
         return settings
 
 
-def _store_setting(r: _Reader) -> StoreChoice | None:
+def _store_setting(r: _Reader, shard: Shard | None, run_group: str | None) -> StoreChoice | None:
     given = r.config.getoption("dnn_store", default=None)
     ini = r.config.getini("dnn_store")
-    return store_choice(
+    choice = store_choice(
         None if given is None else str(given), r.invocation, str(ini) if ini else None, r.ini_dir, os.environ
     )
+    if choice is None:
+        return None
+    # The run's row in the store names its shard and run group.
+    return replace(choice, shard=(shard.index, shard.count) if shard else None, run_group=run_group)
+
+
+def _shard_setting(r: _Reader) -> Shard | None:
+    """``--dnn-shard``; at a pytest-xdist worker, the controller's shard (``auto`` read where the run started)."""
+    wired = getattr(r.config, "workerinput", None)
+    try:
+        if isinstance(wired, dict) and "dnn_shard" in wired:
+            return parse_shard(wired["dnn_shard"], {})
+        return parse_shard(r.value("dnn_shard").text, os.environ)
+    except UsageProblem as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _run_group_setting(r: _Reader) -> str | None:
+    """``--dnn-run-group``, else the CI's run id (``<provider>:<id>``), else None."""
+    text = r.value("dnn_run_group").text
+    if text is not None:
+        try:
+            return parse_run_group(text)
+        except UsageProblem as exc:
+            raise pytest.UsageError(str(exc)) from None
+    from .store.runmeta import ci_info, run_group_id
+
+    return run_group_id(ci_info(os.environ))
 
 
 def _parse_compile_mode(value: object, option: str) -> str:
@@ -1046,6 +1121,8 @@ class _GatingFields(TypedDict):
     save_baseline: str | None
     baseline_force: bool
     baseline_rounds: int
+    baseline_branch: str | None
+    baseline_runs: int
     tolerances: Tolerances
     constraints: Constraints
     strict: bool
@@ -1092,7 +1169,7 @@ def _gating_settings(r: _Reader) -> _GatingFields:
     if given_save is not None:
         save = str(given_save).strip() or "auto"
         save = "auto" if save.lower() == "auto" else str(resolved(parse_path(save, r.invocation)))
-    if baseline.lower() in ("auto", "none"):
+    if baseline.lower() in ("auto", "none", "store"):
         baseline = baseline.lower()
     else:
         baseline = str(resolved(parse_path(baseline, b.base)))  # a link loop is named when the file is read
@@ -1118,6 +1195,8 @@ def _gating_settings(r: _Reader) -> _GatingFields:
         "save_baseline": save,
         "baseline_force": r.switch("dnn_baseline_force"),
         "baseline_rounds": r.required("dnn_baseline_rounds", _parse_rounds),
+        "baseline_branch": (r.value("dnn_baseline_branch").text or "").strip() or None,
+        "baseline_runs": r.required("dnn_baseline_runs", lambda v, o: parse_int(v, o, 1, 1000)),
         "tolerances": tolerances,
         "constraints": constraints,
         "strict": r.switch("dnn_strict"),

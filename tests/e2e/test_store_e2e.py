@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -118,8 +119,6 @@ _db.Store.add_record = _add_record
         ]
     )
     [kept] = (tiny_project.path / ".dnnbench").glob("unstored-*.json")
-    import json
-
     assert [r["batch_size"] for r in json.loads(kept.read_text())["records"]] == [2, 4]
 
 
@@ -169,3 +168,91 @@ def test_a_run_killed_with_sigkill_stays_incomplete_with_every_record_it_finishe
         assert run.status == "incomplete" and run.finished_at is None and run.records == 2
         [fp1, fp2] = sorted(store.fingerprints(), key=lambda f: f.batch_size)
         assert (fp1.batch_size, fp2.batch_size) == (1, 2)
+
+
+SLEEPY = """
+import os
+import time
+
+import torch.nn as nn
+
+
+class Sleepy(nn.Module):
+    '''A network whose call takes DNN_SLEEP_MS milliseconds: timings set by the test, not by the machine.'''
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        time.sleep(float(os.environ.get("DNN_SLEEP_MS", "2")) / 1000)
+        return self.fc(x.flatten(1)[:, :4])
+"""
+
+
+#: The machine's load said quiet in the project's conftest (an autouse fixture of the rootdir's conftest reaches
+#: the shipped suite's tests too): the store leaves busy records out of a baseline, and what this test is about
+#: must not depend on what else the machine runs. As tests/e2e/test_confirm.py does.
+QUIET_LOAD = """
+
+import dataclasses
+import importlib
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch):
+    load = importlib.import_module("pytest_dnnbench.measure.load")
+    real = load.load_between
+
+    def load_between(*args, **kwargs):
+        return dataclasses.replace(real(*args, **kwargs), busy=False, reasons=())
+
+    monkeypatch.setattr(load, "load_between", load_between)
+"""
+
+
+def test_a_baseline_from_the_store_is_the_last_runs_of_each_test_on_the_reference_branch(
+    tiny_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tiny_project.path
+    tiny_project.makepyfile(sleepy=SLEEPY)
+    tiny_project.makeconftest(
+        (root / "conftest.py").read_text()
+        + """
+
+def pytest_dnnbench_register_models(registry, config):
+    registry.register("sleepy", "sleepy:Sleepy", input_size=(3, 8, 8))
+"""
+        + QUIET_LOAD
+    )
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "start")
+    sleepy = ["--dnn-models=sleepy", "--dnn-confirm=0", "--dnn-calm-wait=0"]
+    refused = tiny_project.runpytest(*RUN, *sleepy, "--dnn-baseline=store")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(["*--dnn-baseline=store: no results store is named. Give --dnn-store=URL*"])
+    for _ in range(3):  # three complete runs on main
+        assert tiny_project.runpytest(*RUN, *sleepy, "--dnn-store").ret == 0
+    _git(root, "checkout", "-q", "-b", "feature")
+    monkeypatch.setenv("DNN_SLEEP_MS", "20")  # a run on another branch is no baseline of main
+    assert tiny_project.runpytest(*RUN, *sleepy, "--dnn-store").ret == 0
+    monkeypatch.setenv("DNN_SLEEP_MS", "2")
+    compared = tiny_project.runpytest(*RUN, *sleepy, "--dnn-store", "--dnn-baseline=store", "--dnn-json=same.json")
+    assert compared.ret == 0, compared.stdout.str()
+    [record] = json.loads((root / "same.json").read_text())["records"]
+    assert record["baseline"]["status"] == "compared" and record["baseline"]["rounds"] == 3
+    assert "branch main, the last 5 complete run(s)" in record["baseline"]["path"]
+    [latency] = [c for c in record["checks"] if c.get("metric") == "latency"]
+    assert latency["verdict"] == "pass" and latency["rounds"] == 3, latency
+    monkeypatch.setenv("DNN_SLEEP_MS", "8")  # 4x: over the hard ceiling, fails at once
+    slow = tiny_project.runpytest(*RUN, *sleepy, "--dnn-store", "--dnn-baseline=store", "--dnn-baseline-runs=2")
+    assert slow.ret == pytest.ExitCode.TESTS_FAILED
+    slow.stdout.fnmatch_lines(["*over the hard ceiling of 2x*"])
+    anywhere = tiny_project.runpytest(
+        *RUN, *sleepy, "--dnn-baseline=store", "--dnn-baseline-branch=*", "--dnn-store", "--dnn-json=any.json"
+    )
+    [record] = json.loads((root / "any.json").read_text())["records"]
+    assert record["baseline"]["rounds"] == 5 and "any branch" in record["baseline"]["path"], anywhere.stdout.str()

@@ -221,6 +221,13 @@ def test_importing_the_plugin_imports_no_torch() -> None:
         "verdict",
         "parallel",
         "report.summary",
+        "run_store",
+        "store_baseline",
+        "shards",
+        "merge",
+        "store.db",
+        "store.fingerprint",
+        "store.runmeta",
     ],
 )
 def test_pure_modules_do_not_import_pytest_at_run_time(module: str) -> None:
