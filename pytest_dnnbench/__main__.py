@@ -6,6 +6,13 @@ earlier one (read as this version writes them: docs/usage.md, the results file).
 the platforms are put side by side, the first being the reference of the ratio columns. A file
 that holds several deployment modes (``--dnn-modes``) is shown as one platform per mode, side by
 side, eager first: ``<label> · <mode>``.
+
+``python -m pytest_dnnbench history [--store URL] [--metric FIGURE] [--model GLOB] ... [--json]``
+
+The results store's histories (``--dnn-store``): per fingerprint the latest figure, its trend and its change
+points with the commits where they begin; ``history accept SELECTION --reason TEXT [--commit SHA]`` records an
+accepted change, ``history ignore SELECTION --commit SHA --reason TEXT`` a commit to leave out
+(docs/history.md).
 """
 
 from __future__ import annotations
@@ -44,7 +51,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="name of a platform, once per input in order (default: device name and precision); "
         "a file of several modes gets ' · MODE' after it, per mode",
     )
+    from .store.cli import add_parser as add_history_parser  # the parser only: no SQLAlchemy, no ruptures
+
+    add_history_parser(sub)
+    from . import merge as merge_command
+
+    merge_command.add_arguments(
+        sub.add_parser("merge", help="merge the results files of one run's shards (--dnn-shard) into one")
+    )
     args = parser.parse_args(argv)
+    if args.command == "history":
+        from .store.cli import run as run_history
+
+        return run_history(args)
+    if args.command == "merge":
+        return merge_command.run(args)
 
     from .report.build import write_report
     from .report.inputs import InputError, by_mode, load_platform

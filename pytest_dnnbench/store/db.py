@@ -54,6 +54,7 @@ __all__ = [
     "FingerprintInfo",
     "Point",
     "Run",
+    "SeriesPoint",
     "Store",
     "StoreError",
     "alembic_config",
@@ -167,6 +168,23 @@ class FingerprintInfo:
     records: int
     first_at: datetime
     last_at: datetime
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    """One point of a figure's history (:meth:`Store.series`): the last record a run kept of one fingerprint,
+    with its run's time, status, commit, branch and host, its trust flags and the one figure asked for."""
+
+    record_id: int
+    run_id: int
+    started_at: datetime
+    run_status: str
+    git_commit: str | None
+    git_branch: str | None
+    host: str | None
+    busy: bool | None
+    insufficient: bool | None
+    value: float
 
 
 # -- helpers ------------------------------------------------------------------------------------------------------
@@ -910,6 +928,108 @@ class Store:
             )
             for r in rows
         ]
+
+    def series(
+        self,
+        figure: str,
+        *,
+        fingerprints: Sequence[str] | None = None,
+        branch: str | None = None,
+        last: int | None = None,
+        usable: bool = True,
+    ) -> dict[str, list[SeriesPoint]]:
+        """The history of one figure (a column of :data:`~.schema.FIGURES`) for each fingerprint (those given;
+        None: all), in time order (the run's start): one point per run, the run's last record that has the
+        figure; of these the ``last`` runs (None: all), the last in the order the runs were begun in the store
+        (their ids), so that each history is read from the end of its index and no further.
+
+        ``usable``: only the points a baseline may use (as :meth:`last_complete`): complete runs, records
+        neither busy nor insufficient; False: every run's record, incomplete runs too. ``branch``: runs of that
+        branch only. The history command reads every fingerprint with this (one short query each)."""
+        if figure not in FIGURES:
+            raise ValueError(f"a figure is one of {', '.join(FIGURES)}, not {figure!r}")
+        if last is not None and last < 1:
+            return {}
+        value = RECORDS.c[figure]
+        query = (
+            sa.select(
+                RECORDS.c.id,
+                RECORDS.c.run_id,
+                RUNS.c.started_at,
+                RUNS.c.status,
+                RUNS.c.git_commit,
+                RUNS.c.git_branch,
+                RUNS.c.host,
+                RECORDS.c.busy,
+                RECORDS.c.insufficient,
+                value,
+            )
+            .join_from(RECORDS, RUNS, RECORDS.c.run_id == RUNS.c.id)
+            .where(RECORDS.c.fingerprint == sa.bindparam("fingerprint"), value.is_not(None))
+            .order_by(RECORDS.c.run_id.desc(), RECORDS.c.id.desc())
+        )
+        if usable:
+            query = query.where(
+                RUNS.c.status == "complete", RECORDS.c.busy.is_not(True), RECORDS.c.insufficient.is_not(True)
+            )
+        if branch is not None:
+            query = query.where(RUNS.c.git_branch == branch)
+        out: dict[str, list[SeriesPoint]] = {}
+        with self._read() as conn:
+            if fingerprints is None:
+                fingerprints = list(conn.execute(sa.select(RECORDS.c.fingerprint).distinct()).scalars())
+            for fp in fingerprints:
+                points: dict[int, SeriesPoint] = {}  # by run: its last record (the first met, newest first)
+                limit = last
+                while True:
+                    paged = query.limit(limit) if limit is not None else query
+                    rows = conn.execute(paged, {"fingerprint": fp}).all()
+                    for record_id, run_id, started, status, commit, on, host, busy, insufficient, number in rows:
+                        if run_id not in points and (last is None or len(points) < last):
+                            points[run_id] = SeriesPoint(
+                                record_id, run_id, _aware(started), status, commit, on, host, busy, insufficient,
+                                float(number),
+                            )  # fmt: skip
+                    # Several records of one run (rare): read further back until ``last`` runs are found.
+                    if limit is None or last is None or len(points) >= last or len(rows) < limit:
+                        break
+                    limit *= 2
+                    points.clear()
+                if points:
+                    out[fp] = sorted(points.values(), key=lambda p: (p.started_at, p.record_id))
+        return out
+
+    def selection_facts(self) -> dict[str, dict[str, object]]:
+        """What each fingerprint's records are, as an annotation's selection names them (the keys of
+        :data:`SELECTION_KEYS`, from its latest record): to tell which histories a selection matches."""
+        newest = sa.select(sa.func.max(RECORDS.c.id)).group_by(RECORDS.c.fingerprint)
+        query = sa.select(RECORDS.c.fingerprint, *(RECORDS.c[k] for k in SELECTION_KEYS)).where(
+            RECORDS.c.id.in_(newest)
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        return {r["fingerprint"]: {k: r[k] for k in SELECTION_KEYS} for r in rows}
+
+    def has_commit(self, commit: str) -> bool:
+        """Whether the store has a run of ``commit`` (the whole hash, or a prefix of 7 or more characters)."""
+        with self._read() as conn:
+            return conn.execute(sa.select(RUNS.c.id).where(_commit_is(commit)).limit(1)).first() is not None
+
+    def record_counts(self) -> dict[str, int]:
+        """The number of records of each fingerprint (read from the index alone)."""
+        query = sa.select(RECORDS.c.fingerprint, sa.func.count()).group_by(RECORDS.c.fingerprint)
+        with self._read() as conn:
+            return {fp: int(n) for fp, n in conn.execute(query).all()}
+
+    def takes_effect(self, notes: Sequence[Annotation]) -> dict[int, datetime]:
+        """When each annotation takes effect, by its id, as :meth:`last_complete` reads it: its time ``at``; for
+        a commit, the start of that commit's first run in the store (while there is none: when it was made)."""
+        out: dict[int, datetime] = {}
+        with self._read() as conn:
+            for note in notes:
+                when = self._accepted_since(conn, [note])
+                out[note.id] = when if when is not None else note.created_at
+        return out
 
     # -- annotations ------------------------------------------------------------------------------------------
     def annotate(
