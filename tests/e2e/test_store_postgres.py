@@ -193,3 +193,50 @@ def test_a_user_who_may_only_read_is_refused_for_writing(pg_server: PostgresServ
     assert "refuses this user's writes" in str(info.value) and "read-only-pw" not in str(info.value)
     with open_store(url, write=False) as store:
         assert len(store.runs()) == 1
+
+
+def test_three_real_runs_to_a_team_server_are_three_points_of_the_history(
+    tiny_project: pytest.Pytester, pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The acceptance's PostgreSQL case, as a team's CI would type it: the URL (with its password) in
+    DNNBENCH_STORE, three runs on three commits, then ``history`` on the same URL."""
+    pytest.importorskip("torch")
+    import json
+
+    from helpers import FAST
+    from test_history_cli import QUIET_LOAD, _git
+
+    url = pg_server.create_database(f"team_{uuid.uuid4().hex[:12]}")  # postgresql://postgres:PASSWORD@...
+    monkeypatch.setenv("DNNBENCH_STORE", url)
+    root = tiny_project.path
+    tiny_project.makeconftest((root / "conftest.py").read_text() + QUIET_LOAD)
+    _git(root, "init", "-q", "-b", "main")
+    commits = []
+    for k in range(3):
+        (root / "version.txt").write_text(f"{k}\n")
+        _git(root, "add", "-A")
+        _git(root, "commit", "-q", "-m", f"change {k}")
+        commits.append(_git(root, "rev-parse", "HEAD"))
+        result = tiny_project.runpytest(
+            *FAST,
+            "--dnn-threads=1",
+            "-p",
+            "no:cacheprovider",
+            "--dnn-models=tiny",
+            "--dnn-batch-sizes=1",
+            "--dnn-store",
+        )
+        assert result.ret == 0, result.stdout.str()
+        assert pg_server.password not in result.stdout.str()
+        result.stdout.fnmatch_lines([f"results store: postgresql://postgres:***@*, run {k + 1}: 1 record(s), complete"])
+    shown = subprocess.run(
+        [sys.executable, "-m", "pytest_dnnbench", "history", "--json"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert pg_server.password not in shown.stdout + shown.stderr
+    [tiny] = json.loads(shown.stdout)["histories"]
+    assert [p["git_commit"] for p in tiny["points"]] == commits
