@@ -84,6 +84,28 @@ def test_a_store_that_cannot_be_used_is_a_usage_error_with_its_password_masked(
     assert "PASSED" not in text and "passed" not in text
 
 
+@pytest.mark.parametrize("case", ["corrupt", "newer schema"])
+def test_a_store_that_cannot_be_used_is_refused_before_any_test_and_left_as_it_was(
+    tiny_project: pytest.Pytester, case: str
+) -> None:
+    import sqlite3
+
+    path = tiny_project.path / "team.sqlite"
+    if case == "corrupt":
+        path.write_bytes(b"this is no SQLite database" * 300)
+        why = "the file is not an SQLite database"
+    else:
+        open_store(f"sqlite:///{path}").close()
+        with sqlite3.connect(path) as conn:
+            conn.execute("UPDATE dnnbench_alembic_version SET version_num = 'f00d42'")
+        why = "its schema is revision f00d42"
+    before = path.read_bytes()
+    result = tiny_project.runpytest(*RUN, f"--dnn-store=sqlite:///{path}", "--dnn-json=out.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: --dnn-store=sqlite:///{path}: {why}*"])
+    assert path.read_bytes() == before and not (tiny_project.path / "out.json").exists()
+
+
 def test_a_store_that_fails_during_the_run_fails_no_test_and_the_summary_says_where_the_records_are(
     tiny_project: pytest.Pytester,
 ) -> None:
