@@ -114,21 +114,25 @@ def test_a_store_that_fails_during_the_run_fails_no_test_and_the_summary_says_wh
         (tiny_project.path / "conftest.py").read_text()
         + """
 
+import pytest
+
 from pytest_dnnbench.store import db as _db
 from pytest_dnnbench.store.urls import StoreError
 
-_real_add = _db.Store.add_record
 _calls = {"n": 0}
 
 
-def _add_record(self, run_id, record_json):
-    _calls["n"] += 1
-    if _calls["n"] > 1:
-        raise StoreError("sqlite:///gone", "the server closed the connection", "")
-    return _real_add(self, run_id, record_json)
+@pytest.fixture(autouse=True)
+def _failing_store(monkeypatch):  # undone after each test: the outer session's store class stays as it was
+    real_add = _db.Store.add_record
 
+    def add_record(self, run_id, record_json):
+        _calls["n"] += 1
+        if _calls["n"] > 1:
+            raise StoreError("sqlite:///gone", "the server closed the connection", "")
+        return real_add(self, run_id, record_json)
 
-_db.Store.add_record = _add_record
+    monkeypatch.setattr(_db.Store, "add_record", add_record)
 """
     )
     result = tiny_project.runpytest(*RUN, "--dnn-batch-sizes=1,2,4", "--dnn-store")
