@@ -347,7 +347,8 @@ def pytest_dnnbench_register_models(registry, config):
 """
 
 
-@pytest.mark.parametrize("order", ["exits,ok1,segv,ok2", "segv,exits,ok1,ok2", "ok1,ok2,exits,segv"])
+# Two orders (a crash first, between passing tests; and last): 17 s each on 2 cores, so not every order.
+@pytest.mark.parametrize("order", ["exits,ok1,segv,ok2", "ok1,ok2,exits,segv"])
 def test_a_test_that_kills_its_worker_fails_once_and_the_run_goes_on(pytester: pytest.Pytester, order: str) -> None:
     pytester.makepyfile(crashmodels=CRASH_MODULE)
     pytester.makeconftest(CRASH_CONFTEST)
