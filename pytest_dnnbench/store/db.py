@@ -37,7 +37,7 @@ from ..jsonfile import finite_or_null
 from ..jsontypes import JsonMapping, JsonObject
 from . import schema
 from .fingerprint import comparability, fingerprint
-from .migrations import SCRIPT_LOCATION
+from .migrations import HEAD, REVISIONS, SCRIPT_LOCATION
 from .runmeta import RunMeta
 from .schema import ANNOTATION_KINDS, FIGURES, RUN_STATUSES, VERSION_TABLE
 from .urls import StoreError, is_sqlite, mask_url, resolve_url
@@ -356,14 +356,12 @@ def _script() -> ScriptDirectory:
 
 
 def head_revision() -> str:
-    """The newest schema revision this plugin knows."""
-    head = _script().get_current_head()
-    assert isinstance(head, str)
-    return head
+    """The newest schema revision this plugin knows (:data:`.migrations.HEAD`, without importing Alembic)."""
+    return HEAD
 
 
 def _known_revisions() -> set[str]:
-    return {script.revision for script in _script().walk_revisions()}
+    return set(REVISIONS)
 
 
 def _sqlite_file(url: sa.engine.URL) -> Path | None:

@@ -557,3 +557,12 @@ def test_an_older_store_is_upgraded_when_opened_for_writing(url: str) -> None:
     with open_store(url) as store:
         run_with(store, [record()])
         assert store.runs()[0].records == 1
+
+
+def test_the_revisions_the_plugin_checks_without_alembic_are_alembics_own() -> None:
+    from pytest_dnnbench.store import db
+    from pytest_dnnbench.store.migrations import HEAD, REVISIONS
+
+    script = db._script()
+    assert tuple(reversed([s.revision for s in script.walk_revisions()])) == REVISIONS
+    assert script.get_current_head() == HEAD == head_revision()
