@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +122,36 @@ def fake_cuda_sessions(
     monkeypatch.setattr(build, "cuda_version", built_for, raising=False)
     monkeypatch.setattr(runtimes, "_CUDA_PROOFS", {})
     return asked
+
+
+#: The machine's load said quiet (as tests/e2e/test_confirm.py does): the history leaves busy records out by
+#: default, and what this test is about must not depend on what else the machine runs.
+QUIET_LOAD = """
+
+import dataclasses
+import importlib
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch):
+    load = importlib.import_module("pytest_dnnbench.measure.load")
+    real = load.load_between
+
+    def load_between(*args, **kwargs):
+        return dataclasses.replace(real(*args, **kwargs), busy=False, reasons=())
+
+    monkeypatch.setattr(load, "load_between", load_between)
+"""
+
+
+def git(path: Path, *args: str) -> str:
+    out = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=path,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()

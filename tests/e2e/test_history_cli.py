@@ -16,7 +16,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from helpers import FAST
+from helpers import FAST, QUIET_LOAD
+from helpers import git as _git
 
 pytest.importorskip("torch")
 pytest.importorskip("sqlalchemy")
@@ -27,38 +28,6 @@ from pytest_dnnbench.store.runmeta import RunMeta  # noqa: E402
 from pytest_dnnbench.store.urls import resolve_url  # noqa: E402
 
 RUN = [*FAST, "--dnn-threads=1", "-p", "no:cacheprovider", "--dnn-models=tiny", "--dnn-batch-sizes=1"]
-
-#: The machine's load said quiet (as tests/e2e/test_confirm.py does): the history leaves busy records out by
-#: default, and what this test is about must not depend on what else the machine runs.
-QUIET_LOAD = """
-
-import dataclasses
-import importlib
-
-import pytest
-
-
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch):
-    load = importlib.import_module("pytest_dnnbench.measure.load")
-    real = load.load_between
-
-    def load_between(*args, **kwargs):
-        return dataclasses.replace(real(*args, **kwargs), busy=False, reasons=())
-
-    monkeypatch.setattr(load, "load_between", load_between)
-"""
-
-
-def _git(path: Path, *args: str) -> str:
-    out = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=path,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip()
 
 
 def history(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

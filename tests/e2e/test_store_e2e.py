@@ -10,11 +10,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-from pathlib import Path
 
 import pytest
-from helpers import FAST
+from helpers import FAST, QUIET_LOAD
+from helpers import git as _git
 
 pytest.importorskip("torch")
 pytest.importorskip("sqlalchemy")
@@ -23,17 +22,6 @@ from pytest_dnnbench.store.db import open_store  # noqa: E402
 from pytest_dnnbench.store.urls import resolve_url  # noqa: E402
 
 RUN = [*FAST, "--dnn-threads=1", "-p", "no:cacheprovider", "--dnn-models=tiny", "--dnn-batch-sizes=1"]
-
-
-def _git(path: Path, *args: str) -> str:
-    out = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=path,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip()
 
 
 def test_three_runs_on_three_commits_are_three_points_of_one_fingerprint(tiny_project: pytest.Pytester) -> None:
@@ -213,29 +201,6 @@ class Sleepy(nn.Module):
     def forward(self, x):
         time.sleep(float(os.environ.get("DNN_SLEEP_MS", "2")) / 1000)
         return self.fc(x.flatten(1)[:, :4])
-"""
-
-
-#: The machine's load said quiet in the project's conftest (an autouse fixture of the rootdir's conftest reaches
-#: the shipped suite's tests too): the store leaves busy records out of a baseline, and what this test is about
-#: must not depend on what else the machine runs. As tests/e2e/test_confirm.py does.
-QUIET_LOAD = """
-
-import dataclasses
-import importlib
-
-import pytest
-
-
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch):
-    load = importlib.import_module("pytest_dnnbench.measure.load")
-    real = load.load_between
-
-    def load_between(*args, **kwargs):
-        return dataclasses.replace(real(*args, **kwargs), busy=False, reasons=())
-
-    monkeypatch.setattr(load, "load_between", load_between)
 """
 
 

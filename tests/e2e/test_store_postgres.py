@@ -203,8 +203,8 @@ def test_three_real_runs_to_a_team_server_are_three_points_of_the_history(
     pytest.importorskip("torch")
     import json
 
-    from helpers import FAST
-    from test_history_cli import QUIET_LOAD, _git
+    from helpers import FAST, QUIET_LOAD
+    from helpers import git as _git
 
     url = pg_server.create_database(f"team_{uuid.uuid4().hex[:12]}")  # postgresql://postgres:PASSWORD@...
     monkeypatch.setenv("DNNBENCH_STORE", url)
