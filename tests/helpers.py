@@ -155,3 +155,19 @@ def git(path: Path, *args: str) -> str:
         text=True,
     )
     return out.stdout.strip()
+
+
+def runs_on_commits(pytester: pytest.Pytester, args: list[str], n: int = 3) -> list[tuple[str, pytest.RunResult]]:
+    """A git repository on ``main`` in the project, then ``n`` commits, each followed by a pytest run with
+    ``args`` that must pass: (the commit, the run's result) per run."""
+    root = pytester.path
+    git(root, "init", "-q", "-b", "main")
+    done = []
+    for k in range(n):
+        (root / "version.txt").write_text(f"{k}\n")
+        git(root, "add", "-A")
+        git(root, "commit", "-q", "-m", f"change {k}")
+        result = pytester.runpytest(*args)
+        assert result.ret == 0, result.stdout.str()
+        done.append((git(root, "rev-parse", "HEAD"), result))
+    return done

@@ -16,8 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from helpers import FAST, QUIET_LOAD
-from helpers import git as _git
+from helpers import FAST, QUIET_LOAD, runs_on_commits
 
 pytest.importorskip("torch")
 pytest.importorskip("sqlalchemy")
@@ -50,15 +49,7 @@ def _environ() -> dict[str, str]:
 def test_three_runs_on_three_commits_then_an_accepted_change(tiny_project: pytest.Pytester) -> None:
     root = tiny_project.path
     tiny_project.makeconftest((root / "conftest.py").read_text() + QUIET_LOAD)
-    _git(root, "init", "-q", "-b", "main")
-    commits = []
-    for k in range(3):
-        (root / "version.txt").write_text(f"{k}\n")
-        _git(root, "add", "-A")
-        _git(root, "commit", "-q", "-m", f"change {k}")
-        commits.append(_git(root, "rev-parse", "HEAD"))
-        result = tiny_project.runpytest(*RUN, "--dnn-store")
-        assert result.ret == 0, result.stdout.str()
+    commits = [commit for commit, _ in runs_on_commits(tiny_project, [*RUN, "--dnn-store"])]
 
     shown = history(root)  # the embedded store under the current directory
     assert shown.returncode == 0 and shown.stderr == "", shown.stderr

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import FAST, QUIET_LOAD
+from helpers import FAST, QUIET_LOAD, runs_on_commits
 from helpers import git as _git
 
 pytest.importorskip("torch")
@@ -26,16 +26,10 @@ RUN = [*FAST, "--dnn-threads=1", "-p", "no:cacheprovider", "--dnn-models=tiny", 
 
 def test_three_runs_on_three_commits_are_three_points_of_one_fingerprint(tiny_project: pytest.Pytester) -> None:
     root = tiny_project.path
-    _git(root, "init", "-q", "-b", "main")
-    commits = []
-    for k in range(3):
-        (root / "version.txt").write_text(f"{k}\n")
-        _git(root, "add", "-A")
-        _git(root, "commit", "-q", "-m", f"change {k}")
-        commits.append(_git(root, "rev-parse", "HEAD"))
-        result = tiny_project.runpytest(*RUN, "--dnn-store")
-        assert result.ret == 0, result.stdout.str()
-        store_file = root / ".dnnbench" / "history.sqlite"
+    runs = runs_on_commits(tiny_project, [*RUN, "--dnn-store"])
+    commits = [commit for commit, _ in runs]
+    store_file = root / ".dnnbench" / "history.sqlite"
+    for k, (_, result) in enumerate(runs):
         result.stdout.fnmatch_lines([f"results store: sqlite:///{store_file}, run {k + 1}: 1 record(s), complete"])
     with open_store(resolve_url(None, root), write=False) as store:
         [fp] = store.fingerprints()

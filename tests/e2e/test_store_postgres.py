@@ -203,30 +203,16 @@ def test_three_real_runs_to_a_team_server_are_three_points_of_the_history(
     pytest.importorskip("torch")
     import json
 
-    from helpers import FAST, QUIET_LOAD
-    from helpers import git as _git
+    from helpers import FAST, QUIET_LOAD, runs_on_commits
 
     url = pg_server.create_database(f"team_{uuid.uuid4().hex[:12]}")  # postgresql://postgres:PASSWORD@...
     monkeypatch.setenv("DNNBENCH_STORE", url)
     root = tiny_project.path
     tiny_project.makeconftest((root / "conftest.py").read_text() + QUIET_LOAD)
-    _git(root, "init", "-q", "-b", "main")
-    commits = []
-    for k in range(3):
-        (root / "version.txt").write_text(f"{k}\n")
-        _git(root, "add", "-A")
-        _git(root, "commit", "-q", "-m", f"change {k}")
-        commits.append(_git(root, "rev-parse", "HEAD"))
-        result = tiny_project.runpytest(
-            *FAST,
-            "--dnn-threads=1",
-            "-p",
-            "no:cacheprovider",
-            "--dnn-models=tiny",
-            "--dnn-batch-sizes=1",
-            "--dnn-store",
-        )
-        assert result.ret == 0, result.stdout.str()
+    run = [*FAST, "--dnn-threads=1", "-p", "no:cacheprovider", "--dnn-models=tiny", "--dnn-batch-sizes=1"]
+    runs = runs_on_commits(tiny_project, [*run, "--dnn-store"])
+    commits = [commit for commit, _ in runs]
+    for k, (_, result) in enumerate(runs):
         assert pg_server.password not in result.stdout.str()
         result.stdout.fnmatch_lines([f"results store: postgresql://postgres:***@*, run {k + 1}: 1 record(s), complete"])
     shown = subprocess.run(
