@@ -29,8 +29,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -154,6 +156,38 @@ def _timed(fn: Any, repeat: int) -> tuple[float, float, float, Any]:
     return first, statistics.median(times), statistics.median(cpu), result
 
 
+def _fresh(url: str, cache: Path) -> float:
+    """Wall seconds of one ``python -m pytest_dnnbench history --store URL`` process, as a user runs it."""
+    env = {**os.environ, "DNNBENCH_CACHE_DIR": str(cache)}
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_dnnbench", "history", "--store", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"history failed: {done.stderr[-2000:]}")
+    return took
+
+
+def _fresh_commands(url: str, repeat: int) -> dict[str, list[float]]:
+    """A fresh ``history`` process: with no change point cached (the first command after the cache is deleted),
+    then ``repeat`` more with every one cached (every later command until new runs arrive)."""
+    with tempfile.TemporaryDirectory() as cache:
+        cold = [_fresh(url, Path(cache))]
+        warm = [_fresh(url, Path(cache)) for _ in range(repeat)]
+    print(
+        f"a fresh `python -m pytest_dnnbench history` process: with no change point cached {cold[0]:.2f} s; "
+        f"with the change points cached (the next {repeat}): {', '.join(f'{t:.2f}' for t in warm)} s"
+    )
+    return {"cold": cold, "warm": warm}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10_000)
@@ -164,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--path", type=Path, default=None, help="keep the store in this file (reused if there)")
     args = parser.parse_args(argv)
+    # The change points found here go to a cache of this run's own, not the user's: the first call is cold.
+    os.environ["DNNBENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="dnnbench-scale-cache-")
 
     with tempfile.TemporaryDirectory() as tmp:
         path = args.path or Path(tmp) / "history.sqlite"
@@ -200,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             one_first, one_median, _, _ = _timed(lambda: collect(store, filters=Filters(model="resnet50")), args.repeat)
             print(f"history --model resnet50: first {one_first:.3f} s, median {one_median:.3f} s")
 
+        fresh = _fresh_commands(url, args.repeat)
+
         example = json.loads(EXAMPLE.read_text())
         record = example["records"][0]
         with open_store(url) as store:
@@ -222,9 +260,10 @@ def main(argv: list[str] | None = None) -> int:
             f"p90 {p90 * 1e3:.2f} ms, max {times[-1] * 1e3:.2f} ms"
         )
 
-    held_history = max(first, median) <= 2.0
+    held_history = max(first, median) <= 2.0 and max(fresh["warm"]) <= 2.0
     held_write = write_median <= 0.010
-    print(f"history <= 2 s: {'held' if held_history else 'NOT held'}; a record <= 10 ms: "
+    print(f"history <= 2 s (in this process, and a fresh process with the change points cached): "
+          f"{'held' if held_history else 'NOT held'}; a record <= 10 ms: "
           f"{'held' if held_write else 'NOT held'}")  # fmt: skip
     return 0 if held_history and held_write else 1
 

@@ -44,6 +44,21 @@ def _share_runtime_floors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _own_change_point_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The history and publish commands of this suite keep their change points in a cache of the suite's own,
+    not the user's (tests/unit/test_store_changes.py tests the cache with one of its own)."""
+    from pytest_dnnbench.store.change_cache import ENV_VAR
+
+    before = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = str(tmp_path_factory.mktemp("change-points"))
+    yield
+    if before is None:
+        del os.environ[ENV_VAR]
+    else:
+        os.environ[ENV_VAR] = before
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _preload_model_libraries() -> None:
     """Import the model libraries once, before any pytester run.
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from ..jsontypes import JsonObject
+from .change_cache import ChangeCache
 from .changes import ALPHA, MIN_STEP, ChangePoint, change_points, trend
 from .db import Annotation, SeriesPoint, Store, _matches
 
@@ -28,8 +29,10 @@ __all__ = [
     "Change",
     "Entry",
     "Subject",
+    "build_entry",
     "Filters",
     "History",
+    "annotations_of",
     "collect",
     "commit_matches",
     "subjects",
@@ -189,10 +192,13 @@ def collect(
     usable: bool = True,
     alpha: float = ALPHA,
     min_step: float = MIN_STEP,
+    cache: ChangeCache | None = None,
 ) -> History:
     """Read the histories of ``store`` that ``filters`` admit and find their change points (one query for the
     points of all of them; raises :class:`~.urls.StoreError` where the database fails, ``ValueError`` for a
-    figure the store does not have)."""
+    figure the store does not have). The change points come from ``cache`` (a new :class:`~.change_cache.ChangeCache`
+    where None: the user's), found only for the histories it does not hold yet, and written back."""
+    cache = ChangeCache() if cache is None else cache
     infos = subjects(store)
     chosen = [i for i in infos if filters.admit(i)]
     history = History(store.url, metric, last, usable, branch, len(infos))
@@ -212,26 +218,40 @@ def collect(
     notes = store.annotations()
     effective = store.takes_effect(notes) if notes else {}
     for info in chosen:
-        mine = [n for n in notes if n.fingerprint == info.fingerprint or _matches(n.selection, info.facts)]
-        entry = _entry(info, series.get(info.fingerprint, []), mine, effective, alpha, min_step)
+        mine = annotations_of(info, notes)
+        entry = build_entry(info, series.get(info.fingerprint, []), mine, effective, alpha, min_step, cache)
         history.entries.append(replace(entry, unusable=len(unusable.get(info.fingerprint, []))))
+    cache.save()
     return history
 
 
-def _entry(
+def annotations_of(info: Subject, notes: Sequence[Annotation]) -> list[Annotation]:
+    """The annotations of ``notes`` that name the history ``info``: by its fingerprint or by a selection."""
+    return [n for n in notes if n.fingerprint == info.fingerprint or _matches(n.selection, info.facts)]
+
+
+def build_entry(
     info: Subject,
     window: Sequence[SeriesPoint],
     notes: Sequence[Annotation],
     effective: Mapping[int, datetime],
     alpha: float,
     min_step: float,
+    cache: ChangeCache | None = None,
 ) -> Entry:
+    """One history's entry from its points in time order (``window``) and the annotations that name it: the
+    points of ignored commits left out, the trend, the change points placed at their runs and commits."""
     ignored = [n.git_commit for n in notes if n.kind == "ignore" and n.git_commit]
     points = [p for p in window if not any(commit_matches(p.git_commit, c) for c in ignored)]
     values = [p.value for p in points]
     accepts = sorted((effective[n.id], n.id) for n in notes if n.kind == "accept" and n.id in effective)
     changes = []
-    for cp in change_points(values, alpha=alpha, min_step=min_step):
+    found = (
+        cache.find(values, alpha=alpha, min_step=min_step)
+        if cache is not None
+        else change_points(values, alpha=alpha, min_step=min_step)
+    )
+    for cp in found:
         first = points[cp.index]
         cover = next((note_id for when, note_id in accepts if first.started_at <= when), None)
         changes.append(Change(cp, cp.index + 1, first.run_id, first.git_commit, first.started_at, cover))
