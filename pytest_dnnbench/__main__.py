@@ -7,6 +7,11 @@ the platforms are put side by side, the first being the reference of the ratio c
 that holds several deployment modes (``--dnn-modes``) is shown as one platform per mode, side by
 side, eager first: ``<label> · <mode>``.
 
+``python -m pytest_dnnbench publish [--store URL] --out DIR``
+
+A static site of the results store (docs/dashboard.md): every history, a page per model, the platforms side by
+side, a page per run; Plotly's JavaScript inside the site.
+
 ``python -m pytest_dnnbench history [--store URL] [--metric FIGURE] [--model GLOB] ... [--json]``
 
 The results store's histories (``--dnn-store``): per fingerprint the latest figure, its trend and its change
@@ -59,7 +64,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     merge_command.add_arguments(
         sub.add_parser("merge", help="merge the results files of one run's shards (--dnn-shard) into one")
     )
+    from .dashboard import publish as publish_command  # the parser only: no SQLAlchemy, no Plotly
+
+    publish_command.add_arguments(
+        sub.add_parser(
+            "publish",
+            help="write a static site of the results store (histories, change points, platforms, runs)",
+            description="Write a static site of the results store: every history with its sparkline, a page per "
+            "model (latency and memory over the runs, change points and accepted changes marked), the platforms "
+            "side by side, a page per run. No server, no network: open index.html (docs/dashboard.md).",
+        )
+    )
     args = parser.parse_args(argv)
+    if args.command == "publish":
+        return publish_command.run(args)
     if args.command == "history":
         from .store.cli import run as run_history
 

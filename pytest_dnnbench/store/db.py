@@ -794,30 +794,7 @@ class Store:
             query = query.limit(limit)
         with self._read() as conn:
             rows = conn.execute(query).mappings().all()
-        return [
-            Run(
-                id=r["id"],
-                started_at=_aware(r["started_at"]),
-                finished_at=_aware(r["finished_at"]) if r["finished_at"] is not None else None,
-                status=r["status"],
-                git_commit=r["git_commit"],
-                git_branch=r["git_branch"],
-                git_dirty=r["git_dirty"],
-                ci_provider=r["ci_provider"],
-                ci_job=r["ci_job"],
-                ci_url=r["ci_url"],
-                ci_run_id=r["ci_run_id"],
-                host=r["host"],
-                platform_key=r["platform_key"],
-                plugin_version=r["plugin_version"],
-                torch_version=r["torch_version"],
-                shard_index=r["shard_index"],
-                shard_count=r["shard_count"],
-                run_group=r["run_group"],
-                records=int(r["n"]),
-            )
-            for r in rows
-        ]
+        return [_run(r) for r in rows]
 
     def run_environment(self, run_id: int) -> JsonMapping | None:
         """The environment run ``run_id`` was begun with."""
@@ -997,6 +974,49 @@ class Store:
                     out[fp] = sorted(points.values(), key=lambda p: (p.started_at, p.record_id))
         return out
 
+    def record_figures(self, record_ids: Sequence[int], names: Sequence[str]) -> dict[int, dict[str, object]]:
+        """The columns ``names`` (figures of :data:`~.schema.FIGURES`, or ``outcome``, ``capped``) of each record
+        in ``record_ids``, by record id (read in chunks of :data:`_CHUNK` ids: one short query each)."""
+        allowed = {*FIGURES, "outcome", "capped", "busy", "insufficient"}
+        unknown = [n for n in names if n not in allowed]
+        if unknown:
+            raise ValueError(f"not a column of a record's figures: {', '.join(unknown)}")
+        columns = [RECORDS.c[n] for n in names]
+        out: dict[int, dict[str, object]] = {}
+        with self._read() as conn:
+            for chunk in _chunks(record_ids):
+                for row in conn.execute(sa.select(RECORDS.c.id, *columns).where(RECORDS.c.id.in_(chunk))).all():
+                    out[int(row[0])] = dict(zip(names, row[1:], strict=True))
+        return out
+
+    def records_json(self, record_ids: Sequence[int]) -> dict[int, JsonObject]:
+        """The JSON of each record in ``record_ids`` as kept (its latency samples left out: :meth:`record_json`
+        puts them back), by record id."""
+        out: dict[int, JsonObject] = {}
+        with self._read() as conn:
+            for chunk in _chunks(record_ids):
+                query = sa.select(RECORDS.c.id, RECORDS.c.record_json).where(RECORDS.c.id.in_(chunk))
+                for record_id, data in conn.execute(query).all():
+                    out[int(record_id)] = dict(data) if isinstance(data, Mapping) else {}
+        return out
+
+    def runs_by_id(self, run_ids: Sequence[int]) -> dict[int, tuple[Run, JsonMapping | None]]:
+        """Each run of ``run_ids`` with its environment, by id (ids the store has not are left out)."""
+        count = (
+            sa.select(sa.func.count(RECORDS.c.id))
+            .where(RECORDS.c.run_id == RUNS.c.id)
+            .correlate(RUNS)
+            .scalar_subquery()
+            .label("n")
+        )
+        out: dict[int, tuple[Run, JsonMapping | None]] = {}
+        with self._read() as conn:
+            for chunk in _chunks(run_ids):
+                for r in conn.execute(sa.select(RUNS, count).where(RUNS.c.id.in_(chunk))).mappings().all():
+                    env = r["environment"]
+                    out[int(r["id"])] = (_run(r), dict(env) if isinstance(env, Mapping) else None)
+        return out
+
     def selection_facts(self) -> dict[str, dict[str, object]]:
         """What each fingerprint's records are, as an annotation's selection names them (the keys of
         :data:`SELECTION_KEYS`, from its latest record): to tell which histories a selection matches."""
@@ -1163,6 +1183,40 @@ class Store:
             .limit(k)
         )
         return list(reversed(self._points(query)))
+
+
+#: Ids per ``IN (...)`` query (below SQLite's smallest limit on bound parameters, 999).
+_CHUNK = 900
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
+    items = sorted(set(ids))
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _run(r: sa.RowMapping) -> Run:
+    return Run(
+        id=r["id"],
+        started_at=_aware(r["started_at"]),
+        finished_at=_aware(r["finished_at"]) if r["finished_at"] is not None else None,
+        status=r["status"],
+        git_commit=r["git_commit"],
+        git_branch=r["git_branch"],
+        git_dirty=r["git_dirty"],
+        ci_provider=r["ci_provider"],
+        ci_job=r["ci_job"],
+        ci_url=r["ci_url"],
+        ci_run_id=r["ci_run_id"],
+        host=r["host"],
+        platform_key=r["platform_key"],
+        plugin_version=r["plugin_version"],
+        torch_version=r["torch_version"],
+        shard_index=r["shard_index"],
+        shard_count=r["shard_count"],
+        run_group=r["run_group"],
+        records=int(r["n"]),
+    )
 
 
 def _commit_is(commit: str) -> sa.ColumnElement[bool]:

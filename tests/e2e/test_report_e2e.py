@@ -6,12 +6,11 @@ import csv
 import io
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from browser import chromium, needs_chromium
 from helpers import FAST, load_json
 from report_synthetic import mode_records, platform_records, write_results
 
@@ -189,37 +188,7 @@ window.addEventListener("load", function () {
 </script>"""
 
 
-def find_chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-def chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    exe = find_chromium()
-    profile = tmp_path / "profile"
-    profile.mkdir(exist_ok=True)
-    cmd = [
-        exe,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        "--enable-logging=stderr",
-        "--v=0",
-        *args,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-
-
-@pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed (Debian: apt-get install chromium)")
+@needs_chromium
 @pytest.mark.parametrize("inputs", [1, 2, "modes"], ids=["one-platform", "side-by-side", "two-modes"])
 def test_html_report_renders_in_chromium(tmp_path: Path, inputs: int | str) -> None:
     a, b = two_results(tmp_path)
