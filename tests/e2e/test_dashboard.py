@@ -226,6 +226,25 @@ function __report() {
              sparks: document.querySelectorAll("svg.spark").length,
              rings: document.querySelectorAll("svg.spark circle.cp").length,
              crosses: document.querySelectorAll("svg.spark path.fail").length};
+  var model = document.getElementById("f-model");
+  if (model) {  // the index: filter by a glob, then by platform; sort by latency, twice
+    var visible = function () {
+      return [].slice.call(document.querySelectorAll("#histories tbody tr")).filter(function (r) { return !r.hidden; });
+    };
+    model.value = "*SEAU*"; model.dispatchEvent(new Event("input"));
+    res.glob = visible().map(function (r) { return r.getAttribute("data-model"); });
+    var platform = document.getElementById("f-platform");
+    platform.value = platform.options[1].value; platform.dispatchEvent(new Event("change"));
+    res.glob_platform = visible().length;
+    model.value = ""; model.dispatchEvent(new Event("input"));
+    platform.value = ""; platform.dispatchEvent(new Event("change"));
+    var th = document.querySelectorAll("#histories thead th")[5];
+    th.click();
+    res.ascending = visible().map(function (r) { return Number(r.cells[5].getAttribute("data-v")); });
+    th.click();
+    res.descending = visible().map(function (r) { return Number(r.cells[5].getAttribute("data-v")); });
+    res.count = document.getElementById("f-count").textContent;
+  }
   var pre = document.createElement("pre");
   pre.textContent = "@@" + "probe" + JSON.stringify(res) + "@@" + "end";
   document.body.appendChild(pre);
@@ -260,6 +279,10 @@ def test_the_site_in_chromium(store_url: str, tmp_path: Path) -> None:
     assert index["errors"] == []
     assert index["rows"] == index["sparks"] == 6
     assert index["rings"] == 1 and index["crosses"] == 1  # the change point, the failed gate
+    assert index["glob"] == [ODD, ODD] and index["glob_platform"] == 1  # "*SEAU*": réseau-ü only, any case
+    assert index["ascending"] == sorted(index["ascending"]) and len(index["ascending"]) == 6
+    assert index["descending"] == sorted(index["ascending"], reverse=True)
+    assert index["count"] == "6 of 6 histories"
     model = open_page(site / "models" / "resnet18.html", tmp_path)
     assert model["errors"] == []
     charts = {c["id"]: c for c in model["charts"]}
@@ -276,10 +299,12 @@ def test_the_site_in_chromium(store_url: str, tmp_path: Path) -> None:
     assert odd["errors"] == [] and all(c["expected"] == c["drawn"] for c in odd["charts"])
     # Screenshots, kept as artifacts of the test run (docs/dashboard.md shows them).
     out = artifacts()
-    for name, page in (("index.png", site / "index.html"), ("model.png", site / "models" / "resnet18.html")):
+    shots = (("index.png", site / "index.html", 800), ("model.png", site / "models" / "resnet18.html", 1900))
+    for name, page, height in shots:  # 1280 wide; the model page tall enough for its batch-8 chart
         shot = tmp_path / name
         run = chromium(
-            [f"--screenshot={shot}", "--window-size=1280,800", "--virtual-time-budget=20000", page.as_uri()], tmp_path
+            [f"--screenshot={shot}", f"--window-size=1280,{height}", "--virtual-time-budget=20000", page.as_uri()],
+            tmp_path,
         )
         assert run.returncode == 0 and shot.read_bytes().startswith(PNG_MAGIC)
         assert console_lines(run.stderr) == []
