@@ -242,4 +242,3 @@ def _envs(site: Site, histories: Sequence[History]) -> list[JsonMapping]:
         if latest is not None and latest.run_id in site.environments:
             out.append(site.environments[latest.run_id])
     return out
-
