@@ -21,7 +21,7 @@ import os
 import socket
 import statistics
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -306,6 +306,7 @@ def round_from_record(typed: Record, created: str | None = None) -> JsonObject:
         "n": int(lat.get("n") or len(samples)),
         "quantiles_ms": quantiles,
         "capped": bool(lat.get("capped", False)),
+        **_reference_of(lat),
         **({"busy": True} if (record.get("load") or {}).get("busy") else {}),
         "memory_bytes": dict(record.get("memory_bytes") or {}),
         "macs": record.get("macs"),
@@ -316,6 +317,21 @@ def round_from_record(typed: Record, created: str | None = None) -> JsonObject:
         },
         **({"cudnn_benchmark": record["cudnn_benchmark"]} if "cudnn_benchmark" in record else {}),
         "seed": record.get("seed"),
+    }
+
+
+def _reference_of(lat: JsonMapping) -> JsonObject:
+    """The round's machine speed (``reference_ms``: the reference workload's median) and the model's latency in
+    units of it (``relative``), where the record has them (docs/baselines.md, "The machine's speed")."""
+    ref = lat.get("reference")
+    if not isinstance(ref, Mapping) or not ref.get("median") or not ref.get("relative"):
+        return {}
+    return {
+        "reference": {
+            "workload": ref.get("workload"),
+            "median_ms": _round6(float(ref["median"])),
+            "relative": _round6(float(ref["relative"])),
+        }
     }
 
 

@@ -240,10 +240,14 @@ class Confirmation:
     problem: str | None = None
     seconds: float = 0.0
     left_out: tuple[str, ...] = ()
+    #: Each process's latency in units of the reference workload (:mod:`.measure.reference`), in the order of
+    #: ``medians``; empty where a process did not time it.
+    relatives: tuple[float, ...] = ()
 
     def to_json(self) -> JsonObject:
         return {
             "medians": list(self.medians),
+            **({"relatives": list(self.relatives)} if self.relatives else {}),
             "problem": self.problem,
             "seconds": round(self.seconds, 3),
             "left_out": len(self.left_out),
@@ -371,6 +375,77 @@ def judge_confirmation(
     return verdict("inconclusive", why)
 
 
+@dataclass(frozen=True)
+class MachineSpeed:
+    """A latency comparison with the machine's speed divided out (docs/baselines.md, "The machine's speed").
+
+    Every process times a fixed reference workload after each call (:mod:`.measure.reference`); a round and a
+    record keep their latency in units of it (``relative``). Compared here are those, in milliseconds at the
+    rounds' speed: ``relative x`` the rounds' median reference time. A process on a state of the machine 1.5x
+    slower measures the model and the workload 1.5x slower alike: its relative latency does not move. A change
+    of the model moves the model alone. (What it cannot see: a change that slows the workload as much as the
+    model, such as a slower build of torch's convolutions; the raw ratio is shown beside.)"""
+
+    workload: str
+    #: The rounds' median reference time, and this process's.
+    reference_ms: float
+    measured_reference_ms: float
+    #: The rounds' medians and this process's median and samples, at the rounds' speed (ms per batch).
+    round_medians: tuple[float, ...]
+    measured_ms: float
+    samples: tuple[float, ...]
+    #: This process's median over the rounds' median, as measured (the machine's speed not divided out).
+    raw_ratio: float
+
+    @property
+    def slower(self) -> float:
+        """How much slower the machine ran the workload in this process than in the rounds (1.5: 1.5x slower)."""
+        return self.measured_reference_ms / self.reference_ms
+
+    def at_rounds_speed(self, relatives: Sequence[float]) -> list[float]:
+        return [r * self.reference_ms for r in relatives]
+
+    def to_json(self) -> JsonObject:
+        return {
+            "workload": self.workload,
+            "reference_ms": self.reference_ms,
+            "measured_reference_ms": self.measured_reference_ms,
+            "slower": self.slower,
+            "raw_ratio": self.raw_ratio,
+        }
+
+
+def machine_speed(record: Record, rounds: Sequence[JsonMapping]) -> MachineSpeed | None:
+    """The comparison at the rounds' speed, where the record and every round timed the same reference workload;
+    None otherwise (a GPU, a baseline saved by an earlier version: compared as measured)."""
+    ref = record.latency.reference
+    if ref is None or not rounds or not ref.relative or not ref.median:
+        return None
+    refs = [r.get("reference") for r in rounds]
+    usable = [
+        x
+        for x in refs
+        if isinstance(x, Mapping)
+        and x.get("workload") == ref.workload
+        and _number(x.get("median_ms")) > 0
+        and _number(x.get("relative")) > 0
+    ]
+    if len(usable) != len(rounds):
+        return None
+    base_ref = float(statistics.median(_number(x.get("median_ms")) for x in usable))
+    pairs = [(s, r) for s, r in zip(record.latency.samples, ref.samples, strict=False) if s > 0 and r > 0]
+    raw = [_number(r.get("median_ms")) for r in rounds]
+    return MachineSpeed(
+        workload=ref.workload,
+        reference_ms=base_ref,
+        measured_reference_ms=float(ref.median),
+        round_medians=tuple(_number(x.get("relative")) * base_ref for x in usable),
+        measured_ms=float(ref.relative) * base_ref,
+        samples=tuple(s / r * base_ref for s, r in pairs),
+        raw_ratio=float(record.latency.median) / float(statistics.median(raw)) if all(v > 0 for v in raw) else math.nan,
+    )
+
+
 def compare_entry(
     record: Record,
     entry: JsonMapping,
@@ -403,6 +478,7 @@ def compare_entry(
                 strict,
                 confirmation,
                 back_to_back=_back_to_back(rounds) is not None,
+                speed=machine_speed(record, quiet or rounds),
             )
         )
     mem_now = record.memory.get("total")
@@ -495,18 +571,29 @@ def _latency_check(
     strict: bool,
     confirmation: Confirmation | None = None,
     back_to_back: bool = False,
+    speed: MachineSpeed | None = None,
 ) -> Check:
     where = f"{record.model} at batch {record.batch_size}"
     lat = record.latency
-    v = compare_latency(
-        medians,
-        lat.samples,
-        tol.latency,
-        tol.alpha,
-        ci_median=lat.ci_median,
-        measured_median=lat.median,
-        max_slowdown=tol.max_slowdown,
-    )
+    if speed is not None:  # at the rounds' machine speed: the per-call ratios to the reference workload
+        v = compare_latency(
+            speed.round_medians,
+            speed.samples,
+            tol.latency,
+            tol.alpha,
+            measured_median=speed.measured_ms,
+            max_slowdown=tol.max_slowdown,
+        )
+    else:
+        v = compare_latency(
+            medians,
+            lat.samples,
+            tol.latency,
+            tol.alpha,
+            ci_median=lat.ci_median,
+            measured_median=lat.median,
+            max_slowdown=tol.max_slowdown,
+        )
     load = record.load or {}
     busy = bool(load.get("busy"))
     insufficient = bool(lat.insufficient)
@@ -561,7 +648,11 @@ def _latency_check(
     if suspicious and confirmation is not None:
         confirmed = confirmation.to_json()
         if len(confirmation.medians) >= MIN_CONFIRMATIONS:
-            c = judge_confirmation(medians, confirmation.medians, tol.latency, tol.alpha, back_to_back)
+            if speed is not None and len(confirmation.relatives) == len(confirmation.medians):
+                old, new = list(speed.round_medians), speed.at_rounds_speed(confirmation.relatives)
+            else:  # a process without the reference: every figure as measured
+                old, new = list(medians), list(confirmation.medians)
+            c = judge_confirmation(old, new, tol.latency, tol.alpha, back_to_back)
             confirmed.update(
                 verdict=c.outcome,
                 ratio=c.ratio,
@@ -585,6 +676,11 @@ def _latency_check(
         )
     if busy_rounds and not baseline_busy:
         resolves += f"; {busy_rounds} busy baseline round(s) left out"
+    if speed is not None:
+        resolves += (
+            f"; at the rounds' machine speed (the reference workload ran {speed.slower:.2f}x its time in the "
+            f"rounds; {speed.raw_ratio:.2f}x the baseline as measured)"
+        )
     return Check.make(
         **{
             "kind": "baseline",
@@ -609,6 +705,7 @@ def _latency_check(
             "alpha": tol.alpha,
             "suspicious": suspicious,
             "confirmation": confirmed,
+            **({"machine_speed": speed.to_json()} if speed is not None else {}),
             "message": (
                 f"latency of {where}: median {v.measured_ms:.4g} ms per batch, baseline {v.baseline_ms:.4g} ms "
                 f"(median of {v.rounds} round(s)), limit {v.limit_ms:.4g} ms (+{100 * tol.latency:g} %): "

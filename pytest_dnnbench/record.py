@@ -150,6 +150,22 @@ LATENCY_KEYS = ("median", "mean", "stdev", "min", "max", "p90", "p99", "n", "ci_
 
 
 @dataclass(frozen=True)
+class Reference(_Part):
+    """``latency_ms.reference``: the reference workload timed after each call (the machine's speed) and the
+    model's latency in units of it (``relative``: the median of the per-call ratios)."""
+
+    workload: str
+    median: float
+    relative: float
+    relative_ci: tuple[float, float] | None = None
+    samples: tuple[float, ...] = ()
+
+    _KEYS: ClassVar[tuple[str, ...]] = ("workload", "median", "relative", "relative_ci", "samples")
+    _ALWAYS: ClassVar[frozenset[str]] = frozenset({"workload", "median", "relative"})
+    _TUPLES: ClassVar[frozenset[str]] = frozenset({"relative_ci", "samples"})
+
+
+@dataclass(frozen=True)
 class Latency(_Part):
     """``latency_ms``: per-call statistics in milliseconds, every sample kept."""
 
@@ -170,6 +186,8 @@ class Latency(_Part):
     ci_target: float | None = None
     samples: tuple[float, ...] = ()
     warmup_samples: tuple[float, ...] = ()
+    #: The machine's speed beside the model (CPU): None where it was not measured (GPU, earlier versions).
+    reference: Reference | None = None
 
     _KEYS: ClassVar[tuple[str, ...]] = LATENCY_KEYS[:-1] + (
         "stop_reason",
@@ -177,7 +195,9 @@ class Latency(_Part):
         "ci_target",
         "samples",
         "warmup_samples",
+        "reference",
     )
+    _NESTED: ClassVar[Mapping[str, type[_Part]]] = {"reference": Reference}
     _ALWAYS: ClassVar[frozenset[str]] = frozenset(LATENCY_KEYS)
     _TUPLES: ClassVar[frozenset[str]] = frozenset({"ci_median", "samples", "warmup_samples"})
 

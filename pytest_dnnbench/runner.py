@@ -172,6 +172,7 @@ class Runner:
                 tf32=s.tf32,
                 seed=s.seed,
                 policy=s.policy,
+                reference=s.speed_reference,
             )
         return self._bench_settings
 
@@ -739,6 +740,7 @@ class Runner:
         request = make_request(spec, settings, call.batch, call.test, max_host_memory=self.settings.max_host_memory)
         start = time.monotonic()
         medians: list[float] = []
+        relatives: list[float] = []  # each process's latency in units of the reference workload, where timed
         problems: list[str] = []
         for _ in range(self.settings.confirm):
             if problems and problems[-1] == BUSY_CONFIRMATION and self.settings.calm_wait_s > 0:
@@ -757,15 +759,22 @@ class Runner:
                 problems.append("fewer samples than the minimum")
             else:
                 medians.append(float(measured.latency.median))
+                if measured.latency.reference is not None:
+                    relatives.append(float(measured.latency.reference.relative))
         seconds = time.monotonic() - start
+        if len(relatives) != len(medians):
+            relatives = []  # not every process timed it: judged as measured
         if earlier is not None:
+            relatives = [*earlier.relatives, *relatives] if len(earlier.relatives) == len(earlier.medians) else []
             medians = [*earlier.medians, *medians]
             problems = [*earlier.left_out, *problems]
             seconds += earlier.seconds
         problem = None
         if problems:
             problem = f"{len(problems)} of {len(problems) + len(medians)} fresh processes left out: {problems[0]}"
-        return Confirmation(tuple(medians), problem, seconds, tuple(problems))
+        if len(relatives) != len(medians):
+            relatives = []
+        return Confirmation(tuple(medians), problem, seconds, tuple(problems), tuple(relatives))
 
     # -- accuracy -------------------------------------------------------------------------------------------
     def accuracy(self, measured: Measured, progress: Callable[[str], Callable[[str], None]]) -> Accuracy:

@@ -752,6 +752,15 @@ OPTIONS: tuple[Option, ...] = (
         ini="bool",
     ),
     Option(
+        "--dnn-speed-reference",
+        "dnn_speed_reference",
+        "on the CPU, time a fixed reference workload after each call and compare latencies at the baseline's "
+        "machine speed (on, the default), or compare them as measured (off): docs/baselines.md, "
+        '"The machine\'s speed".',
+        default="on",
+        metavar="on|off",
+    ),
+    Option(
         "--dnn-confirm",
         "dnn_confirm",
         "fresh processes that measure a suspicious latency again (slower than the baseline beyond the tolerance, "
@@ -960,6 +969,8 @@ class Settings:
     tolerances: Tolerances = Tolerances()
     constraints: Constraints = Constraints()
     strict: bool = False
+    #: Time the reference workload on the CPU and compare latencies at the baseline's machine speed.
+    speed_reference: bool = True
     calm_wait_s: float = MAX_CALM_WAIT_S
     confirm: int = 4
     # -- reports
@@ -1126,6 +1137,7 @@ class _GatingFields(TypedDict):
     tolerances: Tolerances
     constraints: Constraints
     strict: bool
+    speed_reference: bool
     calm_wait_s: float
     confirm: int
 
@@ -1200,9 +1212,19 @@ def _gating_settings(r: _Reader) -> _GatingFields:
         "tolerances": tolerances,
         "constraints": constraints,
         "strict": r.switch("dnn_strict"),
+        "speed_reference": r.required("dnn_speed_reference", _parse_on_off),
         "calm_wait_s": r.required("dnn_calm_wait", parse_calm_wait),
         "confirm": r.required("dnn_confirm", lambda v, o: parse_int(v, o, 0, MAX_CONFIRM)),
     }
+
+
+def _parse_on_off(value: object, option: str) -> bool:
+    v = str(value).strip().lower()
+    if v in ("on", "true", "yes", "1"):
+        return True
+    if v in ("off", "false", "no", "0"):
+        return False
+    raise usage_error(option, value, "neither on nor off", "Give on or off")
 
 
 def _parse_rounds(value: object, option: str) -> int:

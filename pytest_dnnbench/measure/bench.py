@@ -46,6 +46,8 @@ class BenchSettings:
     seed: int = 0
     mode: str = "eager"
     policy: SamplingPolicy = field(default_factory=SamplingPolicy)
+    #: Time the reference workload after each timed call on the CPU (:mod:`.reference`): the machine's speed.
+    reference: bool = True
 
     def with_device(self, device: str) -> BenchSettings:
         return replace(self, device=device)
@@ -359,7 +361,20 @@ def measure(
         # Memory is read at steady state: on CUDA the allocator's peaks are reset once
         # warm-up is over (workspaces the cuDNN autotuner tried are not the model's
         # footprint); on the CPU one dedicated call follows the timed ones.
-        timing = sample_latency(timer, settings.policy, clock, start=start, before_sampling=before_sampling)
+        reference = None
+        if settings.reference and settings.device == "cpu":
+            from .reference import WORKLOAD, reference_timer
+
+            reference = reference_timer()
+        timing = sample_latency(
+            timer,
+            settings.policy,
+            clock,
+            start=start,
+            before_sampling=before_sampling,
+            reference=reference,
+            reference_workload=WORKLOAD if reference is not None else None,
+        )
         backend.synchronize()
         energy = meter.stop(len(timing.samples_ms) * batch_size) if meter is not None and timing.samples_ms else None
         after = take_snapshot()

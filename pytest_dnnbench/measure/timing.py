@@ -91,6 +91,24 @@ class TimingResult:
     ci_target: float
     #: Fewer samples than the policy's minimum: the hard ceiling stopped sampling first.
     insufficient: bool = False
+    #: The reference workload's time after each timed call (:mod:`.reference`), empty where none was timed.
+    reference_ms: tuple[float, ...] = ()
+    reference_workload: str | None = None
+
+    def reference_dict(self) -> JsonObject | None:
+        """``latency_ms.reference``: the workload, its median, and the model's latency in units of it (the median
+        of the per-call ratios, with its 95 % interval); None where no reference was timed."""
+        pairs = [(s, r) for s, r in zip(self.samples_ms, self.reference_ms, strict=False) if s > 0 and r > 0]
+        if not pairs or self.reference_workload is None:
+            return None
+        ratios = summarize([s / r for s, r in pairs])
+        return {
+            "workload": self.reference_workload,
+            "median": statistics.median(r for _, r in pairs),
+            "relative": ratios.median,
+            "relative_ci": list(ratios.ci_median),
+            "samples": list(self.reference_ms),
+        }
 
     @property
     def warmup(self) -> int:
@@ -108,6 +126,9 @@ class TimingResult:
             samples=list(self.samples_ms),
             warmup_samples=list(self.warmup_ms),
         )
+        reference = self.reference_dict()
+        if reference is not None:
+            d["reference"] = reference
         return d
 
 
@@ -162,6 +183,8 @@ def sample_latency(
     on_sample: Callable[[float], None] | None = None,
     start: float | None = None,
     before_sampling: Callable[[], None] | None = None,
+    reference: Timer | None = None,
+    reference_workload: str | None = None,
 ) -> TimingResult:
     """Warm up, then sample ``timer`` adaptively (see :class:`SamplingPolicy`).
 
@@ -181,10 +204,13 @@ def sample_latency(
     # Below the minimum, sampling goes on past the budget up to the hard ceiling.
     ceiling = deadline + (policy.ceiling_factor - 1.0) * policy.max_time_s
     samples: list[float] = []
+    refs: list[float] = []
     reason = "max_samples"
     while len(samples) < policy.max_samples:
         now = clock()
         last = samples[-1] if samples else (warm[-1] if warm else 0.0)
+        if refs:
+            last += refs[-1]
         # Stop before a call that would run past the budget (or, below the minimum, past the
         # ceiling): a huge model must not stall a run. At least one sample is always taken.
         limit = deadline if len(samples) >= policy.min_samples else ceiling
@@ -193,6 +219,8 @@ def sample_latency(
             break
         value = timer()
         samples.append(value)
+        if reference is not None:
+            refs.append(reference())
         if on_sample is not None:
             on_sample(value)
         if _check_due(len(samples), policy.min_samples):
@@ -211,4 +239,6 @@ def sample_latency(
         elapsed_s=clock() - t0,
         ci_target=policy.ci_target,
         insufficient=len(samples) < policy.min_samples,
+        reference_ms=tuple(refs),
+        reference_workload=reference_workload if refs else None,
     )

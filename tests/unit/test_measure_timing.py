@@ -429,3 +429,44 @@ def test_perf_counter_timer_returns_milliseconds() -> None:
     assert timer() == 2.5
     assert timer() == 0.00025
     assert calls == ["clock", "fn", "clock"] * 2
+
+
+# -- the reference workload (the machine's speed) ----------------------------------------------------------------
+
+
+def test_the_reference_is_timed_after_every_sample_and_charged_to_the_budget() -> None:
+    clock = FakeClock()
+    log: list = []
+    model = ScriptedTimer(clock, lambda i: 9.0 if i % 2 == 0 else 11.0, log)  # never narrow enough to stop
+    ref = ScriptedTimer(clock, constant(2.0), log)
+    policy = no_warmup(max_time_s=0.12, min_samples=3)
+    r = sample_latency(model, policy, clock, reference=ref, reference_workload="w")
+    assert model.calls == ref.calls == len(r.samples_ms) == len(r.reference_ms)
+    assert log[:4] == [("call", 9.0), ("call", 2.0), ("call", 11.0), ("call", 2.0)]  # interleaved
+    # 12 ms per sample with its reference: 10 samples in the 120 ms budget, not 12 (its time is charged).
+    assert len(r.samples_ms) == 10 and r.elapsed_s <= 0.12 + 1e-9
+    alone = FakeClock()
+    assert (
+        len(sample_latency(ScriptedTimer(alone, lambda i: 9.0 if i % 2 == 0 else 11.0), policy, alone).samples_ms) == 12
+    )
+    ref_block = r.latency_dict()["reference"]
+    assert ref_block["workload"] == "w" and ref_block["median"] == 2.0 and ref_block["relative"] == pytest.approx(5.0)
+    assert ref_block["samples"] == [2.0] * 10 and ref_block["relative_ci"] == [pytest.approx(4.5), pytest.approx(5.5)]
+
+
+def test_the_relative_latency_follows_the_machine_not_the_samples_alone() -> None:
+    """Calls 1.6x slower half of the time, the reference alike: the relative latency does not move."""
+    clock = FakeClock()
+    speed = lambda i: 1.6 if (i // 7) % 2 else 1.0  # noqa: E731
+    model = ScriptedTimer(clock, lambda i: 10.0 * speed(i))
+    ref = ScriptedTimer(clock, lambda i: 2.0 * speed(i))
+    r = sample_latency(model, no_warmup(max_time_s=1.0, max_samples=40, ci_target=1e-9), clock, reference=ref,
+                       reference_workload="w")  # fmt: skip
+    assert max(r.samples_ms) / min(r.samples_ms) == pytest.approx(1.6)
+    assert r.reference_dict()["relative"] == pytest.approx(5.0)  # type: ignore[index]
+
+
+def test_without_a_reference_nothing_is_recorded_of_it() -> None:
+    clock = FakeClock()
+    r = sample_latency(ScriptedTimer(clock, constant(3.0)), no_warmup(max_samples=5, min_samples=3), clock)
+    assert r.reference_ms == () and r.reference_dict() is None and "reference" not in r.latency_dict()

@@ -1,0 +1,55 @@
+"""The machine's speed, measured beside the model: a fixed reference workload timed after every timed call.
+
+Why (docs/baselines.md, "The machine's speed"): on a shared CPU the speed of a core changes by up to 1.7x within
+seconds (co-tenants, steal time, the host's clocks), so one process's median differs from another's by as much
+with nothing changed, and a gate that compares processes cries wolf or misses. What the model's call and a
+similar call just after it share is the state of the machine at that moment: the ratio of the two is steady.
+Measured on this project's 2-core VM (``benchmarks/reference_drift.py``): twelve processes of a 94 k-parameter
+CNN, medians 2.78-4.66 ms (1.68x), while the median of each process's per-call ratio to this workload stayed
+within 1.08x.
+
+The workload: one 3x3 convolution of 32 channels on a 32x32 input (batch 1, fp32, seeded), about 0.3-0.6 ms on
+one core of that VM. Its median (``latency_ms.reference.median``) says how fast the machine was; the median of
+the per-call ratios (``relative``) is the model's latency in units of it. The gate compares those where the
+baseline's rounds have them (:mod:`pytest_dnnbench.gate`). Timed on the CPU only (a GPU's speed does not drift
+so, and the workload would share the device's queue). Change :data:`WORKLOAD` when the workload changes: rounds
+of another workload are not compared by it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .timing import Timer
+
+__all__ = ["WORKLOAD", "reference_timer"]
+
+#: What the reference workload is; a round or record of another workload is not compared by it.
+WORKLOAD = "conv2d 3x3, 32 to 32 channels, 1x32x32, fp32, v1"
+
+
+def reference_timer(threads: int | None = None, clock: Callable[[], int] = time.perf_counter_ns) -> Timer:
+    """A timer of the reference workload on the CPU (ms per call), in the caller's torch thread settings.
+
+    The tensors are made once (seeded), outside the timed call; the call runs under ``torch.inference_mode``."""
+    import torch
+    import torch.nn.functional as F
+
+    gen = torch.Generator().manual_seed(1234)
+    x = torch.randn((1, 32, 32, 32), generator=gen)
+    w = torch.randn((32, 32, 3, 3), generator=gen) * 0.06
+    del threads  # the process's torch threads are the model's: the workload runs in them
+
+    def once() -> float:
+        with torch.inference_mode():
+            t0 = clock()
+            F.conv2d(x, w, padding=1)
+            t1 = clock()
+        return (t1 - t0) / 1e6
+
+    for _ in range(3):  # its own warm-up (oneDNN picks its kernel on the first call)
+        once()
+    return once
