@@ -435,7 +435,12 @@ def confirm(
             meds = [r["median_ms"] for r in e["rounds"] if not r.get("busy")]
             bs = e["batch_size"]
             spread[bs] = max(meds) / min(meds) if meds else math.nan
-            print(f"  {model} bs{bs}: {len(meds)} quiet rounds, slowest/fastest {spread[bs]:.2f}", flush=True)
+            rel = [r["reference"]["relative"] for r in e["rounds"] if not r.get("busy") and r.get("reference")]
+            rel_text = f"; at one machine speed (the reference) {max(rel) / min(rel):.2f}" if rel else ""
+            print(
+                f"  {model} bs{bs}: {len(meds)} quiet rounds, slowest/fastest {spread[bs]:.2f}{rel_text}",
+                flush=True,
+            )
         missing = sorted({1, 8} - {bs for bs, v in spread.items() if v == v})
         if missing:  # insufficient or busy rounds are never saved: the gated runs would compare nothing
             print(
@@ -474,8 +479,15 @@ def confirm(
                             processes += len(c.get("medians") or [])
                             cost += float(c.get("seconds") or 0.0)
                         if verbose:
+                            speed = check.get("machine_speed") or {}
                             print(
-                                f"  {label} bs{r['batch_size']}: first process {check['ratio']:.2f}x, "
+                                f"  {label} bs{r['batch_size']}: first process {check['ratio']:.2f}x"
+                                + (
+                                    f" (as measured {speed['raw_ratio']:.2f}x, reference {speed['slower']:.2f}x)"
+                                    if speed
+                                    else ""
+                                )
+                                + ", "
                                 + (
                                     f"{len(c.get('medians') or [])} fresh processes {c.get('ratio', 0):.2f}x "
                                     f"(bound {c.get('upper', 0):.2f}x, p {c.get('p_value', 1):.2g}): "
