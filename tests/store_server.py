@@ -111,6 +111,22 @@ def _wrapper(folder: Path, pg_ctl: str) -> str:
     return str(script)
 
 
+def _wait_until_ready(server: PostgresServer, timeout_s: float = 60.0) -> None:
+    """Until the server takes connections: its port opens before it has finished starting up ("the database
+    system is starting up"), which on a loaded machine lasts seconds."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            server.admin("SELECT 1")
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def _wait_for_passwords(server: PostgresServer, timeout_s: float = 10.0) -> None:
     """Until the server (reloading its configuration in the background) asks a password over TCP."""
     import psycopg
@@ -178,6 +194,7 @@ def postgres_server() -> Iterator[PostgresServer]:
             unavailable(f"PostgreSQL did not start ({type(exc).__name__}: {exc}) {tail}")
         server = PostgresServer("127.0.0.1", port, "postgres", PASSWORD, str(run))
         try:
+            _wait_until_ready(server)
             # A password over TCP, as on a team's server; the socket stays trusted for the tests' administration.
             server.admin(f"ALTER ROLE postgres PASSWORD '{PASSWORD}'")
             hba = run / "data" / "pg_hba.conf"
