@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -347,28 +348,61 @@ def pytest_dnnbench_register_models(registry, config):
 """
 
 
-# Two orders (a crash first, between passing tests; and last): 17 s each on 2 cores, so not every order.
-@pytest.mark.parametrize("order", ["exits,ok1,segv,ok2", "ok1,ok2,exits,segv"])
-def test_a_test_that_kills_its_worker_fails_once_and_the_run_goes_on(pytester: pytest.Pytester, order: str) -> None:
-    pytester.makepyfile(crashmodels=CRASH_MODULE)
-    pytester.makeconftest(CRASH_CONFTEST)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(pytester.path), os.environ.get("PYTHONPATH", "")]))
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        *FAST,
-        "-n",
-        "2",
-        "--dnn-allow-parallel-cpu",
-        f"--dnn-models={order}",
-        "--dnn-batch-sizes=1,8",
-        "-p",
-        "no:cacheprovider",
-        "-rf",
-    ]
-    proc = subprocess.run(cmd, cwd=pytester.path, env=env, capture_output=True, text=True, timeout=240)
-    text = proc.stdout + proc.stderr
+#: Two orders (a crash first, between passing tests; and last): not every order, at 17 s each on 2 cores.
+CRASH_ORDERS = ["exits,ok1,segv,ok2", "ok1,ok2,exits,segv"]
+
+
+@pytest.fixture(scope="module")
+def crash_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Each order's run (its stdout, then its stderr), the two started side by side: a run is mostly its workers
+    starting again (a Python process importing torch, one core each), so two overlap well. Each in a project of
+    its own, with the environment pytester gives its runs (no outer PYTEST_ADDOPTS, a home of its own)."""
+    test = test_a_test_that_kills_its_worker_fails_once_and_the_run_goes_on.__name__
+    # Only the orders this session runs (-k may leave one out).
+    items = [item for item in request.session.items if getattr(item, "originalname", None) == test]
+    selected = {item.callspec.params["order"] for item in items}
+    procs: dict[str, subprocess.Popen[str]] = {}
+    try:
+        for order in [o for o in CRASH_ORDERS if o in selected]:
+            path = tmp_path_factory.mktemp("crash")
+            (path / "crashmodels.py").write_text(CRASH_MODULE)
+            (path / "conftest.py").write_text(CRASH_CONFTEST)
+            env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "TOX_ENV_DIR")}
+            env.update(HOME=str(path), USERPROFILE=str(path), PY_COLORS="0")
+            env["PYTHONPATH"] = os.pathsep.join([str(path), os.environ.get("PYTHONPATH", "")])
+            cmd = [
+                sys.executable,
+                "-m",
+                "pytest",
+                *FAST,
+                "-n",
+                "2",
+                "--dnn-allow-parallel-cpu",
+                f"--dnn-models={order}",
+                "--dnn-batch-sizes=1,8",
+                "-p",
+                "no:cacheprovider",
+                "-rf",
+            ]
+            procs[order] = subprocess.Popen(
+                cmd, cwd=path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        yield {order: "".join(proc.communicate(timeout=300)) for order, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()  # also after a timeout: no open pipe left for a later test's warnings
+
+
+# pytest-xdist: both orders on one worker, which starts both runs once.
+@pytest.mark.xdist_group("crash_runs")
+@pytest.mark.parametrize("order", CRASH_ORDERS)
+def test_a_test_that_kills_its_worker_fails_once_and_the_run_goes_on(crash_runs: dict[str, str], order: str) -> None:
+    text = crash_runs[order]
     assert "INTERNALERROR" not in text, text[-3000:]
     failed = sorted(line.split(" ")[1].split("::")[-1] for line in text.splitlines() if line.startswith("FAILED "))
     assert failed == ["test_dnn[exits-bs1]", "test_dnn[exits-bs8]", "test_dnn[segv-bs1]", "test_dnn[segv-bs8]"], text

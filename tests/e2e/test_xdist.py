@@ -12,45 +12,48 @@ pytest.importorskip("xdist")
 PARALLEL_CPU = "--dnn-allow-parallel-cpu"
 
 
+#: One run that the next two tests both look at (its two workers' start-up is most of a run's time): whichever
+#: of them comes first makes it, in its own pytester directory; the other reads the same result and file.
+_SHARED: dict[str, tuple[pytest.RunResult, dict]] = {}
+BATCHES = (1, 2, 3, 4)
+
+
+def _two_models_on_two_workers(tiny_project: pytest.Pytester) -> tuple[pytest.RunResult, dict]:
+    if "run" not in _SHARED:
+        out = tiny_project.path / "r.json"
+        result = tiny_project.runpytest(
+            *FAST,
+            "-n",
+            "2",
+            PARALLEL_CPU,
+            "--dnn-models=tiny,tiny_wide",
+            f"--dnn-batch-sizes={','.join(map(str, BATCHES))}",
+            f"--dnn-json={out}",
+            "-v",
+            "-p",
+            "no:cacheprovider",
+        )
+        _SHARED["run"] = (result, load_json(out))
+    return _SHARED["run"]
+
+
 def test_workers_records_are_merged_at_the_controller(tiny_project: pytest.Pytester) -> None:
-    out = tiny_project.path / "r.json"
-    result = tiny_project.runpytest(
-        *FAST,
-        "-n",
-        "2",
-        PARALLEL_CPU,
-        "--dnn-models=tiny,tiny_wide",
-        "--dnn-batch-sizes=1,2,3",
-        f"--dnn-json={out}",
-        "-p",
-        "no:cacheprovider",
-    )
-    result.assert_outcomes(passed=6)
-    data = load_json(out)
+    result, data = _two_models_on_two_workers(tiny_project)
+    result.assert_outcomes(passed=8)
     got = sorted((r["model"], r["batch_size"]) for r in data["records"])
-    assert got == [(m, b) for m in ("tiny", "tiny_wide") for b in (1, 2, 3)]  # each exactly once
+    assert got == [(m, b) for m in ("tiny", "tiny_wide") for b in BATCHES]  # each exactly once
     assert data["environment"]["torch"] and data["environment"]["device"] == "cpu"
     assert all(r["outcome"] == "passed" for r in data["records"])
     # The records name the test as pytest does without xdist (no loadgroup "@model" suffix).
     assert {r["test"] for r in data["records"]} == {
-        f"pytest_dnnbench/suite/bench_models.py::test_dnn[{m}-bs{b}]" for m in ("tiny", "tiny_wide") for b in (1, 2, 3)
+        f"pytest_dnnbench/suite/bench_models.py::test_dnn[{m}-bs{b}]" for m in ("tiny", "tiny_wide") for b in BATCHES
     }
     # The controller prints the table, built from the workers' records.
     result.stdout.fnmatch_lines(["*dnnbench: cpu*", "tiny_wide*3*"])
 
 
 def test_all_tests_of_a_model_go_to_one_worker(tiny_project: pytest.Pytester) -> None:
-    result = tiny_project.runpytest(
-        *FAST,
-        "-n",
-        "2",
-        PARALLEL_CPU,
-        "--dnn-models=tiny,tiny_wide",
-        "--dnn-batch-sizes=1,2,3,4",
-        "-v",
-        "-p",
-        "no:cacheprovider",
-    )
+    result, _ = _two_models_on_two_workers(tiny_project)
     result.assert_outcomes(passed=8)
     stdout = result.stdout.str()
     assert "scheduling tests via ModelGroupScheduling" in stdout
