@@ -776,13 +776,7 @@ class Store:
         limit: int | None = 100,
     ) -> list[Run]:
         """Runs, newest first (``limit`` of them; None: all), with the number of records each holds."""
-        count = (
-            sa.select(sa.func.count(RECORDS.c.id))
-            .where(RECORDS.c.run_id == RUNS.c.id)
-            .correlate(RUNS)
-            .scalar_subquery()
-            .label("n")
-        )
+        count = _record_count()
         query = sa.select(RUNS, count).order_by(RUNS.c.started_at.desc(), RUNS.c.id.desc())
         if branch is not None:
             query = query.where(RUNS.c.git_branch == branch)
@@ -1002,13 +996,7 @@ class Store:
 
     def runs_by_id(self, run_ids: Sequence[int]) -> dict[int, tuple[Run, JsonMapping | None]]:
         """Each run of ``run_ids`` with its environment, by id (ids the store has not are left out)."""
-        count = (
-            sa.select(sa.func.count(RECORDS.c.id))
-            .where(RECORDS.c.run_id == RUNS.c.id)
-            .correlate(RUNS)
-            .scalar_subquery()
-            .label("n")
-        )
+        count = _record_count()
         out: dict[int, tuple[Run, JsonMapping | None]] = {}
         with self._read() as conn:
             for chunk in _chunks(run_ids):
@@ -1193,6 +1181,13 @@ def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
     items = sorted(set(ids))
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
+
+
+def _record_count() -> sa.Label[int]:
+    """A run's number of records, as a column ``n`` of a query of ``runs``."""
+    return (
+        sa.select(sa.func.count(RECORDS.c.id)).where(RECORDS.c.run_id == RUNS.c.id).correlate(RUNS).scalar_subquery()
+    ).label("n")
 
 
 def _run(r: sa.RowMapping) -> Run:
