@@ -306,7 +306,7 @@ def round_from_record(typed: Record, created: str | None = None) -> JsonObject:
         "n": int(lat.get("n") or len(samples)),
         "quantiles_ms": quantiles,
         "capped": bool(lat.get("capped", False)),
-        **_reference_of(lat),
+        **reference_of(lat),
         **({"busy": True} if (record.get("load") or {}).get("busy") else {}),
         "memory_bytes": dict(record.get("memory_bytes") or {}),
         "macs": record.get("macs"),
@@ -320,7 +320,7 @@ def round_from_record(typed: Record, created: str | None = None) -> JsonObject:
     }
 
 
-def _reference_of(lat: JsonMapping) -> JsonObject:
+def reference_of(lat: JsonMapping) -> JsonObject:
     """The round's machine speed (``reference_ms``: the reference workload's median) and the model's latency in
     units of it (``relative``), where the record has them (docs/baselines.md, "The machine's speed")."""
     ref = lat.get("reference")

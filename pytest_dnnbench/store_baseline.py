@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import statistics
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .jsontypes import JsonObject
+from .jsontypes import JsonMapping, JsonObject
 from .run_store import StoreChoice
 
 if TYPE_CHECKING:
@@ -121,7 +122,11 @@ class StoreBaselines:
                 f"the results store {self.where()} has no usable record of {record.model} at batch "
                 f"{record.batch_size} (fingerprint {fp[:12]}): record some with --dnn-store on that branch"
             )
-        return entry_from_points(record, points), None
+        try:
+            kept = store.records_json([p.record_id for p in points])
+        except StoreError as exc:
+            return None, str(exc)
+        return entry_from_points(record, points, kept), None
 
     def _open(self) -> Store | None:
         if self._db is None and self._problem is None:
@@ -140,9 +145,15 @@ class StoreBaselines:
             store.close()
 
 
-def entry_from_points(record: Record, points: list[Point]) -> JsonObject:
+def entry_from_points(record: Record, points: list[Point], kept: Mapping[int, JsonMapping] | None = None) -> JsonObject:
     """A baseline file's entry (as :func:`.gate.compare_entry` reads it) from a history's points: one round
-    per run, the latest run's memory, MACs, parameters and measured Top-1 as the entry's figures."""
+    per run, the latest run's memory, MACs, parameters and measured Top-1 as the entry's figures.
+
+    ``kept``: the records' JSON as the store keeps it, by record id (:meth:`.store.db.Store.records_json`): a
+    round takes its machine speed from there (``latency_ms.reference``), as a saved round does, so that the gate
+    divides the machine's speed out of a comparison with the store's runs too."""
+    from .baseline_save import reference_of
+
     rounds: list[JsonObject] = []
     for p in points:
         rnd: JsonObject = {
@@ -156,6 +167,9 @@ def entry_from_points(record: Record, points: list[Point]) -> JsonObject:
         total = p.figures.get("memory_total_bytes")
         if total is not None:
             rnd["memory_bytes"] = {"total": int(total)}
+        latency = (kept or {}).get(p.record_id, {}).get("latency_ms")
+        if isinstance(latency, Mapping):
+            rnd.update(reference_of(latency))
         rounds.append(rnd)
     latest = points[-1].figures
     medians = [float(p.latency_median_ms) for p in points if p.latency_median_ms is not None]

@@ -9,11 +9,17 @@ CNN, medians 2.78-4.66 ms (1.68x), while the median of each process's per-call r
 within 1.08x.
 
 The workload: one 3x3 convolution of 32 channels on a 32x32 input (batch 1, fp32, seeded), about 0.3-0.6 ms on
-one core of that VM. Its median (``latency_ms.reference.median``) says how fast the machine was; the median of
-the per-call ratios (``relative``) is the model's latency in units of it. The gate compares those where the
-baseline's rounds have them (:mod:`pytest_dnnbench.gate`). Timed on the CPU only (a GPU's speed does not drift
-so, and the workload would share the device's queue). Change :data:`WORKLOAD` when the workload changes: rounds
-of another workload are not compared by it.
+one core of that VM, run twice after each timed call and timed the second time. The first run after the model's
+call is slower by however cold the call left the core (its caches; its clock after a wait), and more so the more
+the call did after its last convolution: timed so (v1), it ran 1.35-1.5x slower after a model call followed by a
+Python loop of 25-100 % of the call, 1.3x after other kernels, 1.8x after a sleep, so that a slower model made
+the workload slower too and part of a real slowdown was divided out. Timed second, 0.93-1.11x after the same
+calls (1.46x after a sleep): ``benchmarks/reference_coupling.py``, docs/baselines.md. Its median
+(``latency_ms.reference.median``) says how fast the machine was; the median of the per-call ratios
+(``relative``) is the model's latency in units of it. The gate compares those where the baseline's rounds have
+them (:mod:`pytest_dnnbench.gate`). Timed on the CPU only (a GPU's speed does not drift so, and the workload
+would share the device's queue). Change :data:`WORKLOAD` when the workload changes: rounds of another workload
+are not compared by it.
 """
 
 from __future__ import annotations
@@ -28,13 +34,14 @@ if TYPE_CHECKING:
 __all__ = ["WORKLOAD", "reference_timer"]
 
 #: What the reference workload is; a round or record of another workload is not compared by it.
-WORKLOAD = "conv2d 3x3, 32 to 32 channels, 1x32x32, fp32, v1"
+WORKLOAD = "conv2d 3x3, 32 to 32 channels, 1x32x32, fp32, second of two, v2"
 
 
 def reference_timer(threads: int | None = None, clock: Callable[[], int] = time.perf_counter_ns) -> Timer:
     """A timer of the reference workload on the CPU (ms per call), in the caller's torch thread settings.
 
-    The tensors are made once (seeded), outside the timed call; the call runs under ``torch.inference_mode``."""
+    The tensors are made once (seeded), outside the timed call; the call runs under ``torch.inference_mode``,
+    once untimed (it warms what the model's call left cold) and once timed."""
     import torch
     import torch.nn.functional as F
 
@@ -45,6 +52,7 @@ def reference_timer(threads: int | None = None, clock: Callable[[], int] = time.
 
     def once() -> float:
         with torch.inference_mode():
+            F.conv2d(x, w, padding=1)
             t0 = clock()
             F.conv2d(x, w, padding=1)
             t1 = clock()

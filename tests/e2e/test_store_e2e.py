@@ -215,7 +215,8 @@ def pytest_dnnbench_register_models(registry, config):
     _git(root, "init", "-q", "-b", "main")
     _git(root, "add", "-A")
     _git(root, "commit", "-q", "-m", "start")
-    sleepy = ["--dnn-models=sleepy", "--dnn-confirm=0", "--dnn-calm-wait=0"]
+    # A sleep is not slowed by the machine as the reference workload is: compared as measured.
+    sleepy = ["--dnn-models=sleepy", "--dnn-confirm=0", "--dnn-calm-wait=0", "--dnn-speed-reference=off"]
     refused = tiny_project.runpytest(*RUN, *sleepy, "--dnn-baseline=store")
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
     refused.stderr.fnmatch_lines(["*--dnn-baseline=store: no results store is named. Give --dnn-store=URL*"])
@@ -241,3 +242,28 @@ def pytest_dnnbench_register_models(registry, config):
     )
     [record] = json.loads((root / "any.json").read_text())["records"]
     assert record["baseline"]["rounds"] == 5 and "any branch" in record["baseline"]["path"], anywhere.stdout.str()
+
+
+def test_a_baseline_from_the_store_divides_the_machines_speed_out(tiny_project: pytest.Pytester) -> None:
+    """The store's runs keep each record's reference workload (``latency_ms.reference``): a comparison with
+    them is made at their machine speed, as one with a saved baseline file is."""
+    root = tiny_project.path
+    for _ in range(2):
+        assert tiny_project.runpytest(*RUN, "--dnn-store").ret == 0
+    tiny_project.runpytest(
+        *RUN,
+        "--dnn-store",
+        "--dnn-baseline=store",
+        "--dnn-baseline-branch=*",
+        "--dnn-confirm=0",
+        "--dnn-latency-tolerance=5",
+        "--dnn-json=speed.json",
+    )
+    [record] = json.loads((root / "speed.json").read_text())["records"]
+    assert record["baseline"]["status"] == "compared" and record["baseline"]["rounds"] == 2, record["baseline"]
+    [latency] = [c for c in record["checks"] if c.get("metric") == "latency"]
+    speed = latency["machine_speed"]
+    assert speed["workload"] == record["latency_ms"]["reference"]["workload"]
+    assert speed["measured_reference_ms"] == pytest.approx(record["latency_ms"]["reference"]["median"])
+    assert speed["reference_ms"] > 0 and speed["raw_ratio"] > 0
+    assert "at the rounds' machine speed" in latency["message"], latency

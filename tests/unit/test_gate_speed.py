@@ -96,3 +96,62 @@ def test_fresh_processes_are_judged_at_the_rounds_speed_too() -> None:
     raw = latency(rec, entry(), Confirmation(medians=fresh.medians))
     assert raw.get("confirmation")["verdict"] != "fail"
     assert judge_confirmation([2.0] * 5, fresh.medians, 0.1, 0.01).outcome != "fail"
+
+
+def test_an_entry_from_the_stores_runs_carries_their_machine_speed() -> None:
+    """``--dnn-baseline=store``: each run's kept record gives its round the reference, as a saved round has it;
+    a run kept without one (an earlier version) leaves the comparison as measured."""
+    from datetime import datetime, timezone
+
+    from pytest_dnnbench.store.db import Point
+    from pytest_dnnbench.store_baseline import entry_from_points
+
+    now = datetime(2026, 12, 7, tzinfo=timezone.utc)
+
+    def point(i: int, rel: float) -> Point:
+        figures = {"latency_median_ms": rel * REF_MS, "latency_samples": 40}
+        return Point(
+            i,
+            i,
+            "fp",
+            now,
+            now,
+            "complete",
+            f"c{i}",
+            "main",
+            False,
+            "h",
+            "t",
+            "m",
+            1,
+            "eager",
+            "fp32",
+            "cpu",
+            "cpu-x",
+            "passed",
+            False,
+            False,
+            False,
+            figures,
+        )
+
+    points = [point(i, rel) for i, rel in enumerate(RELATIVES)]
+    kept = {
+        i: {
+            "latency_ms": {
+                "median": rel * REF_MS,
+                "reference": {"workload": WORKLOAD, "median": REF_MS, "relative": rel},
+            }
+        }
+        for i, rel in enumerate(RELATIVES)
+    }
+    rec = as_record(record(1.0, 1.45))
+    ent = entry_from_points(rec, points, kept)
+    assert [r["reference"] for r in ent["rounds"]] == [
+        {"workload": WORKLOAD, "median_ms": REF_MS, "relative": rel} for rel in RELATIVES
+    ]
+    c = latency(record(1.0, 1.45), ent)
+    assert c.get("verdict") == "pass" and c.get("machine_speed")["slower"] == pytest.approx(1.45, rel=0.01)
+    del kept[2]["latency_ms"]["reference"]
+    as_measured = latency(record(1.0, 1.45), entry_from_points(rec, points, kept))
+    assert as_measured.get("machine_speed") is None and as_measured.get("verdict") == "fail"
