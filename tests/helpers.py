@@ -6,6 +6,7 @@ import importlib
 import json
 import os
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,15 @@ def runs_on_commits(pytester: pytest.Pytester, args: list[str], n: int = 3) -> l
         assert result.ret == 0, result.stdout.str()
         done.append((git(root, "rev-parse", "HEAD"), result))
     return done
+
+
+def reap(procs: Iterable[subprocess.Popen[str]]) -> None:
+    """Kill what is still running of ``procs`` and close their pipes: also after a failure or a timeout, so that
+    no process or open pipe is left for a later test's warnings."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import load_json
+from helpers import load_json, reap
 
 pytest.importorskip("torch")
 
@@ -56,13 +56,7 @@ def test_resnet18_after_vgg16_gets_the_figure_it_gets_alone(pytester: pytest.Pyt
         alone = _resnet18_bs8(*runs["resnet18"], "resnet18")
         after = _resnet18_bs8(*runs["vgg16,resnet18"], "vgg16,resnet18")
     finally:
-        for proc, _ in runs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            for pipe in (proc.stdout, proc.stderr):
-                if pipe is not None:
-                    pipe.close()  # also after a failure: no open pipe left for a later test's warnings
+        reap(proc for proc, _ in runs.values())
     assert after["delta"] == pytest.approx(alone["delta"], rel=0.10), (alone, after)
     assert after["total"] == pytest.approx(alone["total"], rel=0.10), (alone, after)
     # The delta is the model's working memory: resnet18's live activations at batch 8 peak at

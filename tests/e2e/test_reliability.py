@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import FAST, TINY_MODULE, as_record, load_json
+from helpers import FAST, TINY_MODULE, as_record, load_json, reap
 from test_robustness import FAULTY_CONFTEST, FAULTY_MODULE, _wait_for
 
 from pytest_dnnbench.problems import MAX_SHOWN
@@ -389,13 +389,7 @@ def crash_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
             )
         yield {order: "".join(proc.communicate(timeout=300)) for order, proc in procs.items()}
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            for pipe in (proc.stdout, proc.stderr):
-                if pipe is not None:
-                    pipe.close()  # also after a timeout: no open pipe left for a later test's warnings
+        reap(procs.values())
 
 
 # pytest-xdist: both orders on one worker, which starts both runs once.
