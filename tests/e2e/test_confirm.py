@@ -15,6 +15,7 @@ from helpers import FAST, as_record, load_json
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pytest_dnnbench.baseline_store import load_baseline
 from pytest_dnnbench.gate import (
     Confirmation,
     Tolerances,
@@ -320,7 +321,11 @@ def test_fresh_processes_that_cannot_settle_it_are_followed_by_as_many_again(
     check = _check(sleepy)
     medians = check["confirmation"]["medians"]
     assert len(medians) == 12 and check["verdict"] == "fail", check
-    assert sum(m < 2.6 for m in medians) == 1  # the fast process stays in the set
+    # The fast process stays in the set: below every round (a 2 ms sleep against 3 ms ones; how far below
+    # depends on how much the machine's timer overshoots a sleep, more on a loaded CI machine).
+    (entry,) = load_baseline(sleepy.path / "base.json").entries.values()
+    fastest_round = min(float(r["median_ms"]) for r in entry["rounds"])
+    assert sum(m < fastest_round for m in medians) == 1, (medians, fastest_round)
     result.stdout.fnmatch_lines(["*confirmed: 12 fresh processes measured 1.*x the baseline*"])
 
 
