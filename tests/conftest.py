@@ -28,6 +28,19 @@ def tiny_project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
+#: What pytest-xdist puts in a worker's environment. The suite runs on two workers (scripts/test); the pytest
+#: runs its tests start in-process or as children would inherit these, and pytest-benchmark reads
+#: ``PYTEST_XDIST_WORKER`` to turn itself off "because xdist is on" in runs that use no xdist at all.
+XDIST_ENVIRONMENT = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _runs_inside_know_nothing_of_the_suites_workers() -> Iterator[None]:
+    before = {name: os.environ.pop(name) for name in XDIST_ENVIRONMENT if name in os.environ}
+    yield
+    os.environ.update(before)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _share_runtime_floors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The many pytest processes of this suite (pytester, pytest-xdist workers) measure each CPU runtime
