@@ -2,11 +2,12 @@
 reference workload (pytest_dnnbench/measure/reference.py) call after call, as the plugin does.
 
 For each of ``--processes`` fresh processes (``--pause`` seconds apart, one torch thread): the model's median,
-the reference's median, and the model's latency in units of it (the median of the per-call ratios). Also, in
-the same processes, the machine's speed measured in blocks away from the model's calls (before its warm-up and
-after its timed calls, averaged): the reference workload run back to back, and a memory-bound workload (an add
-of two 32 MB tensors); the model's median in units of each, and of their geometric mean. Printed: each
-process's figures, then the spread (slowest / fastest process) of the raw medians and of each relative
+the reference's median, and the model's latency in units of it (the median of the per-call ratios), and the
+same with the workload's best of four runs after each call (run after the first: a candidate for long calls).
+Also, in the same processes, the machine's speed measured in blocks away from the model's calls (before its
+warm-up and after its timed calls, averaged): the reference workload run back to back, and a memory-bound
+workload (an add of two 32 MB tensors); the model's median in units of each, and of their geometric mean.
+Printed: each process's figures, then the spread (slowest / fastest process) of the raw medians and of each relative
 latency, side by side from the same processes. Also the cost of the reference in one process: the model's
 median with and without it interleaved (blocks of calls alternating, so that both see the same states).
 
@@ -64,10 +65,10 @@ def model():
 before = block()
 for _ in range(3 if name == "resnet18" else 10):
     model()
-m, r = [], []
+m, r, r4 = [], [], []
 end = time.perf_counter() + seconds
 while time.perf_counter() < end:
-    m.append(model()); r.append(ref())
+    m.append(model()); r.append(ref()); r4.append(min(ref() for _ in range(4)))
 after = block()
 # The cost of the reference: blocks of 10 calls with it and 10 without, alternating.
 w, wo = [], []
@@ -79,6 +80,7 @@ while time.perf_counter() < end:
         wo.append(model())
 med = statistics.median
 print(json.dumps({"model": med(m), "reference": med(r), "relative": med([a / b for a, b in zip(m, r)]),
+                  "best4": med(r4), "relative_best4": med([a / b for a, b in zip(m, r4)]),
                   "n": len(m), "block": (before[0] + after[0]) / 2, "memory": (before[1] + after[1]) / 2,
                   "block_drift": after[0] / before[0], "memory_drift": after[1] / before[1],
                   "with": med(w), "without": med(wo)}))
@@ -123,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cost = statistics.median(r["with"] / r["without"] for r in rows)
     print(f"spread over the processes (slowest / fastest): model {spread('model'):.2f}x; per call: reference "
-          f"{spread('reference'):.2f}x, relative {spread('relative'):.2f}x; blocks: reference "
+          f"{spread('reference'):.2f}x, relative {spread('relative'):.2f}x; per call, best of 4: reference "
+          f"{spread('best4'):.2f}x, relative {spread('relative_best4'):.2f}x; blocks: reference "
           f"{spread('block'):.2f}x, model/reference {spread('per_block'):.2f}x, memory {spread('memory'):.2f}x, "
           f"model/memory {spread('per_memory'):.2f}x, model/both (geometric mean) {spread('per_both'):.2f}x; "
           f"the model with the reference interleaved / without: {cost:.3f} (median); "
