@@ -2,8 +2,9 @@
 reference workload (pytest_dnnbench/measure/reference.py) call after call, as the plugin does.
 
 For each of ``--processes`` fresh processes (``--pause`` seconds apart, one torch thread): the model's median,
-the reference's median, and the model's latency in units of it (the median of the per-call ratios), and the
-same with the workload's best of four runs after each call (run after the first: a candidate for long calls).
+the reference's median, and the model's latency in units of it (the median of the per-call ratios), for the
+workload timed as v2 did (the second of two runs after each call) and as the plugin does now (v3: the best of
+four runs after an untimed one), the two ways alternating call by call.
 Also, in the same processes, the machine's speed measured in blocks away from the model's calls (before its
 warm-up and after its timed calls, averaged): the reference workload run back to back, and a memory-bound
 workload (an add of two 32 MB tensors); the model's median in units of each, and of their geometric mean.
@@ -49,7 +50,17 @@ else:
         nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
         nn.Flatten(), nn.Linear(128, 10)).eval()
     x = torch.randn(batch, 3, 64, 64)
-ref = reference_timer()
+ref = reference_timer()  # the plugin's (v3: the best of four runs after an untimed one)
+gen = torch.Generator().manual_seed(1234)
+rx, rw = torch.randn((1, 32, 32, 32), generator=gen), torch.randn((32, 32, 3, 3), generator=gen) * 0.06
+def v2():
+    # The workload as v2 timed it: once untimed, then the second run.
+    with torch.inference_mode():
+        torch.nn.functional.conv2d(rx, rw, padding=1)
+        t0 = time.perf_counter_ns(); torch.nn.functional.conv2d(rx, rw, padding=1)
+        return (time.perf_counter_ns() - t0) / 1e6
+for _ in range(3):
+    v2()
 # A memory-bound workload: an add of two 32 MB tensors into a third (96 MB of traffic, past the caches).
 a, b = torch.randn(8 << 20), torch.randn(8 << 20)
 c = torch.empty_like(a)
@@ -65,10 +76,12 @@ def model():
 before = block()
 for _ in range(3 if name == "resnet18" else 10):
     model()
-m, r, r4 = [], [], []
+m, r, m4, r4 = [], [], [], []
 end = time.perf_counter() + seconds
 while time.perf_counter() < end:
-    m.append(model()); r.append(ref()); r4.append(min(ref() for _ in range(4)))
+    # The two ways alternate call by call, each right after a call of the model.
+    m.append(model()); r.append(v2())
+    m4.append(model()); r4.append(ref())
 after = block()
 # The cost of the reference: blocks of 10 calls with it and 10 without, alternating.
 w, wo = [], []
@@ -79,8 +92,8 @@ while time.perf_counter() < end:
     for _ in range(10):
         wo.append(model())
 med = statistics.median
-print(json.dumps({"model": med(m), "reference": med(r), "relative": med([a / b for a, b in zip(m, r)]),
-                  "best4": med(r4), "relative_best4": med([a / b for a, b in zip(m, r4)]),
+print(json.dumps({"model": med(m + m4), "reference": med(r), "relative": med([a / b for a, b in zip(m, r)]),
+                  "best4": med(r4), "relative_best4": med([a / b for a, b in zip(m4, r4)]),
                   "n": len(m), "block": (before[0] + after[0]) / 2, "memory": (before[1] + after[1]) / 2,
                   "block_drift": after[0] / before[0], "memory_drift": after[1] / before[1],
                   "with": med(w), "without": med(wo)}))
@@ -113,19 +126,20 @@ def main(argv: list[str] | None = None) -> int:
         row["per_memory"] = row["model"] / row["memory"]
         row["per_both"] = row["model"] / math.sqrt(row["block"] * row["memory"])
         rows.append(row)
-        print(f"  process {i + 1:2}: model {row['model']:.3f} ms ({row['n']} calls); per call: reference "
-              f"{row['reference']:.3f} ms, relative {row['relative']:.3f}; blocks: reference {row['block']:.3f} ms "
+        print(f"  process {i + 1:2}: model {row['model']:.3f} ms ({row['n']} calls); per call, v2: reference "
+              f"{row['reference']:.3f} ms, relative {row['relative']:.3f}; v3: reference {row['best4']:.3f} ms, "
+              f"relative {row['relative_best4']:.3f}; blocks: reference {row['block']:.3f} ms "
               f"(after/before {row['block_drift']:.2f}), memory {row['memory']:.2f} ms (after/before "
               f"{row['memory_drift']:.2f}); with/without the reference {row['with'] / row['without']:.3f}",
               flush=True)  # fmt: skip
 
     def spread(key: str) -> float:
         values = [r[key] for r in rows]
-        return max(values) / min(values)
+        return float(max(values) / min(values))
 
     cost = statistics.median(r["with"] / r["without"] for r in rows)
-    print(f"spread over the processes (slowest / fastest): model {spread('model'):.2f}x; per call: reference "
-          f"{spread('reference'):.2f}x, relative {spread('relative'):.2f}x; per call, best of 4: reference "
+    print(f"spread over the processes (slowest / fastest): model {spread('model'):.2f}x; per call, v2: reference "
+          f"{spread('reference'):.2f}x, relative {spread('relative'):.2f}x; per call, v3 (best of 4): reference "
           f"{spread('best4'):.2f}x, relative {spread('relative_best4'):.2f}x; blocks: reference "
           f"{spread('block'):.2f}x, model/reference {spread('per_block'):.2f}x, memory {spread('memory'):.2f}x, "
           f"model/memory {spread('per_memory'):.2f}x, model/both (geometric mean) {spread('per_both'):.2f}x; "
