@@ -14,9 +14,9 @@ kept (v3). What the model's call left behind (cold caches, a core's clock after 
 after it, and more so the more the call did after its last convolution, so that a slower model would make the
 workload slower too and part of a real slowdown would be divided out. Timed once right after the call (v1), the
 workload ran 1.2-1.8x slower after a model call followed by extra work (a Python loop, other kernels, a sleep);
-timed second of two (v2), 1.01-1.10x after the small CNN's call and still 1.06-1.13x after resnet18's call plus
+timed second of two (v2), 1.01-1.10x after the small CNN's call and still 1.06-1.17x after resnet18's call plus
 25 % of Python loop (+25 % then showed as +16 %). The best of four runs after the untimed one is not slowed by
-any of them (1.00-1.01x, a sleep included) and keeps every injected slowdown whole: ``benchmarks/
+any of them (1.00-1.02x, a sleep included) and keeps every injected slowdown whole: ``benchmarks/
 reference_coupling.py``, docs/baselines.md. Its median (``latency_ms.reference.median``) says how fast the
 machine was; the median of the per-call ratios (``relative``) is the model's latency in units of it. The gate
 compares those where the baseline's rounds have them (:mod:`pytest_dnnbench.gate`). Timed on the CPU only (a
