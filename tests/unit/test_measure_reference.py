@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import hashlib
+import inspect
 from collections.abc import Iterator
 
 import pytest
@@ -48,9 +51,43 @@ def test_one_untimed_run_then_the_fastest_of_the_timed_ones(monkeypatch: pytest.
     assert recorder.events == ["conv"] + ["clock", "conv", "clock"] * TIMED_RUNS
 
 
-def test_the_workload_names_its_version() -> None:
-    # Rounds and records of another workload are compared as measured: the name must change with the timing.
-    assert TIMED_RUNS == 4 and WORKLOAD.endswith("best of four after one, v3")
+#: The timer's code (docstring, comments and layout aside) when WORKLOAD was last named. Rounds and records of
+#: another workload are compared as measured (the gate matches WORKLOAD), so a change of how the workload is run
+#: or timed must change WORKLOAD's version; then set this to what the test prints.
+TIMER_CODE_OF_V3 = "6e8e0d174fed796e"
+
+
+def _timer_code(source: str | None = None) -> str:
+    """A fingerprint of reference_timer's code and TIMED_RUNS in ``source`` (the module's own by default)."""
+    from pytest_dnnbench.measure import reference
+
+    tree = ast.parse(inspect.getsource(reference) if source is None else source)
+    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "reference_timer")
+    body = fn.body
+    if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        fn.body = body[1:]  # the docstring
+    return hashlib.sha256(f"{ast.unparse(fn)}\nTIMED_RUNS={TIMED_RUNS}".encode()).hexdigest()[:16]
+
+
+def test_a_change_of_the_timer_changes_the_workloads_version() -> None:
+    code = _timer_code()
+    assert WORKLOAD.endswith(", v3") and code == TIMER_CODE_OF_V3, (
+        f"the reference timer's code changed ({code}, was {TIMER_CODE_OF_V3} for {WORKLOAD!r}): rounds saved "
+        "before would be divided by another workload's time; give WORKLOAD a new version, say it in its text, "
+        "and set TIMER_CODE_OF_V3 (renamed) to the new code"
+    )
+
+
+def test_the_fingerprint_sees_a_change_of_timing_but_not_of_comments_or_the_docstring() -> None:
+    from pytest_dnnbench.measure import reference
+
+    src = inspect.getsource(reference)
+    line = "best = min(best, t1 - t0)"
+    assert src.count(line) == 1
+    assert _timer_code(src.replace(line, "best = t1 - t0")) != TIMER_CODE_OF_V3
+    assert _timer_code(src.replace("F.conv2d(x, w, padding=1)\n", "F.relu(x)\n", 1)) != TIMER_CODE_OF_V3
+    assert _timer_code(src.replace(line, f"{line}  # the fastest")) == TIMER_CODE_OF_V3
+    assert _timer_code(src.replace("the fastest is its time", "the fastest run is kept")) == TIMER_CODE_OF_V3
 
 
 def test_a_real_run_is_a_fraction_of_a_millisecond_to_milliseconds() -> None:
