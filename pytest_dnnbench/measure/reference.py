@@ -47,8 +47,9 @@ WORKLOAD = "conv2d 3x3, 32 to 32 channels, 1x32x32, fp32, best of four after one
 TIMED_RUNS = 4
 
 
-def reference_timer(threads: int | None = None, clock: Callable[[], int] = time.perf_counter_ns) -> Timer:
-    """A timer of the reference workload on the CPU (ms per call), in the caller's torch thread settings.
+def reference_timer(clock: Callable[[], int] = time.perf_counter_ns) -> Timer:
+    """A timer of the reference workload on the CPU (ms per call), in the caller's torch threads (the model's:
+    the workload runs in them).
 
     The tensors are made once (seeded), outside the timed call; the call runs under ``torch.inference_mode``,
     once untimed (it warms what the model's call left cold) and then :data:`TIMED_RUNS` times, timed one by one;
@@ -59,7 +60,6 @@ def reference_timer(threads: int | None = None, clock: Callable[[], int] = time.
     gen = torch.Generator().manual_seed(1234)
     x = torch.randn((1, 32, 32, 32), generator=gen)
     w = torch.randn((32, 32, 3, 3), generator=gen) * 0.06
-    del threads  # the process's torch threads are the model's: the workload runs in them
 
     def once() -> float:
         best = 1 << 62

@@ -54,7 +54,7 @@ def test_one_untimed_run_then_the_fastest_of_the_timed_ones(monkeypatch: pytest.
 #: The timer's code (docstring, comments and layout aside) when WORKLOAD was last named. Rounds and records of
 #: another workload are compared as measured (the gate matches WORKLOAD), so a change of how the workload is run
 #: or timed must change WORKLOAD's version; then set this to what the test prints.
-TIMER_CODE_OF_V3 = "6e8e0d174fed796e"
+TIMER_CODE_OF_V3 = "7f4f947e31ef8511"
 
 
 def _timer_code(source: str | None = None) -> str:
@@ -72,9 +72,9 @@ def _timer_code(source: str | None = None) -> str:
 def test_a_change_of_the_timer_changes_the_workloads_version() -> None:
     code = _timer_code()
     assert WORKLOAD.endswith(", v3") and code == TIMER_CODE_OF_V3, (
-        f"the reference timer's code changed ({code}, was {TIMER_CODE_OF_V3} for {WORKLOAD!r}): rounds saved "
-        "before would be divided by another workload's time; give WORKLOAD a new version, say it in its text, "
-        "and set TIMER_CODE_OF_V3 (renamed) to the new code"
+        f"the reference timer's code changed ({code}, was {TIMER_CODE_OF_V3} for {WORKLOAD!r}): if what it runs "
+        "or how it times changed, rounds saved before would be divided by another workload's time: give WORKLOAD "
+        "a new version, say it in its text and rename TIMER_CODE_OF_V3; either way set it to the new code"
     )
 
 
