@@ -148,7 +148,8 @@ def test_every_cpu_mode_side_by_side_with_its_output_checked(project: pytest.Pyt
 
 @needs_ort
 def test_each_mode_is_saved_and_compared_against_its_own_rounds(project: pytest.Pytester) -> None:
-    run(project, "--dnn-save-baseline", modes="eager,onnxruntime").assert_outcomes(passed=2)
+    # One sample makes a round (a round below the minimum is not saved; a loaded machine can leave fewer than three).
+    run(project, "--dnn-save-baseline", "--dnn-min-samples=1", modes="eager,onnxruntime").assert_outcomes(passed=2)
     files = sorted(p.name for p in (project.path / "baselines").glob("*.json"))
     assert len(files) == 2 and files[0].endswith("-fp32-eager.json") and files[1].endswith("-fp32-onnxruntime.json")
     # What is tested is which rounds each mode is compared with, not the verdict: a 0.05 ms model's latency
